@@ -1,0 +1,141 @@
+// pgnap's configuration: the TOML schema of DESIGN.md, parsed once into an immutable
+// snapshot. Every key is declared once (daemon/config.cpp's key tables) with its type,
+// default and bounds; unknown keys are errors; every error names file, line, key and what
+// was expected.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgnap::daemon {
+
+using Duration = std::chrono::milliseconds;
+
+// Parses "250ms", "30s", "10m", "2h", "1d" (an integer followed by one unit). Returns nullopt
+// on anything else (no unit, negative, fractional, overflow).
+[[nodiscard]] std::optional<Duration> parse_duration(std::string_view text);
+// Formats a duration with the largest unit that divides it exactly: "250ms", "30s", "10m".
+[[nodiscard]] std::string format_duration(Duration d);
+
+// Where the gateway listens: "host:port" (IPv4, "[v6]:port", or a host name resolved at
+// start-up), or a Unix socket path whose file name is ".s.PGSQL.<port>" (the name libpq
+// derives from host=<dir> port=<port>). Port 0 asks the kernel for a free port; the
+// chosen port is logged.
+struct ListenAddress {
+  enum class Kind { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;     // kTcp
+  std::uint16_t port = 0;
+  std::string path;     // kUnix: the socket file
+  [[nodiscard]] std::string to_string() const;
+};
+
+// Where an instance's PostgreSQL listens once awake: "host:port", or an absolute Unix socket
+// directory (port 5432), or an absolute path to the socket file ".../.s.PGSQL.<port>".
+struct BackendAddress {
+  enum class Kind { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;        // kTcp
+  std::uint16_t port = 5432;
+  std::string socket_dir;  // kUnix
+  [[nodiscard]] std::string socket_path() const;  // kUnix: socket_dir + "/.s.PGSQL.<port>"
+  [[nodiscard]] std::string to_string() const;
+};
+
+struct PgCtlConfig {
+  std::string data_dir;         // required; absolute after loading
+  std::string bin_dir;          // "" = find pg_ctl (pg_config --bindir, PATH, /usr/lib/postgresql/*/bin)
+  std::string os_user = "postgres";  // user pg_ctl runs as when pgnap runs as root
+  std::string log_file;         // server log passed to pg_ctl -l; default <data_dir>/pgnap-postgres.log
+};
+
+// [instances.NAME.accounting]: the savings model's coefficients (docs/accounting.md).
+struct AccountingConfig {
+  double vcpus = 2;
+  double memory_gb = 1;
+  double idle_watts_per_vcpu = 0.74;  // Cloud Carbon Footprint, AWS average (min watts)
+  double busy_watts_per_vcpu = 3.5;   // Cloud Carbon Footprint, AWS average (max watts)
+  double watts_per_gb = 0.392;        // Cloud Carbon Footprint memory coefficient
+  double residual_watts = 0;          // power that stays drawn while asleep
+  std::optional<double> power_watts;  // overrides the vCPU/memory estimate when set
+  double pue = 1.135;                 // Cloud Carbon Footprint, AWS
+  double grid_intensity = 473;        // gCO2e/kWh, Ember 2024 world average
+  std::string grid_source = "Ember, Global Electricity Review 2025 (world average)";
+  std::int64_t grid_year = 2024;
+  double price_per_hour = 0;          // what an hour awake costs
+  std::string currency = "USD";
+  Duration wake_billed_minimum{0};    // minimum billed time per start (RDS: 10m)
+  double embodied_g_per_hour = 0;     // embodied carbon per hour awake; 0 = not reported
+};
+
+struct InstanceConfig {
+  std::string name;
+  std::vector<std::string> databases{"*"};
+  std::string backend;  // "pg_ctl" (required)
+  BackendAddress address;  // required
+  Duration idle_timeout = std::chrono::minutes(10);
+  Duration min_awake = std::chrono::seconds(30);
+  Duration wake_timeout = std::chrono::seconds(60);
+  std::uint32_t max_waiting = 200;
+  Duration connect_timeout = std::chrono::seconds(10);  // TCP/Unix connect to the instance
+  bool suspend_on_exit = false;
+  PgCtlConfig pg_ctl;
+  AccountingConfig accounting;
+};
+
+struct GatewayConfig {
+  std::vector<ListenAddress> listen;  // default ["127.0.0.1:6432"]
+  std::uint32_t max_clients = 1000;
+  Duration login_timeout = std::chrono::seconds(15);
+  std::string ledger = "/var/lib/pgnap/ledger.db";
+  Duration shutdown_timeout = std::chrono::seconds(30);
+  std::string log_level = "info";  // debug | info | warning | error
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9932";  // "" disables
+};
+
+struct Config {
+  std::string source;  // the file it was read from
+  GatewayConfig gateway;
+  MetricsConfig metrics;
+  std::vector<InstanceConfig> instances;  // in file order
+};
+
+struct ConfigError {
+  std::string file;
+  std::uint32_t line = 0;  // 0 when unknown (e.g. the file cannot be read)
+  std::uint32_t column = 0;
+  std::string key;         // dotted path, e.g. "instances.main.idle_timeout"
+  std::string message;     // what was expected, e.g. "expected a duration with a unit such as \"30s\", got \"10\""
+  // "FILE:LINE:COLUMN: KEY: MESSAGE"
+  [[nodiscard]] std::string to_string() const;
+};
+
+class ConfigLoadError : public std::runtime_error {
+ public:
+  explicit ConfigLoadError(std::vector<ConfigError> errors);
+  [[nodiscard]] const std::vector<ConfigError>& errors() const { return errors_; }
+
+ private:
+  std::vector<ConfigError> errors_;
+};
+
+// Parses TOML text. `source` names it in errors; relative paths in the file resolve against
+// `base_dir` (load_config passes the config file's directory). Collects every error it can
+// and throws ConfigLoadError with all of them.
+[[nodiscard]] Config parse_config(std::string_view text, std::string source, std::string base_dir);
+// Reads and parses a file (throws ConfigLoadError, including when the file cannot be read).
+[[nodiscard]] Config load_config(const std::string& path);
+
+// The human-readable summary `pgnap check` prints: listeners, limits, the routing table,
+// each instance's backend, address, timeouts and the commands it would run.
+[[nodiscard]] std::string describe_config(const Config& config);
+
+}  // namespace pgnap::daemon

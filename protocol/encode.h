@@ -1,0 +1,50 @@
+// Encoders of the messages pgnap itself writes: ErrorResponse, NegotiateProtocolVersion,
+// the startup packet it forwards, and the CancelRequest it relays.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "protocol/startup.h"
+
+namespace pgnap::protocol {
+
+// SQLSTATE codes pgnap emits (https://www.postgresql.org/docs/15/errcodes-appendix.html).
+namespace sqlstate {
+inline constexpr std::string_view kProtocolViolation = "08P01";
+inline constexpr std::string_view kInvalidCatalogName = "3D000";       // unknown database
+inline constexpr std::string_view kTooManyConnections = "53300";
+inline constexpr std::string_view kCannotConnectNow = "57P03";
+inline constexpr std::string_view kAdminShutdown = "57P01";
+inline constexpr std::string_view kInvalidAuthorization = "28000";
+}  // namespace sqlstate
+
+struct ErrorFields {
+  std::string_view severity = "FATAL";  // sent as both 'S' (localized) and 'V' (not localized)
+  std::string_view sqlstate;            // 'C'
+  std::string_view message;             // 'M'
+  std::string_view detail;              // 'D', omitted when empty
+  std::string_view hint;                // 'H', omitted when empty
+};
+
+// A complete ErrorResponse ('E') message. Field values containing NUL bytes are cut at the
+// NUL, so a detail quoted from a log cannot break the framing.
+[[nodiscard]] std::string encode_error_response(const ErrorFields& fields);
+
+// NegotiateProtocolVersion ('v'): the newest minor version of protocol 3 that pgnap supports,
+// and the "_pq_." options it did not recognise.
+[[nodiscard]] std::string encode_negotiate_protocol_version(std::uint16_t newest_minor,
+                                                            std::span<const std::string> unrecognized_options);
+
+// A protocol 3.0 StartupMessage with `msg`'s parameters (minor version is not copied:
+// pgnap always speaks 3.0 to PostgreSQL).
+[[nodiscard]] std::string encode_startup_message(const StartupMessage& msg);
+
+[[nodiscard]] std::string encode_cancel_request(const CancelRequest& req);
+
+// Terminate ('X'): sent to PostgreSQL when pgnap ends a session on its own.
+[[nodiscard]] std::string encode_terminate();
+
+}  // namespace pgnap::protocol

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install pgnap's build, test and demo dependencies from Debian bookworm packages.
+#
+# Idempotent: asks apt only for what is missing, so a second run is a no-op and
+# does not need the network. Boost comes from the versioned 1.81 packages, not
+# the default 1.74, whose Asio lacks awaitable operators and Process v2.
+set -eu
+
+PACKAGES="
+  build-essential cmake pkg-config
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libpq-dev libsqlite3-dev prometheus-cpp-dev libtomlplusplus-dev
+  libssl-dev libsystemd-dev libgtest-dev libgmock-dev
+  postgresql postgresql-client pgbouncer
+"
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing="$missing $p"
+  fi
+done
+
+if [ -z "$missing" ]; then
+  echo "install-deps: all dependencies present"
+  exit 0
+fi
+
+echo "install-deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
+
+# The postgresql package creates and starts a default cluster on some systems;
+# pgnap's tests and demo use their own throwaway clusters and need nothing of it.
