@@ -1,1 +1,218 @@
-// placeholder
+#include "backends/child_process.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <sys/wait.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+// Boost 1.81's Process v2 uses boost::optional and <type_traits> without including them
+// when BOOST_PROCESS_USE_STD_FS is set.
+#include <type_traits>
+#include <boost/optional.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/stdio.hpp>
+
+namespace pgnap::backends {
+
+namespace bp = boost::process::v2;
+using namespace boost::asio::experimental::awaitable_operators;
+
+std::optional<RunAs> lookup_user(const std::string& name, std::string& error) {
+  errno = 0;
+  const passwd* pw = ::getpwnam(name.c_str());
+  if (pw == nullptr) {
+    error = errno != 0 ? std::string("cannot look up OS user \"") + name + "\": " + std::strerror(errno)
+                       : std::string("OS user \"") + name + "\" does not exist";
+    return std::nullopt;
+  }
+  RunAs r{name, pw->pw_uid, pw->pw_gid, {}, pw->pw_dir ? pw->pw_dir : "/"};
+  int n = 32;
+  r.groups.resize(static_cast<std::size_t>(n));
+  while (::getgrouplist(name.c_str(), pw->pw_gid, r.groups.data(), &n) < 0) {
+    r.groups.resize(static_cast<std::size_t>(n) + 32);
+    n = static_cast<int>(r.groups.size());
+  }
+  r.groups.resize(static_cast<std::size_t>(n));
+  return r;
+}
+
+namespace {
+
+// Runs in the child between fork and exec, so it may only make async-signal-safe calls:
+// everything it needs was resolved before the fork.
+struct ChildSetup {
+  const RunAs* run_as;
+
+  template <typename Launcher>
+  bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*) {
+    // Own process group: a timeout kills the command and anything it started in the group.
+    if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
+    // The parent may have SIGPIPE ignored; commands expect the default.
+    ::signal(SIGPIPE, SIG_DFL);
+    if (run_as != nullptr) {
+      if (::setgroups(run_as->groups.size(), run_as->groups.data()) != 0 || ::setgid(run_as->gid) != 0 ||
+          ::setuid(run_as->uid) != 0) {
+        return {errno, boost::system::system_category()};
+      }
+      // pgnap's working directory may not be readable by the target user.
+      if (::chdir("/") != 0) return {errno, boost::system::system_category()};
+    }
+    return {};
+  }
+};
+
+void append_bounded(std::string& out, const char* data, std::size_t n, std::size_t max) {
+  out.append(data, n);
+  if (out.size() > max) out.erase(0, out.size() - max);
+}
+
+std::string format_ms(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";
+  return std::to_string(d.count()) + "ms";
+}
+
+}  // namespace
+
+std::string CommandResult::describe() const {
+  switch (end) {
+    case End::kExited:
+      return "exited with status " + std::to_string(exit_code);
+    case End::kSignaled:
+      return std::string("killed by signal ") + std::to_string(signal) + " (" + ::strsignal(signal) + ")";
+    case End::kTimedOut:
+      return "did not finish in time and was killed";
+    case End::kSpawnFailed:
+      return "could not be started: " + error;
+  }
+  return "?";
+}
+
+std::string format_command(const std::vector<std::string>& argv) {
+  std::string line;
+  for (const auto& a : argv) {
+    if (!line.empty()) line += ' ';
+    const bool plain = !a.empty() && a.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@%+") ==
+                                         std::string::npos;
+    if (plain) {
+      line += a;
+    } else {
+      line += '\'';
+      for (char c : a) {
+        if (c == '\'') line += "'\\''";
+        else line += c;
+      }
+      line += '\'';
+    }
+  }
+  return line;
+}
+
+asio::awaitable<CommandResult> run_command(CommandSpec spec) {
+  auto executor = co_await asio::this_coro::executor;
+  CommandResult result;
+  if (spec.argv.empty()) {
+    result.error = "empty command";
+    co_return result;
+  }
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    result.error = std::string("pipe: ") + std::strerror(errno);
+    co_return result;
+  }
+  asio::readable_pipe out(executor, fds[0]);
+
+  bp::error_code ec;
+  std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
+  bp::process proc(executor);
+  {
+    const RunAs* run_as = spec.run_as ? &*spec.run_as : nullptr;
+    proc = bp::default_process_launcher()(executor, ec, spec.argv.front(), args,
+                                          bp::process_stdio{nullptr, fds[1], fds[1]}, ChildSetup{run_as});
+  }
+  ::close(fds[1]);
+  if (ec) {
+    result.error = ec.message();
+    co_return result;
+  }
+  const pid_t pid = proc.id();
+
+  // Kills the whole group; used on timeout and on cancellation. The group id is the pid
+  // (setpgid(0, 0) in the child).
+  auto kill_group = [pid] { ::kill(-pid, SIGKILL); };
+
+  auto read_output = [&]() -> asio::awaitable<void> {
+    std::array<char, 4096> buf;
+    for (;;) {
+      auto [rec, n] = co_await out.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      if (n > 0) append_bounded(result.output, buf.data(), n, spec.max_output);
+      if (rec) co_return;  // EOF: every writer (the command and its children) is gone
+    }
+  };
+
+  asio::steady_timer timer(executor, spec.timeout);
+  auto cancellation = co_await asio::this_coro::cancellation_state;
+  // Never leave the command running when our caller gives up on it.
+  auto abandon = [&] {
+    kill_group();
+    boost::system::error_code ignored;
+    proc.wait(ignored);  // the child was just SIGKILLed: reaping it is immediate
+    throw boost::system::system_error(asio::error::operation_aborted);
+  };
+
+  // Output and exit are awaited together (a command that fills the pipe would otherwise
+  // block forever). The output normally ends when the command exits, but a grandchild that
+  // outlives it (a daemon that kept the pipe) would hold it open: after the exit the output
+  // gets only a short grace period.
+  bool exited = false;
+  auto wait_then_grace = [&]() -> asio::awaitable<void> {
+    auto [ec, code] = co_await proc.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;  // cancelled: the output ended first
+    exited = true;
+    asio::steady_timer grace(executor, std::chrono::milliseconds(200));
+    co_await grace.async_wait(asio::as_tuple(asio::use_awaitable));
+  };
+  auto first = co_await (read_output() || wait_then_grace() || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+  if (cancellation.cancelled() != asio::cancellation_type::none) abandon();
+  bool timed_out = first.index() == 2 && !exited;
+  if (!exited && !timed_out) {
+    // The output closed first; the command is still finishing.
+    auto second = co_await (proc.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                            timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (cancellation.cancelled() != asio::cancellation_type::none) abandon();
+    timed_out = second.index() == 1;
+  }
+  if (timed_out) {
+    kill_group();
+    boost::system::error_code ignored;
+    proc.wait(ignored);
+  }
+
+  const int status = proc.native_exit_code();
+  if (timed_out) {
+    result.end = CommandResult::End::kTimedOut;
+    result.error = "timed out after " + format_ms(spec.timeout);
+  } else if (WIFEXITED(status)) {
+    result.end = CommandResult::End::kExited;
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.end = CommandResult::End::kSignaled;
+    result.signal = WTERMSIG(status);
+  }
+  co_return result;
+}
+
+}  // namespace pgnap::backends

@@ -1,5 +1,5 @@
 // pgnap's configuration: the TOML schema of DESIGN.md, parsed once into an immutable
-// snapshot. Every key is declared once (daemon/config.cpp's key tables) with its type,
+// snapshot. Every key is declared once (daemon/config_schema.cpp's key tables) with its type,
 // default and bounds; unknown keys are errors; every error names file, line, key and what
 // was expected.
 #pragma once
@@ -49,7 +49,7 @@ struct BackendAddress {
 
 struct PgCtlConfig {
   std::string data_dir;         // required; absolute after loading
-  std::string bin_dir;          // "" = find pg_ctl (pg_config --bindir, PATH, /usr/lib/postgresql/*/bin)
+  std::string bin_dir;          // "" = find pg_ctl (PATH, then the newest /usr/lib/postgresql/*/bin)
   std::string os_user = "postgres";  // user pg_ctl runs as when pgnap runs as root
   std::string log_file;         // server log passed to pg_ctl -l; default <data_dir>/pgnap-postgres.log
 };
@@ -89,7 +89,8 @@ struct InstanceConfig {
 };
 
 struct GatewayConfig {
-  std::vector<ListenAddress> listen;  // default ["127.0.0.1:6432"]
+  std::vector<ListenAddress> listen{  // default ["127.0.0.1:6432"]
+      ListenAddress{ListenAddress::Kind::kTcp, "127.0.0.1", 6432, ""}};
   std::uint32_t max_clients = 1000;
   Duration login_timeout = std::chrono::seconds(15);
   std::string ledger = "/var/lib/pgnap/ledger.db";

@@ -1,1 +1,92 @@
-// placeholder
+// Encoders of the messages pgnap writes itself. Layouts from
+// https://www.postgresql.org/docs/15/protocol-message-formats.html and field codes from
+// https://www.postgresql.org/docs/15/protocol-error-fields.html.
+#include "protocol/encode.h"
+
+namespace pgnap::protocol {
+
+namespace {
+
+// Every string in the protocol is NUL-terminated (the docs' "String" type), so a value with
+// an embedded NUL would end early and the rest would be read as the next field. Cut it.
+std::string_view until_nul(std::string_view s) { return s.substr(0, s.find('\0')); }
+
+void append_string(std::string& out, std::string_view s) {
+  out += until_nul(s);
+  out.push_back('\0');
+}
+
+// Starts a typed message: the type byte and a placeholder length word.
+std::string begin_message(char type) {
+  std::string out;
+  out.push_back(type);
+  append_u32(out, 0);
+  return out;
+}
+
+// The length word counts itself and the body, not the type byte.
+std::string end_message(std::string out) {
+  put_u32(out, 1, static_cast<std::uint32_t>(out.size() - 1));
+  return out;
+}
+
+void append_field(std::string& out, char code, std::string_view value) {
+  out.push_back(code);
+  append_string(out, value);
+}
+
+}  // namespace
+
+std::string encode_error_response(const ErrorFields& fields) {
+  std::string out = begin_message(backend_msg::kErrorResponse);
+  append_field(out, 'S', fields.severity);
+  // 'V' is the non-localized severity (PostgreSQL 9.6+); pgnap never localizes, so the
+  // two are the same.
+  append_field(out, 'V', fields.severity);
+  append_field(out, 'C', fields.sqlstate);
+  append_field(out, 'M', fields.message);
+  if (!until_nul(fields.detail).empty()) append_field(out, 'D', fields.detail);
+  if (!until_nul(fields.hint).empty()) append_field(out, 'H', fields.hint);
+  out.push_back('\0');  // end of the field list
+  return end_message(std::move(out));
+}
+
+std::string encode_negotiate_protocol_version(std::uint16_t newest_minor,
+                                              std::span<const std::string> unrecognized_options) {
+  // Int32 newest minor version, Int32 number of options, then each option name as a String
+  // (SendNegotiateProtocolVersion() in postmaster.c).
+  std::string out = begin_message(backend_msg::kNegotiateProtocolVersion);
+  append_u32(out, newest_minor);
+  append_u32(out, static_cast<std::uint32_t>(unrecognized_options.size()));
+  for (const auto& name : unrecognized_options) append_string(out, name);
+  return end_message(std::move(out));
+}
+
+std::string encode_startup_message(const StartupMessage& msg) {
+  std::string out;
+  append_u32(out, 0);  // length, patched below
+  append_u32(out, kProtocol3);
+  for (const auto& [name, value] : msg.parameters) {
+    // An empty name would read as the list terminator and shift everything after it; such a
+    // parameter cannot be represented, and decode_startup() never produces one.
+    if (until_nul(name).empty()) continue;
+    append_string(out, name);
+    append_string(out, value);
+  }
+  out.push_back('\0');
+  put_u32(out, 0, static_cast<std::uint32_t>(out.size()));
+  return out;
+}
+
+std::string encode_cancel_request(const CancelRequest& req) {
+  std::string out;
+  append_u32(out, kCancelRequestLength);
+  append_u32(out, kCancelRequestCode);
+  append_u32(out, req.process_id);
+  append_u32(out, req.secret_key);
+  return out;
+}
+
+std::string encode_terminate() { return end_message(begin_message(frontend_msg::kTerminate)); }
+
+}  // namespace pgnap::protocol

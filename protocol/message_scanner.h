@@ -51,7 +51,8 @@ class MessageScanner {
   [[nodiscard]] const std::string& error() const { return error_; }
   // True when the bytes seen so far end exactly at a message boundary.
   [[nodiscard]] bool at_boundary() const { return header_have_ == 0 && body_remaining_ == 0 && !capturing_; }
-  // Number of complete messages seen so far (watched or not).
+  // Number of complete messages seen so far (watched or not). A message is counted when its
+  // last byte has been seen, so inside on_message the one being reported is not yet counted.
   [[nodiscard]] std::uint64_t messages() const { return messages_; }
 
  private:

@@ -1,0 +1,60 @@
+// One async interface for every way of waking and suspending an instance (pg_ctl now;
+// systemd, exec and kubernetes later). A driver only runs commands: readiness is decided by
+// the libpq probe (backends/probe.h) and the whole wake by backends/wake.h, shared by all.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+namespace pgnap::backends {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+// Result of a driver operation: ok, or a reason a human can act on (the command, its exit
+// status and what it printed).
+struct Outcome {
+  bool ok = true;
+  std::string detail;
+  static Outcome success() { return {}; }
+  static Outcome failure(std::string why) { return {false, std::move(why)}; }
+};
+
+enum class RunState {
+  kRunning,   // a server process exists (it may still be starting)
+  kStopped,   // no server process
+  kUnknown,   // the driver could not tell (detail says why)
+};
+
+struct Status {
+  RunState state = RunState::kUnknown;
+  std::string detail;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // The driver's name as written in the config ("pg_ctl").
+  [[nodiscard]] virtual std::string_view driver() const = 0;
+
+  [[nodiscard]] virtual asio::awaitable<Status> status() = 0;
+
+  // Starts the server. Completes when the start command has finished, which may be before
+  // (or, for pg_ctl -w, just after) the server is protocol-ready; a failure carries why.
+  // Cancelling the awaiting coroutine kills the command.
+  [[nodiscard]] virtual asio::awaitable<Outcome> start(Clock::time_point deadline) = 0;
+
+  // Cleanly stops the server (never "immediate"): pending transactions are rolled back and
+  // a shutdown checkpoint is written.
+  [[nodiscard]] virtual asio::awaitable<Outcome> stop(Clock::time_point deadline) = 0;
+
+  // The commands this driver runs, for `pgnap check` and logs.
+  [[nodiscard]] virtual std::vector<std::string> describe() const = 0;
+};
+
+}  // namespace pgnap::backends

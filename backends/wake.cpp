@@ -1,0 +1,93 @@
+#include "backends/wake.h"
+
+#include <algorithm>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace pgnap::backends {
+
+using namespace boost::asio::experimental::awaitable_operators;
+
+namespace {
+
+std::chrono::milliseconds remaining(Clock::time_point deadline) {
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+  return std::to_string(d.count()) + " ms";
+}
+
+// Probes until ready or until the deadline; returns the last result.
+asio::awaitable<ProbeResult> probe_until_ready(ProbeTarget target, Clock::time_point deadline, WakeOptions options) {
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer pause(executor);
+  ProbeResult last{false, "not probed"};
+  for (;;) {
+    const auto left = remaining(deadline);
+    if (left.count() == 0) co_return last;
+    last = co_await probe_once(target, std::min(options.probe_timeout, left));
+    if (last.ready) co_return last;
+    pause.expires_at(std::min(Clock::now() + options.probe_interval, deadline));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+}  // namespace
+
+asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::time_point deadline,
+                                 WakeOptions options) {
+  auto executor = co_await asio::this_coro::executor;
+  const auto t0 = Clock::now();
+  const auto total = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - t0);
+  WakeReport report;
+  auto finish = [&](bool ok, std::string detail) {
+    report.ok = ok;
+    report.detail = std::move(detail);
+    report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+    return report;
+  };
+
+  // Already up (started by hand, or pgnap restarted)? Then there is nothing to run.
+  auto first = co_await probe_once(target, std::min(options.probe_timeout, remaining(deadline)));
+  if (first.ready) co_return finish(true, "already running");
+
+  const Status status = co_await backend.status();
+  if (status.state == RunState::kRunning) {
+    // A server process exists but does not accept sessions yet (starting, in recovery).
+    auto ready = co_await probe_until_ready(target, deadline, options);
+    if (ready.ready) co_return finish(true, "was already starting");
+    report.timed_out = true;
+    co_return finish(false, "the server is running but did not accept connections within " + seconds_text(total) +
+                                " (last probe: " + ready.detail + ")");
+  }
+
+  report.started = true;
+  // The start command and the probe run side by side: whichever decides first wins. A
+  // start command that succeeds leaves the decision to the probe.
+  auto run_start = [&]() -> asio::awaitable<Outcome> {
+    auto outcome = co_await backend.start(deadline);
+    if (!outcome.ok) co_return outcome;
+    asio::steady_timer wait(executor, deadline);
+    co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return Outcome::failure("the start command succeeded but the server did not accept connections");
+  };
+  auto result = co_await (run_start() || probe_until_ready(target, deadline, options));
+  if (result.index() == 0) {
+    const Outcome& failed = std::get<0>(result);
+    if (Clock::now() >= deadline) report.timed_out = true;
+    co_return finish(false, failed.detail);
+  }
+  const ProbeResult& probe = std::get<1>(result);
+  if (probe.ready) co_return finish(true, "started");
+  report.timed_out = true;
+  co_return finish(false, "not ready within " + seconds_text(total) + " (last probe: " + probe.detail + ")");
+}
+
+}  // namespace pgnap::backends

@@ -1,0 +1,129 @@
+// describe_config: what `pgnap check -c FILE` prints once a configuration is valid. It says
+// what pgnap would do, in the operator's terms: where it listens, how databases route, and the
+// exact pg_ctl command lines it would run.
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "daemon/config.h"
+
+namespace pgnap::daemon {
+namespace {
+
+constexpr std::size_t kLabelWidth = 18;
+constexpr std::string_view kAutoBinDir =
+    "(auto: PATH, then the newest /usr/lib/postgresql/*/bin)";
+constexpr std::string_view kAnyOther = "(any other database)";
+
+void line(std::string& out, std::string_view label, std::string_view value) {
+  out += "  ";
+  out += label;
+  out.append(label.size() < kLabelWidth ? kLabelWidth - label.size() : 1, ' ');
+  out += value;
+  out += '\n';
+}
+
+// Single-quotes a word for a POSIX shell when it needs it, so the printed commands can be
+// pasted into a terminal as they are.
+std::string shell_word(std::string_view word) {
+  bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("/._-+=:,@%").find(c) != std::string_view::npos;
+  });
+  if (plain) return std::string(word);
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+std::string describe_listen(const ListenAddress& address) {
+  std::string text = address.to_string();
+  if (address.kind == ListenAddress::Kind::kUnix) return text + " (Unix socket)";
+  if (address.port == 0) return text + " (a free port chosen at start-up)";
+  return text;
+}
+
+std::string describe_backend_address(const BackendAddress& address) {
+  return address.kind == BackendAddress::Kind::kUnix ? address.to_string() + " (Unix socket)"
+                                                     : address.to_string();
+}
+
+void describe_routes(std::string& out, const Config& config) {
+  std::vector<std::pair<std::string, std::string>> routes;  // database, instance
+  std::string fallback = "refused: database \"X\" is not served by this gateway (3D000)";
+  for (const InstanceConfig& instance : config.instances) {
+    for (const std::string& database : instance.databases) {
+      if (database == "*") {
+        fallback = instance.name;
+      } else {
+        routes.emplace_back(database, instance.name);
+      }
+    }
+  }
+  std::sort(routes.begin(), routes.end());
+  routes.emplace_back(kAnyOther, fallback);
+
+  std::size_t width = 0;
+  for (const auto& route : routes) width = std::max(width, route.first.size());
+  out += "Routing (database -> instance)\n";
+  for (const auto& [database, instance] : routes) {
+    out += "  " + database + std::string(width - database.size() + 3, ' ') + instance + '\n';
+  }
+}
+
+void describe_pg_ctl(std::string& out, const InstanceConfig& instance) {
+  const PgCtlConfig& pg_ctl = instance.pg_ctl;
+  std::string program =
+      (pg_ctl.bin_dir.empty() ? std::string(kAutoBinDir) : shell_word(pg_ctl.bin_dir)) + "/pg_ctl";
+  std::string data_dir = shell_word(pg_ctl.data_dir);
+  // pg_ctl -t takes whole seconds; rounding up never cuts a wake short.
+  auto wait_seconds = std::chrono::ceil<std::chrono::seconds>(instance.wake_timeout).count();
+
+  out += "  pg_ctl commands:\n";
+  out += "    start: " + program + " start -D " + data_dir + " -l " + shell_word(pg_ctl.log_file) +
+         " -w -t " + std::to_string(wait_seconds) + " -s\n";
+  out += "    stop: " + program + " stop -D " + data_dir + " -m fast -w -t 60 -s\n";
+  out += "    status: " + program + " status -D " + data_dir + "\n";
+  out += "    as OS user: " + pg_ctl.os_user + " (when pgnap runs as root)\n";
+}
+
+}  // namespace
+
+std::string describe_config(const Config& config) {
+  std::string out;
+  if (!config.source.empty()) out += "Configuration " + config.source + "\n\n";
+
+  const GatewayConfig& gateway = config.gateway;
+  out += "Gateway\n";
+  for (const ListenAddress& address : gateway.listen) line(out, "listen", describe_listen(address));
+  line(out, "max_clients", std::to_string(gateway.max_clients));
+  line(out, "login_timeout", format_duration(gateway.login_timeout));
+  line(out, "shutdown_timeout", format_duration(gateway.shutdown_timeout));
+  line(out, "ledger", gateway.ledger);
+  line(out, "log_level", gateway.log_level);
+  out += "\nMetrics\n";
+  line(out, "listen",
+       config.metrics.listen.empty() ? "disabled"
+                                     : config.metrics.listen + " (Prometheus /metrics)");
+  out += '\n';
+
+  describe_routes(out, config);
+
+  for (const InstanceConfig& instance : config.instances) {
+    out += "\nInstance " + instance.name + "\n";
+    line(out, "backend", instance.backend);
+    line(out, "address", describe_backend_address(instance.address));
+    line(out, "idle_timeout", format_duration(instance.idle_timeout));
+    line(out, "min_awake", format_duration(instance.min_awake));
+    line(out, "wake_timeout", format_duration(instance.wake_timeout));
+    line(
+        out, "max_waiting",
+        std::to_string(instance.max_waiting) + (instance.max_waiting == 0 ? " (never queue)" : ""));
+    line(out, "connect_timeout", format_duration(instance.connect_timeout));
+    line(out, "suspend_on_exit", instance.suspend_on_exit ? "yes" : "no");
+    if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
+  }
+  return out;
+}
+
+}  // namespace pgnap::daemon

@@ -1,0 +1,282 @@
+// The configuration schema: every TOML key pgnap knows, declared once per table as a row of
+// (name, struct member, type and bounds, required or not). Defaults are the initializers in
+// daemon/config.h; docs/configuration.md documents the same rows. Checks that span several
+// keys (backend sub-tables, routing) follow the tables.
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <map>
+
+#include "daemon/config.h"
+#include "daemon/config_keys.h"
+
+namespace pgnap::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using config_detail::at_least;
+using config_detail::BackendAddressValue;
+using config_detail::BoolValue;
+using config_detail::ChoiceValue;
+using config_detail::CurrencyValue;
+using config_detail::DatabaseListValue;
+using config_detail::DurationValue;
+using config_detail::greater_than;
+using config_detail::IntegerValue;
+using config_detail::join_key;
+using config_detail::key;
+using config_detail::KeyRow;
+using config_detail::ListenListValue;
+using config_detail::MetricsListenValue;
+using config_detail::ParseContext;
+using config_detail::PathValue;
+using config_detail::Presence;
+using config_detail::quote;
+using config_detail::StringValue;
+using config_detail::TableValue;
+using config_detail::type_name;
+
+constexpr Duration kDay = std::chrono::hours(24);
+// No timer needs more than a year, and the cap keeps `now + timeout` far from overflow.
+constexpr Duration kMaxDuration = 365 * kDay;
+constexpr DurationValue kPositive{Duration(1), kMaxDuration};
+constexpr DurationValue kNonNegative{Duration(0), kMaxDuration};
+
+constexpr std::array<std::string_view, 4> kLogLevels{"debug", "info", "warning", "error"};
+// Backends DESIGN.md names. Only the supported ones have a driver (and a sub-table) today.
+constexpr std::array<std::string_view, 1> kSupportedBackends{"pg_ctl"};
+constexpr std::array<std::string_view, 3> kPlannedBackends{"systemd", "exec", "kubernetes"};
+
+std::string quoted_list(std::span<const std::string_view> words) {
+  std::string list;
+  for (std::string_view word : words) list += (list.empty() ? "" : ", ") + quote(word);
+  return list;
+}
+
+// instances.NAME.backend: a supported driver; a planned one gets "not supported yet".
+struct BackendNameValue {
+  std::optional<std::string> operator()(ParseContext& ctx, const toml::node& node,
+                                        const std::string& dotted) const {
+    std::optional<std::string> name = StringValue{}(ctx, node, dotted);
+    if (!name) return std::nullopt;
+    auto in = [&](auto& names) {
+      return std::find(names.begin(), names.end(), *name) != names.end();
+    };
+    if (in(kSupportedBackends)) return name;
+    std::string supported = "supported backends: " + quoted_list(kSupportedBackends);
+    if (in(kPlannedBackends)) {
+      ctx.error(node.source(), dotted,
+                "backend " + quote(*name) + " is not supported yet; " + supported);
+    } else {
+      ctx.error(node.source(), dotted, "unknown backend " + quote(*name) + "; " + supported);
+    }
+    // Kept, so that the sub-table checks below can still name it.
+    return name;
+  }
+};
+
+// ---- The tables ---------------------------------------------------------------------------
+
+const std::vector<KeyRow<PgCtlConfig>> kPgCtlKeys = {
+    key("data_dir", &PgCtlConfig::data_dir, PathValue{}, Presence::kRequired),
+    key("bin_dir", &PgCtlConfig::bin_dir, PathValue{.allow_empty = true}),
+    key("os_user", &PgCtlConfig::os_user, StringValue{.allow_empty = false}),
+    key("log_file", &PgCtlConfig::log_file, PathValue{}),
+};
+
+const std::vector<KeyRow<AccountingConfig>> kAccountingKeys = {
+    key("vcpus", &AccountingConfig::vcpus, greater_than(0)),
+    key("memory_gb", &AccountingConfig::memory_gb, at_least(0)),
+    key("idle_watts_per_vcpu", &AccountingConfig::idle_watts_per_vcpu, at_least(0)),
+    key("busy_watts_per_vcpu", &AccountingConfig::busy_watts_per_vcpu, at_least(0)),
+    key("watts_per_gb", &AccountingConfig::watts_per_gb, at_least(0)),
+    key("residual_watts", &AccountingConfig::residual_watts, at_least(0)),
+    key("power_watts", &AccountingConfig::power_watts, greater_than(0)),
+    key("pue", &AccountingConfig::pue, at_least(1)),
+    key("grid_intensity", &AccountingConfig::grid_intensity, at_least(0)),
+    key("grid_source", &AccountingConfig::grid_source, StringValue{}),
+    key("grid_year", &AccountingConfig::grid_year, IntegerValue{1990, 2100}),
+    key("price_per_hour", &AccountingConfig::price_per_hour, at_least(0)),
+    key("currency", &AccountingConfig::currency, CurrencyValue{}),
+    key("wake_billed_minimum", &AccountingConfig::wake_billed_minimum, kNonNegative),
+    key("embodied_g_per_hour", &AccountingConfig::embodied_g_per_hour, at_least(0)),
+};
+
+const std::vector<KeyRow<InstanceConfig>> kInstanceKeys = {
+    key("databases", &InstanceConfig::databases, DatabaseListValue{}),
+    key("backend", &InstanceConfig::backend, BackendNameValue{}, Presence::kRequired),
+    key("address", &InstanceConfig::address, BackendAddressValue{}, Presence::kRequired),
+    key("idle_timeout", &InstanceConfig::idle_timeout, kPositive),
+    key("min_awake", &InstanceConfig::min_awake, DurationValue{Duration(0), kDay}),
+    key("wake_timeout", &InstanceConfig::wake_timeout, kPositive),
+    key("max_waiting", &InstanceConfig::max_waiting, IntegerValue{0, 1'000'000}),
+    key("connect_timeout", &InstanceConfig::connect_timeout, kPositive),
+    key("suspend_on_exit", &InstanceConfig::suspend_on_exit, BoolValue{}),
+    key("pg_ctl", &InstanceConfig::pg_ctl, TableValue<PgCtlConfig>{kPgCtlKeys}),
+    key("accounting", &InstanceConfig::accounting, TableValue<AccountingConfig>{kAccountingKeys}),
+};
+
+const std::vector<KeyRow<GatewayConfig>> kGatewayKeys = {
+    key("listen", &GatewayConfig::listen, ListenListValue{}),
+    key("max_clients", &GatewayConfig::max_clients, IntegerValue{1, 1'000'000}),
+    key("login_timeout", &GatewayConfig::login_timeout, kPositive),
+    key("ledger", &GatewayConfig::ledger, PathValue{}),
+    key("shutdown_timeout", &GatewayConfig::shutdown_timeout, kNonNegative),
+    key("log_level", &GatewayConfig::log_level, ChoiceValue{kLogLevels}),
+};
+
+const std::vector<KeyRow<MetricsConfig>> kMetricsKeys = {
+    key("listen", &MetricsConfig::listen, MetricsListenValue{}),
+};
+
+// ---- Checks across keys -------------------------------------------------------------------
+
+constexpr std::string_view kNoInstances =
+    "at least one instance is required: add an [instances.NAME] table";
+
+bool valid_instance_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+struct ParsedInstance {
+  InstanceConfig config;
+  const toml::table* table;
+  std::string key;  // "instances.NAME"
+};
+
+// A backend's sub-table must match the selected backend, and pg_ctl needs its own.
+void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
+  const InstanceConfig& config = instance.config;
+  for (std::string_view backend : kSupportedBackends) {
+    const toml::node* sub = instance.table->get(backend);
+    if (sub != nullptr && !config.backend.empty() && config.backend != backend) {
+      ctx.error(sub->source(), join_key(instance.key, backend),
+                "[" + join_key(instance.key, backend) + "] applies only to backend = " +
+                    quote(backend) + ", but this instance's backend is " + quote(config.backend));
+    }
+  }
+  if (config.backend == "pg_ctl" && !instance.table->contains("pg_ctl")) {
+    ctx.error(instance.table->source(), join_key(instance.key, "pg_ctl"),
+              "required key \"pg_ctl\" is missing (backend = \"pg_ctl\" needs a [" +
+                  join_key(instance.key, "pg_ctl") + "] table with at least data_dir)");
+  }
+  PgCtlConfig& pg_ctl = instance.config.pg_ctl;
+  if (pg_ctl.log_file.empty() && !pg_ctl.data_dir.empty()) {
+    pg_ctl.log_file = (fs::path(pg_ctl.data_dir) / "pgnap-postgres.log").string();
+  }
+}
+
+// Where a database name of an instance was written: its array element, else the instance.
+const toml::source_region& database_source(const ParsedInstance& instance, std::string_view name) {
+  if (const toml::array* array = instance.table->get_as<toml::array>("databases")) {
+    for (const toml::node& item : *array) {
+      if (const auto* s = item.as_string(); s != nullptr && s->get() == name) return item.source();
+    }
+  }
+  return instance.table->source();
+}
+
+// Every database name (and "*") routes to exactly one instance.
+void check_routes(ParseContext& ctx, const std::vector<ParsedInstance>& instances) {
+  std::map<std::string, const ParsedInstance*> owner;
+  for (const ParsedInstance& instance : instances) {
+    for (const std::string& name : instance.config.databases) {
+      auto [it, inserted] = owner.emplace(name, &instance);
+      if (inserted) continue;
+      std::string both = "instance " + quote(it->second->config.name) + " and instance " +
+                         quote(instance.config.name);
+      ctx.error(database_source(instance, name), join_key(instance.key, "databases"),
+                name == "*" ? "\"*\" (any other database) is routed to both " + both +
+                                  "; only one instance may have \"*\""
+                            : "database " + quote(name) + " is routed to both " + both);
+    }
+  }
+}
+
+// [instances]: a table of named instance tables, returned in file order.
+struct InstancesValue {
+  std::optional<std::vector<InstanceConfig>> operator()(ParseContext& ctx, const toml::node& node,
+                                                        const std::string& dotted) const {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      ctx.error(node.source(), dotted,
+                "expected a table of instances ([instances.NAME]), got " + type_name(node));
+      return std::nullopt;
+    }
+    if (table->empty()) {
+      ctx.error(node.source(), dotted, std::string(kNoInstances));
+      return std::nullopt;
+    }
+    std::vector<ParsedInstance> parsed;
+    for (auto&& [name, value] : *table) {
+      std::string instance_key = join_key(dotted, name.str());
+      if (!valid_instance_name(name.str())) {
+        ctx.error(name.source(), instance_key,
+                  "invalid instance name " + quote(name.str()) +
+                      ": use only letters, digits, \"_\" and \"-\"");
+      }
+      const toml::table* instance_table = value.as_table();
+      if (instance_table == nullptr) {
+        ctx.error(value.source(), instance_key,
+                  "expected a table ([" + instance_key + "]), got " + type_name(value));
+        continue;
+      }
+      ParsedInstance instance{InstanceConfig{}, instance_table, instance_key};
+      instance.config.name = std::string(name.str());
+      config_detail::apply_rows(ctx, *instance_table, instance_key, kInstanceKeys, instance.config);
+      check_backend_tables(ctx, instance);
+      parsed.push_back(std::move(instance));
+    }
+    // toml++ keeps keys sorted; the contract is file order (it decides routing messages,
+    // log order and `pgnap check` output).
+    std::stable_sort(parsed.begin(), parsed.end(),
+                     [](const ParsedInstance& a, const ParsedInstance& b) {
+                       const auto& pa = a.table->source().begin;
+                       const auto& pb = b.table->source().begin;
+                       return std::tie(pa.line, pa.column) < std::tie(pb.line, pb.column);
+                     });
+    check_routes(ctx, parsed);
+
+    std::vector<InstanceConfig> result;
+    for (ParsedInstance& instance : parsed) result.push_back(std::move(instance.config));
+    return result;
+  }
+};
+
+const std::vector<KeyRow<Config>> kRootKeys = {
+    key("gateway", &Config::gateway, TableValue<GatewayConfig>{kGatewayKeys}),
+    key("metrics", &Config::metrics, TableValue<MetricsConfig>{kMetricsKeys}),
+    key("instances", &Config::instances, InstancesValue{}),
+};
+
+}  // namespace
+
+Config parse_config(std::string_view text, std::string source, std::string base_dir) {
+  fs::path base = base_dir.empty() ? fs::current_path() : fs::absolute(base_dir);
+  ParseContext ctx(source, base.lexically_normal());
+
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(source));
+  } catch (const toml::parse_error& e) {
+    throw ConfigLoadError({ConfigError{source,
+                                       static_cast<std::uint32_t>(e.source().begin.line),
+                                       static_cast<std::uint32_t>(e.source().begin.column),
+                                       {},
+                                       std::string(e.description())}});
+  }
+
+  Config config;
+  config.source = source;
+  config_detail::apply_rows(ctx, root, "", kRootKeys, config);
+  if (!root.contains("instances")) ctx.error(root.source(), "instances", std::string(kNoInstances));
+
+  std::vector<ConfigError> errors = ctx.take_errors();
+  if (!errors.empty()) throw ConfigLoadError(std::move(errors));
+  return config;
+}
+
+}  // namespace pgnap::daemon

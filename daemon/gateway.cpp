@@ -1,0 +1,249 @@
+#include "daemon/gateway.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <stdexcept>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "backends/pg_ctl_backend.h"
+#include "daemon/backend_address.h"
+#include "daemon/log.h"
+#include "protocol/encode.h"
+
+namespace pgnap::daemon {
+
+namespace {
+
+std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
+  if (config.backend != "pg_ctl") {
+    throw std::runtime_error("instance \"" + config.name + "\": backend \"" + config.backend + "\" is not supported");
+  }
+  backends::PgCtlOptions options;
+  options.bin_dir = config.pg_ctl.bin_dir.empty() ? backends::find_pg_bin_dir() : config.pg_ctl.bin_dir;
+  if (options.bin_dir.empty()) {
+    throw std::runtime_error("instance \"" + config.name +
+                             "\": cannot find pg_ctl (not on PATH, not in /usr/lib/postgresql/*/bin); set "
+                             "[instances." + config.name + ".pg_ctl] bin_dir");
+  }
+  options.data_dir = config.pg_ctl.data_dir;
+  options.log_file = config.pg_ctl.log_file;
+  // PostgreSQL refuses to run as root: when pgnap is root, pg_ctl runs as os_user.
+  if (::geteuid() == 0) {
+    std::string error;
+    options.run_as = backends::lookup_user(config.pg_ctl.os_user, error);
+    if (!options.run_as) throw std::runtime_error("instance \"" + config.name + "\": " + error);
+    if (options.run_as->uid == 0) {
+      throw std::runtime_error("instance \"" + config.name + "\": os_user \"" + config.pg_ctl.os_user +
+                               "\" is root; PostgreSQL refuses to run as root");
+    }
+  }
+  return std::make_unique<backends::PgCtlBackend>(std::move(options));
+}
+
+}  // namespace
+
+Gateway::Gateway(Config config) : config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP) {
+  log::Level level = log::Level::kInfo;
+  if (log::parse_level(config_.gateway.log_level, level)) log::set_level(level);
+  std::vector<Instance*> raw;
+  for (const auto& ic : config_.instances) {
+    instances_.push_back(std::make_unique<Instance>(io_.get_executor(), ic, make_backend(ic)));
+    raw.push_back(instances_.back().get());
+  }
+  router_ = Router(raw);
+  env_.gateway = &config_.gateway;
+  env_.router = &router_;
+  env_.cancels = &cancels_;
+  env_.stats = &stats_;
+}
+
+Gateway::~Gateway() = default;
+
+int Gateway::run() {
+  // Writes to a closed socket or pipe must return EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  open_listeners();
+  asio::co_spawn(io_, start(), [this](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      PGNAP_LOG(kError, "gateway", "start-up failed: " << ex.what());
+    }
+    exit_status_ = 1;
+    begin_shutdown("start-up failed");
+  });
+  asio::co_spawn(io_, handle_signals(), asio::detached);
+  io_.run();
+  for (const auto& l : listeners_) {
+    if (!l->unlink_path.empty()) ::unlink(l->unlink_path.c_str());
+  }
+  PGNAP_LOG(kInfo, "gateway", "stopped");
+  return exit_status_;
+}
+
+void Gateway::open_listeners() {
+  for (const auto& address : config_.gateway.listen) {
+    auto listener = std::make_unique<Listener>(Listener{Acceptor(io_), {}, {}});
+    Acceptor& acceptor = listener->acceptor;
+    if (address.kind == ListenAddress::Kind::kUnix) {
+      // A socket file left by a crashed pgnap is replaced; one that someone answers on is not.
+      asio::local::stream_protocol::endpoint ep(address.path);
+      {
+        asio::local::stream_protocol::socket probe(io_);
+        boost::system::error_code ec;
+        probe.connect(ep, ec);
+        if (!ec) throw std::runtime_error("cannot listen on " + address.path + ": another process is listening there");
+      }
+      ::unlink(address.path.c_str());
+      acceptor.open(asio::generic::stream_protocol(asio::local::stream_protocol()));
+      acceptor.bind(ep);
+      // Like PostgreSQL's default unix_socket_permissions (0777): access is decided by the
+      // directory and by PostgreSQL's own authentication.
+      ::chmod(address.path.c_str(), 0777);
+      listener->unlink_path = address.path;
+      listener->name = address.path;
+    } else {
+      asio::ip::tcp::resolver resolver(io_);
+      // Start-up only, before the loop runs: a blocking lookup is acceptable here.
+      auto results = resolver.resolve(address.host, std::to_string(address.port),
+                                      asio::ip::tcp::resolver::passive | asio::ip::tcp::resolver::numeric_service);
+      if (results.empty()) throw std::runtime_error("cannot resolve listen address " + address.to_string());
+      const asio::ip::tcp::endpoint ep = results.begin()->endpoint();
+      acceptor.open(asio::generic::stream_protocol(ep.protocol()));
+      acceptor.set_option(asio::socket_base::reuse_address(true));
+      acceptor.bind(ep);
+      listener->name.clear();
+    }
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    if (listener->name.empty()) listener->name = endpoint_to_string(acceptor.local_endpoint());
+    listeners_.push_back(std::move(listener));
+  }
+}
+
+asio::awaitable<void> Gateway::start() {
+  // Adopt every instance before admitting anyone: a client must never trigger a start of a
+  // server that is already running.
+  for (auto& instance : instances_) co_await instance->adopt();
+  if (shutting_down_) co_return;
+  for (auto& listener : listeners_) {
+    PGNAP_LOG(kInfo, "gateway", "listening on " << listener->name);
+    asio::co_spawn(io_, accept_loop(*listener), asio::detached);
+  }
+}
+
+asio::awaitable<void> Gateway::accept_loop(Listener& listener) {
+  for (;;) {
+    auto [ec, socket] = co_await listener.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (shutting_down_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+    if (ec) {
+      // EMFILE and friends: log and back off briefly rather than spin.
+      PGNAP_LOG(kWarning, "gateway", "accept on " << listener.name << " failed: " << ec.message());
+      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    ++stats_.connections_total;
+    if (active_connections_ >= config_.gateway.max_clients) {
+      ++stats_.refused_max_clients;
+      asio::co_spawn(io_, refuse_connection(std::move(socket)), asio::detached);
+      continue;
+    }
+    spawn_session(std::move(socket));
+  }
+}
+
+asio::awaitable<void> Gateway::refuse_connection(Socket socket) {
+  PGNAP_LOG(kWarning, "gateway", "refused a connection: max_clients (" << config_.gateway.max_clients << ") reached");
+  const ClientError error{std::string(protocol::sqlstate::kTooManyConnections), "too many connections",
+                          "max_clients (" + std::to_string(config_.gateway.max_clients) +
+                              ") connections are already open",
+                          "Retry later, or raise max_clients in pgnap's configuration."};
+  co_await send_fatal(socket, error);
+}
+
+void Gateway::spawn_session(Socket socket) {
+  ++active_connections_;
+  sessions_.emplace_back();
+  auto slot = std::prev(sessions_.end());
+  const std::uint64_t id = next_session_id_++;
+  asio::co_spawn(io_, run_session(env_, std::move(socket), id),
+                 asio::bind_cancellation_slot(slot->cancel.slot(), [this, slot, id](std::exception_ptr e) {
+                   if (e) {
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const boost::system::system_error& ex) {
+                       if (ex.code() != asio::error::operation_aborted) {
+                         PGNAP_LOG(kWarning, "session=" << id, "ended with an error: " << ex.what());
+                       }
+                     } catch (const std::exception& ex) {
+                       PGNAP_LOG(kError, "session=" << id, "ended with an error: " << ex.what());
+                     }
+                   }
+                   --active_connections_;
+                   sessions_.erase(slot);
+                 }));
+}
+
+asio::awaitable<void> Gateway::handle_signals() {
+  while (!shutdown_finished_) {
+    auto [ec, signo] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (signo == SIGHUP) {
+      PGNAP_LOG(kWarning, "gateway", "SIGHUP: configuration reload is not supported yet; restart pgnap to apply "
+                                     "changes");
+      continue;
+    }
+    if (shutting_down_) {
+      PGNAP_LOG(kWarning, "gateway", "second " << (signo == SIGINT ? "SIGINT" : "SIGTERM") << ": stopping at once");
+      std::_Exit(1);
+    }
+    begin_shutdown(signo == SIGINT ? "SIGINT" : "SIGTERM");
+  }
+}
+
+void Gateway::begin_shutdown(const std::string& why) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  PGNAP_LOG(kInfo, "gateway", why << ": shutting down");
+  for (auto& l : listeners_) {
+    boost::system::error_code ec;
+    l->acceptor.close(ec);
+  }
+  for (auto& instance : instances_) instance->begin_shutdown();
+  for (auto& s : sessions_) s.cancel.emit(asio::cancellation_type::terminal);
+  asio::co_spawn(io_, finish_shutdown(), asio::detached);
+}
+
+asio::awaitable<void> Gateway::finish_shutdown() {
+  // Sessions end quickly once cancelled (each says goodbye with a short deadline); wait for
+  // them, bounded, then let instances configured to do so suspend.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  asio::steady_timer poll(io_);
+  while (!sessions_.empty() && Clock::now() < deadline) {
+    poll.expires_after(std::chrono::milliseconds(10));
+    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (!sessions_.empty()) {
+    PGNAP_LOG(kWarning, "gateway", sessions_.size() << " session(s) did not end in time: exiting anyway");
+    std::_Exit(exit_status_);
+  }
+  for (auto& instance : instances_) co_await instance->suspend_for_exit();
+  // Nothing is left to stop: let the signal handler end, and with it io_context::run().
+  shutdown_finished_ = true;
+  signals_.cancel();
+}
+
+}  // namespace pgnap::daemon

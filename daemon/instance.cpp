@@ -1,0 +1,371 @@
+#include "daemon/instance.h"
+
+#include <algorithm>
+#include <functional>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "backends/probe.h"
+#include "backends/wake.h"
+#include "daemon/backend_address.h"
+#include "daemon/log.h"
+#include "protocol/encode.h"
+
+namespace pgnap::daemon {
+
+namespace sqlstate = protocol::sqlstate;
+
+std::string_view to_string(InstanceState state) {
+  switch (state) {
+    case InstanceState::kAsleep: return "asleep";
+    case InstanceState::kWaking: return "waking";
+    case InstanceState::kAwake: return "awake";
+    case InstanceState::kSuspending: return "suspending";
+    case InstanceState::kFailed: return "failed";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string ms_text(Clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+std::string human(Clock::duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  if (ms < std::chrono::seconds(10)) return ms_text(d);
+  return format_duration(std::chrono::duration_cast<std::chrono::seconds>(ms));
+}
+
+}  // namespace
+
+// ---- Lease ----
+
+Lease::Lease(Instance* instance) : instance_(instance) { instance_->on_lease_acquired(); }
+
+Lease& Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    instance_ = std::exchange(other.instance_, nullptr);
+  }
+  return *this;
+}
+
+void Lease::release() {
+  if (instance_ != nullptr) std::exchange(instance_, nullptr)->on_lease_released();
+}
+
+// ---- Waiter ----
+
+// A client queued for a wake. Lives in the acquire() coroutine's frame; the instance only
+// points at it while it is queued.
+struct Instance::Waiter {
+  explicit Waiter(const asio::any_io_executor& executor) : signal(executor) {}
+  asio::steady_timer signal;  // expires at the client's deadline; cancelled when decided
+  std::optional<Admission> outcome;
+  std::list<Waiter*>::iterator position;
+  bool queued = false;
+};
+
+// ---- Instance ----
+
+Instance::Instance(asio::any_io_executor executor, InstanceConfig config, std::unique_ptr<backends::Backend> backend,
+                   InstanceTuning tuning)
+    : executor_(std::move(executor)),
+      config_(std::move(config)),
+      backend_(std::move(backend)),
+      tuning_(tuning),
+      idle_timer_(executor_),
+      state_since_(Clock::now()) {}
+
+Instance::~Instance() { *alive_ = false; }
+
+void Instance::set_state(InstanceState next) {
+  state_ = next;
+  state_since_ = Clock::now();
+}
+
+Refusal Instance::refusal(std::string_view code, std::string detail, std::string hint) const {
+  Refusal r{code, {}, std::move(detail), std::move(hint)};
+  if (code == sqlstate::kAdminShutdown) {
+    r.message = "the gateway is shutting down";
+  } else if (code == sqlstate::kTooManyConnections) {
+    r.message = "too many clients waiting for instance \"" + config_.name + "\" to start";
+  } else {
+    r.message = "instance \"" + config_.name + "\" could not be started";
+  }
+  return r;
+}
+
+std::chrono::milliseconds Instance::backoff() const {
+  if (consecutive_failures_ == 0) return std::chrono::milliseconds(0);
+  auto d = tuning_.backoff_initial;
+  for (std::uint32_t i = 1; i < consecutive_failures_ && d < tuning_.backoff_max; ++i) d *= 2;
+  return std::min(d, tuning_.backoff_max);
+}
+
+void Instance::on_lease_acquired() {
+  ++sessions_;
+  ++stats_.sessions_total;
+  idle_timer_.cancel();
+}
+
+void Instance::on_lease_released() {
+  if (sessions_ > 0) --sessions_;
+  if (sessions_ == 0) arm_idle_timer();
+}
+
+asio::awaitable<void> Instance::adopt() {
+  auto resolved = co_await resolve_backend(config_.address);
+  backends::ProbeResult probe{false, resolved.error};
+  if (resolved.error.empty()) probe = co_await backends::probe_once(resolved.probe, tuning_.adopt_probe_timeout);
+  if (probe.ready) {
+    set_state(InstanceState::kAwake);
+    awake_since_ = Clock::now();
+    PGNAP_LOG(kInfo, context(), "adopted awake: " << config_.address.to_string() << " accepts connections");
+    arm_idle_timer();
+    co_return;
+  }
+  const auto status = co_await backend_->status();
+  if (status.state == backends::RunState::kRunning) {
+    PGNAP_LOG(kInfo, context(), "adopted starting: the server is running but not accepting connections yet");
+    start_wake("found starting at start-up");
+    co_return;
+  }
+  set_state(InstanceState::kAsleep);
+  if (status.state == backends::RunState::kUnknown) {
+    PGNAP_LOG(kWarning, context(), "adopted asleep, but its state is unclear: " << status.detail);
+  } else {
+    PGNAP_LOG(kInfo, context(), "adopted asleep");
+  }
+}
+
+asio::awaitable<Admission> Instance::acquire(std::string_view database, std::string_view client) {
+  if (shutting_down_) co_return refusal(sqlstate::kAdminShutdown, "");
+  if (state_ == InstanceState::kAwake) co_return Lease(this);
+
+  if (state_ == InstanceState::kFailed && Clock::now() < retry_at_) {
+    // Fail fast while backing off, as PgBouncer does after a failed server login: a broken
+    // instance must not be hammered by every client, nor keep each of them waiting.
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(retry_at_ - Clock::now());
+    co_return refusal(sqlstate::kCannotConnectNow, last_failure_,
+                      "The last start failed " + std::to_string(consecutive_failures_) +
+                          " time(s) in a row; pgnap tries again for a client that connects after " +
+                          ms_text(wait) + ". Fix the cause shown above, then reconnect.");
+  }
+  if (waiters_.size() >= config_.max_waiting) {
+    co_return refusal(sqlstate::kTooManyConnections,
+                      std::to_string(waiters_.size()) + " clients are already waiting (max_waiting = " +
+                          std::to_string(config_.max_waiting) + ")",
+                      "Retry in a moment, or raise max_waiting for this instance.");
+  }
+
+  Waiter waiter(executor_);
+  waiter.position = waiters_.insert(waiters_.end(), &waiter);
+  waiter.queued = true;
+  ++stats_.clients_waited;
+  struct Unqueue {
+    Instance* self;
+    Waiter* w;
+    ~Unqueue() {
+      if (w->queued) {
+        self->waiters_.erase(w->position);
+        w->queued = false;
+      }
+    }
+  } unqueue{this, &waiter};
+
+  if (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed) {
+    start_wake("database \"" + std::string(database) + "\", client " + std::string(client));
+  } else if (state_ == InstanceState::kSuspending) {
+    PGNAP_LOG(kDebug, context(), "client " << client << " queued while suspending; it wakes the instance after the stop");
+  }
+
+  waiter.signal.expires_after(config_.wake_timeout);
+  co_await waiter.signal.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (waiter.outcome) co_return std::move(*waiter.outcome);
+  // The deadline passed (a cancellation by our caller throws out of the co_await above).
+  co_return refusal(sqlstate::kCannotConnectNow,
+                    "it did not become ready within wake_timeout (" + format_duration(config_.wake_timeout) + ")",
+                    "The start is still in progress or stuck; see pgnap's log. Raise wake_timeout if the "
+                    "instance needs longer to start.");
+}
+
+void Instance::finish_waiters(const std::function<Admission()>& outcome) {
+  std::list<Waiter*> decided;
+  decided.swap(waiters_);
+  for (Waiter* w : decided) {
+    w->queued = false;
+    w->outcome = outcome();
+    w->signal.cancel();
+  }
+}
+
+void Instance::start_wake(std::string reason) {
+  // While a stop is running, queued clients wait for it; its completion starts the wake.
+  if (operation_running_) return;
+  set_state(InstanceState::kWaking);
+  launch(run_wake(std::move(reason)));
+}
+
+void Instance::launch(asio::awaitable<void> operation) {
+  operation_running_ = true;
+  asio::co_spawn(executor_, std::move(operation),
+                 asio::bind_cancellation_slot(operation_cancel_.slot(), [this, alive = alive_](std::exception_ptr e) {
+                   if (!*alive) return;
+                   operation_running_ = false;
+                   if (shutting_down_) return;
+                   if (e) {
+                     std::string what = "unknown error";
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       what = ex.what();
+                     }
+                     PGNAP_LOG(kError, context(), to_string(state_) << " aborted: " << what);
+                     if (state_ == InstanceState::kWaking) {
+                       set_state(InstanceState::kFailed);
+                       last_failure_ = "internal error: " + what;
+                       finish_waiters([this] { return Admission(refusal(sqlstate::kCannotConnectNow, last_failure_)); });
+                     } else if (state_ == InstanceState::kSuspending) {
+                       set_state(InstanceState::kAwake);
+                     }
+                   }
+                   after_operation();
+                 }));
+}
+
+void Instance::after_operation() {
+  if (!waiters_.empty() && (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed)) {
+    start_wake(std::to_string(waiters_.size()) + " client(s) arrived while it was stopping");
+  } else if (state_ == InstanceState::kAwake) {
+    finish_waiters([this] { return Admission(Lease(this)); });
+    arm_idle_timer();
+  }
+}
+
+asio::awaitable<void> Instance::run_wake(std::string reason) {
+  PGNAP_LOG(kInfo, context(), "waking (" << reason << ")");
+  const auto deadline = Clock::now() + config_.wake_timeout;
+  auto resolved = co_await resolve_backend(config_.address);
+  backends::WakeReport report;
+  if (!resolved.error.empty()) {
+    report.detail = resolved.error;
+  } else {
+    report = co_await backends::wake(*backend_, resolved.probe, deadline);
+  }
+  if (shutting_down_) co_return;
+
+  if (report.ok) {
+    consecutive_failures_ = 0;
+    last_failure_.clear();
+    ++stats_.wakes_ok;
+    set_state(InstanceState::kAwake);
+    awake_since_ = Clock::now();
+    const auto waiting = waiters_.size();
+    PGNAP_LOG(kInfo, context(), "ready after " << report.duration.count() << " ms (" << report.detail << "), "
+                                               << waiting << " client(s) waited");
+    finish_waiters([this] { return Admission(Lease(this)); });
+    co_return;  // after_operation() arms the idle timer
+  }
+
+  ++consecutive_failures_;
+  last_failure_ = report.detail;
+  if (report.timed_out) ++stats_.wakes_timeout;
+  else ++stats_.wakes_failed;
+  retry_at_ = Clock::now() + backoff();
+  set_state(InstanceState::kFailed);
+  PGNAP_LOG(kWarning, context(), "wake failed after " << report.duration.count() << " ms: " << report.detail
+                                                      << "\nnext attempt for a client arriving after "
+                                                      << ms_text(backoff()));
+  finish_waiters([this] { return Admission(refusal(sqlstate::kCannotConnectNow, last_failure_)); });
+
+  if (report.timed_out && report.started) {
+    // Leave nothing half-started behind: a server that comes up later would otherwise run
+    // unaccounted and never be suspended.
+    const auto status = co_await backend_->status();
+    if (status.state == backends::RunState::kRunning && !shutting_down_) {
+      set_state(InstanceState::kSuspending);
+      PGNAP_LOG(kInfo, context(), "stopping the server that did not become ready in time");
+      const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
+      if (!stopped.ok) PGNAP_LOG(kWarning, context(), "could not stop it: " << stopped.detail);
+      if (shutting_down_) co_return;
+      set_state(InstanceState::kFailed);
+    }
+  }
+}
+
+void Instance::arm_idle_timer() {
+  if (state_ != InstanceState::kAwake || sessions_ > 0 || !waiters_.empty() || shutting_down_) return;
+  const auto now = Clock::now();
+  const auto at = std::max(now + config_.idle_timeout, awake_since_ + config_.min_awake);
+  idle_timer_.expires_at(at);
+  idle_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (ec || !*alive) return;
+    if (state_ != InstanceState::kAwake || sessions_ > 0 || !waiters_.empty() || shutting_down_ ||
+        operation_running_) {
+      return;
+    }
+    set_state(InstanceState::kSuspending);
+    launch(run_suspend("idle for " + format_duration(config_.idle_timeout)));
+  });
+}
+
+asio::awaitable<void> Instance::run_suspend(std::string reason) {
+  const auto awake_for = Clock::now() - awake_since_;
+  PGNAP_LOG(kInfo, context(), reason << " with no sessions, suspending");
+  const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
+  if (shutting_down_) co_return;
+  if (stopped.ok) {
+    ++stats_.suspends;
+    set_state(InstanceState::kAsleep);
+    PGNAP_LOG(kInfo, context(), "asleep (was awake for " << human(awake_for) << ")");
+  } else {
+    const auto status = co_await backend_->status();
+    if (shutting_down_) co_return;
+    if (status.state == backends::RunState::kStopped) {
+      ++stats_.suspends;
+      set_state(InstanceState::kAsleep);
+      PGNAP_LOG(kWarning, context(), "asleep, although the stop command failed: " << stopped.detail);
+    } else {
+      // The idle timer tries again later (after_operation re-arms it).
+      PGNAP_LOG(kError, context(), "suspend failed, staying awake: " << stopped.detail);
+      set_state(InstanceState::kAwake);
+    }
+  }
+}
+
+void Instance::report_unreachable(const std::string& why) {
+  if (state_ != InstanceState::kAwake) return;
+  idle_timer_.cancel();
+  ++stats_.unexpected_stops;
+  set_state(InstanceState::kAsleep);
+  PGNAP_LOG(kWarning, context(), "stopped without pgnap (" << why << "); the next client wakes it");
+}
+
+void Instance::begin_shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  idle_timer_.cancel();
+  operation_cancel_.emit(asio::cancellation_type::terminal);
+  finish_waiters([this] { return Admission(refusal(sqlstate::kAdminShutdown, "")); });
+}
+
+asio::awaitable<void> Instance::suspend_for_exit() {
+  if (!config_.suspend_on_exit || state_ != InstanceState::kAwake || sessions_ > 0) co_return;
+  PGNAP_LOG(kInfo, context(), "suspending on exit (suspend_on_exit = true)");
+  const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
+  if (stopped.ok) {
+    set_state(InstanceState::kAsleep);
+    PGNAP_LOG(kInfo, context(), "asleep");
+  } else {
+    PGNAP_LOG(kWarning, context(), "could not suspend on exit: " << stopped.detail);
+  }
+}
+
+}  // namespace pgnap::daemon

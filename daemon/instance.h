@@ -1,0 +1,159 @@
+// One backing PostgreSQL instance's lifecycle, as DESIGN.md's "Lifecycle of an instance":
+//
+//   asleep ──client──▶ waking ──ready──▶ awake ──idle_timeout──▶ suspending ──▶ asleep
+//     ▲                   │ failed / wake_timeout                      (clients queue here
+//     └──── next client ◀─ failed (with backoff)                        and wake it after)
+//
+// Clients ask for admission with acquire(): an awake instance admits at once; otherwise the
+// client joins a bounded queue (max_waiting) with a deadline (wake_timeout) and the first
+// one starts the single wake all of them share. Admission is a Lease: while any lease is
+// held the instance never suspends; the idle timer starts when the last one is released.
+//
+// Everything runs on the one io_context thread, so the state needs no locks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "backends/backend.h"
+#include "daemon/config.h"
+#include "metrics/stats.h"
+
+namespace pgnap::daemon {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+enum class InstanceState { kAsleep, kWaking, kAwake, kSuspending, kFailed };
+[[nodiscard]] std::string_view to_string(InstanceState state);
+
+class Instance;
+
+// A session's claim on an awake instance. Move-only; releasing it (or destroying it) tells
+// the instance the session is over.
+class Lease {
+ public:
+  Lease() = default;
+  Lease(Lease&& other) noexcept : instance_(std::exchange(other.instance_, nullptr)) {}
+  Lease& operator=(Lease&& other) noexcept;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() { release(); }
+
+  void release();
+  [[nodiscard]] explicit operator bool() const { return instance_ != nullptr; }
+  [[nodiscard]] Instance* instance() const { return instance_; }
+
+ private:
+  friend class Instance;
+  explicit Lease(Instance* instance);
+  Instance* instance_ = nullptr;
+};
+
+// Why a client is not admitted: becomes a FATAL ErrorResponse.
+struct Refusal {
+  std::string_view sqlstate;
+  std::string message;
+  std::string detail;
+  std::string hint;
+};
+
+using Admission = std::variant<Lease, Refusal>;
+
+// Timing knobs that are not in the config (tests shorten them).
+struct InstanceTuning {
+  std::chrono::milliseconds backoff_initial{1000};  // after the first failed wake
+  std::chrono::milliseconds backoff_max{30000};     // doubling per consecutive failure, up to this
+  std::chrono::milliseconds stop_timeout{60000};
+  std::chrono::milliseconds adopt_probe_timeout{1000};
+};
+
+class Instance {
+ public:
+  Instance(asio::any_io_executor executor, InstanceConfig config, std::unique_ptr<backends::Backend> backend,
+           InstanceTuning tuning = {});
+  ~Instance();
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+
+  [[nodiscard]] const std::string& name() const { return config_.name; }
+  [[nodiscard]] const InstanceConfig& config() const { return config_; }
+  [[nodiscard]] InstanceState state() const { return state_; }
+  [[nodiscard]] std::size_t sessions() const { return sessions_; }
+  [[nodiscard]] std::size_t waiting() const { return waiters_.size(); }
+  [[nodiscard]] metrics::InstanceStats& stats() { return stats_; }
+  [[nodiscard]] backends::Backend& backend() { return *backend_; }
+
+  // At start-up: probes and asks the backend, and starts awake or asleep accordingly. Never
+  // stops a running server; a server found starting is waited for like a wake.
+  asio::awaitable<void> adopt();
+
+  // Admits a client: at once when awake, else after the (shared) wake. `database` and
+  // `client` only label the log line of the wake they trigger. Cancelling the awaiting
+  // coroutine (the client went away) leaves the queue; the wake carries on.
+  [[nodiscard]] asio::awaitable<Admission> acquire(std::string_view database, std::string_view client);
+
+  // A session could not connect although the instance was believed awake: it stopped
+  // without pgnap. The next client wakes it again.
+  void report_unreachable(const std::string& why);
+
+  // Refuses new clients (57P01), releases waiters with 57P01, stops timers and any wake.
+  void begin_shutdown();
+  // On exit, when suspend_on_exit is set and it is awake: a clean stop.
+  asio::awaitable<void> suspend_for_exit();
+
+ private:
+  friend class Lease;
+  struct Waiter;
+
+  void on_lease_acquired();
+  void on_lease_released();
+  void set_state(InstanceState next);
+  void start_wake(std::string reason);
+  // Runs a wake or a suspend (one at a time); its completion decides what comes next.
+  void launch(asio::awaitable<void> operation);
+  void after_operation();
+  asio::awaitable<void> run_wake(std::string reason);
+  void finish_waiters(const std::function<Admission()>& outcome);
+  void arm_idle_timer();
+  asio::awaitable<void> run_suspend(std::string reason);
+  [[nodiscard]] Refusal refusal(std::string_view sqlstate, std::string detail, std::string hint = {}) const;
+  [[nodiscard]] std::chrono::milliseconds backoff() const;
+  [[nodiscard]] std::string context() const { return "instance=" + config_.name; }
+
+  asio::any_io_executor executor_;
+  InstanceConfig config_;
+  std::unique_ptr<backends::Backend> backend_;
+  InstanceTuning tuning_;
+  metrics::InstanceStats stats_;
+
+  InstanceState state_ = InstanceState::kAsleep;
+  std::size_t sessions_ = 0;
+  std::list<Waiter*> waiters_;
+  asio::steady_timer idle_timer_;
+  asio::cancellation_signal operation_cancel_;  // the running wake or suspend
+  bool operation_running_ = false;
+  bool shutting_down_ = false;
+  Clock::time_point awake_since_{};
+  Clock::time_point state_since_{};
+  // Failed wakes in a row, the last reason, and when the next client may retry.
+  std::uint32_t consecutive_failures_ = 0;
+  std::string last_failure_;
+  Clock::time_point retry_at_{};
+  // Set while alive; lets detached completions tell that the instance is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace pgnap::daemon

@@ -1,0 +1,38 @@
+// Logging: one line per event on stderr (journald adds its own timestamp when run by
+// systemd; ours stays for foreground runs and files). Every line carries its context
+// (gateway, instance=NAME, session=N client=ADDR). The level is checked before anything is
+// formatted: use the PGNAP_LOG macro.
+#pragma once
+
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace pgnap::daemon::log {
+
+enum class Level { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+void set_level(Level level);
+[[nodiscard]] Level level();
+[[nodiscard]] bool enabled(Level level);
+// "debug", "info", "warning", "error"; false when unknown.
+[[nodiscard]] bool parse_level(std::string_view text, Level& out);
+
+// Writes one complete line with a single write(2), so lines from one process never
+// interleave.
+void write(Level level, std::string_view context, std::string_view message);
+
+}  // namespace pgnap::daemon::log
+
+// PGNAP_LOG(kInfo, "instance=" << name, "ready after " << ms << " ms");
+#define PGNAP_LOG(LEVEL, CONTEXT, MESSAGE)                                               \
+  do {                                                                                   \
+    if (::pgnap::daemon::log::enabled(::pgnap::daemon::log::Level::LEVEL)) {             \
+      std::ostringstream pgnap_log_ctx_;                                                 \
+      pgnap_log_ctx_ << CONTEXT;                                                         \
+      std::ostringstream pgnap_log_msg_;                                                 \
+      pgnap_log_msg_ << MESSAGE;                                                         \
+      ::pgnap::daemon::log::write(::pgnap::daemon::log::Level::LEVEL, pgnap_log_ctx_.str(), \
+                                  pgnap_log_msg_.str());                                 \
+    }                                                                                    \
+  } while (0)

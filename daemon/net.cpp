@@ -1,0 +1,93 @@
+#include "daemon/net.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "daemon/backend_address.h"
+
+namespace pgnap::daemon {
+
+using namespace boost::asio::experimental::awaitable_operators;
+
+asio::awaitable<boost::system::error_code> write_all(Socket& socket, std::string_view bytes,
+                                                     Clock::time_point deadline) {
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor, deadline);
+  auto r = co_await (asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()),
+                                       asio::as_tuple(asio::use_awaitable)) ||
+                     timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+  if (r.index() == 1) co_return asio::error::timed_out;
+  co_return std::get<0>(std::get<0>(r));
+}
+
+asio::awaitable<ConnectResult> connect_any(Socket& socket, const std::vector<Endpoint>& endpoints,
+                                           std::chrono::milliseconds timeout) {
+  auto executor = co_await asio::this_coro::executor;
+  ConnectResult result{asio::error::host_not_found, 0};
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    boost::system::error_code ec;
+    if (socket.is_open()) socket.close(ec);
+    asio::steady_timer timer(executor, timeout);
+    auto r = co_await (socket.async_connect(endpoints[i], asio::as_tuple(asio::use_awaitable)) ||
+                       timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (r.index() == 1) {
+      result = {asio::error::timed_out, i};
+      continue;
+    }
+    const auto [cec] = std::get<0>(r);
+    if (!cec) co_return ConnectResult{{}, i};
+    result = {cec, i};
+  }
+  boost::system::error_code ignored;
+  socket.close(ignored);
+  co_return result;
+}
+
+asio::awaitable<void> send_fatal(Socket& socket, const ClientError& error) {
+  const std::string message =
+      protocol::encode_error_response({"FATAL", error.sqlstate, error.message, error.detail, error.hint});
+  const auto ec = co_await write_all(socket, message, Clock::now() + std::chrono::seconds(2));
+  boost::system::error_code ignored;
+  if (!ec) socket.shutdown(Socket::shutdown_send, ignored);
+}
+
+void tune_client_socket(Socket& socket) {
+  const int family = socket.local_endpoint().data()->sa_family;
+  if (family != AF_INET && family != AF_INET6) return;
+  const int on = 1;
+  ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+}
+
+void tune_server_socket(Socket& socket) {
+  boost::system::error_code ec;
+  const auto local = socket.local_endpoint(ec);
+  if (ec) return;
+  const int family = local.data()->sa_family;
+  if (family != AF_INET && family != AF_INET6) return;
+  const int on = 1;
+  ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+std::string peer_name(const Socket& socket) {
+  boost::system::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  if (remote.data()->sa_family == AF_UNIX) return "unix socket";
+  return endpoint_to_string(remote);
+}
+
+bool means_nothing_listening(const boost::system::error_code& ec) {
+  return ec == asio::error::connection_refused || ec == asio::error::not_found ||
+         ec == boost::system::errc::no_such_file_or_directory;
+}
+
+}  // namespace pgnap::daemon

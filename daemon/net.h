@@ -1,0 +1,65 @@
+// Socket plumbing shared by the session, the cancel forwarder and the listener: one socket
+// type for TCP and Unix sockets, writes and connects with deadlines, and FATAL errors sent
+// to clients.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "protocol/encode.h"
+
+namespace pgnap::daemon {
+
+namespace asio = boost::asio;
+using Socket = asio::generic::stream_protocol::socket;
+using Endpoint = asio::generic::stream_protocol::endpoint;
+using Clock = std::chrono::steady_clock;
+
+// Writes all of `bytes`, giving up (and returning timed_out) at `deadline`.
+[[nodiscard]] asio::awaitable<boost::system::error_code> write_all(Socket& socket, std::string_view bytes,
+                                                                   Clock::time_point deadline);
+
+// Connects to the first endpoint that accepts, each attempt bounded by `timeout`.
+// Returns the connected socket's endpoint index, or the last error.
+struct ConnectResult {
+  boost::system::error_code error;
+  std::size_t index = 0;
+};
+[[nodiscard]] asio::awaitable<ConnectResult> connect_any(Socket& socket, const std::vector<Endpoint>& endpoints,
+                                                          std::chrono::milliseconds timeout);
+
+// An error pgnap sends to a client, owning its text.
+struct ClientError {
+  std::string sqlstate;
+  std::string message;
+  std::string detail;
+  std::string hint;
+};
+
+// Sends a FATAL ErrorResponse (best effort, bounded by a short deadline) then closes the
+// socket for writing, so the client reads the error rather than a reset.
+//
+// Coroutine arguments in this code base are named locals, never braced temporaries:
+// GCC 12 destroys such temporaries twice when they initialise a coroutine's parameter.
+asio::awaitable<void> send_fatal(Socket& socket, const ClientError& error);
+
+// Socket options for client connections: TCP_NODELAY (the protocol is request/response:
+// Nagle's delay would add latency to every small reply) and keepalive (a peer that vanished
+// without a FIN is noticed).
+void tune_client_socket(Socket& socket);
+// TCP_NODELAY for connections to PostgreSQL.
+void tune_server_socket(Socket& socket);
+
+// "127.0.0.1:53422", "[::1]:5000" or "unix socket" for the peer of `socket`.
+[[nodiscard]] std::string peer_name(const Socket& socket);
+
+// Connection errors that mean nothing listens there: the server is down.
+[[nodiscard]] bool means_nothing_listening(const boost::system::error_code& ec);
+
+}  // namespace pgnap::daemon

@@ -1,0 +1,132 @@
+#include "daemon/relay.h"
+
+#include <array>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace pgnap::daemon {
+
+using namespace boost::asio::experimental::awaitable_operators;
+namespace msg = protocol::backend_msg;
+
+namespace {
+
+// One scratch buffer for every session of the thread: it is only used between a
+// non-blocking read and the write that follows, with no suspension in between.
+constexpr std::size_t kScratchSize = 64 * 1024;
+thread_local std::array<std::uint8_t, kScratchSize> g_scratch;
+
+// A direction that always has data would otherwise keep the thread to itself: after this
+// many reads without waiting, it yields to the other sessions.
+constexpr int kReadsBeforeYield = 16;
+
+// Backend messages are PostgreSQL's own: trust their lengths up to the protocol's limit.
+constexpr std::uint32_t kMaxServerMessage = 0x7fffffff;
+
+std::bitset<256> types(std::initializer_list<char> list) {
+  std::bitset<256> set;
+  for (char c : list) set.set(static_cast<unsigned char>(c));
+  return set;
+}
+
+}  // namespace
+
+Relay::Relay(Socket& client, Socket& server, std::uint32_t max_client_message,
+             std::function<void(const protocol::BackendKeyData&)> on_backend_key, RelayCounters counters)
+    : client_(client),
+      server_(server),
+      from_client_(max_client_message, types({protocol::frontend_msg::kTerminate})),
+      from_server_(kMaxServerMessage, types({msg::kBackendKeyData, msg::kReadyForQuery})),
+      on_backend_key_(std::move(on_backend_key)),
+      counters_(counters) {}
+
+bool Relay::client_stream_at_boundary() const { return from_server_.at_boundary() && !to_client_pending_; }
+
+bool Relay::inspect(Direction direction, protocol::Bytes bytes, std::string& detail) {
+  if (direction == Direction::kToServer) {
+    const auto status = from_client_.scan(bytes, [this](const protocol::ScannedMessage& m) {
+      if (m.type == protocol::frontend_msg::kTerminate) client_terminated_ = true;
+    });
+    if (status == protocol::ScanStatus::kInvalid) detail = from_client_.error();
+    return status == protocol::ScanStatus::kOk;
+  }
+  const auto status = from_server_.scan(bytes, [this](const protocol::ScannedMessage& m) {
+    if (m.type == msg::kReadyForQuery) {
+      if (auto s = protocol::parse_ready_for_query(m)) transaction_status_ = *s;
+    } else if (m.type == msg::kBackendKeyData) {
+      if (auto key = protocol::parse_backend_key_data(m); key && on_backend_key_) on_backend_key_(*key);
+    }
+  });
+  if (status == protocol::ScanStatus::kInvalid) detail = from_server_.error();
+  return status == protocol::ScanStatus::kOk;
+}
+
+asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
+  auto executor = co_await asio::this_coro::executor;
+  const bool to_server = direction == Direction::kToServer;
+  Socket& src = to_server ? client_ : server_;
+  Socket& dst = to_server ? server_ : client_;
+  std::uint64_t* counter = to_server ? counters_.bytes_to_server : counters_.bytes_to_client;
+  const auto closed = to_server ? RelayEnd::Why::kClientClosed : RelayEnd::Why::kServerClosed;
+  const auto invalid = to_server ? RelayEnd::Why::kClientProtocol : RelayEnd::Why::kServerProtocol;
+  std::vector<std::uint8_t> pending;  // only used under backpressure
+  int reads_without_wait = 0;
+
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n = src.read_some(asio::buffer(g_scratch), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      reads_without_wait = 0;
+      auto [wec] = co_await src.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+      continue;  // an error shows up on the next read
+    }
+    if (ec == asio::error::interrupted) continue;
+    if (ec) co_return RelayEnd{closed, ec == asio::error::eof ? std::string() : ec.message()};
+
+    std::string detail;
+    if (!inspect(direction, protocol::Bytes(g_scratch.data(), n), detail)) co_return RelayEnd{invalid, detail};
+    if (counter) *counter += n;
+
+    std::size_t written = dst.write_some(asio::buffer(g_scratch.data(), n), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      written = 0;
+      ec = {};
+    }
+    if (ec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, ec.message()};
+    if (written < n) {
+      // The destination is slower than the source: keep the rest and stop reading this
+      // direction until it is delivered.
+      pending.assign(g_scratch.begin() + static_cast<std::ptrdiff_t>(written),
+                     g_scratch.begin() + static_cast<std::ptrdiff_t>(n));
+      if (!to_server) to_client_pending_ = true;
+      auto [wec, _] = co_await asio::async_write(dst, asio::buffer(pending), asio::as_tuple(asio::use_awaitable));
+      if (!to_server) to_client_pending_ = false;
+      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+      if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message()};
+      std::vector<std::uint8_t>().swap(pending);  // give the memory back: idle sessions hold none
+      reads_without_wait = 0;
+      continue;
+    }
+    if (++reads_without_wait >= kReadsBeforeYield) {
+      reads_without_wait = 0;
+      co_await asio::post(executor, asio::use_awaitable);
+    }
+  }
+}
+
+asio::awaitable<RelayEnd> Relay::run() {
+  boost::system::error_code ec;
+  client_.non_blocking(true, ec);
+  server_.non_blocking(true, ec);
+  auto r = co_await (pump(Direction::kToServer) || pump(Direction::kToClient));
+  co_return r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+}
+
+}  // namespace pgnap::daemon

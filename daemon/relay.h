@@ -1,0 +1,76 @@
+// The relay of an established session: bytes in both directions between the client and
+// PostgreSQL, unchanged, with the message scanner walking each direction beside the copy
+// to see what pgnap must know (BackendKeyData, ReadyForQuery, Terminate) and to enforce
+// the client's maximum message size.
+//
+// Memory: a session owns no read buffer. Each direction waits for readability, reads into
+// one scratch buffer shared by the thread, and writes it on at once; only when the
+// destination cannot take everything is the remainder copied into a buffer of the
+// session's own, and reading that direction pauses until it is written (backpressure).
+// An idle session therefore costs its sockets and two coroutine frames.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "daemon/net.h"
+#include "protocol/message_scanner.h"
+
+namespace pgnap::daemon {
+
+struct RelayEnd {
+  enum class Why {
+    kClientClosed,    // EOF or reset from the client (normal after Terminate)
+    kServerClosed,    // EOF or reset from PostgreSQL
+    kClientProtocol,  // the client's stream broke the framing or the size limit
+    kServerProtocol,  // PostgreSQL's stream did (never expected)
+    kWriteFailed,     // a write to either side failed
+    kCancelled,       // the gateway is shutting down
+  };
+  Why why = Why::kClientClosed;
+  std::string detail;
+};
+
+struct RelayCounters {
+  std::uint64_t* bytes_to_server = nullptr;
+  std::uint64_t* bytes_to_client = nullptr;
+};
+
+class Relay {
+ public:
+  // `max_client_message`: the largest message a client may send (PostgreSQL's own limit
+  // is 1 GiB). `on_backend_key` is called when PostgreSQL sends BackendKeyData.
+  Relay(Socket& client, Socket& server, std::uint32_t max_client_message,
+        std::function<void(const protocol::BackendKeyData&)> on_backend_key, RelayCounters counters);
+
+  // Relays until either side closes or fails. Cancellation (shutdown) ends it.
+  [[nodiscard]] asio::awaitable<RelayEnd> run();
+
+  // Whether the server-to-client stream is between messages (pgnap may then add its own
+  // ErrorResponse without corrupting the client's stream).
+  [[nodiscard]] bool client_stream_at_boundary() const;
+  // The transaction status of the last ReadyForQuery: 'I', 'T', 'E', or 0 before the first.
+  [[nodiscard]] char transaction_status() const { return transaction_status_; }
+  [[nodiscard]] bool client_terminated() const { return client_terminated_; }
+
+ private:
+  enum class Direction { kToServer, kToClient };
+  asio::awaitable<RelayEnd> pump(Direction direction);
+  // Scans bytes about to be forwarded; false when the stream is invalid (detail set).
+  bool inspect(Direction direction, protocol::Bytes bytes, std::string& detail);
+
+  Socket& client_;
+  Socket& server_;
+  protocol::MessageScanner from_client_;
+  protocol::MessageScanner from_server_;
+  std::function<void(const protocol::BackendKeyData&)> on_backend_key_;
+  RelayCounters counters_;
+  char transaction_status_ = 0;
+  bool client_terminated_ = false;
+  bool to_client_pending_ = false;  // a partial write to the client is in flight
+};
+
+}  // namespace pgnap::daemon

@@ -1,0 +1,249 @@
+#include "daemon/session.h"
+
+#include <optional>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "daemon/backend_address.h"
+#include "daemon/instance.h"
+#include "daemon/log.h"
+#include "daemon/relay.h"
+#include "daemon/startup_reader.h"
+#include "protocol/encode.h"
+
+namespace pgnap::daemon {
+
+using namespace boost::asio::experimental::awaitable_operators;
+namespace sqlstate = protocol::sqlstate;
+
+namespace {
+
+// Completes when the client closes its connection while it waits for a wake. Data from the
+// client (unusual before authentication) ends the watch, not the wait.
+asio::awaitable<void> client_gone(Socket& client) {
+  auto executor = co_await asio::this_coro::executor;
+  for (;;) {
+    auto [ec] = co_await client.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    char byte;
+    const ssize_t n = ::recv(client.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) co_return;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return;
+    if (n > 0) {
+      asio::steady_timer forever(executor, Clock::time_point::max());
+      co_await forever.async_wait(asio::as_tuple(asio::use_awaitable));
+      co_return;
+    }
+  }
+}
+
+bool is_cancelled(const asio::cancellation_state& state) {
+  return state.cancelled() != asio::cancellation_type::none;
+}
+
+// Protocol 3.x with x > 0 and "_pq_." options are answered by pgnap itself: it speaks 3.0 to
+// PostgreSQL and tells the client so with NegotiateProtocolVersion, before anything else
+// reaches it (the message a 3.0-only server would send).
+struct Negotiated {
+  protocol::StartupMessage forwarded;
+  std::optional<std::string> negotiate_message;
+};
+
+Negotiated negotiate(const protocol::StartupMessage& in) {
+  Negotiated out;
+  out.forwarded.major = 3;
+  out.forwarded.minor = 0;
+  std::vector<std::string> unrecognized;
+  for (const auto& [name, value] : in.parameters) {
+    if (name.rfind("_pq_.", 0) == 0) unrecognized.push_back(name);
+    else out.forwarded.parameters.emplace_back(name, value);
+  }
+  if (in.minor > 0 || !unrecognized.empty()) {
+    out.negotiate_message = protocol::encode_negotiate_protocol_version(0, unrecognized);
+  }
+  return out;
+}
+
+}  // namespace
+
+asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequest& request, std::string context) {
+  ++env.stats->cancel_requests;
+  const auto target = env.cancels->find(request);
+  if (!target) {
+    ++env.stats->cancel_requests_unmatched;
+    PGNAP_LOG(kDebug, context, "cancel request for an unknown key (pid " << request.process_id << "): ignored");
+    co_return;
+  }
+  auto executor = co_await asio::this_coro::executor;
+  Socket server(executor);
+  const std::vector<Endpoint> endpoints{target->endpoint};
+  const auto connected = co_await connect_any(server, endpoints, target->instance->config().connect_timeout);
+  if (connected.error) {
+    PGNAP_LOG(kWarning, context, "could not forward cancel request: " << connected.error.message());
+    co_return;
+  }
+  const std::string packet = protocol::encode_cancel_request(request);
+  const auto ec = co_await write_all(server, packet, Clock::now() + target->instance->config().connect_timeout);
+  PGNAP_LOG(kDebug, context, "cancel request for pid " << request.process_id << " forwarded to instance "
+                                                       << target->instance->name()
+                                                       << (ec ? " (write failed: " + ec.message() + ")" : ""));
+}
+
+asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t id) {
+  auto executor = co_await asio::this_coro::executor;
+  auto cancellation = co_await asio::this_coro::cancellation_state;
+  const std::string peer = peer_name(client);
+  const std::string context = "session=" + std::to_string(id) + " client=" + peer;
+  tune_client_socket(client);
+
+  // ---- startup phase ----
+  auto startup = co_await read_startup(client, Clock::now() + env.gateway->login_timeout);
+  switch (startup.kind) {
+    case StartupOutcome::Kind::kClosed:
+      PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
+      co_return;
+    case StartupOutcome::Kind::kRefused:
+      ++env.stats->startup_errors;
+      PGNAP_LOG(kInfo, context, "refused: " << startup.reason);
+      co_return;
+    case StartupOutcome::Kind::kCancel:
+      co_await forward_cancel(env, startup.cancel, context);
+      co_return;
+    case StartupOutcome::Kind::kStartup:
+      break;
+  }
+  const std::string database(startup.startup.database());
+  const std::string user(startup.startup.user());
+
+  // ---- routing ----
+  Instance* instance = env.router->route(database);
+  if (instance == nullptr) {
+    std::string served;
+    for (const auto& name : env.router->served_names()) served += (served.empty() ? "" : ", ") + name;
+    PGNAP_LOG(kInfo, context, "refused: database \"" << database << "\" is not served");
+    const ClientError error{std::string(sqlstate::kInvalidCatalogName),
+                            "database \"" + database + "\" is not served by this gateway",
+                            served.empty() ? std::string() : "Databases served: " + served + ".",
+                            "Check the database name in the connection string, or add it to an instance's "
+                            "\"databases\" in pgnap's configuration."};
+    co_await send_fatal(client, error);
+    co_return;
+  }
+  const std::string icontext = context + " instance=" + instance->name();
+  PGNAP_LOG(kDebug, icontext, "startup: user \"" << user << "\", database \"" << database << "\"");
+
+  auto refuse = [&](const Refusal& r) -> asio::awaitable<void> {
+    instance->stats().count_client_error(r.sqlstate);
+    PGNAP_LOG(kInfo, icontext, "refused (" << r.sqlstate << "): " << r.message
+                                           << (r.detail.empty() ? "" : ": " + r.detail));
+    const ClientError error{std::string(r.sqlstate), r.message, r.detail, r.hint};
+    co_await send_fatal(client, error);
+  };
+
+  // ---- admission and connection; a server found dead gets one fresh wake ----
+  Lease lease;
+  Socket server(executor);
+  Endpoint connected_to;
+  for (int attempt = 0;; ++attempt) {
+    auto admitted = co_await (instance->acquire(database, peer) || client_gone(client));
+    if (admitted.index() == 1) {
+      PGNAP_LOG(kDebug, icontext, "client left while waiting for the instance");
+      co_return;
+    }
+    Admission admission = std::move(std::get<0>(admitted));
+    if (auto* r = std::get_if<Refusal>(&admission)) {
+      co_await refuse(*r);
+      co_return;
+    }
+    lease = std::move(std::get<Lease>(admission));
+
+    auto resolved = co_await resolve_backend(instance->config().address);
+    ConnectResult connected{asio::error::host_not_found, 0};
+    std::string why = resolved.error;
+    if (resolved.error.empty()) {
+      connected = co_await connect_any(server, resolved.endpoints, instance->config().connect_timeout);
+      if (!connected.error) {
+        connected_to = resolved.endpoints[connected.index];
+        break;
+      }
+      why = "connecting to " + instance->config().address.to_string() + " failed: " + connected.error.message();
+    }
+    lease.release();
+    if (attempt == 0 && means_nothing_listening(connected.error)) {
+      instance->report_unreachable(why);
+      continue;  // acquire again: this wakes it
+    }
+    const Refusal refusal{sqlstate::kCannotConnectNow, "instance \"" + instance->name() + "\" could not be started",
+                          why, "The instance was reported ready but does not accept connections; see pgnap's log."};
+    co_await refuse(refusal);
+    co_return;
+  }
+  tune_server_socket(server);
+
+  // ---- forward the startup packet ----
+  const auto negotiated = negotiate(startup.startup);
+  std::string first_bytes = protocol::encode_startup_message(negotiated.forwarded) + startup.pipelined;
+  if (auto ec = co_await write_all(server, first_bytes, Clock::now() + instance->config().connect_timeout); ec) {
+    const Refusal refusal{sqlstate::kCannotConnectNow, "instance \"" + instance->name() + "\" could not be started",
+                          "sending the startup packet failed: " + ec.message(), {}};
+    co_await refuse(refusal);
+    co_return;
+  }
+  if (negotiated.negotiate_message) {
+    if (co_await write_all(client, *negotiated.negotiate_message, Clock::now() + std::chrono::seconds(10))) co_return;
+  }
+
+  // ---- relay ----
+  std::optional<protocol::BackendKeyData> key;
+  auto on_key = [&](const protocol::BackendKeyData& k) {
+    if (key) env.cancels->remove(*key);
+    key = k;
+    env.cancels->add(k, CancelTarget{instance, connected_to});
+  };
+  Relay relay(client, server, env.max_client_message, on_key,
+              {&instance->stats().bytes_to_server, &instance->stats().bytes_to_client});
+  PGNAP_LOG(kDebug, icontext, "relaying to " << endpoint_to_string(connected_to));
+  const auto started = Clock::now();
+  RelayEnd end;
+  try {
+    end = co_await relay.run();
+  } catch (const boost::system::system_error&) {
+    end = {RelayEnd::Why::kCancelled, {}};
+  }
+  if (key) env.cancels->remove(*key);
+  const std::string terminate = protocol::encode_terminate();
+
+  if (end.why == RelayEnd::Why::kCancelled || is_cancelled(cancellation)) {
+    // Shutdown: say why, if it can be said without cutting a message in two.
+    co_await asio::this_coro::reset_cancellation_state();
+    if (relay.client_stream_at_boundary()) {
+      const ClientError error{std::string(sqlstate::kAdminShutdown), "the gateway is shutting down", {},
+                              "Reconnect in a moment."};
+      co_await send_fatal(client, error);
+    }
+    (void)co_await write_all(server, terminate, Clock::now() + std::chrono::seconds(1));
+    PGNAP_LOG(kDebug, icontext, "ended by shutdown");
+    co_return;
+  }
+  if (end.why == RelayEnd::Why::kClientProtocol) {
+    instance->stats().count_client_error(sqlstate::kProtocolViolation);
+    if (relay.client_stream_at_boundary()) {
+      const ClientError error{std::string(sqlstate::kProtocolViolation), "invalid message from client: " + end.detail,
+                              {}, {}};
+      co_await send_fatal(client, error);
+    }
+    (void)co_await write_all(server, terminate, Clock::now() + std::chrono::seconds(1));
+  }
+  const auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+  PGNAP_LOG(kDebug, icontext, "ended after " << secs << " ms: "
+                                             << (end.why == RelayEnd::Why::kClientClosed   ? "client closed"
+                                                 : end.why == RelayEnd::Why::kServerClosed ? "server closed"
+                                                                                           : "error")
+                                             << (end.detail.empty() ? "" : " (" + end.detail + ")"));
+}
+
+}  // namespace pgnap::daemon

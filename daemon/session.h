@@ -1,0 +1,39 @@
+// One client connection, from accept to close:
+//   startup phase (startup_reader) → route (router) → admission (instance: now, or after the
+//   shared wake) → connect to PostgreSQL → forward the startup packet → relay (relay) →
+//   release the lease.
+// Each step is another file's job; this one strings them together and turns every failure
+// into the ErrorResponse the client sees.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "daemon/cancel_registry.h"
+#include "daemon/config.h"
+#include "daemon/net.h"
+#include "daemon/router.h"
+#include "metrics/stats.h"
+
+namespace pgnap::daemon {
+
+// What sessions share, owned by the gateway.
+struct SessionEnv {
+  const GatewayConfig* gateway = nullptr;
+  Router* router = nullptr;
+  CancelRegistry* cancels = nullptr;
+  metrics::GatewayStats* stats = nullptr;
+  std::uint32_t max_client_message = 1024u * 1024u * 1024u;  // PostgreSQL's PQ_LARGE_MESSAGE_LIMIT
+};
+
+// Runs the session to its end. Cancelling it (gateway shutdown) ends it with 57P01 when the
+// client's stream is between messages, or by closing otherwise.
+asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t id);
+
+// Forwards a CancelRequest to the server that issued the key; unknown keys are dropped
+// (PostgreSQL answers a cancel request with nothing either way).
+asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequest& request, std::string context);
+
+}  // namespace pgnap::daemon
