@@ -10,6 +10,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "backends/probe.h"
+
 namespace pgnap::backends {
 
 namespace asio = boost::asio;
@@ -52,6 +54,12 @@ class Backend {
   // Cleanly stops the server (never "immediate"): pending transactions are rolled back and
   // a shutdown checkpoint is written.
   [[nodiscard]] virtual asio::awaitable<Outcome> stop(Clock::time_point deadline) = 0;
+
+  // Is the server protocol-ready at `target`? Every driver uses the libpq probe; the
+  // indirection lets a unit test of the lifecycle decide readiness.
+  [[nodiscard]] virtual asio::awaitable<ProbeResult> probe(ProbeTarget target, std::chrono::milliseconds timeout) {
+    return probe_once(std::move(target), timeout);
+  }
 
   // The commands this driver runs, for `pgnap check` and logs.
   [[nodiscard]] virtual std::vector<std::string> describe() const = 0;

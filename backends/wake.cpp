@@ -25,14 +25,15 @@ std::string seconds_text(std::chrono::milliseconds d) {
 }
 
 // Probes until ready or until the deadline; returns the last result.
-asio::awaitable<ProbeResult> probe_until_ready(ProbeTarget target, Clock::time_point deadline, WakeOptions options) {
+asio::awaitable<ProbeResult> probe_until_ready(Backend& backend, ProbeTarget target, Clock::time_point deadline,
+                                               WakeOptions options) {
   auto executor = co_await asio::this_coro::executor;
   asio::steady_timer pause(executor);
   ProbeResult last{false, "not probed"};
   for (;;) {
     const auto left = remaining(deadline);
     if (left.count() == 0) co_return last;
-    last = co_await probe_once(target, std::min(options.probe_timeout, left));
+    last = co_await backend.probe(target, std::min(options.probe_timeout, left));
     if (last.ready) co_return last;
     pause.expires_at(std::min(Clock::now() + options.probe_interval, deadline));
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -55,13 +56,13 @@ asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::ti
   };
 
   // Already up (started by hand, or pgnap restarted)? Then there is nothing to run.
-  auto first = co_await probe_once(target, std::min(options.probe_timeout, remaining(deadline)));
+  auto first = co_await backend.probe(target, std::min(options.probe_timeout, remaining(deadline)));
   if (first.ready) co_return finish(true, "already running");
 
   const Status status = co_await backend.status();
   if (status.state == RunState::kRunning) {
     // A server process exists but does not accept sessions yet (starting, in recovery).
-    auto ready = co_await probe_until_ready(target, deadline, options);
+    auto ready = co_await probe_until_ready(backend, target, deadline, options);
     if (ready.ready) co_return finish(true, "was already starting");
     report.timed_out = true;
     co_return finish(false, "the server is running but did not accept connections within " + seconds_text(total) +
@@ -78,7 +79,7 @@ asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::ti
     co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
     co_return Outcome::failure("the start command succeeded but the server did not accept connections");
   };
-  auto result = co_await (run_start() || probe_until_ready(target, deadline, options));
+  auto result = co_await (run_start() || probe_until_ready(backend, target, deadline, options));
   if (result.index() == 0) {
     const Outcome& failed = std::get<0>(result);
     if (Clock::now() >= deadline) report.timed_out = true;

@@ -123,7 +123,7 @@ void Instance::on_lease_released() {
 asio::awaitable<void> Instance::adopt() {
   auto resolved = co_await resolve_backend(config_.address);
   backends::ProbeResult probe{false, resolved.error};
-  if (resolved.error.empty()) probe = co_await backends::probe_once(resolved.probe, tuning_.adopt_probe_timeout);
+  if (resolved.error.empty()) probe = co_await backend_->probe(resolved.probe, tuning_.adopt_probe_timeout);
   if (probe.ready) {
     set_state(InstanceState::kAwake);
     awake_since_ = Clock::now();
@@ -215,6 +215,11 @@ void Instance::start_wake(std::string reason) {
 
 void Instance::launch(asio::awaitable<void> operation) {
   operation_running_ = true;
+  // Spawned from a fresh handler, not from inside the caller's coroutine: the operation must
+  // not share anything with the client that happened to trigger it (its cancellation above
+  // all: a client that gives up must not cancel the wake others wait for).
+  asio::post(executor_, [this, alive = alive_, operation = std::move(operation)]() mutable {
+  if (!*alive) return;
   asio::co_spawn(executor_, std::move(operation),
                  asio::bind_cancellation_slot(operation_cancel_.slot(), [this, alive = alive_](std::exception_ptr e) {
                    if (!*alive) return;
@@ -238,6 +243,7 @@ void Instance::launch(asio::awaitable<void> operation) {
                    }
                    after_operation();
                  }));
+  });
 }
 
 void Instance::after_operation() {

@@ -149,17 +149,18 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
   Socket server(executor);
   Endpoint connected_to;
   for (int attempt = 0;; ++attempt) {
+    // operator|| flattens Admission (a variant) with client_gone's void: the result is one
+    // of Lease, Refusal, or monostate when the client left first.
     auto admitted = co_await (instance->acquire(database, peer) || client_gone(client));
-    if (admitted.index() == 1) {
+    if (std::holds_alternative<std::monostate>(admitted)) {
       PGNAP_LOG(kDebug, icontext, "client left while waiting for the instance");
       co_return;
     }
-    Admission admission = std::move(std::get<0>(admitted));
-    if (auto* r = std::get_if<Refusal>(&admission)) {
+    if (auto* r = std::get_if<Refusal>(&admitted)) {
       co_await refuse(*r);
       co_return;
     }
-    lease = std::move(std::get<Lease>(admission));
+    lease = std::move(std::get<Lease>(admitted));
 
     auto resolved = co_await resolve_backend(instance->config().address);
     ConnectResult connected{asio::error::host_not_found, 0};

@@ -1,0 +1,362 @@
+// The instance lifecycle against a scripted backend: one wake for many clients, bounded
+// queue, deadlines, backoff, idle suspend, min_awake, arrivals while suspending, deaths,
+// shutdown. Real PostgreSQL is exercised by tests/integration; here only the state machine.
+//
+// Assertions are about outcomes and call counts, never about how long something took:
+// durations only make the scripted backend slow enough to create the situation tested.
+#include "daemon/instance.h"
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+#include "protocol/encode.h"
+
+namespace pgnap::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace boost::asio::experimental::awaitable_operators;
+namespace sqlstate = protocol::sqlstate;
+
+// gtest's ASSERT_* return from the function, which a coroutine cannot do.
+#define CO_ASSERT_TRUE(cond)                                      \
+  do {                                                            \
+    if (!(cond)) {                                                \
+      ADD_FAILURE() << "assertion failed: " #cond;                \
+      co_return;                                                  \
+    }                                                             \
+  } while (0)
+#define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+class FakeBackend final : public backends::Backend {
+ public:
+  std::chrono::milliseconds start_delay = 30ms;
+  bool start_fails = false;
+  bool start_hangs = false;
+  std::chrono::milliseconds stop_delay = 10ms;
+  bool running = false;
+  int starts = 0;
+  int stops = 0;
+
+  std::string_view driver() const override { return "fake"; }
+  asio::awaitable<backends::Status> status() override {
+    co_return backends::Status{running ? backends::RunState::kRunning : backends::RunState::kStopped, {}};
+  }
+  asio::awaitable<backends::Outcome> start(Clock::time_point deadline) override {
+    ++starts;
+    if (start_hangs) {
+      co_await sleep_for(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()) + 1h);
+    }
+    co_await sleep_for(start_delay);
+    if (start_fails) co_return backends::Outcome::failure("FATAL: invalid value for parameter \"shared_buffers\"");
+    running = true;
+    co_return backends::Outcome::success();
+  }
+  asio::awaitable<backends::Outcome> stop(Clock::time_point) override {
+    ++stops;
+    co_await sleep_for(stop_delay);
+    running = false;
+    co_return backends::Outcome::success();
+  }
+  asio::awaitable<backends::ProbeResult> probe(backends::ProbeTarget, std::chrono::milliseconds) override {
+    co_return backends::ProbeResult{running, running ? "ready" : "refused"};
+  }
+  std::vector<std::string> describe() const override { return {}; }
+};
+
+InstanceConfig test_config() {
+  InstanceConfig c;
+  c.name = "main";
+  c.backend = "fake";
+  c.address.kind = BackendAddress::Kind::kUnix;
+  c.address.socket_dir = "/nonexistent";
+  c.idle_timeout = 50ms;
+  c.min_awake = 0ms;
+  c.wake_timeout = 2s;
+  c.max_waiting = 100;
+  return c;
+}
+
+InstanceTuning fast_tuning() {
+  InstanceTuning t;
+  t.backoff_initial = 100ms;
+  t.backoff_max = 400ms;
+  t.stop_timeout = 2s;
+  t.adopt_probe_timeout = 100ms;
+  return t;
+}
+
+struct InstanceTest : ::testing::Test {
+  asio::io_context io;
+  FakeBackend* backend = nullptr;
+  std::unique_ptr<Instance> instance;
+
+  void make(InstanceConfig config = test_config(), InstanceTuning tuning = fast_tuning()) {
+    auto b = std::make_unique<FakeBackend>();
+    backend = b.get();
+    instance = std::make_unique<Instance>(io.get_executor(), std::move(config), std::move(b), tuning);
+  }
+
+  // Runs `body` to completion (bounded, so a hang fails instead of blocking the suite).
+  template <typename F>
+  void run(F body) {
+    bool done = false;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      co_await body();
+      done = true;
+      instance->begin_shutdown();
+    }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    io.run_for(20s);
+    ASSERT_TRUE(done) << "the scenario did not finish";
+  }
+};
+
+bool admitted(const Admission& a) { return std::holds_alternative<Lease>(a); }
+std::string_view code(const Admission& a) {
+  return admitted(a) ? std::string_view("ok") : std::get<Refusal>(a).sqlstate;
+}
+
+TEST_F(InstanceTest, AdoptsARunningServerAsAwakeWithoutStartingIt) {
+  make();
+  backend->running = true;
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    EXPECT_EQ(instance->state(), InstanceState::kAwake);
+    auto a = co_await instance->acquire("db", "c1");
+    EXPECT_TRUE(admitted(a));
+  });
+  EXPECT_EQ(backend->starts, 0);
+  EXPECT_EQ(backend->stops, 0) << "adoption must never stop a running database";
+}
+
+TEST_F(InstanceTest, OneWakeForManyWaiters) {
+  make();
+  std::vector<Admission> results;
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    EXPECT_EQ(instance->state(), InstanceState::kAsleep);
+    auto executor = co_await asio::this_coro::executor;
+    int finished = 0;
+    for (int i = 0; i < 20; ++i) {
+      asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
+        auto a = co_await instance->acquire("db", "c");
+        results.push_back(std::move(a));
+        ++finished;
+      }, asio::detached);
+    }
+    co_await sleep_for(5ms);
+    EXPECT_EQ(instance->state(), InstanceState::kWaking);
+    EXPECT_EQ(instance->waiting(), 20u);
+    while (finished < 20) co_await sleep_for(5ms);
+    EXPECT_EQ(instance->sessions(), 20u);
+    results.clear();
+    EXPECT_EQ(instance->sessions(), 0u);
+  });
+  EXPECT_EQ(backend->starts, 1);
+}
+
+TEST_F(InstanceTest, QueueBeyondMaxWaitingIsRefusedWith53300) {
+  auto config = test_config();
+  config.max_waiting = 2;
+  make(config);
+  std::vector<std::string> codes;
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    auto executor = co_await asio::this_coro::executor;
+    for (int i = 0; i < 5; ++i) {
+      asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
+        auto a = co_await instance->acquire("db", "c");
+        codes.emplace_back(code(a));
+      }, asio::detached);
+    }
+    while (codes.size() < 5) co_await sleep_for(5ms);
+  });
+  EXPECT_EQ(std::count(codes.begin(), codes.end(), "ok"), 2);
+  EXPECT_EQ(std::count(codes.begin(), codes.end(), sqlstate::kTooManyConnections), 3);
+  EXPECT_EQ(backend->starts, 1);
+}
+
+TEST_F(InstanceTest, WakeThatHangsIsRefusedAtWakeTimeoutAndCleanedUp) {
+  auto config = test_config();
+  config.wake_timeout = 200ms;
+  make(config);
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    backend->start_hangs = true;
+    auto a = co_await instance->acquire("db", "c");
+    CO_ASSERT_FALSE(admitted(a));
+    EXPECT_EQ(std::get<Refusal>(a).sqlstate, sqlstate::kCannotConnectNow);
+    EXPECT_EQ(std::get<Refusal>(a).message, "instance \"main\" could not be started");
+    // The wake itself gives up too: the instance is failed, not waking forever.
+    while (instance->state() == InstanceState::kWaking) co_await sleep_for(10ms);
+    EXPECT_EQ(instance->state(), InstanceState::kFailed);
+  });
+}
+
+TEST_F(InstanceTest, FailedWakeReportsWhyThenBacksOffThenRetries) {
+  make();
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    backend->start_fails = true;
+    auto first = co_await instance->acquire("db", "c1");
+    CO_ASSERT_FALSE(admitted(first));
+    const auto& r = std::get<Refusal>(first);
+    EXPECT_EQ(r.sqlstate, sqlstate::kCannotConnectNow);
+    EXPECT_NE(r.detail.find("shared_buffers"), std::string::npos) << r.detail;
+    EXPECT_EQ(instance->state(), InstanceState::kFailed);
+
+    // Within the backoff: refused at once with the same reason, and no new start.
+    auto second = co_await instance->acquire("db", "c2");
+    CO_ASSERT_FALSE(admitted(second));
+    EXPECT_NE(std::get<Refusal>(second).detail.find("shared_buffers"), std::string::npos);
+    EXPECT_NE(std::get<Refusal>(second).hint.find("tries again"), std::string::npos);
+    EXPECT_EQ(backend->starts, 1);
+
+    // The cause is fixed; after the backoff the next client wakes it.
+    backend->start_fails = false;
+    co_await sleep_for(150ms);
+    auto third = co_await instance->acquire("db", "c3");
+    EXPECT_TRUE(admitted(third));
+    EXPECT_EQ(backend->starts, 2);
+  });
+}
+
+TEST_F(InstanceTest, BackoffDoublesPerConsecutiveFailure) {
+  make();
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    backend->start_fails = true;
+    (void)co_await instance->acquire("db", "c");
+    co_await sleep_for(120ms);  // first backoff: 100 ms
+    (void)co_await instance->acquire("db", "c");
+    EXPECT_EQ(backend->starts, 2);
+    co_await sleep_for(120ms);  // second backoff: 200 ms, not over yet
+    (void)co_await instance->acquire("db", "c");
+    EXPECT_EQ(backend->starts, 2);
+    co_await sleep_for(120ms);
+    (void)co_await instance->acquire("db", "c");
+    EXPECT_EQ(backend->starts, 3);
+  });
+}
+
+TEST_F(InstanceTest, SuspendsAfterIdleTimeoutOnceTheLastSessionLeaves) {
+  make();
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    {
+      auto a = co_await instance->acquire("db", "c");
+      CO_ASSERT_TRUE(admitted(a));
+      co_await sleep_for(200ms);  // 4 x idle_timeout with a session attached
+      EXPECT_EQ(backend->stops, 0) << "never suspend with a session attached";
+      EXPECT_EQ(instance->state(), InstanceState::kAwake);
+    }
+    while (instance->state() != InstanceState::kAsleep) co_await sleep_for(10ms);
+    EXPECT_EQ(backend->stops, 1);
+    EXPECT_FALSE(backend->running);
+    EXPECT_EQ(instance->stats().suspends, 1u);
+  });
+}
+
+TEST_F(InstanceTest, MinAwakeDelaysTheSuspend) {
+  auto config = test_config();
+  config.idle_timeout = 10ms;
+  config.min_awake = 400ms;
+  make(config);
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    { auto a = co_await instance->acquire("db", "c"); }
+    co_await sleep_for(100ms);
+    // Awake for at most ~130 ms < min_awake: whatever the machine's speed, not stopped yet.
+    EXPECT_EQ(backend->stops, 0);
+    while (instance->state() != InstanceState::kAsleep) co_await sleep_for(10ms);
+    EXPECT_EQ(backend->stops, 1);
+  });
+}
+
+TEST_F(InstanceTest, ClientArrivingWhileSuspendingIsServedAfterTheStop) {
+  make();
+  backend->stop_delay = 200ms;
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    { auto a = co_await instance->acquire("db", "c1"); }
+    while (instance->state() != InstanceState::kSuspending) co_await sleep_for(2ms);
+    auto late = co_await instance->acquire("db", "c2");
+    EXPECT_TRUE(admitted(late));
+    EXPECT_EQ(backend->stops, 1);
+    EXPECT_EQ(backend->starts, 2) << "the stop finishes, then a fresh start serves the client";
+  });
+}
+
+TEST_F(InstanceTest, AServerThatDiedIsWokenForTheNextClient) {
+  make();
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    auto a = co_await instance->acquire("db", "c1");
+    CO_ASSERT_TRUE(admitted(a));
+    backend->running = false;  // killed behind pgnap's back
+    instance->report_unreachable("connection refused");
+    EXPECT_EQ(instance->state(), InstanceState::kAsleep);
+    EXPECT_EQ(instance->stats().unexpected_stops, 1u);
+    auto b = co_await instance->acquire("db", "c2");
+    EXPECT_TRUE(admitted(b));
+    EXPECT_EQ(backend->starts, 2);
+  });
+}
+
+TEST_F(InstanceTest, AClientThatGivesUpLeavesTheQueueAndTheWakeCompletes) {
+  make();
+  backend->start_delay = 200ms;
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    asio::steady_timer give_up(co_await asio::this_coro::executor, 30ms);
+    auto r = co_await (instance->acquire("db", "c") || give_up.async_wait(asio::as_tuple(asio::use_awaitable)));
+    // Admission is a variant, which operator|| flattens: the timer is the third alternative.
+    EXPECT_TRUE((std::holds_alternative<std::tuple<boost::system::error_code>>(r)));
+    EXPECT_EQ(instance->waiting(), 0u);
+    EXPECT_EQ(instance->state(), InstanceState::kWaking);
+    while (instance->state() == InstanceState::kWaking) co_await sleep_for(10ms);
+    EXPECT_EQ(instance->state(), InstanceState::kAwake);
+    EXPECT_EQ(instance->sessions(), 0u);
+  });
+}
+
+TEST_F(InstanceTest, ShutdownReleasesWaitersWith57P01) {
+  make();
+  backend->start_delay = 500ms;
+  std::vector<std::string> codes;
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    auto executor = co_await asio::this_coro::executor;
+    for (int i = 0; i < 3; ++i) {
+      asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
+        auto a = co_await instance->acquire("db", "c");
+        codes.emplace_back(code(a));
+      }, asio::detached);
+    }
+    co_await sleep_for(20ms);
+    instance->begin_shutdown();
+    while (codes.size() < 3) co_await sleep_for(5ms);
+    auto late = co_await instance->acquire("db", "c");
+    EXPECT_EQ(code(late), sqlstate::kAdminShutdown);
+  });
+  EXPECT_EQ(codes, std::vector<std::string>(3, std::string(sqlstate::kAdminShutdown)));
+}
+
+}  // namespace
+}  // namespace pgnap::daemon
