@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
@@ -50,6 +52,9 @@ std::optional<RunAs> lookup_user(const std::string& name, std::string& error) {
 
 namespace {
 
+// linux/close_range.h: set close-on-exec instead of closing (Linux 5.11).
+constexpr unsigned kCloseRangeCloexec = 1U << 2;
+
 // Runs in the child between fork and exec, so it may only make async-signal-safe calls:
 // everything it needs was resolved before the fork.
 struct ChildSetup {
@@ -59,6 +64,16 @@ struct ChildSetup {
   bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*) {
     // Own process group: a timeout kills the command and anything it started in the group.
     if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
+    // Nothing of pgnap's may leak into the command, and through it into a PostgreSQL server
+    // that outlives it: a listening socket or a client connection held by the postmaster
+    // would keep the port busy after pgnap exits. Boost 1.81's close_all() leaves a gap
+    // below its exec-error pipe, so mark everything above stdio close-on-exec here (the
+    // error pipe is close-on-exec already, as it must be).
+    if (::syscall(SYS_close_range, 3U, ~0U, kCloseRangeCloexec) != 0) {
+      rlimit limit{};
+      const rlim_t max = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? std::min<rlim_t>(limit.rlim_cur, 1 << 20) : 1024;
+      for (int fd = 3; fd < static_cast<int>(max); ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     // The parent may have SIGPIPE ignored; commands expect the default.
     ::signal(SIGPIPE, SIG_DFL);
     if (run_as != nullptr) {
