@@ -15,6 +15,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -152,22 +153,60 @@ asio::awaitable<CommandResult> run_command(CommandSpec spec) {
 
   bp::error_code ec;
   std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
-  bp::process proc(executor);
+  pid_t pid = -1;
   {
     const RunAs* run_as = spec.run_as ? &*spec.run_as : nullptr;
-    proc = bp::default_process_launcher()(executor, ec, spec.argv.front(), args,
-                                          bp::process_stdio{nullptr, fds[1], fds[1]}, ChildSetup{run_as});
+    auto proc = bp::default_process_launcher()(executor, ec, spec.argv.front(), args,
+                                               bp::process_stdio{nullptr, fds[1], fds[1]}, ChildSetup{run_as});
+    // Reaping is ours (below), not Process v2's: its async_wait calls a blocking waitpid()
+    // as soon as the pidfd looks readable, and a readiness left over from a closed
+    // descriptor whose number and reactor state were reused would block the whole loop.
+    if (!ec) {
+      pid = proc.id();
+      proc.detach();
+    }
   }
   ::close(fds[1]);
   if (ec) {
     result.error = ec.message();
     co_return result;
   }
-  const pid_t pid = proc.id();
 
   // Kills the whole group; used on timeout and on cancellation. The group id is the pid
   // (setpgid(0, 0) in the child).
   auto kill_group = [pid] { ::kill(-pid, SIGKILL); };
+  int status = 0;
+  bool reaped = false;
+  // After SIGKILL the child exits at once: a blocking reap is immediate.
+  auto reap_now = [&] {
+    while (!reaped) {
+      const pid_t r = ::waitpid(pid, &status, 0);
+      if (r == pid || (r < 0 && errno != EINTR)) reaped = true;
+    }
+  };
+
+  const int pidfd_raw = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd_raw < 0) {
+    kill_group();
+    reap_now();
+    result.error = std::string("pidfd_open: ") + std::strerror(errno);
+    co_return result;
+  }
+  asio::posix::stream_descriptor pidfd(executor, pidfd_raw);
+  // Completes once the child has exited and been reaped; a spurious readiness only costs
+  // one non-blocking waitpid().
+  auto wait_exit = [&]() -> asio::awaitable<void> {
+    for (;;) {
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid || (r < 0 && errno != EINTR)) {
+        reaped = true;
+        co_return;
+      }
+      auto [wec] = co_await pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
+                                             asio::as_tuple(asio::use_awaitable));
+      if (wec) co_return;  // cancelled
+    }
+  };
 
   auto read_output = [&]() -> asio::awaitable<void> {
     std::array<char, 4096> buf;
@@ -183,8 +222,7 @@ asio::awaitable<CommandResult> run_command(CommandSpec spec) {
   // Never leave the command running when our caller gives up on it.
   auto abandon = [&] {
     kill_group();
-    boost::system::error_code ignored;
-    proc.wait(ignored);  // the child was just SIGKILLed: reaping it is immediate
+    reap_now();
     throw boost::system::system_error(asio::error::operation_aborted);
   };
 
@@ -192,31 +230,26 @@ asio::awaitable<CommandResult> run_command(CommandSpec spec) {
   // block forever). The output normally ends when the command exits, but a grandchild that
   // outlives it (a daemon that kept the pipe) would hold it open: after the exit the output
   // gets only a short grace period.
-  bool exited = false;
   auto wait_then_grace = [&]() -> asio::awaitable<void> {
-    auto [ec, code] = co_await proc.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;  // cancelled: the output ended first
-    exited = true;
+    co_await wait_exit();
+    if (!reaped) co_return;  // cancelled: the output ended first
     asio::steady_timer grace(executor, std::chrono::milliseconds(200));
     co_await grace.async_wait(asio::as_tuple(asio::use_awaitable));
   };
   auto first = co_await (read_output() || wait_then_grace() || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (cancellation.cancelled() != asio::cancellation_type::none) abandon();
-  bool timed_out = first.index() == 2 && !exited;
-  if (!exited && !timed_out) {
+  bool timed_out = first.index() == 2 && !reaped;
+  if (!reaped && !timed_out) {
     // The output closed first; the command is still finishing.
-    auto second = co_await (proc.async_wait(asio::as_tuple(asio::use_awaitable)) ||
-                            timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    auto second = co_await (wait_exit() || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (cancellation.cancelled() != asio::cancellation_type::none) abandon();
-    timed_out = second.index() == 1;
+    timed_out = !reaped;
   }
   if (timed_out) {
     kill_group();
-    boost::system::error_code ignored;
-    proc.wait(ignored);
+    reap_now();
   }
 
-  const int status = proc.native_exit_code();
   if (timed_out) {
     result.end = CommandResult::End::kTimedOut;
     result.error = "timed out after " + format_ms(spec.timeout);

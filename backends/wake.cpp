@@ -1,6 +1,7 @@
 #include "backends/wake.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -19,9 +20,15 @@ std::chrono::milliseconds remaining(Clock::time_point deadline) {
                   std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
 }
 
+// libpq's messages span lines ("...failed: No such file or directory\n\tIs the server
+// running locally...?"): the first line says it.
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 std::string seconds_text(std::chrono::milliseconds d) {
-  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
-  return std::to_string(d.count()) + " ms";
+  if (d < std::chrono::seconds(1)) return std::to_string(d.count()) + " ms";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(d.count()) / 1000.0);
+  return text;
 }
 
 // Probes until ready or until the deadline; returns the last result.
@@ -66,14 +73,16 @@ asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::ti
     if (ready.ready) co_return finish(true, "was already starting");
     report.timed_out = true;
     co_return finish(false, "the server is running but did not accept connections within " + seconds_text(total) +
-                                " (last probe: " + ready.detail + ")");
+                                " (last probe: " + first_line(ready.detail) + ")");
   }
 
   report.started = true;
   // The start command and the probe run side by side: whichever decides first wins. A
   // start command that succeeds leaves the decision to the probe.
+  bool start_finished = false;
   auto run_start = [&]() -> asio::awaitable<Outcome> {
     auto outcome = co_await backend.start(deadline);
+    start_finished = true;
     if (!outcome.ok) co_return outcome;
     asio::steady_timer wait(executor, deadline);
     co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -88,7 +97,9 @@ asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::ti
   const ProbeResult& probe = std::get<1>(result);
   if (probe.ready) co_return finish(true, "started");
   report.timed_out = true;
-  co_return finish(false, "not ready within " + seconds_text(total) + " (last probe: " + probe.detail + ")");
+  co_return finish(false, "not ready within " + seconds_text(total) +
+                              (start_finished ? "" : "; the start command had not finished and was killed") +
+                              " (last probe: " + first_line(probe.detail) + ")");
 }
 
 }  // namespace pgnap::backends

@@ -32,6 +32,9 @@ std::string_view to_string(InstanceState state) {
 
 namespace {
 
+// How long past its deadline a failing wake gets to tell its waiters why.
+constexpr auto kReasonGrace = std::chrono::milliseconds(250);
+
 std::string ms_text(Clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
@@ -186,7 +189,12 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
     PGNAP_LOG(kDebug, context(), "client " << client << " queued while suspending; it wakes the instance after the stop");
   }
 
-  waiter.signal.expires_after(config_.wake_timeout);
+  // Each client waits at most wake_timeout. When that ends with the wake's own deadline
+  // (the client that triggered it), give the wake a moment to report why it failed: its
+  // reason is more use to the client than "timed out".
+  auto deadline = Clock::now() + config_.wake_timeout;
+  if (state_ == InstanceState::kWaking && deadline <= wake_deadline_ + kReasonGrace) deadline = wake_deadline_ + kReasonGrace;
+  waiter.signal.expires_at(deadline);
   co_await waiter.signal.async_wait(asio::as_tuple(asio::use_awaitable));
   if (waiter.outcome) co_return std::move(*waiter.outcome);
   // The deadline passed (a cancellation by our caller throws out of the co_await above).
@@ -210,6 +218,7 @@ void Instance::start_wake(std::string reason) {
   // While a stop is running, queued clients wait for it; its completion starts the wake.
   if (operation_running_) return;
   set_state(InstanceState::kWaking);
+  wake_deadline_ = Clock::now() + config_.wake_timeout;
   launch(run_wake(std::move(reason)));
 }
 
@@ -257,7 +266,7 @@ void Instance::after_operation() {
 
 asio::awaitable<void> Instance::run_wake(std::string reason) {
   PGNAP_LOG(kInfo, context(), "waking (" << reason << ")");
-  const auto deadline = Clock::now() + config_.wake_timeout;
+  const auto deadline = wake_deadline_;
   auto resolved = co_await resolve_backend(config_.address);
   backends::WakeReport report;
   if (!resolved.error.empty()) {
@@ -289,7 +298,9 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
   PGNAP_LOG(kWarning, context(), "wake failed after " << report.duration.count() << " ms: " << report.detail
                                                       << "\nnext attempt for a client arriving after "
                                                       << ms_text(backoff()));
-  finish_waiters([this] { return Admission(refusal(sqlstate::kCannotConnectNow, last_failure_)); });
+  const std::string hint = "pgnap tries again for the next client after " + ms_text(backoff()) +
+                           ". Fix the cause shown above (pgnap's log has the full story).";
+  finish_waiters([&] { return Admission(refusal(sqlstate::kCannotConnectNow, last_failure_, hint)); });
 
   if (report.timed_out && report.started) {
     // Leave nothing half-started behind: a server that comes up later would otherwise run

@@ -147,6 +147,7 @@ class Instance {
   bool operation_running_ = false;
   bool shutting_down_ = false;
   Clock::time_point awake_since_{};
+  Clock::time_point wake_deadline_{};
   Clock::time_point state_since_{};
   // Failed wakes in a row, the last reason, and when the next client may retry.
   std::uint32_t consecutive_failures_ = 0;
