@@ -1,0 +1,24 @@
+// Helpers shared by the harness's own .cpp files (not for tests).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pgnap::it::internal {
+
+// Setup failures throw: GoogleTest reports the message as the test's failure.
+[[noreturn]] void fail(const std::string& what);
+// A waitpid status as an exit code: the code, or 128+N when killed by signal N.
+int decode_wait_status(int status);
+// argv for execv; the strings must outlive it.
+std::vector<char*> c_argv(const std::vector<std::string>& argv);
+// In a freshly forked child: its own process group, and death with the test process.
+void child_setup();
+// In a forked child whose exec failed: say so on stderr and _exit(127).
+[[noreturn]] void child_exec_failed(const char* what);
+// True while a test runs and has failed: time to print what explains it.
+bool test_failed();
+// Prints a titled block to stderr (ctest --output-on-failure shows it).
+void print_section(const std::string& title, const std::string& body);
+
+}  // namespace pgnap::it::internal
