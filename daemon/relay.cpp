@@ -77,9 +77,21 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
   const auto invalid = to_server ? RelayEnd::Why::kClientProtocol : RelayEnd::Why::kServerProtocol;
   std::vector<std::uint8_t> pending;  // only used under backpressure
   int reads_without_wait = 0;
+  // A read shorter than the buffer emptied the socket: wait for readiness at once instead
+  // of paying for a read that can only say EAGAIN. (Safe with Asio's edge-triggered epoll:
+  // data arriving after the short read raises a new edge, harvested only at the next
+  // epoll_wait, by which time the wait below is queued. Every other path reads first,
+  // since an edge that came while no wait was queued is not remembered.)
+  bool drained = false;
 
   for (;;) {
     boost::system::error_code ec;
+    if (drained) {
+      drained = false;
+      reads_without_wait = 0;
+      auto [wec] = co_await src.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+    }
     const std::size_t n = src.read_some(asio::buffer(g_scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       reads_without_wait = 0;
@@ -112,6 +124,10 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message()};
       std::vector<std::uint8_t>().swap(pending);  // give the memory back: idle sessions hold none
       reads_without_wait = 0;
+      continue;
+    }
+    if (n < g_scratch.size()) {
+      drained = true;
       continue;
     }
     if (++reads_without_wait >= kReadsBeforeYield) {

@@ -154,3 +154,62 @@ TEST(HostileInputTest, EncryptionRequestsAreRefusedWithNThenTheStartupIsRelayed)
 
 }  // namespace
 }  // namespace pgnap::it
+
+namespace pgnap::it {
+namespace {
+
+// A client asking for protocol 3.2 with a "_pq_." extension (what a newer libpq may send) is
+// answered as PostgreSQL 15 would: NegotiateProtocolVersion first, naming 3.0 as the newest
+// minor and the extension as unrecognised, then its session runs on 3.0.
+// https://www.postgresql.org/docs/15/protocol-message-formats.html (NegotiateProtocolVersion)
+TEST(HostileInputTest, NewerMinorVersionIsNegotiatedDownTo30) {
+  Cluster cluster;
+  Gateway gateway(hostile_options(cluster), &cluster);
+  ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
+
+  auto raw = RawClient::tcp(gateway.port());
+  ASSERT_TRUE(raw.send(startup_packet(
+      {{"user", "postgres"}, {"database", "postgres"}, {"_pq_.future_extension", "on"}}, (3u << 16) | 2u)));
+  const auto reply = raw.read_until(
+      [](std::string_view b) {
+        for (const auto& m : split_backend_messages(b)) {
+          if (m.type == 'Z' || m.type == 'E') return true;
+        }
+        return false;
+      },
+      60s);
+  const auto messages = split_backend_messages(reply.bytes);
+  ASSERT_GE(messages.size(), 2u) << "no reply to the startup";
+  ASSERT_FALSE(first_error(reply.bytes).has_value()) << first_error(reply.bytes)->message;
+
+  const auto& v = messages.front();
+  ASSERT_EQ(v.type, 'v') << "NegotiateProtocolVersion must come before anything else";
+  // Int32 newest minor, Int32 count, then the option names.
+  ASSERT_GE(v.body.size(), 8u);
+  EXPECT_EQ(v.body.substr(0, 4), be32(0));
+  EXPECT_EQ(v.body.substr(4, 4), be32(1));
+  EXPECT_EQ(v.body.substr(8), std::string("_pq_.future_extension") + '\0');
+  EXPECT_EQ(messages[1].type, 'R');
+  EXPECT_EQ(messages.back().type, 'Z');
+
+  // The session works: a simple query on protocol 3.0.
+  const std::string query = "select 42";
+  ASSERT_TRUE(raw.send("Q" + be32(static_cast<std::uint32_t>(4 + query.size() + 1)) + query + '\0'));
+  const auto result = raw.read_until(
+      [](std::string_view b) {
+        for (const auto& m : split_backend_messages(b)) {
+          if (m.type == 'Z') return true;
+        }
+        return false;
+      },
+      10s);
+  bool saw_row = false;
+  for (const auto& m : split_backend_messages(result.bytes)) {
+    if (m.type == 'D') saw_row = m.body.find("42") != std::string::npos;
+  }
+  EXPECT_TRUE(saw_row) << "no DataRow with 42";
+  raw.send(std::string("X") + be32(4));
+}
+
+}  // namespace
+}  // namespace pgnap::it
