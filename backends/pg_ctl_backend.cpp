@@ -113,24 +113,26 @@ asio::awaitable<Status> PgCtlBackend::status() {
 
 asio::awaitable<Outcome> PgCtlBackend::start(Clock::time_point deadline) {
   const long long log_offset = file_size(options_.log_file);
-  const auto budget = until(deadline);
-  auto argv = start_argv(whole_seconds(budget));
-  CommandSpec spec{std::move(argv), options_.run_as, budget + std::chrono::seconds(1)};
-  auto r = co_await run_command(std::move(spec));
-  if (r.ok()) co_return Outcome::success();
-  std::string why = "pg_ctl start " + r.describe();
-  if (const auto out = trim(r.output); !out.empty()) why += ": " + out;
-  if (const auto log = log_since(log_offset); !log.empty()) why += "\nserver log (" + options_.log_file + "):\n" + log;
-  co_return Outcome::failure(std::move(why));
+  auto outcome = co_await run_pg_ctl("start", deadline);
+  if (outcome.ok) co_return outcome;
+  if (const auto log = log_since(log_offset); !log.empty()) {
+    outcome.detail += "\nserver log (" + options_.log_file + "):\n" + log;
+  }
+  co_return outcome;
 }
 
-asio::awaitable<Outcome> PgCtlBackend::stop(Clock::time_point deadline) {
+asio::awaitable<Outcome> PgCtlBackend::stop(Clock::time_point deadline) { return run_pg_ctl("stop", deadline); }
+
+asio::awaitable<Outcome> PgCtlBackend::run_pg_ctl(std::string_view action, Clock::time_point deadline) {
+  // pg_ctl's own wait (-t) ends just before pgnap's deadline for the command, so a slow
+  // start or stop is reported by pg_ctl, with its message, rather than killed.
   const auto budget = until(deadline);
-  auto argv = stop_argv(whole_seconds(budget));
+  const auto wait = whole_seconds(budget);
+  auto argv = action == "start" ? start_argv(wait) : stop_argv(wait);
   CommandSpec spec{std::move(argv), options_.run_as, budget + std::chrono::seconds(1)};
   auto r = co_await run_command(std::move(spec));
   if (r.ok()) co_return Outcome::success();
-  std::string why = "pg_ctl stop " + r.describe();
+  std::string why = "pg_ctl " + std::string(action) + " " + r.describe();
   if (const auto out = trim(r.output); !out.empty()) why += ": " + out;
   co_return Outcome::failure(std::move(why));
 }

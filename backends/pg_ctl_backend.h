@@ -42,6 +42,8 @@ class PgCtlBackend final : public Backend {
 
  private:
   [[nodiscard]] std::string pg_ctl() const;
+  // Runs `pg_ctl start|stop` within `deadline`; a failure carries pg_ctl's message.
+  [[nodiscard]] asio::awaitable<Outcome> run_pg_ctl(std::string_view action, Clock::time_point deadline);
   // The server log written since `offset`, at most its last few lines: where PostgreSQL
   // says why it did not start (bad setting, port in use, wrong ownership...).
   [[nodiscard]] std::string log_since(long long offset) const;

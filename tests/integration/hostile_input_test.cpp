@@ -50,6 +50,15 @@ std::vector<Malformed> malformed_startups() {
   };
 }
 
+// read_until's predicate: the reply to a startup or a query is complete at ReadyForQuery,
+// or ends at an ErrorResponse.
+bool ready_for_query_or_error(std::string_view bytes) {
+  for (const auto& m : split_backend_messages(bytes)) {
+    if (m.type == 'Z' || m.type == 'E') return true;
+  }
+  return false;
+}
+
 GatewayOptions hostile_options(const Cluster& cluster) {
   auto options = GatewayOptions::for_cluster(cluster);
   options.login_timeout = "1s";
@@ -133,12 +142,7 @@ TEST(HostileInputTest, EncryptionRequestsAreRefusedWithNThenTheStartupIsRelayed)
   ASSERT_TRUE(raw.send(startup_packet({{"user", "postgres"}, {"database", "postgres"}})));
   // Trust authentication: AuthenticationOk, ParameterStatus..., BackendKeyData, ReadyForQuery.
   const auto reply = raw.read_until(
-      [](std::string_view b) {
-        for (const auto& m : split_backend_messages(b)) {
-          if (m.type == 'Z' || m.type == 'E') return true;
-        }
-        return false;
-      },
+      ready_for_query_or_error,
       60s);
   const auto messages = split_backend_messages(reply.bytes);
   ASSERT_FALSE(messages.empty()) << "no reply to the startup";
@@ -171,12 +175,7 @@ TEST(HostileInputTest, NewerMinorVersionIsNegotiatedDownTo30) {
   ASSERT_TRUE(raw.send(startup_packet(
       {{"user", "postgres"}, {"database", "postgres"}, {"_pq_.future_extension", "on"}}, (3u << 16) | 2u)));
   const auto reply = raw.read_until(
-      [](std::string_view b) {
-        for (const auto& m : split_backend_messages(b)) {
-          if (m.type == 'Z' || m.type == 'E') return true;
-        }
-        return false;
-      },
+      ready_for_query_or_error,
       60s);
   const auto messages = split_backend_messages(reply.bytes);
   ASSERT_GE(messages.size(), 2u) << "no reply to the startup";
@@ -195,14 +194,7 @@ TEST(HostileInputTest, NewerMinorVersionIsNegotiatedDownTo30) {
   // The session works: a simple query on protocol 3.0.
   const std::string query = "select 42";
   ASSERT_TRUE(raw.send("Q" + be32(static_cast<std::uint32_t>(4 + query.size() + 1)) + query + '\0'));
-  const auto result = raw.read_until(
-      [](std::string_view b) {
-        for (const auto& m : split_backend_messages(b)) {
-          if (m.type == 'Z') return true;
-        }
-        return false;
-      },
-      10s);
+  const auto result = raw.read_until(ready_for_query_or_error, 10s);
   bool saw_row = false;
   for (const auto& m : split_backend_messages(result.bytes)) {
     if (m.type == 'D') saw_row = m.body.find("42") != std::string::npos;
