@@ -7,20 +7,25 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "backends/pg_ctl_backend.h"
 #include "daemon/config.h"
 #include "daemon/gateway.h"
 #include "daemon/log.h"
+#include "metrics/ledger.h"
+#include "metrics/report.h"
 
 namespace pgnap::daemon {
 
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: pgnap run   -c FILE     run the gateway in the foreground\n"
-    "       pgnap check -c FILE     validate the configuration and show what it would do\n"
+    "usage: pgnap run    -c FILE    run the gateway in the foreground\n"
+    "       pgnap check  -c FILE    validate the configuration and show what it would do\n"
+    "       pgnap report -c FILE [--since WHEN] [--until WHEN] [--instance NAME]\n"
+    "                    [--format table|json|csv|html]\n"
     "       pgnap --help | --version\n";
 
 constexpr std::string_view kHelp =
@@ -35,6 +40,15 @@ constexpr std::string_view kHelp =
     "                   SIGINT stops it\n"
     "  check -c FILE    validate the configuration and print the listeners, the routing\n"
     "                   table and the commands each instance would run; exit 0 or 1\n"
+    "  report -c FILE   the savings from the ledger, per instance and in total: hours\n"
+    "                   asleep and awake, wakes, kWh, gCO2e and money saved. Reads the\n"
+    "                   ledger read-only, so it works while the gateway runs.\n"
+    "      --since WHEN, --until WHEN   a date (2026-11-01), a UTC time\n"
+    "                   (2026-11-01T08:00Z) or a duration back from now (7d, 12h);\n"
+    "                   default: everything up to now\n"
+    "      --instance NAME              only this instance\n"
+    "      --format table|json|csv|html table by default; html is one self-contained\n"
+    "                   page with a timeline per instance (docs/accounting.md)\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE   the configuration file (TOML; see docs/configuration.md)\n"
@@ -51,11 +65,17 @@ int usage_error(std::string_view message) {
 struct Args {
   std::string command;
   std::string config;
+  // report
+  std::string since;
+  std::string until;
+  std::string instance;
+  std::string format = "table";
 };
 
 // Returns nullopt (after printing) on a usage error.
 std::optional<Args> parse(int argc, char** argv, int& status) {
   Args args;
+  bool seen_report_option = false;
   std::vector<std::string_view> rest(argv + 1, argv + argc);
   for (std::size_t i = 0; i < rest.size(); ++i) {
     const std::string_view a = rest[i];
@@ -79,6 +99,29 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
       args.config = a.substr(9);
       continue;
     }
+    // Report options: "--name VALUE" or "--name=VALUE".
+    bool matched = false;
+    for (auto [name, field] : {std::pair{std::string_view("--since"), &args.since},
+                               std::pair{std::string_view("--until"), &args.until},
+                               std::pair{std::string_view("--instance"), &args.instance},
+                               std::pair{std::string_view("--format"), &args.format}}) {
+      if (a == name) {
+        if (i + 1 >= rest.size()) {
+          status = usage_error(std::string(a) + " needs a value");
+          return std::nullopt;
+        }
+        *field = rest[++i];
+        matched = true;
+      } else if (a.size() > name.size() && a.substr(0, name.size()) == name && a[name.size()] == '=') {
+        *field = a.substr(name.size() + 1);
+        matched = true;
+      }
+      if (matched) {
+        seen_report_option = true;
+        break;
+      }
+    }
+    if (matched) continue;
     if (!a.empty() && a.front() == '-') {
       status = usage_error("unknown option " + std::string(a));
       return std::nullopt;
@@ -93,8 +136,16 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     status = usage_error("no command given");
     return std::nullopt;
   }
-  if (args.command != "run" && args.command != "check") {
+  if (args.command != "run" && args.command != "check" && args.command != "report") {
     status = usage_error("unknown command \"" + args.command + "\"");
+    return std::nullopt;
+  }
+  if (seen_report_option && args.command != "report") {
+    status = usage_error("--since, --until, --instance and --format belong to the report command");
+    return std::nullopt;
+  }
+  if (args.format != "table" && args.format != "json" && args.format != "csv" && args.format != "html") {
+    status = usage_error("--format must be table, json, csv or html, not \"" + args.format + "\"");
     return std::nullopt;
   }
   if (args.config.empty()) {
@@ -146,6 +197,56 @@ int check(const std::string& path) {
   return kExitOk;
 }
 
+int report(const Args& args) {
+  auto config = load(args.config);
+  if (!config) return kExitConfig;
+  const metrics::UnixTime now = metrics::unix_now();
+  metrics::UnixTime since = 0;
+  metrics::UnixTime until = now;
+  for (auto [text, out, name] : {std::tuple{&args.since, &since, "--since"}, std::tuple{&args.until, &until, "--until"}}) {
+    if (text->empty()) continue;
+    const auto parsed = metrics::parse_report_time(*text, now);
+    if (!parsed) {
+      return usage_error(std::string(name) + ": expected a date (2026-11-01), a UTC time (2026-11-01T08:00Z) or a "
+                         "duration back from now (7d), got \"" + *text + "\"");
+    }
+    *out = *parsed;
+  }
+  if (until <= since) return usage_error("--until must be later than --since");
+
+  std::vector<std::pair<std::string, metrics::Accounting>> instances;
+  for (const auto& instance : config->instances) {
+    if (args.instance.empty() || instance.name == args.instance) instances.emplace_back(instance.name, instance.accounting);
+  }
+  if (!args.instance.empty() && instances.empty()) {
+    // No longer configured: its history is still in the ledger (default coefficients).
+    instances.emplace_back(args.instance, metrics::Accounting{});
+  }
+  try {
+    auto data = metrics::read_ledger(config->gateway.ledger, since, until, args.instance);
+    if (args.since.empty()) {
+      // "Everything": from the ledger's first record (a day back when it has none yet).
+      since = until;
+      for (const auto& i : data.intervals) since = std::min(since, i.start);
+      for (const auto& w : data.wakes) since = std::min(since, w.requested_at);
+      if (since >= until) since = until - 86400;
+    }
+    auto result = metrics::build_report(data, since, until, instances);
+    if (!args.instance.empty()) {
+      std::erase_if(result.instances, [&](const auto& i) { return i.name != args.instance; });
+    }
+    if (args.format == "json") std::cout << metrics::format_json(result);
+    else if (args.format == "csv") std::cout << metrics::format_csv(result);
+    else if (args.format == "html") std::cout << metrics::format_html(result);
+    else std::cout << metrics::format_table(result);
+    std::cout.flush();
+    return std::cout ? kExitOk : kExitConfig;
+  } catch (const std::exception& e) {
+    std::cerr << "pgnap: " << e.what() << "\n";
+    return kExitConfig;
+  }
+}
+
 int run(const std::string& path) {
   auto config = load(path);
   if (!config) return kExitConfig;
@@ -173,6 +274,7 @@ int run_cli(int argc, char** argv) {
     return kExitOk;
   }
   if (args->command == "check") return check(args->config);
+  if (args->command == "report") return report(*args);
   return run(args->config);
 }
 

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "metrics/accounting.h"
+
 namespace pgnap::daemon {
 
 using Duration = std::chrono::milliseconds;
@@ -54,24 +56,9 @@ struct PgCtlConfig {
   std::string log_file;         // server log passed to pg_ctl -l; default <data_dir>/pgnap-postgres.log
 };
 
-// [instances.NAME.accounting]: the savings model's coefficients (docs/accounting.md).
-struct AccountingConfig {
-  double vcpus = 2;
-  double memory_gb = 1;
-  double idle_watts_per_vcpu = 0.74;  // Cloud Carbon Footprint, AWS average (min watts)
-  double busy_watts_per_vcpu = 3.5;   // Cloud Carbon Footprint, AWS average (max watts)
-  double watts_per_gb = 0.392;        // Cloud Carbon Footprint memory coefficient
-  double residual_watts = 0;          // power that stays drawn while asleep
-  std::optional<double> power_watts;  // overrides the vCPU/memory estimate when set
-  double pue = 1.135;                 // Cloud Carbon Footprint, AWS
-  double grid_intensity = 473;        // gCO2e/kWh, Ember 2024 world average
-  std::string grid_source = "Ember, Global Electricity Review 2025 (world average)";
-  std::int64_t grid_year = 2024;
-  double price_per_hour = 0;          // what an hour awake costs
-  std::string currency = "USD";
-  Duration wake_billed_minimum{0};    // minimum billed time per start (RDS: 10m)
-  double embodied_g_per_hour = 0;     // embodied carbon per hour awake; 0 = not reported
-};
+// [instances.NAME.accounting]: the savings model's coefficients (metrics/accounting.h,
+// docs/accounting.md).
+using AccountingConfig = metrics::Accounting;
 
 struct InstanceConfig {
   std::string name;
@@ -94,6 +81,9 @@ struct GatewayConfig {
   std::uint32_t max_clients = 1000;
   Duration login_timeout = std::chrono::seconds(15);
   std::string ledger = "/var/lib/pgnap/ledger.db";
+  // How often the open intervals are marked as still running: after a crash, at most this
+  // much accounting is lost.
+  Duration ledger_heartbeat = std::chrono::seconds(30);
   Duration shutdown_timeout = std::chrono::seconds(30);
   std::string log_level = "info";  // debug | info | warning | error
 };

@@ -99,7 +99,7 @@ std::string describe_config(const Config& config) {
   line(out, "max_clients", std::to_string(gateway.max_clients));
   line(out, "login_timeout", format_duration(gateway.login_timeout));
   line(out, "shutdown_timeout", format_duration(gateway.shutdown_timeout));
-  line(out, "ledger", gateway.ledger);
+  line(out, "ledger", gateway.ledger + " (heartbeat every " + format_duration(gateway.ledger_heartbeat) + ")");
   line(out, "log_level", gateway.log_level);
   out += "\nMetrics\n";
   line(out, "listen",

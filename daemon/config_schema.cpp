@@ -92,6 +92,7 @@ const std::vector<KeyRow<AccountingConfig>> kAccountingKeys = {
     key("watts_per_gb", &AccountingConfig::watts_per_gb, at_least(0)),
     key("residual_watts", &AccountingConfig::residual_watts, at_least(0)),
     key("power_watts", &AccountingConfig::power_watts, greater_than(0)),
+    key("busy_power_watts", &AccountingConfig::busy_power_watts, greater_than(0)),
     key("pue", &AccountingConfig::pue, at_least(1)),
     key("grid_intensity", &AccountingConfig::grid_intensity, at_least(0)),
     key("grid_source", &AccountingConfig::grid_source, StringValue{}),
@@ -121,6 +122,7 @@ const std::vector<KeyRow<GatewayConfig>> kGatewayKeys = {
     key("max_clients", &GatewayConfig::max_clients, IntegerValue{1, 1'000'000}),
     key("login_timeout", &GatewayConfig::login_timeout, kPositive),
     key("ledger", &GatewayConfig::ledger, PathValue{}),
+    key("ledger_heartbeat", &GatewayConfig::ledger_heartbeat, kPositive),
     key("shutdown_timeout", &GatewayConfig::shutdown_timeout, kNonNegative),
     key("log_level", &GatewayConfig::log_level, ChoiceValue{kLogLevels}),
 };

@@ -57,9 +57,17 @@ std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
 Gateway::Gateway(Config config) : config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP) {
   log::Level level = log::Level::kInfo;
   if (log::parse_level(config_.gateway.log_level, level)) log::set_level(level);
+  ledger_ = metrics::Ledger::open(config_.gateway.ledger);
+  if (ledger_->recovered_intervals() > 0) {
+    PGNAP_LOG(kWarning, "ledger", ledger_->path() << ": " << ledger_->recovered_intervals()
+                                                  << " interval(s) left open by an unclean stop were closed at their "
+                                                     "last heartbeat");
+  }
+  recorder_ = std::make_unique<LedgerRecorder>(io_.get_executor(), *ledger_, config_.gateway.ledger_heartbeat);
   std::vector<Instance*> raw;
   for (const auto& ic : config_.instances) {
     instances_.push_back(std::make_unique<Instance>(io_.get_executor(), ic, make_backend(ic)));
+    instances_.back()->set_observer(recorder_.get());
     raw.push_back(instances_.back().get());
   }
   router_ = Router(raw);
@@ -87,6 +95,7 @@ int Gateway::run() {
   });
   asio::co_spawn(io_, handle_signals(), asio::detached);
   io_.run();
+  ledger_->flush();
   for (const auto& l : listeners_) {
     if (!l->unlink_path.empty()) ::unlink(l->unlink_path.c_str());
   }
@@ -134,6 +143,7 @@ void Gateway::open_listeners() {
 }
 
 asio::awaitable<void> Gateway::start() {
+  recorder_->start();
   // Adopt every instance before admitting anyone: a client must never trigger a start of a
   // server that is already running.
   for (auto& instance : instances_) co_await instance->adopt();
@@ -208,10 +218,17 @@ asio::awaitable<void> Gateway::handle_signals() {
     }
     if (shutting_down_) {
       PGNAP_LOG(kWarning, "gateway", "second " << (signo == SIGINT ? "SIGINT" : "SIGTERM") << ": stopping at once");
-      std::_Exit(1);
+      exit_now(1);
     }
     begin_shutdown(signo == SIGINT ? "SIGINT" : "SIGTERM");
   }
+}
+
+void Gateway::exit_now(int status) {
+  // Even a forced exit closes the ledger's intervals: the time up to now is known.
+  recorder_->stop("pgnap stopped (forced)");
+  ledger_->flush();
+  std::_Exit(status);
 }
 
 void Gateway::begin_shutdown(const std::string& why) {
@@ -238,9 +255,10 @@ asio::awaitable<void> Gateway::finish_shutdown() {
   }
   if (!sessions_.empty()) {
     PGNAP_LOG(kWarning, "gateway", sessions_.size() << " session(s) did not end in time: exiting anyway");
-    std::_Exit(exit_status_);
+    exit_now(exit_status_);
   }
   for (auto& instance : instances_) co_await instance->suspend_for_exit();
+  recorder_->stop("pgnap stopped");
   // Nothing is left to stop: let the signal handler end, and with it io_context::run().
   shutdown_finished_ = true;
   signals_.cancel();

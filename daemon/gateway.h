@@ -18,6 +18,8 @@
 #include "daemon/cancel_registry.h"
 #include "daemon/config.h"
 #include "daemon/instance.h"
+#include "daemon/ledger_recorder.h"
+#include "metrics/ledger.h"
 #include "daemon/router.h"
 #include "daemon/session.h"
 #include "metrics/stats.h"
@@ -55,10 +57,14 @@ class Gateway {
   asio::awaitable<void> handle_signals();
   void begin_shutdown(const std::string& why);
   asio::awaitable<void> finish_shutdown();
+  [[noreturn]] void exit_now(int status);
 
   // Declared first: destroyed last, after everything that holds its handlers.
   asio::io_context io_;
   Config config_;
+  // Before the instances: they report to the recorder until they are destroyed.
+  std::unique_ptr<metrics::Ledger> ledger_;
+  std::unique_ptr<LedgerRecorder> recorder_;
   std::vector<std::unique_ptr<Instance>> instances_;
   Router router_;
   CancelRegistry cancels_;

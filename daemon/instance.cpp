@@ -88,9 +88,11 @@ Instance::Instance(asio::any_io_executor executor, InstanceConfig config, std::u
 
 Instance::~Instance() { *alive_ = false; }
 
-void Instance::set_state(InstanceState next) {
+void Instance::set_state(InstanceState next, const std::string& reason) {
+  const InstanceState previous = state_;
   state_ = next;
   state_since_ = Clock::now();
+  if (observer_ != nullptr) observer_->on_state_change(*this, previous, next, reason);
 }
 
 Refusal Instance::refusal(std::string_view code, std::string detail, std::string hint) const {
@@ -128,7 +130,7 @@ asio::awaitable<void> Instance::adopt() {
   backends::ProbeResult probe{false, resolved.error};
   if (resolved.error.empty()) probe = co_await backend_->probe(resolved.probe, tuning_.adopt_probe_timeout);
   if (probe.ready) {
-    set_state(InstanceState::kAwake);
+    set_state(InstanceState::kAwake, "adopted: accepting connections when pgnap started");
     awake_since_ = Clock::now();
     PGNAP_LOG(kInfo, context(), "adopted awake: " << config_.address.to_string() << " accepts connections");
     arm_idle_timer();
@@ -140,7 +142,7 @@ asio::awaitable<void> Instance::adopt() {
     start_wake("found starting at start-up");
     co_return;
   }
-  set_state(InstanceState::kAsleep);
+  set_state(InstanceState::kAsleep, "adopted: not running when pgnap started");
   if (status.state == backends::RunState::kUnknown) {
     PGNAP_LOG(kWarning, context(), "adopted asleep, but its state is unclear: " << status.detail);
   } else {
@@ -185,6 +187,8 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
 
   if (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed) {
     start_wake("database \"" + std::string(database) + "\", client " + std::string(client));
+  } else if (state_ == InstanceState::kWaking) {
+    ++wake_clients_;
   } else if (state_ == InstanceState::kSuspending) {
     PGNAP_LOG(kDebug, context(), "client " << client << " queued while suspending; it wakes the instance after the stop");
   }
@@ -217,8 +221,10 @@ void Instance::finish_waiters(const std::function<Admission()>& outcome) {
 void Instance::start_wake(std::string reason) {
   // While a stop is running, queued clients wait for it; its completion starts the wake.
   if (operation_running_) return;
-  set_state(InstanceState::kWaking);
   wake_deadline_ = Clock::now() + config_.wake_timeout;
+  wake_requested_ = std::chrono::system_clock::now();
+  wake_clients_ = static_cast<std::uint32_t>(waiters_.size());
+  set_state(InstanceState::kWaking, reason);
   launch(run_wake(std::move(reason)));
 }
 
@@ -243,11 +249,11 @@ void Instance::launch(asio::awaitable<void> operation) {
                      }
                      PGNAP_LOG(kError, context(), to_string(state_) << " aborted: " << what);
                      if (state_ == InstanceState::kWaking) {
-                       set_state(InstanceState::kFailed);
+                       set_state(InstanceState::kFailed, "wake aborted: " + what);
                        last_failure_ = "internal error: " + what;
                        finish_waiters([this] { return Admission(refusal(sqlstate::kCannotConnectNow, last_failure_)); });
                      } else if (state_ == InstanceState::kSuspending) {
-                       set_state(InstanceState::kAwake);
+                       set_state(InstanceState::kAwake, "suspend aborted: " + what);
                      }
                    }
                    after_operation();
@@ -276,11 +282,23 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
   }
   if (shutting_down_) co_return;
 
+  if (observer_ != nullptr) {
+    const InstanceObserver::Wake record{wake_requested_,
+                                        std::chrono::system_clock::now(),
+                                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            Clock::now() - (wake_deadline_ - config_.wake_timeout)),
+                                        report.ok ? "ok" : report.timed_out ? "timeout" : "failed",
+                                        report.started,
+                                        wake_clients_,
+                                        report.ok ? report.detail : report.detail.substr(0, 2000)};
+    observer_->on_wake(*this, record);
+  }
+
   if (report.ok) {
     consecutive_failures_ = 0;
     last_failure_.clear();
     ++stats_.wakes_ok;
-    set_state(InstanceState::kAwake);
+    set_state(InstanceState::kAwake, "ready after " + std::to_string(report.duration.count()) + " ms");
     awake_since_ = Clock::now();
     const auto waiting = waiters_.size();
     PGNAP_LOG(kInfo, context(), "ready after " << report.duration.count() << " ms (" << report.detail << "), "
@@ -294,7 +312,8 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
   if (report.timed_out) ++stats_.wakes_timeout;
   else ++stats_.wakes_failed;
   retry_at_ = Clock::now() + backoff();
-  set_state(InstanceState::kFailed);
+  set_state(InstanceState::kFailed, std::string(report.timed_out ? "wake timed out: " : "wake failed: ") +
+                                        report.detail.substr(0, report.detail.find('\n')));
   PGNAP_LOG(kWarning, context(), "wake failed after " << report.duration.count() << " ms: " << report.detail
                                                       << "\nnext attempt for a client arriving after "
                                                       << ms_text(backoff()));
@@ -307,12 +326,12 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
     // unaccounted and never be suspended.
     const auto status = co_await backend_->status();
     if (status.state == backends::RunState::kRunning && !shutting_down_) {
-      set_state(InstanceState::kSuspending);
+      set_state(InstanceState::kSuspending, "stopping the server that did not become ready in time");
       PGNAP_LOG(kInfo, context(), "stopping the server that did not become ready in time");
       const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
       if (!stopped.ok) PGNAP_LOG(kWarning, context(), "could not stop it: " << stopped.detail);
       if (shutting_down_) co_return;
-      set_state(InstanceState::kFailed);
+      set_state(InstanceState::kFailed, stopped.ok ? "stopped after the failed wake" : "stop after the failed wake failed");
     }
   }
 }
@@ -328,8 +347,9 @@ void Instance::arm_idle_timer() {
         operation_running_) {
       return;
     }
-    set_state(InstanceState::kSuspending);
-    launch(run_suspend("idle for " + format_duration(config_.idle_timeout)));
+    const std::string reason = "idle for " + format_duration(config_.idle_timeout);
+    set_state(InstanceState::kSuspending, reason);
+    launch(run_suspend(reason));
   });
 }
 
@@ -340,19 +360,19 @@ asio::awaitable<void> Instance::run_suspend(std::string reason) {
   if (shutting_down_) co_return;
   if (stopped.ok) {
     ++stats_.suspends;
-    set_state(InstanceState::kAsleep);
+    set_state(InstanceState::kAsleep, "stopped after " + reason);
     PGNAP_LOG(kInfo, context(), "asleep (was awake for " << human(awake_for) << ")");
   } else {
     const auto status = co_await backend_->status();
     if (shutting_down_) co_return;
     if (status.state == backends::RunState::kStopped) {
       ++stats_.suspends;
-      set_state(InstanceState::kAsleep);
+      set_state(InstanceState::kAsleep, "stopped after " + reason + " (the stop command failed)");
       PGNAP_LOG(kWarning, context(), "asleep, although the stop command failed: " << stopped.detail);
     } else {
       // The idle timer tries again later (after_operation re-arms it).
       PGNAP_LOG(kError, context(), "suspend failed, staying awake: " << stopped.detail);
-      set_state(InstanceState::kAwake);
+      set_state(InstanceState::kAwake, "suspend failed: " + stopped.detail.substr(0, stopped.detail.find('\n')));
     }
   }
 }
@@ -361,7 +381,7 @@ void Instance::report_unreachable(const std::string& why) {
   if (state_ != InstanceState::kAwake) return;
   idle_timer_.cancel();
   ++stats_.unexpected_stops;
-  set_state(InstanceState::kAsleep);
+  set_state(InstanceState::kAsleep, "stopped without pgnap (" + why + ")");
   PGNAP_LOG(kWarning, context(), "stopped without pgnap (" << why << "); the next client wakes it");
 }
 
@@ -378,7 +398,7 @@ asio::awaitable<void> Instance::suspend_for_exit() {
   PGNAP_LOG(kInfo, context(), "suspending on exit (suspend_on_exit = true)");
   const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
   if (stopped.ok) {
-    set_state(InstanceState::kAsleep);
+    set_state(InstanceState::kAsleep, "suspended on exit");
     PGNAP_LOG(kInfo, context(), "asleep");
   } else {
     PGNAP_LOG(kWarning, context(), "could not suspend on exit: " << stopped.detail);

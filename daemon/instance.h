@@ -72,6 +72,25 @@ struct Refusal {
 
 using Admission = std::variant<Lease, Refusal>;
 
+// What an instance tells the outside world (the ledger; later the metrics). Called on the
+// event loop thread at the moment of the event: implementations must not block.
+class InstanceObserver {
+ public:
+  struct Wake {
+    std::chrono::system_clock::time_point requested;
+    std::chrono::system_clock::time_point finished;
+    std::chrono::milliseconds duration{0};  // measured on the monotonic clock
+    std::string outcome;           // ok | failed | timeout
+    bool started = false;          // the start command ran (false: found running)
+    std::uint32_t clients_waited = 0;
+    std::string detail;
+  };
+  virtual ~InstanceObserver() = default;
+  virtual void on_state_change(const Instance& instance, InstanceState from, InstanceState to,
+                               const std::string& reason) = 0;
+  virtual void on_wake(const Instance& instance, const Wake& wake) = 0;
+};
+
 // Timing knobs that are not in the config (tests shorten them).
 struct InstanceTuning {
   std::chrono::milliseconds backoff_initial{1000};  // after the first failed wake
@@ -95,6 +114,8 @@ class Instance {
   [[nodiscard]] std::size_t waiting() const { return waiters_.size(); }
   [[nodiscard]] metrics::InstanceStats& stats() { return stats_; }
   [[nodiscard]] backends::Backend& backend() { return *backend_; }
+  // At most one; set before adopt(). Not owned.
+  void set_observer(InstanceObserver* observer) { observer_ = observer; }
 
   // At start-up: probes and asks the backend, and starts awake or asleep accordingly. Never
   // stops a running server; a server found starting is waited for like a wake.
@@ -120,7 +141,7 @@ class Instance {
 
   void on_lease_acquired();
   void on_lease_released();
-  void set_state(InstanceState next);
+  void set_state(InstanceState next, const std::string& reason);
   void start_wake(std::string reason);
   // Runs a wake or a suspend (one at a time); its completion decides what comes next.
   void launch(asio::awaitable<void> operation);
@@ -148,6 +169,9 @@ class Instance {
   bool shutting_down_ = false;
   Clock::time_point awake_since_{};
   Clock::time_point wake_deadline_{};
+  std::chrono::system_clock::time_point wake_requested_{};
+  std::uint32_t wake_clients_ = 0;  // clients that joined the current wake
+  InstanceObserver* observer_ = nullptr;
   Clock::time_point state_since_{};
   // Failed wakes in a row, the last reason, and when the next client may retry.
   std::uint32_t consecutive_failures_ = 0;

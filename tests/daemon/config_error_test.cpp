@@ -43,7 +43,7 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
             "1:1: gatway: unknown key \"gatway\"; valid keys here: gateway, metrics, instances");
   EXPECT_EQ(error_of(minimal_plus("[gateway]\nmax_client = 5\n")),
             "8:1: gateway.max_client: unknown key \"max_client\"; valid keys here: listen, "
-            "max_clients, login_timeout, ledger, shutdown_timeout, log_level");
+            "max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level");
   EXPECT_EQ(error_of(minimal_plus("[metrics]\nport = 9\n")),
             "8:1: metrics.port: unknown key \"port\"; valid keys here: listen");
   EXPECT_EQ(error_of(minimal_with("idle_timout = \"5m\"")),
@@ -56,7 +56,7 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
   EXPECT_EQ(error_of(minimal_plus("[instances.main.accounting]\nvcpu = 2\n")),
             "8:1: instances.main.accounting.vcpu: unknown key \"vcpu\"; valid keys here: vcpus, "
             "memory_gb, idle_watts_per_vcpu, busy_watts_per_vcpu, watts_per_gb, residual_watts, "
-            "power_watts, pue, grid_intensity, grid_source, grid_year, price_per_hour, currency, "
+            "power_watts, busy_power_watts, pue, grid_intensity, grid_source, grid_year, price_per_hour, currency, "
             "wake_billed_minimum, embodied_g_per_hour");
 }
 
@@ -390,7 +390,7 @@ os_user = 0
                   "socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got \"localhost\"",
                   "3:15: gateway.max_clients: expected an integer between 1 and 1000000, got 0",
                   "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
-                  "listen, max_clients, login_timeout, ledger, shutdown_timeout, log_level",
+                  "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level",
                   "6:1: instances.main.address: required key \"address\" is missing",
                   "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
                   "\"30s\", \"10m\", \"2h\"), got \"10\"",

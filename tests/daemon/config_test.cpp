@@ -419,7 +419,7 @@ os_user = "blog"
   EXPECT_THAT(text, HasSubstr("  max_clients       1000\n"));
   EXPECT_THAT(text, HasSubstr("  login_timeout     15s\n"));
   EXPECT_THAT(text, HasSubstr("  shutdown_timeout  30s\n"));
-  EXPECT_THAT(text, HasSubstr("  ledger            /var/lib/pgnap/ledger.db\n"));
+  EXPECT_THAT(text, HasSubstr("  ledger            /var/lib/pgnap/ledger.db (heartbeat every 30s)\n"));
   EXPECT_THAT(text, HasSubstr("Metrics\n  listen            disabled\n"));
   EXPECT_THAT(text, HasSubstr("Routing (database -> instance)\n"
                               "  blog                   blog\n"

@@ -362,7 +362,8 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster)
     : dir_(false), cluster_(cluster) {
   const std::string binary = pgnap_binary();
   if (::access(binary.c_str(), X_OK) != 0) fail("no pgnap binary at " + binary);
-  write_file(config_path(), render_config(options, dir_.path() + "/ledger.db"));
+  ledger_ = options.ledger.empty() ? dir_.path() + "/ledger.db" : options.ledger;
+  write_file(config_path(), render_config(options, ledger_));
 
   const std::vector<std::string> argv{binary, "run", "-c", config_path()};
   auto args = c_argv(argv);

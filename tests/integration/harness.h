@@ -217,6 +217,7 @@ struct GatewayOptions {
   std::string min_awake = "0s";
   std::string wake_timeout = "30s";
   int max_waiting = 200;
+  std::string ledger;  // "" = ledger.db in the gateway's own directory (gone with it)
   std::string gateway_extra;
   std::string instance_extra;
   std::string extra_toml;
@@ -243,6 +244,7 @@ class Gateway {
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] std::string config_path() const { return dir_.path() + "/pgnap.toml"; }
   [[nodiscard]] std::string log_path() const { return dir_.path() + "/pgnap.log"; }
+  [[nodiscard]] const std::string& ledger_path() const { return ledger_; }
   [[nodiscard]] std::string conninfo(const std::string& dbname = "postgres") const;
 
   [[nodiscard]] std::string log() const;
@@ -269,6 +271,7 @@ class Gateway {
   bool reaped_ = false;
   int status_ = 0;  // raw waitpid status once reaped
   std::uint16_t port_ = 0;
+  std::string ledger_;
 };
 
 // ---- libpq -----------------------------------------------------------------------------------

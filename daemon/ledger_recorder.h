@@ -1,0 +1,46 @@
+// Feeds the ledger (metrics/ledger.h) from the instances' events, and keeps its heartbeat.
+// Runs on the event loop: every call only queues a write for the ledger's own thread.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/config.h"
+#include "daemon/instance.h"
+#include "metrics/ledger.h"
+
+namespace pgnap::daemon {
+
+class LedgerRecorder final : public InstanceObserver {
+ public:
+  LedgerRecorder(asio::any_io_executor executor, metrics::Ledger& ledger, Duration heartbeat);
+
+  void start();
+  // A clean stop: the open intervals end now.
+  void stop(const std::string& reason);
+
+  void on_state_change(const Instance& instance, InstanceState from, InstanceState to,
+                       const std::string& reason) override;
+  void on_wake(const Instance& instance, const Wake& wake) override;
+
+ private:
+  // Wall-clock time for the ledger, never earlier than the last one written: a clock step
+  // backwards must not make intervals overlap.
+  metrics::UnixTime stamp(metrics::UnixTime t);
+  void arm_heartbeat();
+  void report_write_failures();
+
+  metrics::Ledger& ledger_;
+  Duration heartbeat_;
+  asio::steady_timer timer_;
+  metrics::UnixTime last_ = 0;
+  std::set<std::string, std::less<>> seen_;  // instances with an interval opened by this run
+  std::uint64_t failures_reported_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace pgnap::daemon

@@ -1,0 +1,379 @@
+#include "metrics/ledger.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace pgnap::metrics {
+
+UnixTime unix_now() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()) / 1000.0;
+}
+
+namespace {
+
+// Forward migrations: entry i brings the schema from version i to i + 1. Never edit a
+// shipped entry; append.
+const char* const kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+    CREATE TABLE intervals (
+      id            INTEGER PRIMARY KEY,
+      instance      TEXT NOT NULL,
+      state         TEXT NOT NULL,
+      started_at    REAL NOT NULL,
+      ended_at      REAL,                -- NULL while open
+      heartbeat_at  REAL NOT NULL,       -- the open interval lasted at least until here
+      start_reason  TEXT NOT NULL DEFAULT '',
+      end_reason    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX intervals_by_instance ON intervals (instance, started_at);
+    CREATE INDEX intervals_open ON intervals (ended_at) WHERE ended_at IS NULL;
+    CREATE TABLE transitions (
+      id          INTEGER PRIMARY KEY,
+      instance    TEXT NOT NULL,
+      at          REAL NOT NULL,
+      from_state  TEXT NOT NULL,
+      to_state    TEXT NOT NULL,
+      reason      TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX transitions_by_time ON transitions (at);
+    CREATE TABLE wakes (
+      id              INTEGER PRIMARY KEY,
+      instance        TEXT NOT NULL,
+      requested_at    REAL NOT NULL,
+      finished_at     REAL NOT NULL,
+      outcome         TEXT NOT NULL,     -- ok | failed | timeout
+      duration_s      REAL NOT NULL,
+      clients_waited  INTEGER NOT NULL,
+      started         INTEGER NOT NULL,  -- 1 when the start command ran
+      detail          TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX wakes_by_time ON wakes (requested_at);
+    )sql",
+};
+constexpr int kMigrationCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
+static_assert(kMigrationCount == kLedgerSchemaVersion);
+
+std::string errmsg(sqlite3* db) { return db ? sqlite3_errmsg(db) : "out of memory"; }
+
+void exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string message = err ? err : errmsg(db);
+    sqlite3_free(err);
+    throw std::runtime_error(message);
+  }
+}
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) throw std::runtime_error(errmsg(db));
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, double v) { return check(sqlite3_bind_double(stmt_, i, v)); }
+  Statement& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
+  Statement& bind(int i, const std::string& v) {
+    return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
+  // SQLITE_ROW: true; SQLITE_DONE: false; anything else throws.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(errmsg(db_));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  double real(int col) { return sqlite3_column_double(stmt_, col); }
+  std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
+  bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string text(int col) {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+
+ private:
+  Statement& check(int rc) {
+    if (rc != SQLITE_OK) throw std::runtime_error(errmsg(db_));
+    return *this;
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back if the body throws.
+template <typename F>
+void transaction(sqlite3* db, F body) {
+  exec(db, "BEGIN IMMEDIATE");
+  try {
+    body();
+    exec(db, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+int schema_version(sqlite3* db) {
+  Statement s(db, "PRAGMA user_version");
+  return s.step() ? static_cast<int>(s.integer(0)) : 0;
+}
+
+void migrate(sqlite3* db, const std::string& path) {
+  const int version = schema_version(db);
+  if (version > kLedgerSchemaVersion) {
+    throw std::runtime_error(path + " has ledger schema version " + std::to_string(version) +
+                             ", newer than this pgnap understands (" + std::to_string(kLedgerSchemaVersion) +
+                             "); use a newer pgnap or a new ledger file");
+  }
+  for (int v = version; v < kLedgerSchemaVersion; ++v) {
+    transaction(db, [&] {
+      exec(db, kMigrations[v]);
+      exec(db, ("PRAGMA user_version = " + std::to_string(v + 1)).c_str());
+    });
+  }
+}
+
+// Intervals a crash left open end at their last heartbeat: what is known, nothing more.
+std::size_t close_crashed_intervals(sqlite3* db) {
+  std::size_t closed = 0;
+  transaction(db, [&] {
+    Statement s(db,
+                "UPDATE intervals SET ended_at = heartbeat_at, "
+                "end_reason = 'pgnap stopped without closing it; closed at its last heartbeat' "
+                "WHERE ended_at IS NULL");
+    s.run();
+    closed = static_cast<std::size_t>(sqlite3_changes(db));
+  });
+  return closed;
+}
+
+sqlite3* open_db(const std::string& path, int flags) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = "cannot open ledger " + path + ": " + errmsg(db);
+    sqlite3_close(db);
+    throw std::runtime_error(message);
+  }
+  // The daemon's writer and a report may meet; wait for each other briefly instead of failing.
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+}  // namespace
+
+// ---- Ledger ----
+
+std::unique_ptr<Ledger> Ledger::open(const std::string& path) {
+  // Created 0600 before SQLite opens it: the ledger says when the databases were used.
+  if (::access(path.c_str(), F_OK) != 0) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) {
+      throw std::runtime_error("cannot create ledger " + path + ": " + std::strerror(errno));
+    }
+    if (fd >= 0) ::close(fd);
+  }
+  sqlite3* db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX);
+  try {
+    exec(db, "PRAGMA journal_mode = WAL");
+    exec(db, "PRAGMA synchronous = NORMAL");
+    migrate(db, path);
+    auto ledger = std::unique_ptr<Ledger>(new Ledger(path, db));
+    ledger->recovered_ = close_crashed_intervals(db);
+    ledger->writer_ = std::thread([l = ledger.get()] { l->run(); });
+    return ledger;
+  } catch (const std::exception& e) {
+    sqlite3_close(db);
+    throw std::runtime_error("ledger " + path + ": " + e.what());
+  }
+}
+
+Ledger::Ledger(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+
+Ledger::~Ledger() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_writer_.notify_one();
+  if (writer_.joinable()) writer_.join();
+  sqlite3_close(db_);
+}
+
+void Ledger::enqueue(Job job) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(job));
+  }
+  wake_writer_.notify_one();
+}
+
+void Ledger::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_writer_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    // Everything queued so far goes into one transaction.
+    std::deque<Job> batch;
+    batch.swap(queue_);
+    busy_ = true;
+    lock.unlock();
+    std::string error;
+    try {
+      transaction(db_, [&] {
+        for (auto& job : batch) job(db_);
+      });
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    lock.lock();
+    if (!error.empty()) {
+      failed_writes_ += batch.size();
+      last_error_ = std::move(error);
+    }
+    busy_ = false;
+    idle_.notify_all();
+  }
+}
+
+void Ledger::flush() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+std::uint64_t Ledger::failed_writes() const {
+  std::lock_guard lock(mutex_);
+  return failed_writes_;
+}
+
+std::string Ledger::last_error() const {
+  std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
+void Ledger::record_transition(const std::string& instance, const std::string& from, const std::string& to,
+                               UnixTime at, const std::string& reason) {
+  enqueue([=](sqlite3* db) {
+    Statement close(db,
+                    "UPDATE intervals SET ended_at = MAX(?2, started_at), heartbeat_at = MAX(?2, started_at), "
+                    "end_reason = ?3 WHERE instance = ?1 AND ended_at IS NULL");
+    close.bind(1, instance).bind(2, at).bind(3, reason).run();
+    Statement open(db,
+                   "INSERT INTO intervals (instance, state, started_at, heartbeat_at, start_reason) "
+                   "VALUES (?1, ?2, ?3, ?3, ?4)");
+    open.bind(1, instance).bind(2, to).bind(3, at).bind(4, reason).run();
+    Statement log(db, "INSERT INTO transitions (instance, at, from_state, to_state, reason) VALUES (?1, ?2, ?3, ?4, ?5)");
+    log.bind(1, instance).bind(2, at).bind(3, from).bind(4, to).bind(5, reason).run();
+  });
+}
+
+void Ledger::record_wake(const WakeRow& w) {
+  enqueue([w](sqlite3* db) {
+    Statement s(db,
+                "INSERT INTO wakes (instance, requested_at, finished_at, outcome, duration_s, clients_waited, "
+                "started, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    s.bind(1, w.instance)
+        .bind(2, w.requested_at)
+        .bind(3, w.finished_at)
+        .bind(4, w.outcome)
+        .bind(5, w.duration_s)
+        .bind(6, static_cast<std::int64_t>(w.clients_waited))
+        .bind(7, static_cast<std::int64_t>(w.started ? 1 : 0))
+        .bind(8, w.detail)
+        .run();
+  });
+}
+
+void Ledger::heartbeat(UnixTime at) {
+  enqueue([at](sqlite3* db) {
+    Statement s(db, "UPDATE intervals SET heartbeat_at = MAX(heartbeat_at, ?1) WHERE ended_at IS NULL");
+    s.bind(1, at).run();
+  });
+}
+
+void Ledger::close_all(UnixTime at, const std::string& reason) {
+  enqueue([at, reason](sqlite3* db) {
+    Statement s(db,
+                "UPDATE intervals SET ended_at = MAX(?1, started_at), heartbeat_at = MAX(?1, started_at), "
+                "end_reason = ?2 WHERE ended_at IS NULL");
+    s.bind(1, at).bind(2, reason).run();
+  });
+}
+
+// ---- reading ----
+
+LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until, const std::string& instance) {
+  if (::access(path.c_str(), R_OK) != 0) {
+    throw std::runtime_error("cannot read ledger " + path + ": " + std::strerror(errno));
+  }
+  sqlite3* db = open_db(path, SQLITE_OPEN_READONLY);
+  LedgerData data;
+  try {
+    const int version = schema_version(db);
+    if (version == 0) throw std::runtime_error("not a pgnap ledger (no schema)");
+    if (version > kLedgerSchemaVersion) {
+      throw std::runtime_error("ledger schema version " + std::to_string(version) + " is newer than this pgnap's (" +
+                               std::to_string(kLedgerSchemaVersion) + ")");
+    }
+    // One read transaction: a consistent snapshot while the daemon keeps writing.
+    exec(db, "BEGIN");
+    {
+      Statement s(db,
+                  "SELECT instance, state, started_at, COALESCE(ended_at, heartbeat_at), ended_at IS NULL, "
+                  "start_reason, end_reason FROM intervals "
+                  "WHERE started_at < ?2 AND COALESCE(ended_at, heartbeat_at) > ?1 AND (?3 = '' OR instance = ?3) "
+                  "ORDER BY instance, started_at, id");
+      s.bind(1, since).bind(2, until).bind(3, instance);
+      while (s.step()) {
+        data.intervals.push_back(
+            {s.text(0), s.text(1), s.real(2), s.real(3), s.integer(4) != 0, s.text(5), s.text(6)});
+      }
+    }
+    {
+      Statement s(db,
+                  "SELECT instance, requested_at, finished_at, outcome, duration_s, clients_waited, started, detail "
+                  "FROM wakes WHERE requested_at >= ?1 AND requested_at < ?2 AND (?3 = '' OR instance = ?3) "
+                  "ORDER BY requested_at, id");
+      s.bind(1, since).bind(2, until).bind(3, instance);
+      while (s.step()) {
+        data.wakes.push_back({s.text(0), s.real(1), s.real(2), s.text(3), s.real(4),
+                              static_cast<std::uint32_t>(s.integer(5)), s.integer(6) != 0, s.text(7)});
+      }
+    }
+    {
+      Statement s(db,
+                  "SELECT instance, at, from_state, to_state, reason FROM transitions "
+                  "WHERE at >= ?1 AND at < ?2 AND (?3 = '' OR instance = ?3) ORDER BY at, id");
+      s.bind(1, since).bind(2, until).bind(3, instance);
+      while (s.step()) data.transitions.push_back({s.text(0), s.real(1), s.text(2), s.text(3), s.text(4)});
+    }
+    exec(db, "COMMIT");
+  } catch (const std::exception& e) {
+    sqlite3_close(db);
+    throw std::runtime_error("ledger " + path + ": " + e.what());
+  }
+  sqlite3_close(db);
+  return data;
+}
+
+}  // namespace pgnap::metrics

@@ -1,0 +1,128 @@
+// The ledger: pgnap's SQLite record of what each instance did and when, from which the
+// savings are computed (`pgnap report`) and the lifetime counters restored (metrics).
+//
+// It records every state change (an interval per state, opened and closed), every wake,
+// and a heartbeat of the open intervals. A clean stop closes the open intervals at the stop
+// time; after a crash, the next open closes them at their last heartbeat, so at most one
+// heartbeat of accounting is lost and intervals never overlap.
+//
+// Writes never block the event loop: the daemon's calls only queue the write, and one
+// writer thread owns the connection and commits (WAL mode, synchronous=NORMAL: a crash of
+// pgnap loses nothing committed; a power cut, at most the last transactions).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct sqlite3;
+
+namespace pgnap::metrics {
+
+// Wall-clock time as stored: seconds since the Unix epoch (UTC), millisecond precision.
+using UnixTime = double;
+[[nodiscard]] UnixTime unix_now();
+
+inline constexpr int kLedgerSchemaVersion = 1;
+
+// ---- rows, as read back ----
+
+struct IntervalRow {
+  std::string instance;
+  std::string state;     // asleep | waking | awake | suspending | failed
+  UnixTime start = 0;
+  UnixTime end = 0;      // for an open interval: its last heartbeat
+  bool open = false;     // still running (as far as the file knows)
+  std::string start_reason;
+  std::string end_reason;
+};
+
+struct WakeRow {
+  std::string instance;
+  UnixTime requested_at = 0;
+  UnixTime finished_at = 0;
+  std::string outcome;   // ok | failed | timeout
+  double duration_s = 0;
+  std::uint32_t clients_waited = 0;
+  bool started = false;  // the start command ran (false: the server was already up)
+  std::string detail;
+};
+
+struct TransitionRow {
+  std::string instance;
+  UnixTime at = 0;
+  std::string from;      // "" for the first state after pgnap started
+  std::string to;
+  std::string reason;
+};
+
+struct LedgerData {
+  std::vector<IntervalRow> intervals;      // overlapping the window, ordered by instance, start
+  std::vector<WakeRow> wakes;              // requested within the window
+  std::vector<TransitionRow> transitions;  // within the window
+};
+
+// Reads what overlaps [since, until) (instance "" = all), opening the file read-only: works
+// while the daemon writes. Throws std::runtime_error with a readable message on failure.
+[[nodiscard]] LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until,
+                                     const std::string& instance = {});
+
+// ---- the writer ----
+
+class Ledger {
+ public:
+  // Opens (creating it, mode 0600, if missing), migrates the schema forward, and closes
+  // intervals left open by a crash at their last heartbeat. Synchronous: start-up only.
+  // Throws std::runtime_error naming the file and what went wrong.
+  static std::unique_ptr<Ledger> open(const std::string& path);
+  ~Ledger();  // writes everything queued, then closes
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Intervals closed by the crash recovery of open(), for the log.
+  [[nodiscard]] std::size_t recovered_intervals() const { return recovered_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+  // ---- queued writes (return at once) ----
+  // `instance` enters `to` at `at`: its open interval (if any) ends there, a new one starts.
+  void record_transition(const std::string& instance, const std::string& from, const std::string& to,
+                         UnixTime at, const std::string& reason);
+  void record_wake(const WakeRow& wake);
+  // The open intervals are known to have lasted until `at`.
+  void heartbeat(UnixTime at);
+  // A clean stop: every open interval ends at `at`.
+  void close_all(UnixTime at, const std::string& reason);
+  // Blocks until everything queued so far is committed (shutdown and tests only).
+  void flush();
+  // Writes that failed (logged by the caller through last_error()); the ledger keeps going.
+  [[nodiscard]] std::uint64_t failed_writes() const;
+  [[nodiscard]] std::string last_error() const;
+
+ private:
+  using Job = std::function<void(sqlite3*)>;
+  Ledger(std::string path, sqlite3* db);
+  void enqueue(Job job);
+  void run();
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::size_t recovered_ = 0;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_writer_;
+  std::condition_variable idle_;
+  std::deque<Job> queue_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::uint64_t failed_writes_ = 0;
+  std::string last_error_;
+  std::thread writer_;
+};
+
+}  // namespace pgnap::metrics
