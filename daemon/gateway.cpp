@@ -20,6 +20,7 @@
 #include "backends/pg_ctl_backend.h"
 #include "daemon/backend_address.h"
 #include "daemon/log.h"
+#include "metrics/exposition.h"
 #include "protocol/encode.h"
 
 namespace pgnap::daemon {
@@ -64,17 +65,24 @@ Gateway::Gateway(Config config) : config_(std::move(config)), signals_(io_, SIGT
                                                      "last heartbeat");
   }
   recorder_ = std::make_unique<LedgerRecorder>(io_.get_executor(), *ledger_, config_.gateway.ledger_heartbeat);
+  // Lifetime counters continue from the ledger rather than restarting at zero.
+  const auto lifetime = metrics::read_lifetime_totals(config_.gateway.ledger);
+  const auto reported = metrics::read_reported_counters(config_.gateway.ledger);
   std::vector<Instance*> raw;
   for (const auto& ic : config_.instances) {
     instances_.push_back(std::make_unique<Instance>(io_.get_executor(), ic, make_backend(ic)));
     instances_.back()->set_observer(recorder_.get());
+    if (auto it = lifetime.find(ic.name); it != lifetime.end()) instances_.back()->metrics().set_lifetime(it->second);
+    if (auto it = reported.find(ic.name); it != reported.end()) {
+      instances_.back()->metrics().set_reported_floor(it->second);
+    }
     raw.push_back(instances_.back().get());
   }
   router_ = Router(raw);
   env_.gateway = &config_.gateway;
   env_.router = &router_;
   env_.cancels = &cancels_;
-  env_.stats = &stats_;
+  env_.metrics = &gateway_metrics_;
 }
 
 Gateway::~Gateway() = default;
@@ -103,7 +111,23 @@ int Gateway::run() {
   return exit_status_;
 }
 
+std::string Gateway::render_metrics() {
+  std::vector<const metrics::InstanceMetrics*> instances;
+  for (const auto& instance : instances_) instances.push_back(&instance->metrics());
+  gateway_metrics_.ledger_write_errors = ledger_->failed_writes();
+  const auto now = metrics::InstanceMetrics::Clock::now();
+  std::string text = metrics::render_exposition(instances, gateway_metrics_, PGNAP_VERSION, now);
+  // What was shown is now a floor for every later run (queued: the scrape never waits).
+  for (const auto& instance : instances_) {
+    ledger_->record_reported(instance->name(), instance->metrics().counters(now));
+  }
+  return text;
+}
+
 void Gateway::open_listeners() {
+  if (!config_.metrics.listen.empty()) {
+    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(io_, config_.metrics.listen, [this] { return render_metrics(); });
+  }
   for (const auto& address : config_.gateway.listen) {
     auto listener = std::make_unique<Listener>(Listener{Acceptor(io_), {}, {}});
     Acceptor& acceptor = listener->acceptor;
@@ -148,6 +172,10 @@ asio::awaitable<void> Gateway::start() {
   // server that is already running.
   for (auto& instance : instances_) co_await instance->adopt();
   if (shutting_down_) co_return;
+  if (metrics_endpoint_) {
+    PGNAP_LOG(kInfo, "gateway", "metrics on http://" << metrics_endpoint_->name() << "/metrics");
+    metrics_endpoint_->start();
+  }
   for (auto& listener : listeners_) {
     PGNAP_LOG(kInfo, "gateway", "listening on " << listener->name);
     asio::co_spawn(io_, accept_loop(*listener), asio::detached);
@@ -165,9 +193,9 @@ asio::awaitable<void> Gateway::accept_loop(Listener& listener) {
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    ++stats_.connections_total;
+    ++gateway_metrics_.connections_total;
     if (active_connections_ >= config_.gateway.max_clients) {
-      ++stats_.refused_max_clients;
+      gateway_metrics_.error(protocol::sqlstate::kTooManyConnections);
       asio::co_spawn(io_, refuse_connection(std::move(socket)), asio::detached);
       continue;
     }
@@ -240,6 +268,7 @@ void Gateway::begin_shutdown(const std::string& why) {
     l->acceptor.close(ec);
   }
   for (auto& instance : instances_) instance->begin_shutdown();
+  if (metrics_endpoint_) metrics_endpoint_->stop();
   for (auto& s : sessions_) s.cancel.emit(asio::cancellation_type::terminal);
   asio::co_spawn(io_, finish_shutdown(), asio::detached);
 }

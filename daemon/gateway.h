@@ -19,10 +19,11 @@
 #include "daemon/config.h"
 #include "daemon/instance.h"
 #include "daemon/ledger_recorder.h"
+#include "daemon/metrics_endpoint.h"
 #include "metrics/ledger.h"
 #include "daemon/router.h"
 #include "daemon/session.h"
-#include "metrics/stats.h"
+#include "metrics/instance_metrics.h"
 
 namespace pgnap::daemon {
 
@@ -50,6 +51,7 @@ class Gateway {
   };
 
   asio::awaitable<void> start();
+  [[nodiscard]] std::string render_metrics();
   void open_listeners();
   asio::awaitable<void> accept_loop(Listener& listener);
   void spawn_session(Socket socket);
@@ -68,9 +70,10 @@ class Gateway {
   std::vector<std::unique_ptr<Instance>> instances_;
   Router router_;
   CancelRegistry cancels_;
-  metrics::GatewayStats stats_;
+  metrics::GatewayMetrics gateway_metrics_;
   SessionEnv env_;
   std::list<std::unique_ptr<Listener>> listeners_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::list<SessionSlot> sessions_;
   std::size_t active_connections_ = 0;
   std::uint64_t next_session_id_ = 1;

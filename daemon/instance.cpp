@@ -83,6 +83,7 @@ Instance::Instance(asio::any_io_executor executor, InstanceConfig config, std::u
       config_(std::move(config)),
       backend_(std::move(backend)),
       tuning_(tuning),
+      metrics_(config_.name, config_.accounting),
       idle_timer_(executor_),
       state_since_(Clock::now()) {}
 
@@ -92,6 +93,7 @@ void Instance::set_state(InstanceState next, const std::string& reason) {
   const InstanceState previous = state_;
   state_ = next;
   state_since_ = Clock::now();
+  metrics_.set_state(to_string(next));
   if (observer_ != nullptr) observer_->on_state_change(*this, previous, next, reason);
 }
 
@@ -116,12 +118,13 @@ std::chrono::milliseconds Instance::backoff() const {
 
 void Instance::on_lease_acquired() {
   ++sessions_;
-  ++stats_.sessions_total;
+  metrics_.session_opened();
   idle_timer_.cancel();
 }
 
 void Instance::on_lease_released() {
   if (sessions_ > 0) --sessions_;
+  metrics_.session_closed();
   if (sessions_ == 0) arm_idle_timer();
 }
 
@@ -173,17 +176,22 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   Waiter waiter(executor_);
   waiter.position = waiters_.insert(waiters_.end(), &waiter);
   waiter.queued = true;
-  ++stats_.clients_waited;
+  metrics_.set_waiting(waiters_.size());
+  // However the wait ends (served, refused, timed out, or the client left), it leaves the
+  // queue and its duration is observed.
   struct Unqueue {
     Instance* self;
     Waiter* w;
+    Clock::time_point since;
     ~Unqueue() {
       if (w->queued) {
         self->waiters_.erase(w->position);
         w->queued = false;
       }
+      self->metrics_.set_waiting(self->waiters_.size());
+      self->metrics_.client_waited(std::chrono::duration<double>(Clock::now() - since).count());
     }
-  } unqueue{this, &waiter};
+  } unqueue{this, &waiter, Clock::now()};
 
   if (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed) {
     start_wake("database \"" + std::string(database) + "\", client " + std::string(client));
@@ -211,6 +219,7 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
 void Instance::finish_waiters(const std::function<Admission()>& outcome) {
   std::list<Waiter*> decided;
   decided.swap(waiters_);
+  metrics_.set_waiting(0);
   for (Waiter* w : decided) {
     w->queued = false;
     w->outcome = outcome();
@@ -282,6 +291,10 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
   }
   if (shutting_down_) co_return;
 
+  const auto wake_took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      Clock::now() - (wake_deadline_ - config_.wake_timeout));
+  metrics_.wake_finished(report.ok ? "ok" : report.timed_out ? "timeout" : "failed",
+                         static_cast<double>(wake_took.count()) / 1000.0, report.started);
   if (observer_ != nullptr) {
     const InstanceObserver::Wake record{wake_requested_,
                                         std::chrono::system_clock::now(),
@@ -297,7 +310,6 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
   if (report.ok) {
     consecutive_failures_ = 0;
     last_failure_.clear();
-    ++stats_.wakes_ok;
     set_state(InstanceState::kAwake, "ready after " + std::to_string(report.duration.count()) + " ms");
     awake_since_ = Clock::now();
     const auto waiting = waiters_.size();
@@ -309,8 +321,6 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
 
   ++consecutive_failures_;
   last_failure_ = report.detail;
-  if (report.timed_out) ++stats_.wakes_timeout;
-  else ++stats_.wakes_failed;
   retry_at_ = Clock::now() + backoff();
   set_state(InstanceState::kFailed, std::string(report.timed_out ? "wake timed out: " : "wake failed: ") +
                                         report.detail.substr(0, report.detail.find('\n')));
@@ -359,14 +369,14 @@ asio::awaitable<void> Instance::run_suspend(std::string reason) {
   const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
   if (shutting_down_) co_return;
   if (stopped.ok) {
-    ++stats_.suspends;
+    metrics_.suspended("idle");
     set_state(InstanceState::kAsleep, "stopped after " + reason);
     PGNAP_LOG(kInfo, context(), "asleep (was awake for " << human(awake_for) << ")");
   } else {
     const auto status = co_await backend_->status();
     if (shutting_down_) co_return;
     if (status.state == backends::RunState::kStopped) {
-      ++stats_.suspends;
+      metrics_.suspended("idle");
       set_state(InstanceState::kAsleep, "stopped after " + reason + " (the stop command failed)");
       PGNAP_LOG(kWarning, context(), "asleep, although the stop command failed: " << stopped.detail);
     } else {
@@ -380,7 +390,7 @@ asio::awaitable<void> Instance::run_suspend(std::string reason) {
 void Instance::report_unreachable(const std::string& why) {
   if (state_ != InstanceState::kAwake) return;
   idle_timer_.cancel();
-  ++stats_.unexpected_stops;
+  metrics_.unexpected_stop();
   set_state(InstanceState::kAsleep, "stopped without pgnap (" + why + ")");
   PGNAP_LOG(kWarning, context(), "stopped without pgnap (" << why << "); the next client wakes it");
 }
@@ -398,6 +408,7 @@ asio::awaitable<void> Instance::suspend_for_exit() {
   PGNAP_LOG(kInfo, context(), "suspending on exit (suspend_on_exit = true)");
   const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
   if (stopped.ok) {
+    metrics_.suspended("exit");
     set_state(InstanceState::kAsleep, "suspended on exit");
     PGNAP_LOG(kInfo, context(), "asleep");
   } else {

@@ -29,7 +29,7 @@
 
 #include "backends/backend.h"
 #include "daemon/config.h"
-#include "metrics/stats.h"
+#include "metrics/instance_metrics.h"
 
 namespace pgnap::daemon {
 
@@ -112,7 +112,8 @@ class Instance {
   [[nodiscard]] InstanceState state() const { return state_; }
   [[nodiscard]] std::size_t sessions() const { return sessions_; }
   [[nodiscard]] std::size_t waiting() const { return waiters_.size(); }
-  [[nodiscard]] metrics::InstanceStats& stats() { return stats_; }
+  [[nodiscard]] metrics::InstanceMetrics& metrics() { return metrics_; }
+  [[nodiscard]] const metrics::InstanceMetrics& metrics() const { return metrics_; }
   [[nodiscard]] backends::Backend& backend() { return *backend_; }
   // At most one; set before adopt(). Not owned.
   void set_observer(InstanceObserver* observer) { observer_ = observer; }
@@ -158,7 +159,7 @@ class Instance {
   InstanceConfig config_;
   std::unique_ptr<backends::Backend> backend_;
   InstanceTuning tuning_;
-  metrics::InstanceStats stats_;
+  metrics::InstanceMetrics metrics_;
 
   InstanceState state_ = InstanceState::kAsleep;
   std::size_t sessions_ = 0;

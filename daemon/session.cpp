@@ -71,10 +71,9 @@ Negotiated negotiate(const protocol::StartupMessage& in) {
 }  // namespace
 
 asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequest& request, std::string context) {
-  ++env.stats->cancel_requests;
   const auto target = env.cancels->find(request);
   if (!target) {
-    ++env.stats->cancel_requests_unmatched;
+    ++env.metrics->cancels_unmatched;
     PGNAP_LOG(kDebug, context, "cancel request for an unknown key (pid " << request.process_id << "): ignored");
     co_return;
   }
@@ -88,6 +87,7 @@ asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequ
   }
   const std::string packet = protocol::encode_cancel_request(request);
   const auto ec = co_await write_all(server, packet, Clock::now() + target->instance->config().connect_timeout);
+  if (!ec) ++env.metrics->cancels_forwarded;
   PGNAP_LOG(kDebug, context, "cancel request for pid " << request.process_id << " forwarded to instance "
                                                        << target->instance->name()
                                                        << (ec ? " (write failed: " + ec.message() + ")" : ""));
@@ -107,7 +107,7 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
       PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
       co_return;
     case StartupOutcome::Kind::kRefused:
-      ++env.stats->startup_errors;
+      env.metrics->error(sqlstate::kProtocolViolation);
       PGNAP_LOG(kInfo, context, "refused: " << startup.reason);
       co_return;
     case StartupOutcome::Kind::kCancel:
@@ -125,6 +125,7 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
     std::string served;
     for (const auto& name : env.router->served_names()) served += (served.empty() ? "" : ", ") + name;
     PGNAP_LOG(kInfo, context, "refused: database \"" << database << "\" is not served");
+    env.metrics->error(sqlstate::kInvalidCatalogName);
     const ClientError error{std::string(sqlstate::kInvalidCatalogName),
                             "database \"" + database + "\" is not served by this gateway",
                             served.empty() ? std::string() : "Databases served: " + served + ".",
@@ -137,7 +138,7 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
   PGNAP_LOG(kDebug, icontext, "startup: user \"" << user << "\", database \"" << database << "\"");
 
   auto refuse = [&](const Refusal& r) -> asio::awaitable<void> {
-    instance->stats().count_client_error(r.sqlstate);
+    instance->metrics().client_error(r.sqlstate);
     PGNAP_LOG(kInfo, icontext, "refused (" << r.sqlstate << "): " << r.message
                                            << (r.detail.empty() ? "" : ": " + r.detail));
     const ClientError error{std::string(r.sqlstate), r.message, r.detail, r.hint};
@@ -206,7 +207,7 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
     env.cancels->add(k, CancelTarget{instance, connected_to});
   };
   Relay relay(client, server, env.max_client_message, on_key,
-              {&instance->stats().bytes_to_server, &instance->stats().bytes_to_client});
+              {&instance->metrics().bytes_client_to_server, &instance->metrics().bytes_server_to_client});
   PGNAP_LOG(kDebug, icontext, "relaying to " << endpoint_to_string(connected_to));
   const auto started = Clock::now();
   RelayEnd end;
@@ -231,7 +232,7 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
     co_return;
   }
   if (end.why == RelayEnd::Why::kClientProtocol) {
-    instance->stats().count_client_error(sqlstate::kProtocolViolation);
+    instance->metrics().client_error(sqlstate::kProtocolViolation);
     if (relay.client_stream_at_boundary()) {
       const ClientError error{std::string(sqlstate::kProtocolViolation), "invalid message from client: " + end.detail,
                               {}, {}};

@@ -15,7 +15,7 @@
 #include "daemon/config.h"
 #include "daemon/net.h"
 #include "daemon/router.h"
-#include "metrics/stats.h"
+#include "metrics/instance_metrics.h"
 
 namespace pgnap::daemon {
 
@@ -24,7 +24,7 @@ struct SessionEnv {
   const GatewayConfig* gateway = nullptr;
   Router* router = nullptr;
   CancelRegistry* cancels = nullptr;
-  metrics::GatewayStats* stats = nullptr;
+  metrics::GatewayMetrics* metrics = nullptr;
   std::uint32_t max_client_message = 1024u * 1024u * 1024u;  // PostgreSQL's PQ_LARGE_MESSAGE_LIMIT
 };
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cerrno>
 #include <cstring>
@@ -58,6 +59,17 @@ const char* const kMigrations[] = {
     );
     CREATE INDEX wakes_by_time ON wakes (requested_at);
     )sql",
+    // 1 -> 2: the lifetime counters last shown on /metrics, so that a restart (even after a
+    // crash that lost a heartbeat) never shows them lower than before: Prometheus would
+    // take any decrease for a reset and count the whole lifetime again.
+    R"sql(
+    CREATE TABLE reported_counters (
+      instance  TEXT NOT NULL,
+      name      TEXT NOT NULL,
+      value     REAL NOT NULL,
+      PRIMARY KEY (instance, name)
+    );
+    )sql",
 };
 constexpr int kMigrationCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
 static_assert(kMigrationCount == kLedgerSchemaVersion);
@@ -102,6 +114,7 @@ class Statement {
   double real(int col) { return sqlite3_column_double(stmt_, col); }
   std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
   bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  sqlite3_stmt* handle() { return stmt_; }
   std::string text(int col) {
     const auto* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
@@ -304,6 +317,18 @@ void Ledger::record_wake(const WakeRow& w) {
   });
 }
 
+void Ledger::record_reported(const std::string& instance, const ReportedCounters& counters) {
+  enqueue([instance, counters](sqlite3* db) {
+    Statement s(db,
+                "INSERT INTO reported_counters (instance, name, value) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (instance, name) DO UPDATE SET value = MAX(value, excluded.value)");
+    for (const auto& [name, value] : counters.named()) {
+      s.bind(1, instance).bind(2, std::string(name)).bind(3, value).run();
+      sqlite3_reset(s.handle());
+    }
+  });
+}
+
 void Ledger::heartbeat(UnixTime at) {
   enqueue([at](sqlite3* db) {
     Statement s(db, "UPDATE intervals SET heartbeat_at = MAX(heartbeat_at, ?1) WHERE ended_at IS NULL");
@@ -374,6 +399,72 @@ LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until, 
   }
   sqlite3_close(db);
   return data;
+}
+
+std::array<std::pair<std::string_view, double>, 6> ReportedCounters::named() const {
+  return {{{"asleep_seconds", asleep_seconds},
+           {"awake_seconds", awake_seconds},
+           {"energy_kwh", energy_kwh},
+           {"carbon_g", carbon_g},
+           {"cost", cost},
+           {"embodied_g", embodied_g}}};
+}
+
+std::map<std::string, ReportedCounters> read_reported_counters(const std::string& path) {
+  sqlite3* db = open_db(path, SQLITE_OPEN_READONLY);
+  std::map<std::string, ReportedCounters> out;
+  try {
+    Statement s(db, "SELECT instance, name, value FROM reported_counters");
+    while (s.step()) {
+      auto& c = out[s.text(0)];
+      const std::string name = s.text(1);
+      const double v = s.real(2);
+      if (name == "asleep_seconds") c.asleep_seconds = v;
+      else if (name == "awake_seconds") c.awake_seconds = v;
+      else if (name == "energy_kwh") c.energy_kwh = v;
+      else if (name == "carbon_g") c.carbon_g = v;
+      else if (name == "cost") c.cost = v;
+      else if (name == "embodied_g") c.embodied_g = v;
+    }
+  } catch (const std::exception& e) {
+    sqlite3_close(db);
+    throw std::runtime_error("ledger " + path + ": " + e.what());
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& path) {
+  sqlite3* db = open_db(path, SQLITE_OPEN_READONLY);
+  std::map<std::string, LifetimeTotals> totals;
+  try {
+    exec(db, "BEGIN");
+    {
+      Statement s(db,
+                  "SELECT instance, state, SUM(COALESCE(ended_at, heartbeat_at) - started_at) FROM intervals "
+                  "GROUP BY instance, state");
+      while (s.step()) {
+        auto& t = totals[s.text(0)];
+        const std::string state = s.text(1);
+        if (state == "asleep") t.asleep_seconds += s.real(2);
+        else if (state == "waking" || state == "awake" || state == "suspending") t.awake_seconds += s.real(2);
+      }
+    }
+    {
+      Statement s(db, "SELECT instance, COUNT(*), SUM(duration_s) FROM wakes WHERE started = 1 GROUP BY instance");
+      while (s.step()) {
+        auto& t = totals[s.text(0)];
+        t.starts = static_cast<std::uint64_t>(s.integer(1));
+        t.start_seconds = s.real(2);
+      }
+    }
+    exec(db, "COMMIT");
+  } catch (const std::exception& e) {
+    sqlite3_close(db);
+    throw std::runtime_error("ledger " + path + ": " + e.what());
+  }
+  sqlite3_close(db);
+  return totals;
 }
 
 }  // namespace pgnap::metrics

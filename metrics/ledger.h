@@ -11,15 +11,19 @@
 // pgnap loses nothing committed; a power cut, at most the last transactions).
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 struct sqlite3;
@@ -30,7 +34,7 @@ namespace pgnap::metrics {
 using UnixTime = double;
 [[nodiscard]] UnixTime unix_now();
 
-inline constexpr int kLedgerSchemaVersion = 1;
+inline constexpr int kLedgerSchemaVersion = 2;
 
 // ---- rows, as read back ----
 
@@ -74,6 +78,29 @@ struct LedgerData {
 [[nodiscard]] LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until,
                                      const std::string& instance = {});
 
+// Per instance: seconds asleep and awake (waking + awake + suspending) over the whole file,
+// open intervals counted to their last heartbeat, and the wakes that ran the start command.
+// Read at start-up so the metrics' lifetime counters continue where they were.
+struct LifetimeTotals {
+  double asleep_seconds = 0;
+  double awake_seconds = 0;
+  std::uint64_t starts = 0;
+  double start_seconds = 0;
+};
+[[nodiscard]] std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& path);
+
+// The lifetime counters as last shown on /metrics: a restart starts no lower than these.
+struct ReportedCounters {
+  double asleep_seconds = 0;
+  double awake_seconds = 0;
+  double energy_kwh = 0;
+  double carbon_g = 0;
+  double cost = 0;
+  double embodied_g = 0;
+  [[nodiscard]] std::array<std::pair<std::string_view, double>, 6> named() const;
+};
+[[nodiscard]] std::map<std::string, ReportedCounters> read_reported_counters(const std::string& path);
+
 // ---- the writer ----
 
 class Ledger {
@@ -95,6 +122,8 @@ class Ledger {
   void record_transition(const std::string& instance, const std::string& from, const std::string& to,
                          UnixTime at, const std::string& reason);
   void record_wake(const WakeRow& wake);
+  // What /metrics just showed for `instance` (kept as the highest value per counter).
+  void record_reported(const std::string& instance, const ReportedCounters& counters);
   // The open intervals are known to have lasted until `at`.
   void heartbeat(UnixTime at);
   // A clean stop: every open interval ends at `at`.

@@ -11,7 +11,7 @@ PACKAGES="
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpq-dev libsqlite3-dev prometheus-cpp-dev libtomlplusplus-dev
   libssl-dev libsystemd-dev libgtest-dev libgmock-dev
-  postgresql postgresql-client pgbouncer
+  postgresql postgresql-client pgbouncer prometheus
 "
 
 missing=""

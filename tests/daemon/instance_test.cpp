@@ -269,7 +269,11 @@ TEST_F(InstanceTest, SuspendsAfterIdleTimeoutOnceTheLastSessionLeaves) {
     while (instance->state() != InstanceState::kAsleep) co_await sleep_for(10ms);
     EXPECT_EQ(backend->stops, 1);
     EXPECT_FALSE(backend->running);
-    EXPECT_EQ(instance->stats().suspends, 1u);
+    EXPECT_EQ(instance->metrics().suspends("idle"), 1u);
+    EXPECT_EQ(instance->metrics().state(), "asleep");
+    EXPECT_EQ(instance->metrics().wakes("ok"), 1u);
+    EXPECT_EQ(instance->metrics().sessions_total(), 1u);
+    EXPECT_EQ(instance->metrics().sessions(), 0u);
   });
 }
 
@@ -312,7 +316,7 @@ TEST_F(InstanceTest, AServerThatDiedIsWokenForTheNextClient) {
     backend->running = false;  // killed behind pgnap's back
     instance->report_unreachable("connection refused");
     EXPECT_EQ(instance->state(), InstanceState::kAsleep);
-    EXPECT_EQ(instance->stats().unexpected_stops, 1u);
+    EXPECT_EQ(instance->metrics().unexpected_stops(), 1u);
     auto b = co_await instance->acquire("db", "c2");
     EXPECT_TRUE(admitted(b));
     EXPECT_EQ(backend->starts, 2);

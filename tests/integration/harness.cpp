@@ -38,6 +38,8 @@ std::string toml_quote(const std::string& s) {
   return out + "\"";
 }
 
+}  // namespace
+
 std::uint16_t free_tcp_port() {
   // Bound and released at once: another process could take it before PostgreSQL does, but
   // the kernel hands out ephemeral ports in a spread-out order, so a clash is very unlikely.
@@ -56,8 +58,6 @@ std::uint16_t free_tcp_port() {
   ::close(fd);
   return ntohs(addr.sin_port);
 }
-
-}  // namespace
 
 // ---- Build-time facts ------------------------------------------------------------------------
 
@@ -339,7 +339,7 @@ std::string render_config(const GatewayOptions& o, const std::string& ledger_pat
     << "log_level = \"debug\"\n"
     << o.gateway_extra << "\n"
     << "[metrics]\n"
-    << "listen = \"\"\n\n"
+    << "listen = " << toml_quote(o.metrics_listen) << "\n\n"
     << "[instances.main]\n"
     << "databases = " << o.databases << "\n"
     << "backend = \"pg_ctl\"\n"
@@ -386,18 +386,27 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster)
   ::close(null_fd);
 
   static const std::regex listening(R"(listening on 127\.0\.0\.1:([0-9]+))");
+  static const std::regex metrics_line(R"(metrics on http://127\.0\.0\.1:([0-9]+)/metrics)");
   std::smatch m;
   std::string text;
   const bool listening_seen = wait_until(
       [&] {
         text = this->log();
-        if (std::regex_search(text, m, listening)) return true;
+        std::smatch unused;
+        if (std::regex_search(text, m, listening) &&
+            (options.metrics_listen.empty() || std::regex_search(text, unused, metrics_line))) {
+          return true;
+        }
         return !running();
       },
       15s);
   if (listening_seen && std::regex_search(text, m, listening)) {
     port_ = static_cast<std::uint16_t>(std::stoi(m[1].str()));
-    if (port_ != 0) return;
+    std::smatch mm;
+    if (!options.metrics_listen.empty() && std::regex_search(text, mm, metrics_line)) {
+      metrics_port_ = static_cast<std::uint16_t>(std::stoi(mm[1].str()));
+    }
+    if (port_ != 0 && (options.metrics_listen.empty() || metrics_port_ != 0)) return;
   }
   const std::string why = running() ? "did not log `listening on 127.0.0.1:PORT` within 15 s"
                                     : "exited with status " +

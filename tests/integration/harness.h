@@ -218,6 +218,7 @@ struct GatewayOptions {
   std::string wake_timeout = "30s";
   int max_waiting = 200;
   std::string ledger;  // "" = ledger.db in the gateway's own directory (gone with it)
+  std::string metrics_listen;  // [metrics] listen: "" disables, "127.0.0.1:0" for a free port
   std::string gateway_extra;
   std::string instance_extra;
   std::string extra_toml;
@@ -245,6 +246,8 @@ class Gateway {
   [[nodiscard]] std::string config_path() const { return dir_.path() + "/pgnap.toml"; }
   [[nodiscard]] std::string log_path() const { return dir_.path() + "/pgnap.log"; }
   [[nodiscard]] const std::string& ledger_path() const { return ledger_; }
+  // The /metrics port pgnap logged ("metrics on http://127.0.0.1:PORT/metrics"); 0 if disabled.
+  [[nodiscard]] std::uint16_t metrics_port() const { return metrics_port_; }
   [[nodiscard]] std::string conninfo(const std::string& dbname = "postgres") const;
 
   [[nodiscard]] std::string log() const;
@@ -271,7 +274,64 @@ class Gateway {
   bool reaped_ = false;
   int status_ = 0;  // raw waitpid status once reaped
   std::uint16_t port_ = 0;
+  std::uint16_t metrics_port_ = 0;
   std::string ledger_;
+};
+
+// ---- HTTP, for /metrics and Prometheus's API ---------------------------------------------
+
+struct HttpResponse {
+  int status = 0;          // 0 when no valid response arrived
+  std::string headers;     // the raw header block
+  std::string body;
+  std::string error;       // why status is 0
+};
+// A plain HTTP/1.1 GET to 127.0.0.1:port (Connection: close), read to EOF, with a deadline.
+[[nodiscard]] HttpResponse http_get(std::uint16_t port, const std::string& target, Millis timeout = 10s);
+// Percent-encodes a query-string value.
+[[nodiscard]] std::string url_encode(std::string_view text);
+// A TCP port on 127.0.0.1 that nothing listened on a moment ago (for servers that cannot
+// take port 0, such as Prometheus).
+[[nodiscard]] std::uint16_t free_tcp_port();
+
+// ---- A real Prometheus server (prometheus_server.cpp) ----------------------------------------
+
+// The Debian package `prometheus`'s tools: /usr/bin/prometheus and /usr/bin/promtool, else
+// from PATH; $PGNAP_IT_PROMETHEUS and $PGNAP_IT_PROMTOOL override.
+[[nodiscard]] std::string prometheus_binary();
+[[nodiscard]] std::string promtool_binary();
+
+// Prometheus as a child, scraping http://127.0.0.1:TARGET_PORT/metrics (job "pgnap") every
+// `scrape_interval`, its TSDB in a TempDir, its web API on 127.0.0.1 at a port chosen at
+// start. The constructor returns once /-/ready answers 200 (throws with the log if it does
+// not within 30 s). The destructor stops it (SIGTERM, then SIGKILL); on a failed test it
+// first prints the tail of its log.
+class PrometheusServer {
+ public:
+  explicit PrometheusServer(std::uint16_t target_port, Millis scrape_interval = 1s);
+  ~PrometheusServer();
+  PrometheusServer(const PrometheusServer&) = delete;
+  PrometheusServer& operator=(const PrometheusServer&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  [[nodiscard]] std::string config_path() const { return dir_.path() + "/prometheus.yml"; }
+  [[nodiscard]] std::string log_path() const { return dir_.path() + "/prometheus.log"; }
+  [[nodiscard]] std::string log() const;
+  // GET /api/v1/query?query=PROMQL, evaluated at the current time. The body is Prometheus's
+  // JSON: {"status":"success","data":{"resultType":...,"result":[...]}} or
+  // {"status":"error","errorType":...,"error":...} (with HTTP 400 or 422).
+  [[nodiscard]] HttpResponse query(std::string_view promql) const;
+
+ private:
+  bool start(std::string& why);  // false (and stopped) if it exited or never became ready
+  bool running();
+  void stop();
+
+  TempDir dir_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;  // raw waitpid status once reaped
+  std::uint16_t port_ = 0;
 };
 
 // ---- libpq -----------------------------------------------------------------------------------

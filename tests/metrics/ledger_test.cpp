@@ -177,3 +177,42 @@ TEST_F(LedgerTest, AnUnwritableDirectoryIsAClearError) {
 
 }  // namespace
 }  // namespace pgnap::metrics
+
+namespace pgnap::metrics {
+namespace {
+
+TEST_F(LedgerTest, MigratesAVersionOneFileForward) {
+  {
+    // A ledger as version 1 left it: its tables, user_version 1, a closed interval.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* v1 =
+        "CREATE TABLE intervals (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, state TEXT NOT NULL, "
+        "started_at REAL NOT NULL, ended_at REAL, heartbeat_at REAL NOT NULL, start_reason TEXT NOT NULL DEFAULT '', "
+        "end_reason TEXT NOT NULL DEFAULT '');"
+        "CREATE TABLE transitions (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, at REAL NOT NULL, from_state TEXT "
+        "NOT NULL, to_state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');"
+        "CREATE TABLE wakes (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, requested_at REAL NOT NULL, finished_at "
+        "REAL NOT NULL, outcome TEXT NOT NULL, duration_s REAL NOT NULL, clients_waited INTEGER NOT NULL, started "
+        "INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '');"
+        "INSERT INTO intervals (instance, state, started_at, ended_at, heartbeat_at) VALUES ('main', 'asleep', 0, 60, "
+        "60);"
+        "PRAGMA user_version = 1;";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_reported("main", {60, 0, 1e-3, 0.4, 0.01, 0});
+    ledger->record_reported("main", {59, 0, 2e-3, 0.3, 0.01, 0});  // each counter keeps its highest
+  }
+  const auto totals = read_lifetime_totals(path_);
+  EXPECT_DOUBLE_EQ(totals.at("main").asleep_seconds, 60);
+  const auto reported = read_reported_counters(path_);
+  EXPECT_DOUBLE_EQ(reported.at("main").asleep_seconds, 60);
+  EXPECT_DOUBLE_EQ(reported.at("main").energy_kwh, 2e-3);
+  EXPECT_DOUBLE_EQ(reported.at("main").carbon_g, 0.4);
+}
+
+}  // namespace
+}  // namespace pgnap::metrics

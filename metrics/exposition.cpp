@@ -1,0 +1,203 @@
+#include "metrics/exposition.h"
+
+#include <cstdio>
+#include <limits>
+#include <sstream>
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+namespace pgnap::metrics {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+// Every family pgnap exports: name, type, help. Names follow Prometheus conventions (base
+// units, _total counters). `db_instance`, not `instance`: Prometheus owns `instance` (the
+// scrape target) and would rename ours to `exported_instance`.
+struct FamilySpec {
+  const char* name;
+  MetricType type;
+  const char* help;
+};
+enum Family : std::size_t {
+  kBuildInfo,
+  kConnections,
+  kGatewayErrors,
+  kCancelRequests,
+  kLedgerWriteErrors,
+  kState,
+  kWakes,
+  kSuspends,
+  kUnexpectedStops,
+  kWakeDuration,
+  kAsleepSeconds,
+  kAwakeSeconds,
+  kEnergySaved,
+  kCarbonSaved,
+  kCostSaved,
+  kEmbodiedSaved,
+  kSessions,
+  kSessionsTotal,
+  kWaiting,
+  kClientWait,
+  kClientErrors,
+  kRelayBytes,
+  kAccountingInfo,
+  kFamilyCount,
+};
+constexpr FamilySpec kFamilies[kFamilyCount] = {
+    {"pgnap_build_info", MetricType::Gauge, "pgnap's version, as a label; always 1."},
+    {"pgnap_connections_total", MetricType::Counter, "Client connections accepted."},
+    {"pgnap_gateway_errors_total", MetricType::Counter,
+     "Errors sent to clients before they reached an instance, by SQLSTATE (08P01 bad startup packet or login "
+     "timeout, 3D000 database not served, 53300 max_clients)."},
+    {"pgnap_cancel_requests_total", MetricType::Counter,
+     "Cancel requests, by outcome: forwarded to the server that issued the key, or unmatched."},
+    {"pgnap_ledger_write_errors_total", MetricType::Counter, "Ledger writes that failed (their accounting is lost)."},
+    {"pgnap_instance_state", MetricType::Gauge, "1 for the instance's current lifecycle state, 0 for the others."},
+    {"pgnap_instance_wakes_total", MetricType::Counter, "Wakes that finished, by outcome (ok, failed, timeout)."},
+    {"pgnap_instance_suspends_total", MetricType::Counter,
+     "Clean stops by pgnap, by reason (idle: idle_timeout; exit: suspend_on_exit)."},
+    {"pgnap_instance_unexpected_stops_total", MetricType::Counter,
+     "Times the instance was found down without pgnap having stopped it."},
+    {"pgnap_instance_wake_duration_seconds", MetricType::Histogram,
+     "Time from a wake's start to the instance accepting connections (successful wakes)."},
+    {"pgnap_instance_asleep_seconds_total", MetricType::Counter,
+     "Seconds asleep over the ledger's lifetime, advancing while asleep."},
+    {"pgnap_instance_awake_seconds_total", MetricType::Counter,
+     "Seconds waking, awake or suspending over the ledger's lifetime, advancing while awake."},
+    {"pgnap_energy_saved_joules_total", MetricType::Counter,
+     "Net energy saved by sleeping (docs/accounting.md), over the ledger's lifetime; held while a wake's cost "
+     "is made good."},
+    {"pgnap_carbon_saved_grams_total", MetricType::Counter,
+     "Net operational carbon saved, gCO2e (energy saved x grid intensity), over the ledger's lifetime."},
+    {"pgnap_cost_saved_total", MetricType::Counter,
+     "Net money saved (hours asleep x price - starts x minimum billed time), in the labelled currency."},
+    {"pgnap_embodied_carbon_saved_grams_total", MetricType::Counter,
+     "Embodied carbon attributed to the hours asleep, gCO2e (0 unless embodied_g_per_hour is set)."},
+    {"pgnap_client_sessions", MetricType::Gauge, "Client sessions relayed to the instance now."},
+    {"pgnap_client_sessions_total", MetricType::Counter, "Client sessions relayed to the instance."},
+    {"pgnap_waiting_clients", MetricType::Gauge, "Clients waiting for the instance to wake now."},
+    {"pgnap_client_wait_seconds", MetricType::Histogram, "How long clients waited for a wake before they were served "
+                                                         "or refused."},
+    {"pgnap_client_errors_total", MetricType::Counter, "Errors pgnap sent to clients of the instance, by SQLSTATE."},
+    {"pgnap_relay_bytes_total", MetricType::Counter, "Bytes relayed, by direction."},
+    {"pgnap_accounting_info", MetricType::Gauge,
+     "The coefficients the savings use, as labels (watts, PUE, gCO2e/kWh, price per hour); always 1."},
+};
+
+std::string number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.10g", v);
+  return text;
+}
+
+ClientMetric gauge(Labels labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+ClientMetric counter(Labels labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  return m;
+}
+
+ClientMetric histogram(Labels labels, const DurationHistogram& h) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.histogram.sample_count = h.count;
+  m.histogram.sample_sum = h.sum;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kDurationBuckets.size(); ++i) {
+    cumulative += h.buckets[i];
+    m.histogram.bucket.push_back({cumulative, kDurationBuckets[i]});
+  }
+  m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+  return m;
+}
+
+}  // namespace
+
+std::string render_exposition(const std::vector<const InstanceMetrics*>& instances, const GatewayMetrics& gateway,
+                              std::string_view version, InstanceMetrics::Clock::time_point now) {
+  std::vector<MetricFamily> families(kFamilyCount);
+  for (std::size_t f = 0; f < kFamilyCount; ++f) {
+    families[f].name = kFamilies[f].name;
+    families[f].help = kFamilies[f].help;
+    families[f].type = kFamilies[f].type;
+  }
+  auto add = [&](Family f, ClientMetric m) { families[f].metric.push_back(std::move(m)); };
+
+  add(kBuildInfo, gauge({{"version", std::string(version)}}, 1));
+  add(kConnections, counter({}, static_cast<double>(gateway.connections_total)));
+  for (const auto& [code, n] : gateway.errors) add(kGatewayErrors, counter({{"sqlstate", code}}, static_cast<double>(n)));
+  add(kCancelRequests, counter({{"outcome", "forwarded"}}, static_cast<double>(gateway.cancels_forwarded)));
+  add(kCancelRequests, counter({{"outcome", "unmatched"}}, static_cast<double>(gateway.cancels_unmatched)));
+  add(kLedgerWriteErrors, counter({}, static_cast<double>(gateway.ledger_write_errors)));
+
+  for (const InstanceMetrics* im : instances) {
+    const std::string& name = im->name();
+    auto labels = [&](std::initializer_list<ClientMetric::Label> more = {}) {
+      Labels l{{"db_instance", name}};
+      l.insert(l.end(), more.begin(), more.end());
+      return l;
+    };
+    for (auto state : kStates) {
+      add(kState, gauge(labels({{"state", std::string(state)}}), im->state() == state ? 1 : 0));
+    }
+    for (auto outcome : kWakeOutcomes) {
+      add(kWakes, counter(labels({{"outcome", std::string(outcome)}}), static_cast<double>(im->wakes(outcome))));
+    }
+    for (auto reason : kSuspendReasons) {
+      add(kSuspends, counter(labels({{"reason", std::string(reason)}}), static_cast<double>(im->suspends(reason))));
+    }
+    add(kUnexpectedStops, counter(labels(), static_cast<double>(im->unexpected_stops())));
+    add(kWakeDuration, histogram(labels(), im->wake_duration()));
+
+    const ReportedCounters held = im->counters(now);
+    add(kAsleepSeconds, counter(labels(), held.asleep_seconds));
+    add(kAwakeSeconds, counter(labels(), held.awake_seconds));
+    const Accounting& a = im->accounting();
+    add(kEnergySaved, counter(labels(), held.energy_kwh * 3.6e6));
+    add(kCarbonSaved, counter(labels(), held.carbon_g));
+    add(kCostSaved, counter(labels({{"currency", a.currency}}), held.cost));
+    add(kEmbodiedSaved, counter(labels(), held.embodied_g));
+
+    add(kSessions, gauge(labels(), static_cast<double>(im->sessions())));
+    add(kSessionsTotal, counter(labels(), static_cast<double>(im->sessions_total())));
+    add(kWaiting, gauge(labels(), static_cast<double>(im->waiting())));
+    add(kClientWait, histogram(labels(), im->client_wait()));
+    for (const auto& [code, n] : im->client_errors()) {
+      add(kClientErrors, counter(labels({{"sqlstate", code}}), static_cast<double>(n)));
+    }
+    add(kRelayBytes, counter(labels({{"direction", "client_to_server"}}), static_cast<double>(im->bytes_client_to_server)));
+    add(kRelayBytes, counter(labels({{"direction", "server_to_client"}}), static_cast<double>(im->bytes_server_to_client)));
+
+    const Power p = power_of(a);
+    add(kAccountingInfo, gauge(labels({{"grid_source", a.grid_source},
+                                       {"grid_year", std::to_string(a.grid_year)},
+                                       {"grid_intensity", number(a.grid_intensity)},
+                                       {"currency", a.currency},
+                                       {"pue", number(a.pue)},
+                                       {"idle_watts", number(p.idle_watts)},
+                                       {"busy_watts", number(p.busy_watts)},
+                                       {"price_per_hour", number(a.price_per_hour)}}),
+                               1));
+  }
+
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+}  // namespace pgnap::metrics

@@ -1,0 +1,141 @@
+// What pgnap counts, per instance and for the whole gateway, for the Prometheus endpoint
+// (metrics/exposition.h renders it; docs/metrics.md lists every metric).
+//
+// Everything here lives on the event loop thread: the relay, the lifecycle and the /metrics
+// endpoint all run there, so the counters are plain integers (no atomics on the relay's hot
+// path), and values that advance continuously (seconds asleep, energy saved) are computed at
+// scrape time from the current state and when it began.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "metrics/accounting.h"
+#include "metrics/ledger.h"
+
+namespace pgnap::metrics {
+
+// The lifecycle states, in the order pgnap_instance_state lists them.
+inline constexpr std::array<std::string_view, 5> kStates{"asleep", "waking", "awake", "suspending", "failed"};
+inline constexpr std::array<std::string_view, 3> kWakeOutcomes{"ok", "failed", "timeout"};
+inline constexpr std::array<std::string_view, 2> kSuspendReasons{"idle", "exit"};
+// SQLSTATEs pgnap itself sends to a routed client: their series exist from the start.
+inline constexpr std::array<std::string_view, 4> kInstanceErrorCodes{"53300", "57P03", "57P01", "08P01"};
+// SQLSTATEs for errors before a client reaches an instance.
+inline constexpr std::array<std::string_view, 3> kGatewayErrorCodes{"08P01", "3D000", "53300"};
+
+// Upper bounds of the wake-time and client-wait histograms: 10 ms to 10 min.
+inline constexpr std::array<double, 15> kDurationBuckets{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                                         5,    10,    30,   60,  120, 300, 600};
+
+struct DurationHistogram {
+  std::array<std::uint64_t, kDurationBuckets.size()> buckets{};  // not cumulative
+  std::uint64_t count = 0;
+  double sum = 0;
+  void observe(double seconds);
+};
+
+// Lifetime totals come from the ledger at start-up, so counters survive restarts.
+using Lifetime = LifetimeTotals;
+
+struct Accrued {
+  double asleep_seconds = 0;
+  double awake_seconds = 0;
+  std::uint64_t starts = 0;
+  double start_seconds = 0;
+};
+
+class InstanceMetrics {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  InstanceMetrics(std::string name, Accounting accounting);
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const Accounting& accounting() const { return accounting_; }
+
+  void set_lifetime(const Lifetime& lifetime);
+
+  // ---- events ----
+  void set_state(std::string_view state, Clock::time_point now = Clock::now());
+  void wake_finished(std::string_view outcome, double seconds, bool started);
+  void suspended(std::string_view reason);
+  void unexpected_stop() { ++unexpected_stops_; }
+  void session_opened() {
+    ++sessions_;
+    ++sessions_total_;
+  }
+  void session_closed() {
+    if (sessions_ > 0) --sessions_;
+  }
+  void set_waiting(std::size_t n) { waiting_ = n; }
+  void client_waited(double seconds) { client_wait_.observe(seconds); }
+  void client_error(std::string_view sqlstate);
+  // The relay adds to these directly, per read.
+  std::uint64_t bytes_client_to_server = 0;
+  std::uint64_t bytes_server_to_client = 0;
+
+  // ---- reading (scrape time) ----
+  [[nodiscard]] std::string_view state() const { return state_; }
+  [[nodiscard]] Accrued accrued(Clock::time_point now = Clock::now()) const;
+  // The lifetime counters /metrics shows: seconds asleep and awake, and the net savings as
+  // the model computes them, each held at the highest value shown so far. A counter must
+  // never go down: a wake's own cost dips the net savings by a few joules that the next
+  // seconds of sleep make good, and a crash can lose up to a heartbeat of the ledger's time.
+  // (pgnap report shows the exact, signed figures.)
+  [[nodiscard]] ReportedCounters counters(Clock::time_point now = Clock::now()) const;
+  // What an earlier run last showed (from the ledger): the counters start no lower.
+  void set_reported_floor(const ReportedCounters& floor) { held_ = floor; }
+
+  [[nodiscard]] std::uint64_t wakes(std::string_view outcome) const;
+  [[nodiscard]] std::uint64_t suspends(std::string_view reason) const;
+  [[nodiscard]] std::uint64_t unexpected_stops() const { return unexpected_stops_; }
+  [[nodiscard]] std::uint64_t sessions() const { return sessions_; }
+  [[nodiscard]] std::uint64_t sessions_total() const { return sessions_total_; }
+  [[nodiscard]] std::size_t waiting() const { return waiting_; }
+  [[nodiscard]] const DurationHistogram& wake_duration() const { return wake_duration_; }
+  [[nodiscard]] const DurationHistogram& client_wait() const { return client_wait_; }
+  [[nodiscard]] const std::map<std::string, std::uint64_t, std::less<>>& client_errors() const {
+    return client_errors_;
+  }
+
+ private:
+  std::string name_;
+  Accounting accounting_;
+  Lifetime lifetime_;
+
+  std::string state_;           // "" until the first set_state
+  Clock::time_point state_since_{};
+  double closed_asleep_ = 0;    // this run, closed intervals
+  double closed_awake_ = 0;
+  std::uint64_t starts_ = 0;    // this run
+  double start_seconds_ = 0;
+
+  std::array<std::uint64_t, kWakeOutcomes.size()> wakes_{};
+  std::array<std::uint64_t, kSuspendReasons.size()> suspends_{};
+  std::uint64_t unexpected_stops_ = 0;
+  std::uint64_t sessions_ = 0;
+  std::uint64_t sessions_total_ = 0;
+  std::size_t waiting_ = 0;
+  DurationHistogram wake_duration_;
+  DurationHistogram client_wait_;
+  std::map<std::string, std::uint64_t, std::less<>> client_errors_;
+  mutable ReportedCounters held_;  // the highest values shown so far
+};
+
+struct GatewayMetrics {
+  std::uint64_t connections_total = 0;
+  std::map<std::string, std::uint64_t, std::less<>> errors;  // by SQLSTATE, not tied to an instance
+  std::uint64_t cancels_forwarded = 0;
+  std::uint64_t cancels_unmatched = 0;
+  std::uint64_t ledger_write_errors = 0;
+
+  GatewayMetrics();
+  void error(std::string_view sqlstate);
+};
+
+}  // namespace pgnap::metrics
