@@ -365,25 +365,7 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster)
   ledger_ = options.ledger.empty() ? dir_.path() + "/ledger.db" : options.ledger;
   write_file(config_path(), render_config(options, ledger_));
 
-  const std::vector<std::string> argv{binary, "run", "-c", config_path()};
-  auto args = c_argv(argv);
-  const std::string log = log_path();
-  const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) fail("open " + log + ": " + std::strerror(errno));
-  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_ = fork();
-  if (pid_ < 0) fail("fork: " + std::string(std::strerror(errno)));
-  if (pid_ == 0) {
-    child_setup();
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execv(args[0], args.data());
-    child_exec_failed(args[0]);
-  }
-  setpgid(pid_, pid_);
-  ::close(log_fd);
-  ::close(null_fd);
+  pid_ = spawn_logged({binary, "run", "-c", config_path()}, log_path());
 
   static const std::regex listening(R"(listening on 127\.0\.0\.1:([0-9]+))");
   static const std::regex metrics_line(R"(metrics on http://127\.0\.0\.1:([0-9]+)/metrics)");

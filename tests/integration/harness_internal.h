@@ -16,6 +16,10 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv);
 void child_setup();
 // In a forked child whose exec failed: say so on stderr and _exit(127).
 [[noreturn]] void child_exec_failed(const char* what);
+// Starts argv (execvp: PATH lookup) as a child in its own process group, stdin from
+// /dev/null, stdout and stderr appended to `log_path` (truncated first). Returns the pid;
+// throws if it cannot fork.
+int spawn_logged(const std::vector<std::string>& argv, const std::string& log_path);
 // True while a test runs and has failed: time to print what explains it.
 bool test_failed();
 // Prints a titled block to stderr (ctest --output-on-failure shows it).

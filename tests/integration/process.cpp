@@ -81,6 +81,27 @@ void child_exec_failed(const char* what) {
   _exit(127);
 }
 
+int spawn_logged(const std::vector<std::string>& argv, const std::string& log_path) {
+  auto args = c_argv(argv);
+  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) fail("open " + log_path + ": " + std::strerror(errno));
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const pid_t pid = fork();
+  if (pid < 0) fail("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    child_setup();
+    dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    execvp(args[0], args.data());
+    child_exec_failed(args[0]);
+  }
+  setpgid(pid, pid);  // also from the parent: no window where a kill of the group misses it
+  ::close(log_fd);
+  ::close(null_fd);
+  return pid;
+}
+
 bool test_failed() {
   return ::testing::UnitTest::GetInstance()->current_test_info() != nullptr &&
          ::testing::Test::HasFailure();

@@ -80,26 +80,8 @@ bool PrometheusServer::start(std::string& why) {
       "--web.console.templates=" + dir_.path(),
       "--web.console.libraries=" + dir_.path(),
   };
-  auto args = c_argv(argv);
-  const std::string log_file = log_path();
-  const int log_fd =
-      ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) fail("open " + log_file + ": " + std::strerror(errno));
-  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   reaped_ = false;
-  pid_ = fork();
-  if (pid_ < 0) fail("fork: " + std::string(std::strerror(errno)));
-  if (pid_ == 0) {
-    child_setup();
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execvp(args[0], args.data());
-    child_exec_failed(args[0]);
-  }
-  setpgid(pid_, pid_);
-  ::close(log_fd);
-  ::close(null_fd);
+  pid_ = spawn_logged(argv, log_path());
 
   // /-/ready answers 503 until the TSDB is open and the scrape manager runs, then 200.
   const bool ready = wait_until(
