@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -60,6 +61,14 @@ constexpr unsigned kCloseRangeCloexec = 1U << 2;
 // everything it needs was resolved before the fork.
 struct ChildSetup {
   const RunAs* run_as;
+  const char* const* env;  // nullptr: pgnap's own environment
+
+  // In the parent, before the fork.
+  template <typename Launcher>
+  bp::error_code on_setup(Launcher& launcher, const bp::filesystem::path&, const char* const*) {
+    if (env != nullptr) launcher.env = env;
+    return {};
+  }
 
   template <typename Launcher>
   bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*) {
@@ -92,6 +101,18 @@ struct ChildSetup {
 void append_bounded(std::string& out, const char* data, std::size_t n, std::size_t max) {
   out.append(data, n);
   if (out.size() > max) out.erase(0, out.size() - max);
+}
+
+std::string find_on_path(const std::string& name, const std::string& path) {
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t end = std::min(path.find(':', start), path.size());
+    const std::string dir = end > start ? path.substr(start, end - start) : ".";
+    const std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
 }
 
 std::string format_ms(std::chrono::milliseconds d) {
@@ -151,13 +172,46 @@ asio::awaitable<CommandResult> run_command(CommandSpec spec) {
   }
   asio::readable_pipe out(executor, fds[0]);
 
+  // The environment, prepared before the fork (nothing after it may allocate).
+  std::vector<std::string> env_strings;
+  std::vector<const char*> env_pointers;
+  if (!spec.env.empty()) {
+    for (char** e = ::environ; *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      const std::string_view name = entry.substr(0, entry.find('='));
+      const bool overridden = std::any_of(spec.env.begin(), spec.env.end(),
+                                          [&](const auto& kv) { return kv.first == name; });
+      if (!overridden) env_strings.emplace_back(entry);
+    }
+    for (const auto& [name, value] : spec.env) env_strings.push_back(name + "=" + value);
+    for (const auto& s : env_strings) env_pointers.push_back(s.c_str());
+    env_pointers.push_back(nullptr);
+  }
+
+  // A bare program name is looked up on PATH, as a shell would (execve does not).
+  std::string program = spec.argv.front();
+  if (program.find('/') == std::string::npos) {
+    std::string path;
+    if (const char* p = ::getenv("PATH")) path = p;
+    for (const auto& [name, value] : spec.env) {
+      if (name == "PATH") path = value;
+    }
+    program = find_on_path(spec.argv.front(), path);
+    if (program.empty()) {
+      result.error = "\"" + spec.argv.front() + "\" not found on PATH (" + path + ")";
+      ::close(fds[1]);  // fds[0] belongs to `out`
+      co_return result;
+    }
+  }
+
   bp::error_code ec;
   std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
   pid_t pid = -1;
   {
     const RunAs* run_as = spec.run_as ? &*spec.run_as : nullptr;
-    auto proc = bp::default_process_launcher()(executor, ec, spec.argv.front(), args,
-                                               bp::process_stdio{nullptr, fds[1], fds[1]}, ChildSetup{run_as});
+    const char* const* env = env_pointers.empty() ? nullptr : env_pointers.data();
+    auto proc = bp::default_process_launcher()(executor, ec, program, args,
+                                               bp::process_stdio{nullptr, fds[1], fds[1]}, ChildSetup{run_as, env});
     // Reaping is ours (below), not Process v2's: its async_wait calls a blocking waitpid()
     // as soon as the pidfd looks readable, and a readiness left over from a closed
     // descriptor whose number and reactor state were reused would block the whole loop.

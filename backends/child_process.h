@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -36,6 +37,8 @@ struct CommandSpec {
   std::optional<RunAs> run_as;          // switch to this user in the child (requires root)
   std::chrono::milliseconds timeout{60000};
   std::size_t max_output = 16 * 1024;   // the last bytes of stdout+stderr are kept
+  // Added to (or replacing) pgnap's own environment for this command.
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 struct CommandResult {

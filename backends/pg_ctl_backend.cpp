@@ -100,7 +100,10 @@ std::vector<std::string> PgCtlBackend::describe() const {
 asio::awaitable<Status> PgCtlBackend::status() {
   // Named, not a braced temporary: GCC 12 miscompiles braced temporaries bound to a
   // coroutine's by-value parameter (double destruction).
-  CommandSpec spec{status_argv(), options_.run_as, std::chrono::seconds(10)};
+  CommandSpec spec;
+  spec.argv = status_argv();
+  spec.run_as = options_.run_as;
+  spec.timeout = std::chrono::seconds(10);
   auto r = co_await run_command(std::move(spec));
   if (r.end == CommandResult::End::kExited) {
     // pg_ctl status: 0 running, 3 not running, 4 no accessible data directory.
@@ -129,7 +132,10 @@ asio::awaitable<Outcome> PgCtlBackend::run_pg_ctl(std::string_view action, Clock
   const auto budget = until(deadline);
   const auto wait = whole_seconds(budget);
   auto argv = action == "start" ? start_argv(wait) : stop_argv(wait);
-  CommandSpec spec{std::move(argv), options_.run_as, budget + std::chrono::seconds(1)};
+  CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.run_as = options_.run_as;
+  spec.timeout = budget + std::chrono::seconds(1);
   auto r = co_await run_command(std::move(spec));
   if (r.ok()) co_return Outcome::success();
   std::string why = "pg_ctl " + std::string(action) + " " + r.describe();

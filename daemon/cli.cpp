@@ -10,7 +10,7 @@
 #include <tuple>
 #include <vector>
 
-#include "backends/pg_ctl_backend.h"
+#include "daemon/backend_factory.h"
 #include "daemon/config.h"
 #include "daemon/gateway.h"
 #include "daemon/log.h"
@@ -169,19 +169,7 @@ std::optional<Config> load(const std::string& path) {
 std::vector<std::string> environment_problems(const Config& config) {
   std::vector<std::string> problems;
   for (const auto& instance : config.instances) {
-    if (instance.backend != "pg_ctl") continue;
-    const std::string bin = instance.pg_ctl.bin_dir.empty() ? backends::find_pg_bin_dir() : instance.pg_ctl.bin_dir;
-    if (bin.empty()) {
-      problems.push_back("instance \"" + instance.name + "\": cannot find pg_ctl; set bin_dir");
-    } else if (::access((bin + "/pg_ctl").c_str(), X_OK) != 0) {
-      problems.push_back("instance \"" + instance.name + "\": " + bin + "/pg_ctl is not an executable file");
-    }
-    if (::geteuid() == 0) {
-      std::string error;
-      auto user = backends::lookup_user(instance.pg_ctl.os_user, error);
-      if (!user) problems.push_back("instance \"" + instance.name + "\": " + error);
-      else if (user->uid == 0) problems.push_back("instance \"" + instance.name + "\": os_user must not be root");
-    }
+    for (auto& p : backend_problems(instance)) problems.push_back(std::move(p));
   }
   return problems;
 }

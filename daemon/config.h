@@ -56,6 +56,25 @@ struct PgCtlConfig {
   std::string log_file;         // server log passed to pg_ctl -l; default <data_dir>/pgnap-postgres.log
 };
 
+// [instances.NAME.exec]: any commands, each an argument array run without a shell (a user
+// who wants one writes ["sh", "-c", "..."]).
+struct ExecConfig {
+  std::vector<std::string> start;   // required
+  std::vector<std::string> stop;    // required
+  std::vector<std::string> status;  // optional; exit 0 means running. Without it, the probe decides.
+  std::vector<std::pair<std::string, std::string>> env;  // added to pgnap's environment
+  std::string os_user;              // run the commands as this user when pgnap runs as root
+  Duration start_timeout{0};        // 0 = the instance's wake_timeout
+  Duration stop_timeout = std::chrono::seconds(60);
+  Duration status_timeout = std::chrono::seconds(10);
+};
+
+// [instances.NAME.systemd]: a unit started and stopped through systemd's D-Bus API.
+struct SystemdConfig {
+  std::string unit;  // required; ".service" is added when it has no unit suffix
+  Duration stop_timeout = std::chrono::seconds(90);
+};
+
 // [instances.NAME.accounting]: the savings model's coefficients (metrics/accounting.h,
 // docs/accounting.md).
 using AccountingConfig = metrics::Accounting;
@@ -63,7 +82,7 @@ using AccountingConfig = metrics::Accounting;
 struct InstanceConfig {
   std::string name;
   std::vector<std::string> databases{"*"};
-  std::string backend;  // "pg_ctl" (required)
+  std::string backend;  // "pg_ctl", "exec" or "systemd" (required)
   BackendAddress address;  // required
   Duration idle_timeout = std::chrono::minutes(10);
   Duration min_awake = std::chrono::seconds(30);
@@ -72,6 +91,8 @@ struct InstanceConfig {
   Duration connect_timeout = std::chrono::seconds(10);  // TCP/Unix connect to the instance
   bool suspend_on_exit = false;
   PgCtlConfig pg_ctl;
+  ExecConfig exec;
+  SystemdConfig systemd;
   AccountingConfig accounting;
 };
 

@@ -36,6 +36,33 @@ std::string shell_word(std::string_view word) {
   return quoted + "'";
 }
 
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string text;
+  for (const auto& word : argv) text += (text.empty() ? "" : " ") + shell_word(word);
+  return text;
+}
+
+void describe_exec(std::string& out, const InstanceConfig& instance) {
+  const ExecConfig& e = instance.exec;
+  out += "  exec commands (run without a shell):\n";
+  out += "    start: " + command_line(e.start) + "  (timeout " + format_duration(e.start_timeout) + ")\n";
+  out += "    stop: " + command_line(e.stop) + "  (timeout " + format_duration(e.stop_timeout) + ")\n";
+  out += e.status.empty() ? std::string("    status: (none: the readiness probe decides)\n")
+                          : "    status: " + command_line(e.status) + "  (timeout " +
+                                format_duration(e.status_timeout) + "; exit 0 = running)\n";
+  for (const auto& [name, value] : e.env) out += "    env: " + name + "=" + shell_word(value) + "\n";
+  if (!e.os_user.empty()) out += "    as OS user: " + e.os_user + " (when pgnap runs as root)\n";
+}
+
+void describe_systemd(std::string& out, const InstanceConfig& instance) {
+  const SystemdConfig& s = instance.systemd;
+  out += "  systemd unit " + s.unit + " (system bus, D-Bus API):\n";
+  out += "    start: Manager.StartUnit(\"" + s.unit + "\", \"replace\"), waiting for its job\n";
+  out += "    stop: Manager.StopUnit(\"" + s.unit + "\", \"replace\"), waiting for its job (timeout " +
+         format_duration(s.stop_timeout) + ")\n";
+  out += "    status: the unit's ActiveState\n";
+}
+
 std::string describe_listen(const ListenAddress& address) {
   std::string text = address.to_string();
   if (address.kind == ListenAddress::Kind::kUnix) return text + " (Unix socket)";
@@ -122,6 +149,8 @@ std::string describe_config(const Config& config) {
     line(out, "connect_timeout", format_duration(instance.connect_timeout));
     line(out, "suspend_on_exit", instance.suspend_on_exit ? "yes" : "no");
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
+    if (instance.backend == "exec") describe_exec(out, instance);
+    if (instance.backend == "systemd") describe_systemd(out, instance);
   }
   return out;
 }

@@ -179,6 +179,18 @@ struct DatabaseListValue {
                                                      const std::string&) const;
 };
 
+// A command as an argument array: ["pg_ctl", "start", ...]. At least the program; no empty
+// strings. Run without a shell.
+struct CommandValue {
+  std::optional<std::vector<std::string>> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
+// A table of environment variables: NAME = "value".
+struct EnvValue {
+  std::optional<std::vector<std::pair<std::string, std::string>>> operator()(ParseContext&, const toml::node&,
+                                                                              const std::string&) const;
+};
+
 // A sub-table, read with its own rows into a default-constructed `Sub`.
 template <class Sub>
 struct TableValue {

@@ -18,6 +18,8 @@ using config_detail::at_least;
 using config_detail::BackendAddressValue;
 using config_detail::BoolValue;
 using config_detail::ChoiceValue;
+using config_detail::CommandValue;
+using config_detail::EnvValue;
 using config_detail::CurrencyValue;
 using config_detail::DatabaseListValue;
 using config_detail::DurationValue;
@@ -44,8 +46,8 @@ constexpr DurationValue kNonNegative{Duration(0), kMaxDuration};
 
 constexpr std::array<std::string_view, 4> kLogLevels{"debug", "info", "warning", "error"};
 // Backends DESIGN.md names. Only the supported ones have a driver (and a sub-table) today.
-constexpr std::array<std::string_view, 1> kSupportedBackends{"pg_ctl"};
-constexpr std::array<std::string_view, 3> kPlannedBackends{"systemd", "exec", "kubernetes"};
+constexpr std::array<std::string_view, 3> kSupportedBackends{"pg_ctl", "exec", "systemd"};
+constexpr std::array<std::string_view, 1> kPlannedBackends{"kubernetes"};
 
 std::string quoted_list(std::span<const std::string_view> words) {
   std::string list;
@@ -84,6 +86,22 @@ const std::vector<KeyRow<PgCtlConfig>> kPgCtlKeys = {
     key("log_file", &PgCtlConfig::log_file, PathValue{}),
 };
 
+const std::vector<KeyRow<ExecConfig>> kExecKeys = {
+    key("start", &ExecConfig::start, CommandValue{}, Presence::kRequired),
+    key("stop", &ExecConfig::stop, CommandValue{}, Presence::kRequired),
+    key("status", &ExecConfig::status, CommandValue{}),
+    key("env", &ExecConfig::env, EnvValue{}),
+    key("os_user", &ExecConfig::os_user, StringValue{.allow_empty = false}),
+    key("start_timeout", &ExecConfig::start_timeout, kPositive),
+    key("stop_timeout", &ExecConfig::stop_timeout, kPositive),
+    key("status_timeout", &ExecConfig::status_timeout, kPositive),
+};
+
+const std::vector<KeyRow<SystemdConfig>> kSystemdKeys = {
+    key("unit", &SystemdConfig::unit, StringValue{.allow_empty = false}, Presence::kRequired),
+    key("stop_timeout", &SystemdConfig::stop_timeout, kPositive),
+};
+
 const std::vector<KeyRow<AccountingConfig>> kAccountingKeys = {
     key("vcpus", &AccountingConfig::vcpus, greater_than(0)),
     key("memory_gb", &AccountingConfig::memory_gb, at_least(0)),
@@ -114,6 +132,8 @@ const std::vector<KeyRow<InstanceConfig>> kInstanceKeys = {
     key("connect_timeout", &InstanceConfig::connect_timeout, kPositive),
     key("suspend_on_exit", &InstanceConfig::suspend_on_exit, BoolValue{}),
     key("pg_ctl", &InstanceConfig::pg_ctl, TableValue<PgCtlConfig>{kPgCtlKeys}),
+    key("exec", &InstanceConfig::exec, TableValue<ExecConfig>{kExecKeys}),
+    key("systemd", &InstanceConfig::systemd, TableValue<SystemdConfig>{kSystemdKeys}),
     key("accounting", &InstanceConfig::accounting, TableValue<AccountingConfig>{kAccountingKeys}),
 };
 
@@ -160,11 +180,22 @@ void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
                     quote(backend) + ", but this instance's backend is " + quote(config.backend));
     }
   }
-  if (config.backend == "pg_ctl" && !instance.table->contains("pg_ctl")) {
-    ctx.error(instance.table->source(), join_key(instance.key, "pg_ctl"),
-              "required key \"pg_ctl\" is missing (backend = \"pg_ctl\" needs a [" +
-                  join_key(instance.key, "pg_ctl") + "] table with at least data_dir)");
+  struct Needs {
+    std::string_view backend;
+    std::string_view what;
+  };
+  for (const Needs& n : {Needs{"pg_ctl", "at least data_dir"}, Needs{"exec", "at least start and stop"},
+                         Needs{"systemd", "at least unit"}}) {
+    if (config.backend == n.backend && !instance.table->contains(n.backend)) {
+      ctx.error(instance.table->source(), join_key(instance.key, n.backend),
+                "required key " + quote(n.backend) + " is missing (backend = " + quote(n.backend) + " needs a [" +
+                    join_key(instance.key, n.backend) + "] table with " + std::string(n.what) + ")");
+    }
   }
+  if (instance.config.exec.start_timeout == Duration(0)) instance.config.exec.start_timeout = config.wake_timeout;
+  // "postgresql@15-main" names a service; other unit types keep their suffix.
+  std::string& unit = instance.config.systemd.unit;
+  if (!unit.empty() && unit.find('.') == std::string::npos) unit += ".service";
   PgCtlConfig& pg_ctl = instance.config.pg_ctl;
   if (pg_ctl.log_file.empty() && !pg_ctl.data_dir.empty()) {
     pg_ctl.log_file = (fs::path(pg_ctl.data_dir) / "pgnap-postgres.log").string();

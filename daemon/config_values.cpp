@@ -388,6 +388,59 @@ std::optional<std::vector<std::string>> DatabaseListValue::operator()(
   return names;
 }
 
+std::optional<std::vector<std::string>> CommandValue::operator()(ParseContext& ctx, const toml::node& node,
+                                                                 const std::string& key) const {
+  const auto* array = node.as_array();
+  if (array == nullptr) {
+    ctx.error(node.source(), key,
+              "expected a command as an array of strings (e.g. [\"/usr/bin/docker\", \"start\", \"db\"]; "
+              "for a shell, [\"sh\", \"-c\", \"...\"]), got " + type_name(node));
+    return std::nullopt;
+  }
+  if (array->empty()) {
+    ctx.error(node.source(), key, "expected a command (at least the program to run), got an empty array");
+    return std::nullopt;
+  }
+  std::vector<std::string> argv;
+  bool ok = true;
+  for (const toml::node& item : *array) {
+    const auto* s = item.as_string();
+    if (s == nullptr || s->get().empty()) {
+      ctx.error(item.source(), key, "expected a non-empty string in the command, got " + describe_value(item));
+      ok = false;
+    } else {
+      argv.push_back(s->get());
+    }
+  }
+  if (!ok) return std::nullopt;
+  return argv;
+}
+
+std::optional<std::vector<std::pair<std::string, std::string>>> EnvValue::operator()(ParseContext& ctx,
+                                                                                      const toml::node& node,
+                                                                                      const std::string& key) const {
+  const auto* table = node.as_table();
+  if (table == nullptr) {
+    ctx.error(node.source(), key, "expected a table of environment variables (NAME = \"value\"), got " +
+                                      type_name(node));
+    return std::nullopt;
+  }
+  std::vector<std::pair<std::string, std::string>> env;
+  for (auto&& [name, value] : *table) {
+    const std::string n(name.str());
+    const bool valid_name = !n.empty() && n.find('=') == std::string::npos && n.find('\0') == std::string::npos;
+    const auto* s = value.as_string();
+    if (!valid_name) {
+      ctx.error(name.source(), join_key(key, n), "invalid environment variable name " + quote(n));
+    } else if (s == nullptr) {
+      ctx.error(value.source(), join_key(key, n), "expected a string, got " + type_name(value));
+    } else {
+      env.emplace_back(n, s->get());
+    }
+  }
+  return env;
+}
+
 // ---- Address grammar ---------------------------------------------------------------------
 
 std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text,

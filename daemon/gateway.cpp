@@ -17,43 +17,14 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "backends/pg_ctl_backend.h"
 #include "daemon/backend_address.h"
+#include "daemon/backend_factory.h"
 #include "daemon/log.h"
 #include "metrics/exposition.h"
 #include "protocol/encode.h"
 
 namespace pgnap::daemon {
 
-namespace {
-
-std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
-  if (config.backend != "pg_ctl") {
-    throw std::runtime_error("instance \"" + config.name + "\": backend \"" + config.backend + "\" is not supported");
-  }
-  backends::PgCtlOptions options;
-  options.bin_dir = config.pg_ctl.bin_dir.empty() ? backends::find_pg_bin_dir() : config.pg_ctl.bin_dir;
-  if (options.bin_dir.empty()) {
-    throw std::runtime_error("instance \"" + config.name +
-                             "\": cannot find pg_ctl (not on PATH, not in /usr/lib/postgresql/*/bin); set "
-                             "[instances." + config.name + ".pg_ctl] bin_dir");
-  }
-  options.data_dir = config.pg_ctl.data_dir;
-  options.log_file = config.pg_ctl.log_file;
-  // PostgreSQL refuses to run as root: when pgnap is root, pg_ctl runs as os_user.
-  if (::geteuid() == 0) {
-    std::string error;
-    options.run_as = backends::lookup_user(config.pg_ctl.os_user, error);
-    if (!options.run_as) throw std::runtime_error("instance \"" + config.name + "\": " + error);
-    if (options.run_as->uid == 0) {
-      throw std::runtime_error("instance \"" + config.name + "\": os_user \"" + config.pg_ctl.os_user +
-                               "\" is root; PostgreSQL refuses to run as root");
-    }
-  }
-  return std::make_unique<backends::PgCtlBackend>(std::move(options));
-}
-
-}  // namespace
 
 Gateway::Gateway(Config config) : config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP) {
   log::Level level = log::Level::kInfo;

@@ -18,9 +18,14 @@ namespace pgnap::backends {
 namespace {
 
 CommandResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                  std::size_t max_output = 16 * 1024) {
+                  std::size_t max_output = 16 * 1024,
+                  std::vector<std::pair<std::string, std::string>> env = {}) {
   asio::io_context io;
-  CommandSpec spec{std::move(argv), std::nullopt, timeout, max_output};
+  CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.timeout = timeout;
+  spec.max_output = max_output;
+  spec.env = std::move(env);
   auto future = asio::co_spawn(io, run_command(std::move(spec)), asio::use_future);
   io.run();
   return future.get();
@@ -90,6 +95,24 @@ TEST(ChildProcess, GrandchildHoldingThePipeDoesNotHoldTheResult) {
   EXPECT_TRUE(r.ok()) << r.describe();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
   EXPECT_NE(r.output.find("started"), std::string::npos);
+}
+
+TEST(ChildProcess, EnvironmentIsAddedToAndOverridesPgnaps) {
+  ::setenv("PGNAP_TEST_KEPT", "kept", 1);
+  ::setenv("PGNAP_TEST_REPLACED", "old", 1);
+  auto r = run({"/bin/sh", "-c", "echo $PGNAP_TEST_KEPT $PGNAP_TEST_REPLACED $PGNAP_TEST_NEW"},
+               std::chrono::seconds(10), 1024, {{"PGNAP_TEST_REPLACED", "new"}, {"PGNAP_TEST_NEW", "added"}});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(r.output, "kept new added\n");
+}
+
+TEST(ChildProcess, BareProgramNamesAreFoundOnPath) {
+  auto r = run({"sh", "-c", "exit 4"});
+  EXPECT_EQ(r.end, CommandResult::End::kExited) << r.describe();
+  EXPECT_EQ(r.exit_code, 4);
+  auto missing = run({"pgnap-no-such-program"});
+  EXPECT_EQ(missing.end, CommandResult::End::kSpawnFailed);
+  EXPECT_NE(missing.describe().find("not found on PATH"), std::string::npos) << missing.describe();
 }
 
 TEST(ChildProcess, FormatCommandQuotesWhatNeedsIt) {

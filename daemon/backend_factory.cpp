@@ -1,0 +1,110 @@
+#include "daemon/backend_factory.h"
+
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include "backends/exec_backend.h"
+#include "backends/pg_ctl_backend.h"
+#include "backends/systemd_backend.h"
+
+namespace pgnap::daemon {
+
+namespace {
+
+// The user a driver's commands run as. PostgreSQL refuses to run as root, and pgnap runs no
+// command as root that the configuration did not ask for: when pgnap is root, pg_ctl always
+// switches to its os_user; exec commands switch when os_user is set.
+std::optional<backends::RunAs> run_as(const InstanceConfig& config, const std::string& os_user, bool required) {
+  if (::geteuid() != 0 || (os_user.empty() && !required)) return std::nullopt;
+  std::string error;
+  auto user = backends::lookup_user(os_user, error);
+  if (!user) throw std::runtime_error("instance \"" + config.name + "\": " + error);
+  if (required && user->uid == 0) {
+    throw std::runtime_error("instance \"" + config.name + "\": os_user \"" + os_user +
+                             "\" is root; PostgreSQL refuses to run as root");
+  }
+  return user;
+}
+
+std::string pg_ctl_dir(const InstanceConfig& config) {
+  return config.pg_ctl.bin_dir.empty() ? backends::find_pg_bin_dir() : config.pg_ctl.bin_dir;
+}
+
+}  // namespace
+
+std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
+  if (config.backend == "pg_ctl") {
+    backends::PgCtlOptions options;
+    options.bin_dir = pg_ctl_dir(config);
+    if (options.bin_dir.empty()) {
+      throw std::runtime_error("instance \"" + config.name +
+                               "\": cannot find pg_ctl (not on PATH, not in /usr/lib/postgresql/*/bin); set "
+                               "[instances." + config.name + ".pg_ctl] bin_dir");
+    }
+    options.data_dir = config.pg_ctl.data_dir;
+    options.log_file = config.pg_ctl.log_file;
+    options.run_as = run_as(config, config.pg_ctl.os_user, true);
+    return std::make_unique<backends::PgCtlBackend>(std::move(options));
+  }
+  if (config.backend == "exec") {
+    backends::ExecOptions options;
+    options.start = config.exec.start;
+    options.stop = config.exec.stop;
+    options.status = config.exec.status;
+    options.env = config.exec.env;
+    options.run_as = run_as(config, config.exec.os_user, false);
+    options.start_timeout = config.exec.start_timeout;
+    options.stop_timeout = config.exec.stop_timeout;
+    options.status_timeout = config.exec.status_timeout;
+    return std::make_unique<backends::ExecBackend>(std::move(options));
+  }
+  if (config.backend == "systemd") {
+    backends::SystemdOptions options;
+    options.unit = backends::systemd_unit_name(config.systemd.unit);
+    options.stop_timeout = config.systemd.stop_timeout;
+    return std::make_unique<backends::SystemdBackend>(std::move(options));
+  }
+  throw std::runtime_error("instance \"" + config.name + "\": backend \"" + config.backend + "\" is not supported");
+}
+
+std::vector<std::string> backend_problems(const InstanceConfig& config) {
+  std::vector<std::string> problems;
+  const std::string who = "instance \"" + config.name + "\": ";
+  auto check_program = [&](const std::vector<std::string>& argv, const char* which) {
+    if (argv.empty()) return;
+    const std::string& program = argv.front();
+    bool found = false;
+    if (program.find('/') != std::string::npos) {
+      found = ::access(program.c_str(), X_OK) == 0;
+    } else if (const char* path = ::getenv("PATH")) {
+      std::string dirs = path;
+      std::size_t start = 0;
+      while (!found && start <= dirs.size()) {
+        const std::size_t end = std::min(dirs.find(':', start), dirs.size());
+        const std::string dir = end > start ? dirs.substr(start, end - start) : ".";
+        found = ::access((dir + "/" + program).c_str(), X_OK) == 0;
+        start = end + 1;
+      }
+    }
+    if (!found) problems.push_back(who + which + " command's program \"" + program + "\" is not an executable here");
+  };
+  try {
+    (void)make_backend(config);
+  } catch (const std::exception& e) {
+    problems.push_back(e.what());
+  }
+  if (config.backend == "pg_ctl") {
+    const std::string bin = pg_ctl_dir(config);
+    if (!bin.empty() && ::access((bin + "/pg_ctl").c_str(), X_OK) != 0) {
+      problems.push_back(who + bin + "/pg_ctl is not an executable file");
+    }
+  } else if (config.backend == "exec") {
+    check_program(config.exec.start, "start");
+    check_program(config.exec.stop, "stop");
+    check_program(config.exec.status, "status");
+  }
+  return problems;
+}
+
+}  // namespace pgnap::daemon
