@@ -61,6 +61,9 @@ class Backend {
     return probe_once(std::move(target), timeout);
   }
 
+  // How long a clean stop may take before pgnap gives up on it (the driver's own timeout).
+  [[nodiscard]] virtual std::chrono::milliseconds stop_budget() const { return std::chrono::seconds(60); }
+
   // The commands this driver runs, for `pgnap check` and logs.
   [[nodiscard]] virtual std::vector<std::string> describe() const = 0;
 };

@@ -36,7 +36,7 @@ asio::awaitable<CommandResult> ExecBackend::run(const std::vector<std::string>& 
 asio::awaitable<Status> ExecBackend::status() {
   // Without a status command, only the probe can tell; say so and let the wake run `start`
   // (which, for most tools, is harmless when the server already runs).
-  if (options_.status.empty()) co_return Status{RunState::kUnknown, "no status command configured"};
+  if (options_.status.empty()) co_return Status{RunState::kUnknown, std::string(kNoStatusCommand)};
   const auto r = co_await run(options_.status, options_.status_timeout, Clock::now() + options_.status_timeout);
   if (r.end == CommandResult::End::kExited) {
     co_return Status{r.exit_code == 0 ? RunState::kRunning : RunState::kStopped, trim(r.output)};

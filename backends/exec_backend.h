@@ -15,6 +15,9 @@
 
 namespace pgnap::backends {
 
+// Status detail when no status command is configured (the probe alone decides).
+inline constexpr std::string_view kNoStatusCommand = "no status command configured";
+
 struct ExecOptions {
   std::vector<std::string> start;
   std::vector<std::string> stop;
@@ -35,6 +38,7 @@ class ExecBackend final : public Backend {
   [[nodiscard]] asio::awaitable<Outcome> start(Clock::time_point deadline) override;
   [[nodiscard]] asio::awaitable<Outcome> stop(Clock::time_point deadline) override;
   [[nodiscard]] std::vector<std::string> describe() const override;
+  [[nodiscard]] std::chrono::milliseconds stop_budget() const override { return options_.stop_timeout; }
 
  private:
   // Runs one of the commands within min(its timeout, deadline).

@@ -34,6 +34,7 @@ class PgCtlBackend final : public Backend {
   [[nodiscard]] asio::awaitable<Outcome> start(Clock::time_point deadline) override;
   [[nodiscard]] asio::awaitable<Outcome> stop(Clock::time_point deadline) override;
   [[nodiscard]] std::vector<std::string> describe() const override;
+  [[nodiscard]] std::chrono::milliseconds stop_budget() const override { return options_.stop_timeout; }
 
   // The command lines, exposed for tests and `pgnap check`.
   [[nodiscard]] std::vector<std::string> start_argv(std::chrono::seconds wait) const;

@@ -8,6 +8,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -67,6 +69,23 @@ asio::awaitable<bool> wait_socket(int fd, bool for_read, asio::steady_timer& dea
 
 asio::awaitable<ProbeResult> probe_once(ProbeTarget target, std::chrono::milliseconds timeout) {
   auto executor = co_await asio::this_coro::executor;
+  if (!target.host.empty() && target.host.front() != '/') {
+    boost::system::error_code ec;
+    (void)asio::ip::make_address(target.host, ec);
+    if (ec) {
+      asio::ip::tcp::resolver resolver(executor);
+      const std::string service = std::to_string(target.port);
+      asio::steady_timer limit(executor, timeout);
+      auto r = co_await (resolver.async_resolve(target.host, service, asio::as_tuple(asio::use_awaitable)) ||
+                         limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+      if (r.index() == 1) co_return ProbeResult{false, "resolving " + target.host + " took too long"};
+      auto [rec, results] = std::get<0>(r);
+      if (rec || results.empty()) {
+        co_return ProbeResult{false, "cannot resolve " + target.host + ": " + (rec ? rec.message() : "no address")};
+      }
+      target.host = results.begin()->endpoint().address().to_string();
+    }
+  }
   const std::string port = std::to_string(target.port);
   const bool is_socket_dir = !target.host.empty() && target.host.front() == '/';
   // hostaddr for IP addresses: libpq then does no name lookup.

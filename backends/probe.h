@@ -22,8 +22,9 @@ namespace pgnap::backends {
 namespace asio = boost::asio;
 
 struct ProbeTarget {
-  // libpq's host: a numeric IP address (resolved by the caller: libpq would resolve names
-  // with a blocking getaddrinfo) or an absolute Unix socket directory.
+  // An absolute Unix socket directory, a numeric IP address, or a host name (resolved here
+  // with Asio's asynchronous resolver at every attempt, never by libpq, whose getaddrinfo
+  // would block: a cloud database's name may only resolve once it runs).
   std::string host;
   std::uint16_t port = 5432;
   [[nodiscard]] std::string to_string() const;

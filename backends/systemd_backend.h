@@ -29,6 +29,7 @@ class SystemdBackend final : public Backend {
   [[nodiscard]] asio::awaitable<Outcome> start(Clock::time_point deadline) override;
   [[nodiscard]] asio::awaitable<Outcome> stop(Clock::time_point deadline) override;
   [[nodiscard]] std::vector<std::string> describe() const override;
+  [[nodiscard]] std::chrono::milliseconds stop_budget() const override { return options_.stop_timeout; }
 
   // The D-Bus calls this driver makes, for `pgnap check` and tests.
   [[nodiscard]] std::vector<std::string> calls() const;

@@ -37,12 +37,19 @@ asio::awaitable<ProbeResult> probe_until_ready(Backend& backend, ProbeTarget tar
   auto executor = co_await asio::this_coro::executor;
   asio::steady_timer pause(executor);
   ProbeResult last{false, "not probed"};
+  const auto started = Clock::now();
   for (;;) {
     const auto left = remaining(deadline);
     if (left.count() == 0) co_return last;
     last = co_await backend.probe(target, std::min(options.probe_timeout, left));
     if (last.ready) co_return last;
-    pause.expires_at(std::min(Clock::now() + options.probe_interval, deadline));
+    // A local cluster starts in well under a second: probe it often. A cloud database takes
+    // minutes: probe it (and its DNS) less often once it is clearly not a quick start.
+    const auto waited = Clock::now() - started;
+    const auto interval = waited < std::chrono::seconds(2)    ? options.probe_interval
+                          : waited < std::chrono::seconds(30) ? std::chrono::milliseconds(250)
+                                                              : std::chrono::milliseconds(1000);
+    pause.expires_at(std::min(Clock::now() + interval, deadline));
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
@@ -84,7 +91,8 @@ asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::ti
     auto outcome = co_await backend.start(deadline);
     start_finished = true;
     if (!outcome.ok) co_return outcome;
-    asio::steady_timer wait(executor, deadline);
+    // Started: the probe decides, and reports the timeout with its last answer.
+    asio::steady_timer wait(executor, deadline + std::chrono::seconds(5));
     co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
     co_return Outcome::failure("the start command succeeded but the server did not accept connections");
   };

@@ -77,8 +77,14 @@ std::vector<std::string> backend_problems(const InstanceConfig& config) {
     bool found = false;
     if (program.find('/') != std::string::npos) {
       found = ::access(program.c_str(), X_OK) == 0;
-    } else if (const char* path = ::getenv("PATH")) {
-      std::string dirs = path;
+    } else {
+      // The PATH the command will run with (backends/child_process.cpp): the instance's env
+      // may set its own.
+      std::string dirs;
+      if (const char* path = ::getenv("PATH")) dirs = path;
+      for (const auto& [name, value] : config.exec.env) {
+        if (name == "PATH") dirs = value;
+      }
       std::size_t start = 0;
       while (!found && start <= dirs.size()) {
         const std::size_t end = std::min(dirs.find(':', start), dirs.size());

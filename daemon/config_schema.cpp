@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 
+#include "backends/systemd_backend.h"
 #include "daemon/config.h"
 #include "daemon/config_keys.h"
 
@@ -193,9 +194,10 @@ void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
     }
   }
   if (instance.config.exec.start_timeout == Duration(0)) instance.config.exec.start_timeout = config.wake_timeout;
-  // "postgresql@15-main" names a service; other unit types keep their suffix.
+  // "postgresql@15-main" names a service; other unit types keep their suffix. The driver's
+  // own rule, so that `pgnap check` shows the unit the driver will ask for.
   std::string& unit = instance.config.systemd.unit;
-  if (!unit.empty() && unit.find('.') == std::string::npos) unit += ".service";
+  if (!unit.empty()) unit = backends::systemd_unit_name(unit);
   PgCtlConfig& pg_ctl = instance.config.pg_ctl;
   if (pg_ctl.log_file.empty() && !pg_ctl.data_dir.empty()) {
     pg_ctl.log_file = (fs::path(pg_ctl.data_dir) / "pgnap-postgres.log").string();

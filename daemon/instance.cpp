@@ -9,9 +9,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "backends/exec_backend.h"
 #include "backends/probe.h"
 #include "backends/wake.h"
-#include "daemon/backend_address.h"
 #include "daemon/log.h"
 #include "protocol/encode.h"
 
@@ -109,6 +109,17 @@ Refusal Instance::refusal(std::string_view code, std::string detail, std::string
   return r;
 }
 
+backends::ProbeTarget Instance::probe_target() const {
+  const BackendAddress& a = config_.address;
+  if (a.kind == BackendAddress::Kind::kUnix) return {a.socket_dir, a.port};
+  return {a.host, a.port};
+}
+
+std::chrono::milliseconds Instance::stop_budget() const {
+  // The driver's own stop timeout, unless the tuning (tests) asks for less.
+  return std::min(backend_->stop_budget(), tuning_.stop_timeout);
+}
+
 std::chrono::milliseconds Instance::backoff() const {
   if (consecutive_failures_ == 0) return std::chrono::milliseconds(0);
   auto d = tuning_.backoff_initial;
@@ -129,9 +140,7 @@ void Instance::on_lease_released() {
 }
 
 asio::awaitable<void> Instance::adopt() {
-  auto resolved = co_await resolve_backend(config_.address);
-  backends::ProbeResult probe{false, resolved.error};
-  if (resolved.error.empty()) probe = co_await backend_->probe(resolved.probe, tuning_.adopt_probe_timeout);
+  const auto probe = co_await backend_->probe(probe_target(), tuning_.adopt_probe_timeout);
   if (probe.ready) {
     set_state(InstanceState::kAwake, "adopted: accepting connections when pgnap started");
     awake_since_ = Clock::now();
@@ -146,7 +155,9 @@ asio::awaitable<void> Instance::adopt() {
     co_return;
   }
   set_state(InstanceState::kAsleep, "adopted: not running when pgnap started");
-  if (status.state == backends::RunState::kUnknown) {
+  if (status.state == backends::RunState::kUnknown && status.detail == backends::kNoStatusCommand) {
+    PGNAP_LOG(kInfo, context(), "adopted asleep (nothing answers on its address; no status command to ask)");
+  } else if (status.state == backends::RunState::kUnknown) {
     PGNAP_LOG(kWarning, context(), "adopted asleep, but its state is unclear: " << status.detail);
   } else {
     PGNAP_LOG(kInfo, context(), "adopted asleep");
@@ -282,13 +293,9 @@ void Instance::after_operation() {
 asio::awaitable<void> Instance::run_wake(std::string reason) {
   PGNAP_LOG(kInfo, context(), "waking (" << reason << ")");
   const auto deadline = wake_deadline_;
-  auto resolved = co_await resolve_backend(config_.address);
-  backends::WakeReport report;
-  if (!resolved.error.empty()) {
-    report.detail = resolved.error;
-  } else {
-    report = co_await backends::wake(*backend_, resolved.probe, deadline);
-  }
+  // The address is resolved by each probe, after the start command has run: a cloud
+  // database's host name may not resolve while it is stopped.
+  const backends::WakeReport report = co_await backends::wake(*backend_, probe_target(), deadline);
   if (shutting_down_) co_return;
 
   const auto wake_took = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -338,7 +345,7 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
     if (status.state == backends::RunState::kRunning && !shutting_down_) {
       set_state(InstanceState::kSuspending, "stopping the server that did not become ready in time");
       PGNAP_LOG(kInfo, context(), "stopping the server that did not become ready in time");
-      const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
+      const auto stopped = co_await backend_->stop(Clock::now() + stop_budget());
       if (!stopped.ok) PGNAP_LOG(kWarning, context(), "could not stop it: " << stopped.detail);
       if (shutting_down_) co_return;
       set_state(InstanceState::kFailed, stopped.ok ? "stopped after the failed wake" : "stop after the failed wake failed");
@@ -366,7 +373,7 @@ void Instance::arm_idle_timer() {
 asio::awaitable<void> Instance::run_suspend(std::string reason) {
   const auto awake_for = Clock::now() - awake_since_;
   PGNAP_LOG(kInfo, context(), reason << " with no sessions, suspending");
-  const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
+  const auto stopped = co_await backend_->stop(Clock::now() + stop_budget());
   if (shutting_down_) co_return;
   if (stopped.ok) {
     metrics_.suspended("idle");
@@ -406,7 +413,7 @@ void Instance::begin_shutdown() {
 asio::awaitable<void> Instance::suspend_for_exit() {
   if (!config_.suspend_on_exit || state_ != InstanceState::kAwake || sessions_ > 0) co_return;
   PGNAP_LOG(kInfo, context(), "suspending on exit (suspend_on_exit = true)");
-  const auto stopped = co_await backend_->stop(Clock::now() + tuning_.stop_timeout);
+  const auto stopped = co_await backend_->stop(Clock::now() + stop_budget());
   if (stopped.ok) {
     metrics_.suspended("exit");
     set_state(InstanceState::kAsleep, "suspended on exit");

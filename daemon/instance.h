@@ -95,7 +95,7 @@ class InstanceObserver {
 struct InstanceTuning {
   std::chrono::milliseconds backoff_initial{1000};  // after the first failed wake
   std::chrono::milliseconds backoff_max{30000};     // doubling per consecutive failure, up to this
-  std::chrono::milliseconds stop_timeout{60000};
+  std::chrono::milliseconds stop_timeout{std::chrono::hours(24)};  // caps the driver's own stop timeout
   std::chrono::milliseconds adopt_probe_timeout{1000};
 };
 
@@ -153,6 +153,8 @@ class Instance {
   asio::awaitable<void> run_suspend(std::string reason);
   [[nodiscard]] Refusal refusal(std::string_view sqlstate, std::string detail, std::string hint = {}) const;
   [[nodiscard]] std::chrono::milliseconds backoff() const;
+  [[nodiscard]] std::chrono::milliseconds stop_budget() const;
+  [[nodiscard]] backends::ProbeTarget probe_target() const;
   [[nodiscard]] std::string context() const { return "instance=" + config_.name; }
 
   asio::any_io_executor executor_;

@@ -12,6 +12,7 @@ PACKAGES="
   libpq-dev libsqlite3-dev prometheus-cpp-dev libtomlplusplus-dev
   libssl-dev libsystemd-dev libgtest-dev libgmock-dev
   postgresql postgresql-client pgbouncer prometheus
+  dbus-daemon
 "
 
 missing=""

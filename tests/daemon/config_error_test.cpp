@@ -49,7 +49,7 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
   EXPECT_EQ(error_of(minimal_with("idle_timout = \"5m\"")),
             "4:1: instances.main.idle_timout: unknown key \"idle_timout\"; valid keys here: "
             "databases, backend, address, idle_timeout, min_awake, wake_timeout, max_waiting, "
-            "connect_timeout, suspend_on_exit, pg_ctl, accounting");
+            "connect_timeout, suspend_on_exit, pg_ctl, exec, systemd, accounting");
   EXPECT_EQ(error_of(minimal_plus("bindir = \"/usr/bin\"\n")),
             "7:1: instances.main.pg_ctl.bindir: unknown key \"bindir\"; valid keys here: "
             "data_dir, bin_dir, os_user, log_file");
@@ -208,19 +208,20 @@ address = "127.0.0.1:5432"
 TEST(ConfigErrorTest, UnsupportedBackends) {
   EXPECT_EQ(error_of(R"(
 [instances.main]
-backend = "systemd"
+backend = "kubernetes"
 address = "127.0.0.1:5432"
 )"),
-            "2:11: instances.main.backend: backend \"systemd\" is not supported yet; supported "
-            "backends: \"pg_ctl\"");
+            "2:11: instances.main.backend: backend \"kubernetes\" is not supported yet; supported "
+            "backends: \"pg_ctl\", \"exec\", \"systemd\"");
   EXPECT_EQ(error_of(R"(
 [instances.main]
 backend = "docker"
 address = "127.0.0.1:5432"
 )"),
             "2:11: instances.main.backend: unknown backend \"docker\"; supported backends: "
-            "\"pg_ctl\"");
-  // A backend's sub-table without that backend is a mistake, reported besides the backend.
+            "\"pg_ctl\", \"exec\", \"systemd\"");
+  // A backend's sub-table without that backend is a mistake, reported besides the missing
+  // table of the backend chosen.
   EXPECT_THAT(errors_of(R"(
 [instances.x]
 backend = "exec"
@@ -229,8 +230,8 @@ address = "127.0.0.1:5432"
 [instances.x.pg_ctl]
 data_dir = "/srv/pg"
 )"),
-              ElementsAre("2:11: instances.x.backend: backend \"exec\" is not supported yet; "
-                          "supported backends: \"pg_ctl\"",
+              ElementsAre("1:1: instances.x.exec: required key \"exec\" is missing (backend = \"exec\" needs "
+                          "a [instances.x.exec] table with at least start and stop)",
                           "5:1: instances.x.pg_ctl: [instances.x.pg_ctl] applies only to "
                           "backend = \"pg_ctl\", but this instance's backend is \"exec\""));
 }

@@ -540,7 +540,7 @@ TEST(ExampleConfigTest, ExamplesPgnapTomlLoads) {
   EXPECT_EQ(config.gateway.listen[0].to_string(), "127.0.0.1:6432");
 }
 
-// The complete example of docs/configuration.md must stay valid and use both instances.
+// The complete example of docs/configuration.md must stay valid and use every backend.
 TEST(ExampleConfigTest, DocsCompleteExampleLoads) {
   std::ifstream file(PGNAP_SOURCE_DIR "/docs/configuration.md");
   std::string markdown((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
@@ -554,10 +554,16 @@ TEST(ExampleConfigTest, DocsCompleteExampleLoads) {
 
   Config config =
       parse_config(markdown.substr(begin, end - begin), "configuration.md", "/etc/pgnap");
-  ASSERT_EQ(config.instances.size(), 2u);
+  ASSERT_EQ(config.instances.size(), 3u);
   EXPECT_EQ(config.instances[0].name, "shop");
+  EXPECT_EQ(config.instances[0].backend, "pg_ctl");
   EXPECT_TRUE(config.instances[0].accounting.power_watts.has_value());
-  EXPECT_EQ(config.instances[1].name, "main");
+  EXPECT_EQ(config.instances[1].name, "reports");
+  EXPECT_EQ(config.instances[1].backend, "exec");
+  EXPECT_EQ(config.instances[1].exec.env.size(), 1u);
+  EXPECT_EQ(config.instances[2].name, "main");
+  EXPECT_EQ(config.instances[2].backend, "systemd");
+  EXPECT_EQ(config.instances[2].systemd.unit, "postgresql@15-main.service");
 }
 
 }  // namespace

@@ -27,8 +27,6 @@ namespace pgnap::it {
 namespace fs = std::filesystem;
 using namespace internal;
 
-namespace {
-
 std::string toml_quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -38,7 +36,11 @@ std::string toml_quote(const std::string& s) {
   return out + "\"";
 }
 
-}  // namespace
+std::string sh_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
 
 std::uint16_t free_tcp_port() {
   // Bound and released at once: another process could take it before PostgreSQL does, but
@@ -339,8 +341,12 @@ std::string render_config(const GatewayOptions& o, const std::string& ledger_pat
     << "log_level = \"debug\"\n"
     << o.gateway_extra << "\n"
     << "[metrics]\n"
-    << "listen = " << toml_quote(o.metrics_listen) << "\n\n"
-    << "[instances.main]\n"
+    << "listen = " << toml_quote(o.metrics_listen) << "\n\n";
+  if (!o.instances_toml.empty()) {
+    s << o.instances_toml << "\n" << o.extra_toml << "\n";
+    return s.str();
+  }
+  s << "[instances.main]\n"
     << "databases = " << o.databases << "\n"
     << "backend = \"pg_ctl\"\n"
     << "address = " << toml_quote(o.address) << "\n"
@@ -365,7 +371,7 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster)
   ledger_ = options.ledger.empty() ? dir_.path() + "/ledger.db" : options.ledger;
   write_file(config_path(), render_config(options, ledger_));
 
-  pid_ = spawn_logged({binary, "run", "-c", config_path()}, log_path());
+  pid_ = spawn_logged({binary, "run", "-c", config_path()}, log_path(), options.env);
 
   static const std::regex listening(R"(listening on 127\.0\.0\.1:([0-9]+))");
   static const std::regex metrics_line(R"(metrics on http://127\.0\.0\.1:([0-9]+)/metrics)");

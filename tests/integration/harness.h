@@ -121,6 +121,41 @@ class TempDir {
   std::string path_;
 };
 
+// A TOML basic string: "text" with " and \ escaped.
+[[nodiscard]] std::string toml_quote(const std::string& s);
+// A word for sh: 'text', with ' written as '\''.
+[[nodiscard]] std::string sh_quote(const std::string& s);
+
+// Environment variables for a child: NAME, value.
+using EnvVars = std::vector<std::pair<std::string, std::string>>;
+
+// A long-running helper (a private D-Bus daemon, a fake service) as a child in its own process
+// group, stdin from /dev/null, stdout and stderr to `log_path`, with `env` added to the test's
+// environment. The destructor stops it (SIGTERM, then SIGKILL of its group); on a failed test
+// it first prints the tail of its log under `name`.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(std::string name, const std::vector<std::string>& argv, std::string log_path,
+                    const EnvVars& env = {});
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] bool running();
+  [[nodiscard]] std::string log() const;
+  // Waits until the log contains `needle`; false if it does not in time or the process exits.
+  bool wait_for_log(std::string_view needle, Millis timeout);
+  void stop();
+
+ private:
+  std::string name_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
 // ---- PostgreSQL clusters ---------------------------------------------------------------------
 
 // Creates the template cluster once per build tree (initdb, fast settings), under an flock so
@@ -204,7 +239,9 @@ class WrapperBinDir {
 // ---- The pgnap gateway -----------------------------------------------------------------------
 
 // The minimal config of the tests; *_extra lines go at the end of their section, extra_toml
-// at the end of the file (for whole tables).
+// at the end of the file (for whole tables). instances_toml, when set, replaces the whole
+// rendered [instances.main] and its [instances.main.pg_ctl] (another backend, several
+// instances); the instance keys above are then unused.
 struct GatewayOptions {
   std::string address;   // the instance's address (socket dir or host:port)
   std::string data_dir;
@@ -222,6 +259,8 @@ struct GatewayOptions {
   std::string gateway_extra;
   std::string instance_extra;
   std::string extra_toml;
+  std::string instances_toml;
+  EnvVars env;  // added to pgnap's environment (e.g. DBUS_SYSTEM_BUS_ADDRESS)
 
   [[nodiscard]] static GatewayOptions for_cluster(const Cluster& cluster);
 };

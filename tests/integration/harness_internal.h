@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgnap::it::internal {
@@ -17,9 +18,10 @@ void child_setup();
 // In a forked child whose exec failed: say so on stderr and _exit(127).
 [[noreturn]] void child_exec_failed(const char* what);
 // Starts argv (execvp: PATH lookup) as a child in its own process group, stdin from
-// /dev/null, stdout and stderr appended to `log_path` (truncated first). Returns the pid;
-// throws if it cannot fork.
-int spawn_logged(const std::vector<std::string>& argv, const std::string& log_path);
+// /dev/null, stdout and stderr appended to `log_path` (truncated first), with `env` added to
+// (or replacing entries of) the test's environment. Returns the pid; throws if it cannot fork.
+int spawn_logged(const std::vector<std::string>& argv, const std::string& log_path,
+                 const std::vector<std::pair<std::string, std::string>>& env = {});
 // True while a test runs and has failed: time to print what explains it.
 bool test_failed();
 // Prints a titled block to stderr (ctest --output-on-failure shows it).

@@ -81,8 +81,20 @@ void child_exec_failed(const char* what) {
   _exit(127);
 }
 
-int spawn_logged(const std::vector<std::string>& argv, const std::string& log_path) {
+int spawn_logged(const std::vector<std::string>& argv, const std::string& log_path,
+                 const std::vector<std::pair<std::string, std::string>>& env) {
   auto args = c_argv(argv);
+  // The child's environment, built before the fork (nothing after it may allocate).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    if (std::none_of(env.begin(), env.end(), [&](const auto& kv) { return kv.first == name; })) {
+      env_strings.emplace_back(entry);
+    }
+  }
+  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
+  auto envp = c_argv(env_strings);
   const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) fail("open " + log_path + ": " + std::strerror(errno));
   const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -93,7 +105,7 @@ int spawn_logged(const std::vector<std::string>& argv, const std::string& log_pa
     dup2(null_fd, 0);
     dup2(log_fd, 1);
     dup2(log_fd, 2);
-    execvp(args[0], args.data());
+    execvpe(args[0], args.data(), envp.data());
     child_exec_failed(args[0]);
   }
   setpgid(pid, pid);  // also from the parent: no window where a kill of the group misses it
@@ -418,6 +430,42 @@ TempDir::TempDir(bool for_postgres) {
   if (::mkdtemp(templ.data()) == nullptr) fail("mkdtemp: " + std::string(std::strerror(errno)));
   path_ = templ;
   if (for_postgres) chown_to_postgres(path_);
+}
+
+BackgroundProcess::BackgroundProcess(std::string name, const std::vector<std::string>& argv,
+                                     std::string log_path, const EnvVars& env)
+    : name_(std::move(name)), log_path_(std::move(log_path)) {
+  pid_ = spawn_logged(argv, log_path_, env);
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (test_failed()) print_section(name_ + " log " + log_path_ + " (tail)", tail_lines(log(), 40));
+  stop();
+}
+
+bool BackgroundProcess::running() {
+  if (pid_ <= 0 || reaped_) return false;
+  if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+    reaped_ = true;  // never signal that pid again
+    return false;
+  }
+  return true;
+}
+
+std::string BackgroundProcess::log() const { return read_file(log_path_); }
+
+bool BackgroundProcess::wait_for_log(std::string_view needle, Millis timeout) {
+  return wait_until([&] { return log().find(needle) != std::string::npos || !running(); }, timeout) &&
+         log().find(needle) != std::string::npos;
+}
+
+void BackgroundProcess::stop() {
+  if (!running()) return;
+  ::kill(pid_, SIGTERM);
+  if (wait_until([&] { return !running(); }, 5s, 10ms)) return;
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+  (void)wait_until([&] { return !running(); }, 10s, 10ms);
 }
 
 TempDir::~TempDir() {
