@@ -114,14 +114,14 @@ asio::awaitable<ProbeResult> probe_once(ProbeTarget target, std::chrono::millise
     poll = PQconnectPoll(conn.get());
   }
 
-  if (poll == PGRES_POLLING_OK) co_return ProbeResult{true, "connected"};
-  if (PQconnectionNeedsPassword(conn.get())) co_return ProbeResult{true, "the server asks for a password"};
+  if (poll == PGRES_POLLING_OK) co_return ProbeResult{true, "connected", true};
+  if (PQconnectionNeedsPassword(conn.get())) co_return ProbeResult{true, "the server asks for a password", true};
   std::string message = trim(PQerrorMessage(conn.get()));
   const auto code = sqlstate_from_libpq_message(message);
-  if (!code) co_return ProbeResult{false, message};    // no server answered
-  if (*code == "57P03") co_return ProbeResult{false, message};  // starting up, shutting down
+  if (!code) co_return ProbeResult{false, message, false};     // no server answered
+  if (*code == "57P03") co_return ProbeResult{false, message, true};  // starting up, shutting down
   // The server read our startup packet and refused this particular login: it is up.
-  co_return ProbeResult{true, message};
+  co_return ProbeResult{true, message, true};
 }
 
 }  // namespace pgnap::backends

@@ -32,7 +32,8 @@ struct ProbeTarget {
 
 struct ProbeResult {
   bool ready = false;
-  std::string detail;  // libpq's message when not ready (or why it counts as ready)
+  std::string detail;     // libpq's message when not ready (or why it counts as ready)
+  bool answered = false;  // a server answered (ready, or 57P03: starting, stopping, in recovery)
 };
 
 // One handshake attempt, bounded by `timeout`.

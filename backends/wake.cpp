@@ -69,20 +69,22 @@ asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::ti
     return report;
   };
 
-  // Already up (started by hand, or pgnap restarted)? Then there is nothing to run.
-  auto first = co_await backend.probe(target, std::min(options.probe_timeout, remaining(deadline)));
-  if (first.ready) co_return finish(true, "already running");
-
-  const Status status = co_await backend.status();
-  if (status.state == RunState::kRunning) {
-    // A server process exists but does not accept sessions yet (starting, in recovery).
+  // A server already running and not yet ready (starting, in crash recovery) is waited for.
+  auto wait_for_running = [&](std::string how) -> asio::awaitable<WakeReport> {
     auto ready = co_await probe_until_ready(backend, target, deadline, options);
-    if (ready.ready) co_return finish(true, "was already starting");
+    if (ready.ready) co_return finish(true, std::move(how));
     report.timed_out = true;
     co_return finish(false, "the server is running but did not accept connections within " + seconds_text(total) +
                                 " (last probe: " + first_line(ready.detail) + ")");
-  }
+  };
 
+  // Already up (started by hand, or pgnap restarted)? Then there is nothing to run.
+  auto first = co_await backend.probe(target, std::min(options.probe_timeout, remaining(deadline)));
+  if (first.ready) co_return finish(true, "already running");
+  if (first.answered) co_return co_await wait_for_running("was already starting");
+
+  // Nothing answers: start at once. (Asking the driver's status first would add its own
+  // command's time to every wake; it is asked only if the start fails.)
   report.started = true;
   // The start command and the probe run side by side: whichever decides first wins. A
   // start command that succeeds leaves the decision to the probe.
@@ -98,8 +100,18 @@ asio::awaitable<WakeReport> wake(Backend& backend, ProbeTarget target, Clock::ti
   };
   auto result = co_await (run_start() || probe_until_ready(backend, target, deadline, options));
   if (result.index() == 0) {
-    const Outcome& failed = std::get<0>(result);
-    if (Clock::now() >= deadline) report.timed_out = true;
+    const Outcome failed = std::get<0>(result);
+    if (Clock::now() >= deadline) {
+      report.timed_out = true;
+      co_return finish(false, failed.detail);
+    }
+    // The start may have failed because a server was already there, starting ("another
+    // server might be running"): then it is waited for like any start.
+    const Status status = co_await backend.status();
+    if (status.state == RunState::kRunning) {
+      report.started = false;
+      co_return co_await wait_for_running("was already running; the start command said: " + first_line(failed.detail));
+    }
     co_return finish(false, failed.detail);
   }
   const ProbeResult& probe = std::get<1>(result);

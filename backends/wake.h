@@ -24,7 +24,7 @@ struct WakeReport {
 struct WakeOptions {
   // Between probe attempts. PostgreSQL opens its socket early and answers 57P03 until it
   // accepts sessions, so a short interval adds at most this much to its own start time.
-  std::chrono::milliseconds probe_interval{15};
+  std::chrono::milliseconds probe_interval{5};
   // One probe attempt never waits longer than this (a black-holed TCP address).
   std::chrono::milliseconds probe_timeout{500};
 };

@@ -18,6 +18,8 @@ WAKE_REPS=${WAKE_REPS:-7}
 BURST=${BURST:-500}
 HOLD=${HOLD:-200}
 SECTIONS=${SECTIONS:-"relay wake burst memory idle startup"}
+WORKLOADS=${WORKLOADS:-"select-only prepared read-write"}
+CLIENT_COUNTS=${CLIENT_COUNTS:-"8 32"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 BUILD=${BUILD_DIR:-$ROOT/build}
 PGNAP=$BUILD/pgnap
@@ -152,13 +154,13 @@ if has relay; then
   section "1. Relay: pgbench, ${SECS} s runs, ${REPS} interleaved repetitions, medians"
   out "| workload | clients | direct TPS | pgnap TPS | PgBouncer TPS | pgnap / direct | pgnap / PgBouncer | latency ms direct / pgnap / PgBouncer |"
   out "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-  for workload in select-only prepared read-write; do
+  for workload in $WORKLOADS; do
     case $workload in
       select-only) flags="-S" ;;
       prepared) flags="-S -M prepared" ;;
       read-write) flags="" ;;
     esac
-    for clients in 8 32; do
+    for clients in $CLIENT_COUNTS; do
       for sys in direct pgnap bouncer; do : > "$WORK/tps-$sys" ; : > "$WORK/lat-$sys"; done
       for rep in $(seq "$REPS"); do
         for sys in direct pgnap bouncer; do
@@ -257,9 +259,12 @@ fi
 # ---- 4. memory -------------------------------------------------------------------------------
 if has memory; then
   section "4. Memory: RSS idle and with $HOLD relayed sessions"
-  if [ -n "$IDLE_PID" ]; then kill "$IDLE_PID" 2>/dev/null || true; fi
-  pg_running || pg_start
-  NAP_PID=$(start_pgnap "$WORK/relay.toml" "$WORK/pgnap-relay2.log"); PIDS+=("$NAP_PID")
+  if [ -n "$IDLE_PID" ]; then
+    # The relay's pgnap made way for the suspending one: bring it back.
+    kill "$IDLE_PID" 2>/dev/null || true
+    pg_running || pg_start
+    NAP_PID=$(start_pgnap "$WORK/relay.toml" "$WORK/pgnap-relay2.log"); PIDS+=("$NAP_PID")
+  fi
   "$TOOL" first-row "$VIA_PGNAP" >/dev/null
   measure() {  # PID CONNINFO -> "idle_kb held_kb"
     local idle held

@@ -93,9 +93,24 @@ asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequ
                                                        << (ec ? " (write failed: " + ec.message() + ")" : ""));
 }
 
-asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t id) {
+namespace {
+
+// What connecting a client to its instance produces, for the relay. Kept small: it lives in
+// the session's frame for the whole session (the connection phase's many locals and
+// temporaries live in their own coroutine frame, freed before the relay starts).
+struct Established {
+  Instance* instance = nullptr;
+  Lease lease;
+  Socket server;
+  Endpoint connected_to;
+  std::string context;  // "session=N client=ADDR instance=NAME"
+};
+
+// Startup, routing, admission (waiting for a wake if need be), connecting to PostgreSQL and
+// forwarding the startup packet. nullopt when the session ended there (refused, cancel
+// request, client gone): whatever had to be said to the client has been said.
+asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Socket& client, std::uint64_t id) {
   auto executor = co_await asio::this_coro::executor;
-  auto cancellation = co_await asio::this_coro::cancellation_state;
   const std::string peer = peer_name(client);
   const std::string context = "session=" + std::to_string(id) + " client=" + peer;
   tune_client_socket(client);
@@ -105,14 +120,14 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
   switch (startup.kind) {
     case StartupOutcome::Kind::kClosed:
       PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
-      co_return;
+      co_return std::nullopt;
     case StartupOutcome::Kind::kRefused:
       env.metrics->error(sqlstate::kProtocolViolation);
       PGNAP_LOG(kInfo, context, "refused: " << startup.reason);
-      co_return;
+      co_return std::nullopt;
     case StartupOutcome::Kind::kCancel:
       co_await forward_cancel(env, startup.cancel, context);
-      co_return;
+      co_return std::nullopt;
     case StartupOutcome::Kind::kStartup:
       break;
   }
@@ -132,7 +147,7 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
                             "Check the database name in the connection string, or add it to an instance's "
                             "\"databases\" in pgnap's configuration."};
     co_await send_fatal(client, error);
-    co_return;
+    co_return std::nullopt;
   }
   const std::string icontext = context + " instance=" + instance->name();
   PGNAP_LOG(kDebug, icontext, "startup: user \"" << user << "\", database \"" << database << "\"");
@@ -155,11 +170,11 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
     auto admitted = co_await (instance->acquire(database, peer) || client_gone(client));
     if (std::holds_alternative<std::monostate>(admitted)) {
       PGNAP_LOG(kDebug, icontext, "client left while waiting for the instance");
-      co_return;
+      co_return std::nullopt;
     }
     if (auto* r = std::get_if<Refusal>(&admitted)) {
       co_await refuse(*r);
-      co_return;
+      co_return std::nullopt;
     }
     lease = std::move(std::get<Lease>(admitted));
 
@@ -182,7 +197,7 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
     const Refusal refusal{sqlstate::kCannotConnectNow, "instance \"" + instance->name() + "\" could not be started",
                           why, "The instance was reported ready but does not accept connections; see pgnap's log."};
     co_await refuse(refusal);
-    co_return;
+    co_return std::nullopt;
   }
   tune_server_socket(server);
 
@@ -193,22 +208,42 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
     const Refusal refusal{sqlstate::kCannotConnectNow, "instance \"" + instance->name() + "\" could not be started",
                           "sending the startup packet failed: " + ec.message(), {}};
     co_await refuse(refusal);
-    co_return;
+    co_return std::nullopt;
   }
   if (negotiated.negotiate_message) {
-    if (co_await write_all(client, *negotiated.negotiate_message, Clock::now() + std::chrono::seconds(10))) co_return;
+    if (co_await write_all(client, *negotiated.negotiate_message, Clock::now() + std::chrono::seconds(10))) co_return std::nullopt;
   }
 
-  // ---- relay ----
+  co_return Established{instance, std::move(lease), std::move(server), connected_to, icontext};
+}
+
+// The end of a relayed session that pgnap ends itself (shutdown, a client breaking the
+// protocol): a FATAL to the client when it can be said between messages, Terminate to the
+// server. A coroutine of its own, so its temporaries stay out of the relay's frame.
+// (string_view parameters: the caller's strings outlive the co_await that passes them.)
+asio::awaitable<void> say_goodbye(Socket& client, Socket& server, bool at_boundary, std::string_view code,
+                                  std::string_view message, std::string_view hint) {
+  if (at_boundary) {
+    const ClientError error{std::string(code), std::string(message), {}, std::string(hint)};
+    co_await send_fatal(client, error);
+  }
+  const std::string terminate = protocol::encode_terminate();
+  (void)co_await write_all(server, terminate, Clock::now() + std::chrono::seconds(1));
+}
+
+// Relays until either side ends, then says goodbye when pgnap ended it.
+asio::awaitable<void> relay_phase(SessionEnv& env, Socket& client, Established& e) {
+  auto cancellation = co_await asio::this_coro::cancellation_state;
+  Instance* instance = e.instance;
   std::optional<protocol::BackendKeyData> key;
   auto on_key = [&](const protocol::BackendKeyData& k) {
     if (key) env.cancels->remove(*key);
     key = k;
-    env.cancels->add(k, CancelTarget{instance, connected_to});
+    env.cancels->add(k, CancelTarget{instance, e.connected_to});
   };
-  Relay relay(client, server, env.max_client_message, on_key,
+  Relay relay(client, e.server, env.max_client_message, on_key,
               {&instance->metrics().bytes_client_to_server, &instance->metrics().bytes_server_to_client});
-  PGNAP_LOG(kDebug, icontext, "relaying to " << endpoint_to_string(connected_to));
+  PGNAP_LOG(kDebug, e.context, "relaying to " << endpoint_to_string(e.connected_to));
   const auto started = Clock::now();
   RelayEnd end;
   try {
@@ -217,35 +252,35 @@ asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t 
     end = {RelayEnd::Why::kCancelled, {}};
   }
   if (key) env.cancels->remove(*key);
-  const std::string terminate = protocol::encode_terminate();
 
   if (end.why == RelayEnd::Why::kCancelled || is_cancelled(cancellation)) {
     // Shutdown: say why, if it can be said without cutting a message in two.
     co_await asio::this_coro::reset_cancellation_state();
-    if (relay.client_stream_at_boundary()) {
-      const ClientError error{std::string(sqlstate::kAdminShutdown), "the gateway is shutting down", {},
-                              "Reconnect in a moment."};
-      co_await send_fatal(client, error);
-    }
-    (void)co_await write_all(server, terminate, Clock::now() + std::chrono::seconds(1));
-    PGNAP_LOG(kDebug, icontext, "ended by shutdown");
+    co_await say_goodbye(client, e.server, relay.client_stream_at_boundary(), sqlstate::kAdminShutdown,
+                         "the gateway is shutting down", "Reconnect in a moment.");
+    PGNAP_LOG(kDebug, e.context, "ended by shutdown");
     co_return;
   }
   if (end.why == RelayEnd::Why::kClientProtocol) {
     instance->metrics().client_error(sqlstate::kProtocolViolation);
-    if (relay.client_stream_at_boundary()) {
-      const ClientError error{std::string(sqlstate::kProtocolViolation), "invalid message from client: " + end.detail,
-                              {}, {}};
-      co_await send_fatal(client, error);
-    }
-    (void)co_await write_all(server, terminate, Clock::now() + std::chrono::seconds(1));
+    const std::string message = "invalid message from client: " + end.detail;
+    co_await say_goodbye(client, e.server, relay.client_stream_at_boundary(), sqlstate::kProtocolViolation, message,
+                         {});
   }
-  const auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-  PGNAP_LOG(kDebug, icontext, "ended after " << secs << " ms: "
-                                             << (end.why == RelayEnd::Why::kClientClosed   ? "client closed"
-                                                 : end.why == RelayEnd::Why::kServerClosed ? "server closed"
-                                                                                           : "error")
-                                             << (end.detail.empty() ? "" : " (" + end.detail + ")"));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+  PGNAP_LOG(kDebug, e.context, "ended after " << ms << " ms: "
+                                              << (end.why == RelayEnd::Why::kClientClosed   ? "client closed"
+                                                  : end.why == RelayEnd::Why::kServerClosed ? "server closed"
+                                                                                            : "error")
+                                              << (end.detail.empty() ? "" : " (" + end.detail + ")"));
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t id) {
+  auto established = co_await establish(env, client, id);
+  if (!established) co_return;
+  co_await relay_phase(env, client, *established);
 }
 
 }  // namespace pgnap::daemon
