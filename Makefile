@@ -4,12 +4,14 @@
 #   make build   configure and build into $(BUILD_DIR) (the binary: $(BUILD_DIR)/pgnap)
 #   make test    build, then run unit and integration tests (ctest, two at a time)
 #   make demo    build, then run pgnap in front of a throwaway cluster (scripts/demo.sh)
+#   make bench   build, then measure pgnap next to PostgreSQL direct and PgBouncer
+#                (bench/run.sh; about 15 minutes; writes docs/benchmarks.md)
 #   make clean   remove $(BUILD_DIR); `make distclean` also removes var/ (the demo cluster)
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build test demo clean distclean
+.PHONY: all deps build test demo bench clean distclean
 
 all: build
 
@@ -25,6 +27,9 @@ test: build
 
 demo: build
 	PGNAP=$(abspath $(BUILD_DIR))/pgnap scripts/demo.sh
+
+bench: build
+	BUILD_DIR=$(abspath $(BUILD_DIR)) bench/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR)
