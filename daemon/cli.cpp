@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -36,10 +37,11 @@ constexpr std::string_view kHelp =
     "stops the database after it has been idle.\n"
     "\n"
     "Commands:\n"
-    "  run   -c FILE    run the gateway in the foreground (as systemd runs it); SIGTERM or\n"
-    "                   SIGINT stops it\n"
+    "  run   -c FILE    run the gateway in the foreground (as systemd runs it)\n"
     "  check -c FILE    validate the configuration and print the listeners, the routing\n"
-    "                   table and the commands each instance would run; exit 0 or 1\n"
+    "                   table and the commands each instance would run; when a gateway\n"
+    "                   runs this file, which changes a reload (SIGHUP) applies and which\n"
+    "                   need a restart; exit 0 or 1\n"
     "  report -c FILE   the savings from the ledger, per instance and in total: hours\n"
     "                   asleep and awake, wakes, kWh, gCO2e and money saved. Reads the\n"
     "                   ledger read-only, so it works while the gateway runs.\n"
@@ -52,8 +54,13 @@ constexpr std::string_view kHelp =
     "\n"
     "Options:\n"
     "  -c, --config FILE   the configuration file (TOML; see docs/configuration.md)\n"
+    "  -v, --verbose       log at debug level (overrides log_level)\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
+    "\n"
+    "Signals to `run`: SIGHUP reloads the configuration; SIGTERM or SIGINT stops accepting,\n"
+    "lets sessions finish for up to shutdown_timeout, then ends them with 57P01; a second one\n"
+    "stops at once.\n"
     "\n"
     "Exit status: 0 success, 1 configuration or start-up error, 2 usage error.\n";
 
@@ -82,6 +89,10 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     if (a == "-h" || a == "--help" || a == "help") {
       args.command = "help";
       return args;
+    }
+    if (a == "-v" || a == "--verbose") {
+      log::pin_level(log::Level::kDebug);
+      continue;
     }
     if (a == "-V" || a == "--version") {
       args.command = "version";
@@ -174,10 +185,43 @@ std::vector<std::string> environment_problems(const Config& config) {
   return problems;
 }
 
+// What a reload of `config` would do to the gateway running this file, as the ledger
+// records the configuration it runs.
+void compare_with_running(const Config& config) {
+  std::optional<metrics::RunningConfig> running;
+  try {
+    running = metrics::read_running_config(config.gateway.ledger, config_key(config.source));
+  } catch (const std::exception&) {
+    return;
+  }
+  if (!running) return;
+  const std::string base = std::filesystem::absolute(config.source).parent_path().string();
+  Config effective;
+  try {
+    effective = parse_config(running->started_text, config.source, base);
+    if (!running->reloaded_text.empty()) {
+      effective = merge_live(effective, parse_config(running->reloaded_text, config.source, base));
+    }
+  } catch (const ConfigLoadError&) {
+    return;  // written by another version: nothing useful to compare
+  }
+  const auto changes = diff_config(effective, config);
+  std::cout << "\nCompared with the configuration the gateway runs (" << config.gateway.ledger << "):\n";
+  if (changes.empty()) {
+    std::cout << "  no changes\n";
+    return;
+  }
+  for (const auto& change : changes) {
+    std::cout << "  " << change.key << " " << change.what << ": "
+              << (change.needs_restart ? "needs a restart" : "applied by a reload (SIGHUP)") << "\n";
+  }
+}
+
 int check(const std::string& path) {
   auto config = load(path);
   if (!config) return kExitConfig;
   std::cout << describe_config(*config);
+  compare_with_running(*config);
   const auto problems = environment_problems(*config);
   for (const auto& p : problems) std::cerr << "pgnap: " << p << "\n";
   if (!problems.empty()) return kExitConfig;

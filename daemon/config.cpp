@@ -81,6 +81,11 @@ std::string BackendAddress::to_string() const {
   return kind == Kind::kUnix ? socket_path() : config_detail::format_host_port(host, port);
 }
 
+bool BackendAddress::local() const {
+  if (kind == Kind::kUnix) return true;
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 std::string ConfigError::to_string() const {
   std::string text = file;
   if (line != 0) {

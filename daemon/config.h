@@ -35,6 +35,7 @@ struct ListenAddress {
   std::uint16_t port = 0;
   std::string path;     // kUnix: the socket file
   [[nodiscard]] std::string to_string() const;
+  bool operator==(const ListenAddress&) const = default;
 };
 
 // Where an instance's PostgreSQL listens once awake: "host:port", or an absolute Unix socket
@@ -47,6 +48,9 @@ struct BackendAddress {
   std::string socket_dir;  // kUnix
   [[nodiscard]] std::string socket_path() const;  // kUnix: socket_dir + "/.s.PGSQL.<port>"
   [[nodiscard]] std::string to_string() const;
+  // Loopback or a Unix socket: the traffic never leaves the machine.
+  [[nodiscard]] bool local() const;
+  bool operator==(const BackendAddress&) const = default;
 };
 
 struct PgCtlConfig {
@@ -54,6 +58,7 @@ struct PgCtlConfig {
   std::string bin_dir;          // "" = find pg_ctl (PATH, then the newest /usr/lib/postgresql/*/bin)
   std::string os_user = "postgres";  // user pg_ctl runs as when pgnap runs as root
   std::string log_file;         // server log passed to pg_ctl -l; default <data_dir>/pgnap-postgres.log
+  bool operator==(const PgCtlConfig&) const = default;
 };
 
 // [instances.NAME.exec]: any commands, each an argument array run without a shell (a user
@@ -67,12 +72,14 @@ struct ExecConfig {
   Duration start_timeout{0};        // 0 = the instance's wake_timeout
   Duration stop_timeout = std::chrono::seconds(60);
   Duration status_timeout = std::chrono::seconds(10);
+  bool operator==(const ExecConfig&) const = default;
 };
 
 // [instances.NAME.systemd]: a unit started and stopped through systemd's D-Bus API.
 struct SystemdConfig {
   std::string unit;  // required; ".service" is added when it has no unit suffix
   Duration stop_timeout = std::chrono::seconds(90);
+  bool operator==(const SystemdConfig&) const = default;
 };
 
 // [instances.NAME.accounting]: the savings model's coefficients (metrics/accounting.h,
@@ -90,10 +97,23 @@ struct InstanceConfig {
   std::uint32_t max_waiting = 200;
   Duration connect_timeout = std::chrono::seconds(10);  // TCP/Unix connect to the instance
   bool suspend_on_exit = false;
+  // TLS to the instance: "disable", "prefer" (if the server offers it) or "require".
+  // Default: "disable" for a Unix socket or loopback address, "prefer" otherwise.
+  std::string tls;
   PgCtlConfig pg_ctl;
   ExecConfig exec;
   SystemdConfig systemd;
   AccountingConfig accounting;
+  bool operator==(const InstanceConfig&) const = default;
+};
+
+// [gateway.tls]: TLS for clients (OpenSSL through Boost.Asio's ssl).
+struct TlsConfig {
+  std::string mode = "disable";  // disable | allow | require
+  std::string cert;              // PEM certificate chain (required unless mode = "disable")
+  std::string key;               // PEM private key (required unless mode = "disable")
+  std::string ca;                // optional: clients must present a certificate signed by this CA
+  bool operator==(const TlsConfig&) const = default;
 };
 
 struct GatewayConfig {
@@ -107,14 +127,25 @@ struct GatewayConfig {
   Duration ledger_heartbeat = std::chrono::seconds(30);
   Duration shutdown_timeout = std::chrono::seconds(30);
   std::string log_level = "info";  // debug | info | warning | error
+  // The largest message a client may send after its startup (PostgreSQL's own limit is 1 GiB).
+  std::uint64_t max_message_size = 1024ull * 1024 * 1024;
+  // TCP keepalive on client connections: a client that vanished without a FIN (a rebooted
+  // laptop, a dropped NAT mapping) is noticed after idle + interval x count, not hours later.
+  Duration tcp_keepalive_idle = std::chrono::seconds(60);
+  Duration tcp_keepalive_interval = std::chrono::seconds(10);
+  std::uint32_t tcp_keepalive_count = 6;
+  TlsConfig tls;
+  bool operator==(const GatewayConfig&) const = default;
 };
 
 struct MetricsConfig {
   std::string listen = "127.0.0.1:9932";  // "" disables
+  bool operator==(const MetricsConfig&) const = default;
 };
 
 struct Config {
   std::string source;  // the file it was read from
+  std::string text;    // its TOML text, as read
   GatewayConfig gateway;
   MetricsConfig metrics;
   std::vector<InstanceConfig> instances;  // in file order
@@ -145,6 +176,20 @@ class ConfigLoadError : public std::runtime_error {
 [[nodiscard]] Config parse_config(std::string_view text, std::string source, std::string base_dir);
 // Reads and parses a file (throws ConfigLoadError, including when the file cannot be read).
 [[nodiscard]] Config load_config(const std::string& path);
+
+// One difference between two configurations, and whether a running gateway applies it on
+// SIGHUP or needs a restart for it.
+struct ConfigChange {
+  std::string key;   // dotted, e.g. "instances.main.idle_timeout" or "instances.blog" (added)
+  std::string what;  // "changed", "added", "removed"
+  bool needs_restart = false;
+};
+// What changed from `running` to `next`, key by key, as the schema tables declare each key's
+// reload behaviour.
+[[nodiscard]] std::vector<ConfigChange> diff_config(const Config& running, const Config& next);
+// What a running gateway runs after a reload to `next`: `next`, except the keys that need a
+// restart, which keep their `running` values.
+[[nodiscard]] Config merge_live(const Config& running, const Config& next);
 
 // The human-readable summary `pgnap check` prints: listeners, limits, the routing table,
 // each instance's backend, address, timeouts and the commands it would run.

@@ -52,6 +52,8 @@ class ParseContext {
                                               std::span<const std::string_view> valid);
 
 enum class Presence { kOptional, kRequired };
+// Whether a running gateway applies a change of the key on SIGHUP, or needs a restart.
+enum class Reload { kLive, kRestart };
 
 template <class Target>
 struct KeyRow {
@@ -59,20 +61,28 @@ struct KeyRow {
   Presence presence = Presence::kOptional;
   // Reads `node` (found under the dotted `key`) into `target`, or reports why it cannot.
   std::function<void(ParseContext&, const toml::node& node, const std::string& key, Target&)> set;
+  Reload reload = Reload::kLive;
+  // Whether two targets hold the same value for this key.
+  std::function<bool(const Target&, const Target&)> same;
+  // Copies this key's value from `from` to `to`.
+  std::function<void(Target& to, const Target& from)> copy;
 };
 
 // One row: `reader` checks the node's type and bounds and returns the value, or reports an
 // error and returns nullopt (the member then keeps its default; the parse fails anyway).
 template <class Target, class Field, class Reader>
 KeyRow<Target> key(std::string_view name, Field Target::*field, Reader reader,
-                   Presence presence = Presence::kOptional) {
+                   Presence presence = Presence::kOptional, Reload reload = Reload::kLive) {
   return KeyRow<Target>{name, presence,
                         [field, reader](ParseContext& ctx, const toml::node& node,
                                         const std::string& dotted, Target& target) {
                           if (auto value = reader(ctx, node, dotted)) {
                             target.*field = static_cast<Field>(std::move(*value));
                           }
-                        }};
+                        },
+                        reload,
+                        [field](const Target& a, const Target& b) { return a.*field == b.*field; },
+                        [field](Target& to, const Target& from) { to.*field = from.*field; }};
 }
 
 // Applies `table` to `target` row by row: unknown keys and missing required keys are errors.
@@ -189,6 +199,14 @@ struct CommandValue {
 struct EnvValue {
   std::optional<std::vector<std::pair<std::string, std::string>>> operator()(ParseContext&, const toml::node&,
                                                                               const std::string&) const;
+};
+
+// A size in bytes: an integer, or a string with a unit ("64kB", "16MB", "1GB" are powers of
+// 1000; "64KiB", "16MiB", "1GiB" powers of 1024), within [min, max].
+struct SizeValue {
+  std::uint64_t min;
+  std::uint64_t max;
+  std::optional<std::uint64_t> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
 // A sub-table, read with its own rows into a default-constructed `Sub`.

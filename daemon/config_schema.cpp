@@ -35,6 +35,8 @@ using config_detail::ParseContext;
 using config_detail::PathValue;
 using config_detail::Presence;
 using config_detail::quote;
+using config_detail::Reload;
+using config_detail::SizeValue;
 using config_detail::StringValue;
 using config_detail::TableValue;
 using config_detail::type_name;
@@ -46,6 +48,8 @@ constexpr DurationValue kPositive{Duration(1), kMaxDuration};
 constexpr DurationValue kNonNegative{Duration(0), kMaxDuration};
 
 constexpr std::array<std::string_view, 4> kLogLevels{"debug", "info", "warning", "error"};
+constexpr std::array<std::string_view, 3> kTlsModes{"disable", "allow", "require"};
+constexpr std::array<std::string_view, 3> kBackendTlsModes{"disable", "prefer", "require"};
 // Backends DESIGN.md names. Only the supported ones have a driver (and a sub-table) today.
 constexpr std::array<std::string_view, 3> kSupportedBackends{"pg_ctl", "exec", "systemd"};
 constexpr std::array<std::string_view, 1> kPlannedBackends{"kubernetes"};
@@ -124,28 +128,43 @@ const std::vector<KeyRow<AccountingConfig>> kAccountingKeys = {
 
 const std::vector<KeyRow<InstanceConfig>> kInstanceKeys = {
     key("databases", &InstanceConfig::databases, DatabaseListValue{}),
-    key("backend", &InstanceConfig::backend, BackendNameValue{}, Presence::kRequired),
-    key("address", &InstanceConfig::address, BackendAddressValue{}, Presence::kRequired),
+    key("backend", &InstanceConfig::backend, BackendNameValue{}, Presence::kRequired, Reload::kRestart),
+    key("address", &InstanceConfig::address, BackendAddressValue{}, Presence::kRequired, Reload::kRestart),
     key("idle_timeout", &InstanceConfig::idle_timeout, kPositive),
     key("min_awake", &InstanceConfig::min_awake, DurationValue{Duration(0), kDay}),
     key("wake_timeout", &InstanceConfig::wake_timeout, kPositive),
     key("max_waiting", &InstanceConfig::max_waiting, IntegerValue{0, 1'000'000}),
     key("connect_timeout", &InstanceConfig::connect_timeout, kPositive),
     key("suspend_on_exit", &InstanceConfig::suspend_on_exit, BoolValue{}),
-    key("pg_ctl", &InstanceConfig::pg_ctl, TableValue<PgCtlConfig>{kPgCtlKeys}),
-    key("exec", &InstanceConfig::exec, TableValue<ExecConfig>{kExecKeys}),
-    key("systemd", &InstanceConfig::systemd, TableValue<SystemdConfig>{kSystemdKeys}),
+    key("tls", &InstanceConfig::tls, ChoiceValue{kBackendTlsModes}),
+    // A backend's own table: a new driver, so a restart.
+    key("pg_ctl", &InstanceConfig::pg_ctl, TableValue<PgCtlConfig>{kPgCtlKeys}, Presence::kOptional, Reload::kRestart),
+    key("exec", &InstanceConfig::exec, TableValue<ExecConfig>{kExecKeys}, Presence::kOptional, Reload::kRestart),
+    key("systemd", &InstanceConfig::systemd, TableValue<SystemdConfig>{kSystemdKeys}, Presence::kOptional,
+        Reload::kRestart),
     key("accounting", &InstanceConfig::accounting, TableValue<AccountingConfig>{kAccountingKeys}),
+};
+
+const std::vector<KeyRow<TlsConfig>> kTlsKeys = {
+    key("mode", &TlsConfig::mode, ChoiceValue{kTlsModes}),
+    key("cert", &TlsConfig::cert, PathValue{.allow_empty = true}),
+    key("key", &TlsConfig::key, PathValue{.allow_empty = true}),
+    key("ca", &TlsConfig::ca, PathValue{.allow_empty = true}),
 };
 
 const std::vector<KeyRow<GatewayConfig>> kGatewayKeys = {
     key("listen", &GatewayConfig::listen, ListenListValue{}),
     key("max_clients", &GatewayConfig::max_clients, IntegerValue{1, 1'000'000}),
     key("login_timeout", &GatewayConfig::login_timeout, kPositive),
-    key("ledger", &GatewayConfig::ledger, PathValue{}),
+    key("ledger", &GatewayConfig::ledger, PathValue{}, Presence::kOptional, Reload::kRestart),
     key("ledger_heartbeat", &GatewayConfig::ledger_heartbeat, kPositive),
     key("shutdown_timeout", &GatewayConfig::shutdown_timeout, kNonNegative),
     key("log_level", &GatewayConfig::log_level, ChoiceValue{kLogLevels}),
+    key("max_message_size", &GatewayConfig::max_message_size, SizeValue{1024, 1024ull * 1024 * 1024}),
+    key("tcp_keepalive_idle", &GatewayConfig::tcp_keepalive_idle, kPositive),
+    key("tcp_keepalive_interval", &GatewayConfig::tcp_keepalive_interval, kPositive),
+    key("tcp_keepalive_count", &GatewayConfig::tcp_keepalive_count, IntegerValue{1, 127}),
+    key("tls", &GatewayConfig::tls, TableValue<TlsConfig>{kTlsKeys}),
 };
 
 const std::vector<KeyRow<MetricsConfig>> kMetricsKeys = {
@@ -194,6 +213,8 @@ void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
     }
   }
   if (instance.config.exec.start_timeout == Duration(0)) instance.config.exec.start_timeout = config.wake_timeout;
+  // TLS to the instance: pointless on a Unix socket or loopback, welcome across a network.
+  if (instance.config.tls.empty()) instance.config.tls = config.address.local() ? "disable" : "prefer";
   // "postgresql@15-main" names a service; other unit types keep their suffix. The driver's
   // own rule, so that `pgnap check` shows the unit the driver will ask for.
   std::string& unit = instance.config.systemd.unit;
@@ -201,6 +222,20 @@ void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
   PgCtlConfig& pg_ctl = instance.config.pg_ctl;
   if (pg_ctl.log_file.empty() && !pg_ctl.data_dir.empty()) {
     pg_ctl.log_file = (fs::path(pg_ctl.data_dir) / "pgnap-postgres.log").string();
+  }
+}
+
+// TLS for clients needs a certificate and its key.
+void check_tls(ParseContext& ctx, const toml::table& root, const TlsConfig& tls) {
+  if (tls.mode == "disable") return;
+  const toml::node* table = root.at_path("gateway.tls").node();
+  const toml::source_region where = table ? table->source() : root.source();
+  for (auto [name, value] : {std::pair{"cert", &tls.cert}, std::pair{"key", &tls.key}}) {
+    if (value->empty()) {
+      ctx.error(where, std::string("gateway.tls.") + name,
+                "required key " + quote(name) + " is missing (mode = " + quote(tls.mode) +
+                    " needs a certificate and its private key)");
+    }
   }
 }
 
@@ -306,12 +341,73 @@ Config parse_config(std::string_view text, std::string source, std::string base_
 
   Config config;
   config.source = source;
+  config.text = std::string(text);
   config_detail::apply_rows(ctx, root, "", kRootKeys, config);
   if (!root.contains("instances")) ctx.error(root.source(), "instances", std::string(kNoInstances));
+  check_tls(ctx, root, config.gateway.tls);
 
   std::vector<ConfigError> errors = ctx.take_errors();
   if (!errors.empty()) throw ConfigLoadError(std::move(errors));
   return config;
+}
+
+namespace {
+
+template <class Target>
+void diff_rows(std::span<const KeyRow<Target>> rows, const Target& a, const Target& b, const std::string& prefix,
+               std::vector<ConfigChange>& out) {
+  for (const auto& row : rows) {
+    if (!row.same(a, b)) {
+      out.push_back({join_key(prefix, row.name), "changed", row.reload == Reload::kRestart});
+    }
+  }
+}
+
+}  // namespace
+
+template <class Target>
+void keep_restart_keys(std::span<const KeyRow<Target>> rows, const Target& running, Target& next) {
+  for (const auto& row : rows) {
+    if (row.reload == Reload::kRestart) row.copy(next, running);
+  }
+}
+
+Config merge_live(const Config& running, const Config& next) {
+  Config merged = next;
+  keep_restart_keys<GatewayConfig>(kGatewayKeys, running.gateway, merged.gateway);
+  keep_restart_keys<MetricsConfig>(kMetricsKeys, running.metrics, merged.metrics);
+  for (auto& instance : merged.instances) {
+    for (const auto& old_instance : running.instances) {
+      if (old_instance.name == instance.name) keep_restart_keys<InstanceConfig>(kInstanceKeys, old_instance, instance);
+    }
+  }
+  return merged;
+}
+
+std::vector<ConfigChange> diff_config(const Config& running, const Config& next) {
+  std::vector<ConfigChange> changes;
+  diff_rows<GatewayConfig>(kGatewayKeys, running.gateway, next.gateway, "gateway", changes);
+  diff_rows<MetricsConfig>(kMetricsKeys, running.metrics, next.metrics, "metrics", changes);
+  auto find = [](const std::vector<InstanceConfig>& list, const std::string& name) -> const InstanceConfig* {
+    for (const auto& i : list) {
+      if (i.name == name) return &i;
+    }
+    return nullptr;
+  };
+  for (const auto& old_instance : running.instances) {
+    const std::string prefix = join_key("instances", old_instance.name);
+    if (const InstanceConfig* n = find(next.instances, old_instance.name)) {
+      diff_rows<InstanceConfig>(kInstanceKeys, old_instance, *n, prefix, changes);
+    } else {
+      changes.push_back({prefix, "removed", false});
+    }
+  }
+  for (const auto& new_instance : next.instances) {
+    if (find(running.instances, new_instance.name) == nullptr) {
+      changes.push_back({join_key("instances", new_instance.name), "added", false});
+    }
+  }
+  return changes;
 }
 
 }  // namespace pgnap::daemon

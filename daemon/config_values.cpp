@@ -388,6 +388,42 @@ std::optional<std::vector<std::string>> DatabaseListValue::operator()(
   return names;
 }
 
+std::optional<std::uint64_t> SizeValue::operator()(ParseContext& ctx, const toml::node& node,
+                                                   const std::string& key) const {
+  const std::string expected =
+      "expected a size: bytes as an integer, or a string with PostgreSQL's units (\"64kB\", \"16MB\", "
+      "\"1GB\"; 1kB = 1024 bytes)";
+  std::optional<std::uint64_t> bytes;
+  if (const auto* i = node.as_integer()) {
+    if (i->get() >= 0) bytes = static_cast<std::uint64_t>(i->get());
+  } else if (const auto* s = node.as_string()) {
+    const std::string& text = s->get();
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    const std::string unit = text.substr(digits);
+    // As postgresql.conf: kB, MB and GB are powers of 1024 (and so are KiB, MiB, GiB).
+    static const std::pair<const char*, std::uint64_t> kUnits[] = {
+        {"", 1},       {"B", 1},           {"kB", 1024ull},     {"MB", 1024ull * 1024}, {"GB", 1024ull * 1024 * 1024},
+        {"KiB", 1024ull}, {"MiB", 1024ull * 1024}, {"GiB", 1024ull * 1024 * 1024}};
+    if (digits > 0 && digits <= 12) {
+      for (const auto& [name, factor] : kUnits) {
+        if (unit == name) bytes = std::stoull(text.substr(0, digits)) * factor;
+      }
+    }
+  }
+  if (!bytes) {
+    ctx.error(node.source(), key, expected + ", got " + describe_value(node));
+    return std::nullopt;
+  }
+  if (*bytes < min || *bytes > max) {
+    ctx.error(node.source(), key,
+              "expected a size between " + std::to_string(min) + " and " + std::to_string(max) + " bytes, got " +
+                  std::to_string(*bytes));
+    return std::nullopt;
+  }
+  return bytes;
+}
+
 std::optional<std::vector<std::string>> CommandValue::operator()(ParseContext& ctx, const toml::node& node,
                                                                  const std::string& key) const {
   const auto* array = node.as_array();

@@ -1,5 +1,6 @@
 #include "daemon/gateway.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,50 +14,70 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "daemon/backend_address.h"
 #include "daemon/backend_factory.h"
 #include "daemon/log.h"
+#include "daemon/startup_reader.h"
+#include "daemon/stream.h"
+#include "daemon/systemd_notify.h"
 #include "metrics/exposition.h"
 #include "protocol/encode.h"
 
 namespace pgnap::daemon {
 
+std::string config_key(const std::string& path) {
+  return std::filesystem::absolute(path).lexically_normal().string();
+}
 
-Gateway::Gateway(Config config) : config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP) {
+Gateway::Gateway(Config config)
+    : config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP), watchdog_(io_) {
   log::Level level = log::Level::kInfo;
   if (log::parse_level(config_.gateway.log_level, level)) log::set_level(level);
+  tls_.load(config_.gateway.tls);
   ledger_ = metrics::Ledger::open(config_.gateway.ledger);
   if (ledger_->recovered_intervals() > 0) {
     PGNAP_LOG(kWarning, "ledger", ledger_->path() << ": " << ledger_->recovered_intervals()
                                                   << " interval(s) left open by an unclean stop were closed at their "
                                                      "last heartbeat");
   }
+  // `pgnap check` compares a file with the configuration the gateway runs.
+  ledger_->record_running_config(config_key(config_.source), config_.text, false);
   recorder_ = std::make_unique<LedgerRecorder>(io_.get_executor(), *ledger_, config_.gateway.ledger_heartbeat);
   // Lifetime counters continue from the ledger rather than restarting at zero.
   const auto lifetime = metrics::read_lifetime_totals(config_.gateway.ledger);
   const auto reported = metrics::read_reported_counters(config_.gateway.ledger);
-  std::vector<Instance*> raw;
-  for (const auto& ic : config_.instances) {
-    instances_.push_back(std::make_unique<Instance>(io_.get_executor(), ic, make_backend(ic)));
-    instances_.back()->set_observer(recorder_.get());
-    if (auto it = lifetime.find(ic.name); it != lifetime.end()) instances_.back()->metrics().set_lifetime(it->second);
-    if (auto it = reported.find(ic.name); it != reported.end()) {
-      instances_.back()->metrics().set_reported_floor(it->second);
-    }
-    raw.push_back(instances_.back().get());
-  }
-  router_ = Router(raw);
+  for (const auto& ic : config_.instances) instances_.push_back(make_instance(ic, lifetime, reported));
+  rebuild_router();
   env_.gateway = &config_.gateway;
   env_.router = &router_;
   env_.cancels = &cancels_;
   env_.metrics = &gateway_metrics_;
+  env_.tls = &tls_;
+  env_.instance_tls = make_client_context();
 }
 
 Gateway::~Gateway() = default;
+
+std::unique_ptr<Instance> Gateway::make_instance(const InstanceConfig& config,
+                                                 const std::map<std::string, metrics::LifetimeTotals>& lifetime,
+                                                 const std::map<std::string, metrics::ReportedCounters>& reported) {
+  auto instance = std::make_unique<Instance>(io_.get_executor(), config, make_backend(config));
+  instance->set_observer(recorder_.get());
+  if (auto it = lifetime.find(config.name); it != lifetime.end()) instance->metrics().set_lifetime(it->second);
+  if (auto it = reported.find(config.name); it != reported.end()) instance->metrics().set_reported_floor(it->second);
+  return instance;
+}
+
+void Gateway::rebuild_router() {
+  std::vector<Instance*> active;
+  for (const auto& instance : instances_) {
+    if (std::find(retired_.begin(), retired_.end(), instance.get()) == retired_.end()) active.push_back(instance.get());
+  }
+  router_ = Router(active);
+}
 
 int Gateway::run() {
   // Writes to a closed socket or pipe must return EPIPE, not kill the process.
@@ -95,46 +116,77 @@ std::string Gateway::render_metrics() {
   return text;
 }
 
+std::unique_ptr<Gateway::Listener> Gateway::open_listener(const ListenAddress& address) {
+  auto listener = std::make_unique<Listener>(Listener{Acceptor(io_), {}, {}, address});
+  Acceptor& acceptor = listener->acceptor;
+  if (address.kind == ListenAddress::Kind::kUnix) {
+    // A socket file left by a crashed pgnap is replaced; one that someone answers on is not.
+    asio::local::stream_protocol::endpoint ep(address.path);
+    {
+      asio::local::stream_protocol::socket probe(io_);
+      boost::system::error_code ec;
+      probe.connect(ep, ec);
+      if (!ec) throw std::runtime_error("cannot listen on " + address.path + ": another process is listening there");
+    }
+    ::unlink(address.path.c_str());
+    acceptor.open(asio::generic::stream_protocol(asio::local::stream_protocol()));
+    acceptor.bind(ep);
+    // Like PostgreSQL's default unix_socket_permissions (0777): access is decided by the
+    // directory and by PostgreSQL's own authentication.
+    ::chmod(address.path.c_str(), 0777);
+    listener->unlink_path = address.path;
+    listener->name = address.path;
+  } else {
+    boost::system::error_code ec;
+    asio::ip::tcp::endpoint ep(asio::ip::make_address(address.host, ec), address.port);
+    if (ec) {
+      // A host name: resolved when the listener opens (start-up, or a reload that adds it);
+      // listen addresses are nearly always numeric.
+      asio::ip::tcp::resolver resolver(io_);
+      auto results = resolver.resolve(address.host, std::to_string(address.port),
+                                      asio::ip::tcp::resolver::passive | asio::ip::tcp::resolver::numeric_service);
+      if (results.empty()) throw std::runtime_error("cannot resolve listen address " + address.to_string());
+      ep = results.begin()->endpoint();
+    }
+    acceptor.open(asio::generic::stream_protocol(ep.protocol()));
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    acceptor.bind(ep);
+  }
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  if (listener->name.empty()) listener->name = endpoint_to_string(acceptor.local_endpoint());
+  return listener;
+}
+
 void Gateway::open_listeners() {
   if (!config_.metrics.listen.empty()) {
     metrics_endpoint_ = std::make_unique<MetricsEndpoint>(io_, config_.metrics.listen, [this] { return render_metrics(); });
   }
-  for (const auto& address : config_.gateway.listen) {
-    auto listener = std::make_unique<Listener>(Listener{Acceptor(io_), {}, {}});
-    Acceptor& acceptor = listener->acceptor;
-    if (address.kind == ListenAddress::Kind::kUnix) {
-      // A socket file left by a crashed pgnap is replaced; one that someone answers on is not.
-      asio::local::stream_protocol::endpoint ep(address.path);
-      {
-        asio::local::stream_protocol::socket probe(io_);
-        boost::system::error_code ec;
-        probe.connect(ep, ec);
-        if (!ec) throw std::runtime_error("cannot listen on " + address.path + ": another process is listening there");
-      }
-      ::unlink(address.path.c_str());
-      acceptor.open(asio::generic::stream_protocol(asio::local::stream_protocol()));
-      acceptor.bind(ep);
-      // Like PostgreSQL's default unix_socket_permissions (0777): access is decided by the
-      // directory and by PostgreSQL's own authentication.
-      ::chmod(address.path.c_str(), 0777);
-      listener->unlink_path = address.path;
-      listener->name = address.path;
-    } else {
-      asio::ip::tcp::resolver resolver(io_);
-      // Start-up only, before the loop runs: a blocking lookup is acceptable here.
-      auto results = resolver.resolve(address.host, std::to_string(address.port),
-                                      asio::ip::tcp::resolver::passive | asio::ip::tcp::resolver::numeric_service);
-      if (results.empty()) throw std::runtime_error("cannot resolve listen address " + address.to_string());
-      const asio::ip::tcp::endpoint ep = results.begin()->endpoint();
-      acceptor.open(asio::generic::stream_protocol(ep.protocol()));
-      acceptor.set_option(asio::socket_base::reuse_address(true));
-      acceptor.bind(ep);
-      listener->name.clear();
+  // Socket activation (pgnap.socket): systemd owns the listening sockets and passes them
+  // here; they replace [gateway] listen.
+  for (const int fd : systemd::listen_fds()) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+      PGNAP_LOG(kWarning, "gateway", "ignoring passed descriptor " << fd << ": not a stream socket");
+      continue;
     }
-    acceptor.listen(asio::socket_base::max_listen_connections);
-    if (listener->name.empty()) listener->name = endpoint_to_string(acceptor.local_endpoint());
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen);
+    auto listener = std::make_unique<Listener>(Listener{Acceptor(io_), {}, {}, {}});
+    const asio::generic::stream_protocol protocol(addr.ss_family, addr.ss_family == AF_UNIX ? 0 : IPPROTO_TCP);
+    listener->acceptor.assign(protocol, fd);
+    listener->name = endpoint_to_string(listener->acceptor.local_endpoint()) + " (socket activation)";
     listeners_.push_back(std::move(listener));
+    socket_activated_ = true;
   }
+  if (socket_activated_) return;
+  for (const auto& address : config_.gateway.listen) listeners_.push_back(open_listener(address));
+}
+
+void Gateway::start_listener(Listener& listener) {
+  PGNAP_LOG(kInfo, "gateway", "listening on " << listener.name);
+  asio::co_spawn(io_, accept_loop(listener), asio::detached);
 }
 
 asio::awaitable<void> Gateway::start() {
@@ -147,16 +199,29 @@ asio::awaitable<void> Gateway::start() {
     PGNAP_LOG(kInfo, "gateway", "metrics on http://" << metrics_endpoint_->name() << "/metrics");
     metrics_endpoint_->start();
   }
-  for (auto& listener : listeners_) {
-    PGNAP_LOG(kInfo, "gateway", "listening on " << listener->name);
-    asio::co_spawn(io_, accept_loop(*listener), asio::detached);
-  }
+  for (auto& listener : listeners_) start_listener(*listener);
+  systemd::notify("READY=1\nSTATUS=accepting connections");
+  arm_watchdog();
+}
+
+void Gateway::arm_watchdog() {
+  // Only when the unit sets WatchdogSec: otherwise no timer at all (an idle gateway sleeps).
+  const auto interval = systemd::watchdog_interval();
+  if (!interval || shutdown_finished_) return;
+  watchdog_.expires_after(*interval);
+  watchdog_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    systemd::notify("WATCHDOG=1");
+    arm_watchdog();
+  });
 }
 
 asio::awaitable<void> Gateway::accept_loop(Listener& listener) {
   for (;;) {
     auto [ec, socket] = co_await listener.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (shutting_down_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+    if (shutting_down_ || listener.closed || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+      co_return;
+    }
     if (ec) {
       // EMFILE and friends: log and back off briefly rather than spin.
       PGNAP_LOG(kWarning, "gateway", "accept on " << listener.name << " failed: " << ec.message());
@@ -167,6 +232,7 @@ asio::awaitable<void> Gateway::accept_loop(Listener& listener) {
     ++gateway_metrics_.connections_total;
     if (active_connections_ >= config_.gateway.max_clients) {
       gateway_metrics_.error(protocol::sqlstate::kTooManyConnections);
+      gateway_metrics_.limit_hit("max_clients");
       asio::co_spawn(io_, refuse_connection(std::move(socket)), asio::detached);
       continue;
     }
@@ -175,12 +241,41 @@ asio::awaitable<void> Gateway::accept_loop(Listener& listener) {
 }
 
 asio::awaitable<void> Gateway::refuse_connection(Socket socket) {
-  PGNAP_LOG(kWarning, "gateway", "refused a connection: max_clients (" << config_.gateway.max_clients << ") reached");
+  // One warning a second at most: a flood of refusals must not become a flood of log lines.
+  ++refused_since_log_;
+  if (const auto now = Clock::now(); now - last_refusal_log_ >= std::chrono::seconds(1)) {
+    PGNAP_LOG(kWarning, "gateway", "refused " << refused_since_log_ << " connection(s): max_clients ("
+                                              << config_.gateway.max_clients << ") reached");
+    refused_since_log_ = 0;
+    last_refusal_log_ = now;
+  }
   const ClientError error{std::string(protocol::sqlstate::kTooManyConnections), "too many connections",
                           "max_clients (" + std::to_string(config_.gateway.max_clients) +
                               ") connections are already open",
                           "Retry later, or raise max_clients in pgnap's configuration."};
-  co_await send_fatal(socket, error);
+  // As PostgreSQL does, the refusal comes after the client's startup (its SSLRequest answered,
+  // TLS included): libpq shows an error sent in the middle of SSL negotiation only as "server
+  // sent an error response during SSL exchange". A cancel request is still forwarded: it is
+  // how an overloaded server's clients stop their queries. Refusals that read a startup are
+  // bounded; beyond kMaxRefusing at once the error is written at once and the socket closed.
+  constexpr std::size_t kMaxRefusing = 64;
+  if (refusing_ >= kMaxRefusing) {
+    co_await send_fatal(socket, error);
+    co_return;
+  }
+  ++refusing_;
+  struct Release {
+    std::size_t& n;
+    ~Release() { --n; }
+  } release{refusing_};
+  Stream client(std::move(socket));
+  const auto deadline = Clock::now() + std::min<Duration>(config_.gateway.login_timeout, std::chrono::seconds(5));
+  const auto startup = co_await read_startup(client, deadline, &tls_);
+  if (startup.kind == StartupOutcome::Kind::kCancel) {
+    co_await forward_cancel(env_, startup.cancel, "refused connection");
+  } else if (startup.kind == StartupOutcome::Kind::kStartup) {
+    co_await send_fatal(client, error);
+  }
 }
 
 void Gateway::spawn_session(Socket socket) {
@@ -211,8 +306,7 @@ asio::awaitable<void> Gateway::handle_signals() {
     auto [ec, signo] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     if (signo == SIGHUP) {
-      PGNAP_LOG(kWarning, "gateway", "SIGHUP: configuration reload is not supported yet; restart pgnap to apply "
-                                     "changes");
+      if (!shutting_down_) reload();
       continue;
     }
     if (shutting_down_) {
@@ -227,40 +321,55 @@ void Gateway::exit_now(int status) {
   // Even a forced exit closes the ledger's intervals: the time up to now is known.
   recorder_->stop("pgnap stopped (forced)");
   ledger_->flush();
+  for (const auto& l : listeners_) {
+    if (!l->unlink_path.empty()) ::unlink(l->unlink_path.c_str());
+  }
   std::_Exit(status);
 }
 
 void Gateway::begin_shutdown(const std::string& why) {
   if (shutting_down_) return;
   shutting_down_ = true;
+  systemd::notify("STOPPING=1\nSTATUS=draining sessions");
   PGNAP_LOG(kInfo, "gateway", why << ": shutting down");
   for (auto& l : listeners_) {
     boost::system::error_code ec;
     l->acceptor.close(ec);
   }
+  // Clients waiting for a wake are told at once; sessions in progress may finish.
   for (auto& instance : instances_) instance->begin_shutdown();
-  if (metrics_endpoint_) metrics_endpoint_->stop();
-  for (auto& s : sessions_) s.cancel.emit(asio::cancellation_type::terminal);
   asio::co_spawn(io_, finish_shutdown(), asio::detached);
 }
 
 asio::awaitable<void> Gateway::finish_shutdown() {
-  // Sessions end quickly once cancelled (each says goodbye with a short deadline); wait for
-  // them, bounded, then let instances configured to do so suspend.
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
   asio::steady_timer poll(io_);
-  while (!sessions_.empty() && Clock::now() < deadline) {
-    poll.expires_after(std::chrono::milliseconds(10));
-    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+  auto wait_for_sessions = [&](Clock::time_point deadline) -> asio::awaitable<void> {
+    while (!sessions_.empty() && Clock::now() < deadline) {
+      poll.expires_after(std::chrono::milliseconds(20));
+      co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  };
+  if (!sessions_.empty()) {
+    PGNAP_LOG(kInfo, "gateway", "draining " << sessions_.size() << " session(s) for up to "
+                                             << format_duration(config_.gateway.shutdown_timeout));
+    co_await wait_for_sessions(Clock::now() + config_.gateway.shutdown_timeout);
   }
   if (!sessions_.empty()) {
-    PGNAP_LOG(kWarning, "gateway", sessions_.size() << " session(s) did not end in time: exiting anyway");
+    // Time is up: each remaining session is told 57P01 (between messages) and closed.
+    PGNAP_LOG(kInfo, "gateway", "ending " << sessions_.size() << " session(s) still open after shutdown_timeout");
+    for (auto& s : sessions_) s.cancel.emit(asio::cancellation_type::terminal);
+    co_await wait_for_sessions(Clock::now() + std::chrono::seconds(5));
+  }
+  if (!sessions_.empty()) {
+    PGNAP_LOG(kWarning, "gateway", sessions_.size() << " session(s) did not end: exiting anyway");
     exit_now(exit_status_);
   }
   for (auto& instance : instances_) co_await instance->suspend_for_exit();
   recorder_->stop("pgnap stopped");
+  if (metrics_endpoint_) metrics_endpoint_->stop();
   // Nothing is left to stop: let the signal handler end, and with it io_context::run().
   shutdown_finished_ = true;
+  watchdog_.cancel();
   signals_.cancel();
 }
 

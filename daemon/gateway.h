@@ -1,5 +1,8 @@
 // The running gateway: the io_context and its one thread, the instances, the listeners,
-// the sessions, and the signals that end them.
+// the sessions, and the signals that reload and end them.
+//
+//   gateway.cpp         start-up, listeners, sessions, signals, the drain on SIGTERM
+//   gateway_reload.cpp  SIGHUP: applying a new configuration to the running gateway
 #pragma once
 
 #include <cstdint>
@@ -14,23 +17,28 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "daemon/cancel_registry.h"
 #include "daemon/config.h"
 #include "daemon/instance.h"
 #include "daemon/ledger_recorder.h"
 #include "daemon/metrics_endpoint.h"
-#include "metrics/ledger.h"
 #include "daemon/router.h"
 #include "daemon/session.h"
+#include "daemon/tls.h"
 #include "metrics/instance_metrics.h"
+#include "metrics/ledger.h"
 
 namespace pgnap::daemon {
 
+// How the ledger names a configuration file: its absolute path.
+[[nodiscard]] std::string config_key(const std::string& path);
+
 class Gateway {
  public:
-  // Builds the backends (resolving pg_ctl's directory and the OS user): throws
-  // std::runtime_error with a message for the user when that is impossible.
+  // Builds the backends (resolving pg_ctl's directory and the OS user), loads TLS and opens
+  // the ledger: throws std::runtime_error with a message for the user when that is impossible.
   explicit Gateway(Config config);
   ~Gateway();
   Gateway(const Gateway&) = delete;
@@ -45,6 +53,8 @@ class Gateway {
     Acceptor acceptor;
     std::string name;         // as logged: "127.0.0.1:6432" or the socket path
     std::string unlink_path;  // Unix socket file to remove at exit
+    ListenAddress address;    // as configured (socket activation: none)
+    bool closed = false;
   };
   struct SessionSlot {
     asio::cancellation_signal cancel;
@@ -52,14 +62,26 @@ class Gateway {
 
   asio::awaitable<void> start();
   [[nodiscard]] std::string render_metrics();
+  // Opens one configured listener (throws std::runtime_error when it cannot).
+  [[nodiscard]] std::unique_ptr<Listener> open_listener(const ListenAddress& address);
   void open_listeners();
+  void start_listener(Listener& listener);
   asio::awaitable<void> accept_loop(Listener& listener);
   void spawn_session(Socket socket);
   asio::awaitable<void> refuse_connection(Socket socket);
   asio::awaitable<void> handle_signals();
+  void arm_watchdog();
+  [[nodiscard]] std::unique_ptr<Instance> make_instance(const InstanceConfig& config,
+                                                        const std::map<std::string, metrics::LifetimeTotals>& lifetime,
+                                                        const std::map<std::string, metrics::ReportedCounters>& reported);
+  void rebuild_router();
   void begin_shutdown(const std::string& why);
   asio::awaitable<void> finish_shutdown();
   [[noreturn]] void exit_now(int status);
+  // gateway_reload.cpp
+  void reload();
+  void apply_listeners(const std::vector<ListenAddress>& next);
+  void apply_instances(const Config& next);
 
   // Declared first: destroyed last, after everything that holds its handlers.
   asio::io_context io_;
@@ -68,16 +90,23 @@ class Gateway {
   std::unique_ptr<metrics::Ledger> ledger_;
   std::unique_ptr<LedgerRecorder> recorder_;
   std::vector<std::unique_ptr<Instance>> instances_;
+  std::vector<Instance*> retired_;  // removed by a reload: no new clients, sessions finish
   Router router_;
   CancelRegistry cancels_;
   metrics::GatewayMetrics gateway_metrics_;
+  TlsServer tls_;
   SessionEnv env_;
   std::list<std::unique_ptr<Listener>> listeners_;
+  bool socket_activated_ = false;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::list<SessionSlot> sessions_;
   std::size_t active_connections_ = 0;
+  std::size_t refusing_ = 0;  // refused connections whose startup is being read
+  std::size_t refused_since_log_ = 0;
+  Clock::time_point last_refusal_log_{};
   std::uint64_t next_session_id_ = 1;
   asio::signal_set signals_;
+  asio::steady_timer watchdog_;
   bool shutting_down_ = false;
   bool shutdown_finished_ = false;
   int exit_status_ = 0;

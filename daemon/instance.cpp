@@ -402,6 +402,23 @@ void Instance::report_unreachable(const std::string& why) {
   PGNAP_LOG(kWarning, context(), "stopped without pgnap (" << why << "); the next client wakes it");
 }
 
+void Instance::reconfigure(const InstanceConfig& next) {
+  const BackendAddress address = config_.address;
+  const std::string backend = config_.backend;
+  const PgCtlConfig pg_ctl = config_.pg_ctl;
+  const ExecConfig exec = config_.exec;
+  const SystemdConfig systemd = config_.systemd;
+  config_ = next;
+  config_.address = address;
+  config_.backend = backend;
+  config_.pg_ctl = pg_ctl;
+  config_.exec = exec;
+  config_.systemd = systemd;
+  metrics_.set_accounting(config_.accounting);
+  // A new idle_timeout or min_awake counts from now for an idle instance.
+  if (state_ == InstanceState::kAwake && sessions_ == 0 && waiters_.empty()) arm_idle_timer();
+}
+
 void Instance::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;

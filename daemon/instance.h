@@ -131,6 +131,10 @@ class Instance {
   // without pgnap. The next client wakes it again.
   void report_unreachable(const std::string& why);
 
+  // A reload: takes the live settings of `next` (timeouts, limits, databases, TLS,
+  // accounting); the backend and address stay (they need a restart).
+  void reconfigure(const InstanceConfig& next);
+
   // Refuses new clients (57P01), releases waiters with 57P01, stops timers and any wake.
   void begin_shutdown();
   // On exit, when suspend_on_exit is set and it is awake: a clean stop.

@@ -24,6 +24,11 @@ metrics::UnixTime LedgerRecorder::stamp(metrics::UnixTime t) {
 
 void LedgerRecorder::start() { arm_heartbeat(); }
 
+void LedgerRecorder::set_heartbeat(Duration heartbeat) {
+  heartbeat_ = heartbeat;
+  if (!stopped_) arm_heartbeat();  // re-arming cancels the pending wait
+}
+
 void LedgerRecorder::arm_heartbeat() {
   timer_.expires_after(heartbeat_);
   timer_.async_wait([this](const boost::system::error_code& ec) {

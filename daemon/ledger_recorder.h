@@ -20,6 +20,7 @@ class LedgerRecorder final : public InstanceObserver {
   LedgerRecorder(asio::any_io_executor executor, metrics::Ledger& ledger, Duration heartbeat);
 
   void start();
+  void set_heartbeat(Duration heartbeat);
   // A clean stop: the open intervals end now.
   void stop(const std::string& reason);
 

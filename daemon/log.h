@@ -1,5 +1,6 @@
-// Logging: one line per event on stderr (journald adds its own timestamp when run by
-// systemd; ours stays for foreground runs and files). Every line carries its context
+// Logging: one line per event on stderr. Run by systemd (JOURNAL_STREAM names our stderr),
+// lines carry a syslog priority prefix ("<4>") and no timestamp, as journald adds its own;
+// otherwise an ISO 8601 UTC timestamp and the level in words. Every line carries its context
 // (gateway, instance=NAME, session=N client=ADDR). The level is checked before anything is
 // formatted: use the PGNAP_LOG macro.
 #pragma once
@@ -13,6 +14,8 @@ namespace pgnap::daemon::log {
 enum class Level { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 void set_level(Level level);
+// Sets the level and keeps it: later set_level calls (log_level, a reload) are ignored (-v).
+void pin_level(Level level);
 [[nodiscard]] Level level();
 [[nodiscard]] bool enabled(Level level);
 // "debug", "info", "warning", "error"; false when unknown.
@@ -21,6 +24,9 @@ void set_level(Level level);
 // Writes one complete line with a single write(2), so lines from one process never
 // interleave.
 void write(Level level, std::string_view context, std::string_view message);
+// Whether stderr goes to the journal (decided once, from $JOURNAL_STREAM and stderr's device
+// and inode, as sd_journal_stream_fd's protocol documents).
+[[nodiscard]] bool to_journal();
 
 }  // namespace pgnap::daemon::log
 

@@ -1,6 +1,8 @@
 #include "daemon/net.h"
 
 #include <netinet/in.h>
+#include <algorithm>
+#include <cstdint>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -59,12 +61,21 @@ asio::awaitable<void> send_fatal(Socket& socket, const ClientError& error) {
   if (!ec) socket.shutdown(Socket::shutdown_send, ignored);
 }
 
-void tune_client_socket(Socket& socket) {
-  const int family = socket.local_endpoint().data()->sa_family;
+void tune_client_socket(Socket& socket, const Keepalive& keepalive) {
+  boost::system::error_code ec;
+  const auto local = socket.local_endpoint(ec);
+  if (ec) return;
+  const int family = local.data()->sa_family;
   if (family != AF_INET && family != AF_INET6) return;
+  const int fd = socket.native_handle();
   const int on = 1;
-  ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  const int idle = static_cast<int>(std::max<std::int64_t>(keepalive.idle.count(), 1));
+  const int interval = static_cast<int>(std::max<std::int64_t>(keepalive.interval.count(), 1));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepalive.count, sizeof keepalive.count);
 }
 
 void tune_server_socket(Socket& socket) {

@@ -49,10 +49,16 @@ struct ClientError {
 // GCC 12 destroys such temporaries twice when they initialise a coroutine's parameter.
 asio::awaitable<void> send_fatal(Socket& socket, const ClientError& error);
 
+// TCP keepalive timing for client connections ([gateway] tcp_keepalive_*).
+struct Keepalive {
+  std::chrono::seconds idle{60};
+  std::chrono::seconds interval{10};
+  int count = 6;
+};
 // Socket options for client connections: TCP_NODELAY (the protocol is request/response:
 // Nagle's delay would add latency to every small reply) and keepalive (a peer that vanished
 // without a FIN is noticed).
-void tune_client_socket(Socket& socket);
+void tune_client_socket(Socket& socket, const Keepalive& keepalive);
 // TCP_NODELAY for connections to PostgreSQL.
 void tune_server_socket(Socket& socket);
 

@@ -37,10 +37,12 @@ std::bitset<256> types(std::initializer_list<char> list) {
 
 }  // namespace
 
-Relay::Relay(Socket& client, Socket& server, std::uint32_t max_client_message,
+Relay::Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
              std::function<void(const protocol::BackendKeyData&)> on_backend_key, RelayCounters counters)
-    : client_(client),
-      server_(server),
+    : client_stream_(client),
+      server_stream_(server),
+      client_(client.socket()),
+      server_(server.socket()),
       from_client_(max_client_message, types({protocol::frontend_msg::kTerminate})),
       from_server_(kMaxServerMessage, types({msg::kBackendKeyData, msg::kReadyForQuery})),
       on_backend_key_(std::move(on_backend_key)),
@@ -137,7 +139,41 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
   }
 }
 
+asio::awaitable<RelayEnd> Relay::pump_stream(Direction direction) {
+  const bool to_server = direction == Direction::kToServer;
+  Stream& src = to_server ? client_stream_ : server_stream_;
+  Stream& dst = to_server ? server_stream_ : client_stream_;
+  std::uint64_t* counter = to_server ? counters_.bytes_to_server : counters_.bytes_to_client;
+  const auto closed = to_server ? RelayEnd::Why::kClientClosed : RelayEnd::Why::kServerClosed;
+  const auto invalid = to_server ? RelayEnd::Why::kClientProtocol : RelayEnd::Why::kServerProtocol;
+  // TLS decrypts into memory of the session's own: the shared scratch buffer cannot be
+  // lent across the suspension an SSL read may need.
+  std::vector<std::uint8_t> buffer(16 * 1024);
+  for (;;) {
+    auto [ec, n] = co_await src.read_some(asio::buffer(buffer));
+    if (ec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+    if (n > 0) {
+      std::string detail;
+      if (!inspect(direction, protocol::Bytes(buffer.data(), n), detail)) co_return RelayEnd{invalid, detail};
+      if (counter) *counter += n;
+      if (!to_server) to_client_pending_ = true;
+      const auto wec = co_await dst.write(asio::const_buffer(buffer.data(), n));
+      if (!to_server) to_client_pending_ = false;
+      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+      if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message()};
+    }
+    if (ec) {
+      const bool eof = ec == asio::error::eof || ec == ssl::error::stream_truncated;
+      co_return RelayEnd{closed, eof ? std::string() : ec.message()};
+    }
+  }
+}
+
 asio::awaitable<RelayEnd> Relay::run() {
+  if (client_stream_.tls() || server_stream_.tls()) {
+    auto r = co_await (pump_stream(Direction::kToServer) || pump_stream(Direction::kToClient));
+    co_return r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+  }
   boost::system::error_code ec;
   client_.non_blocking(true, ec);
   server_.non_blocking(true, ec);

@@ -17,6 +17,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "daemon/net.h"
+#include "daemon/stream.h"
 #include "protocol/message_scanner.h"
 
 namespace pgnap::daemon {
@@ -43,7 +44,10 @@ class Relay {
  public:
   // `max_client_message`: the largest message a client may send (PostgreSQL's own limit
   // is 1 GiB). `on_backend_key` is called when PostgreSQL sends BackendKeyData.
-  Relay(Socket& client, Socket& server, std::uint32_t max_client_message,
+  // Without TLS on either side, the relay works on the sockets directly (the fast path
+  // described above); with TLS, each direction reads into a buffer of its own (16 kB) and
+  // writes through the TLS stream.
+  Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
         std::function<void(const protocol::BackendKeyData&)> on_backend_key, RelayCounters counters);
 
   // Relays until either side closes or fails. Cancellation (shutdown) ends it.
@@ -59,9 +63,12 @@ class Relay {
  private:
   enum class Direction { kToServer, kToClient };
   asio::awaitable<RelayEnd> pump(Direction direction);
+  asio::awaitable<RelayEnd> pump_stream(Direction direction);
   // Scans bytes about to be forwarded; false when the stream is invalid (detail set).
   bool inspect(Direction direction, protocol::Bytes bytes, std::string& detail);
 
+  Stream& client_stream_;
+  Stream& server_stream_;
   Socket& client_;
   Socket& server_;
   protocol::MessageScanner from_client_;

@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/relay.h"
 #include "daemon/startup_reader.h"
+#include "daemon/stream.h"
 #include "protocol/encode.h"
 
 namespace pgnap::daemon {
@@ -68,6 +69,28 @@ Negotiated negotiate(const protocol::StartupMessage& in) {
   return out;
 }
 
+// Asks PostgreSQL for TLS (SSLRequest) and returns its one-byte answer: 'S' or 'N' (0 with
+// `why` set when it gives neither in time).
+asio::awaitable<char> request_tls(Stream& server, Clock::time_point deadline, std::string& why) {
+  auto executor = co_await asio::this_coro::executor;
+  std::string request;
+  protocol::append_u32(request, 8);
+  protocol::append_u32(request, protocol::kSslRequestCode);
+  if (const auto ec = co_await write_all(server.socket(), request, deadline); ec) {
+    why = "asking the instance for TLS failed: " + ec.message();
+    co_return 0;
+  }
+  char answer = 0;
+  asio::steady_timer timer(executor, deadline);
+  auto r = co_await (server.socket().async_read_some(asio::buffer(&answer, 1), asio::as_tuple(asio::use_awaitable)) ||
+                     timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+  if (r.index() == 1 || std::get<0>(std::get<0>(r)) || (answer != 'S' && answer != 'N')) {
+    why = "the instance gave no valid answer to the TLS request";
+    co_return 0;
+  }
+  co_return answer;
+}
+
 }  // namespace
 
 asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequest& request, std::string context) {
@@ -101,7 +124,7 @@ namespace {
 struct Established {
   Instance* instance = nullptr;
   Lease lease;
-  Socket server;
+  Stream server;
   Endpoint connected_to;
   std::string context;  // "session=N client=ADDR instance=NAME"
 };
@@ -109,20 +132,32 @@ struct Established {
 // Startup, routing, admission (waiting for a wake if need be), connecting to PostgreSQL and
 // forwarding the startup packet. nullopt when the session ended there (refused, cancel
 // request, client gone): whatever had to be said to the client has been said.
-asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Socket& client, std::uint64_t id) {
+asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& client, std::uint64_t id) {
   auto executor = co_await asio::this_coro::executor;
-  const std::string peer = peer_name(client);
+  const std::string peer = peer_name(client.socket());
   const std::string context = "session=" + std::to_string(id) + " client=" + peer;
-  tune_client_socket(client);
+  const Keepalive keepalive{std::chrono::duration_cast<std::chrono::seconds>(env.gateway->tcp_keepalive_idle),
+                            std::chrono::duration_cast<std::chrono::seconds>(env.gateway->tcp_keepalive_interval),
+                            static_cast<int>(env.gateway->tcp_keepalive_count)};
+  tune_client_socket(client.socket(), keepalive);
 
   // ---- startup phase ----
-  auto startup = co_await read_startup(client, Clock::now() + env.gateway->login_timeout);
+  auto startup = co_await read_startup(client, Clock::now() + env.gateway->login_timeout, env.tls);
+  if (startup.login_timeout) env.metrics->limit_hit("login_timeout");
   switch (startup.kind) {
     case StartupOutcome::Kind::kClosed:
-      PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
+      if (startup.reason.rfind("TLS handshake failed", 0) == 0) {
+        ++env.metrics->tls_handshake_failures;
+        PGNAP_LOG(kInfo, context, startup.reason);
+      } else {
+        PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
+      }
       co_return std::nullopt;
     case StartupOutcome::Kind::kRefused:
-      env.metrics->error(sqlstate::kProtocolViolation);
+      env.metrics->error(startup.login_timeout || startup.reason.rfind("invalid", 0) == 0 ||
+                                 startup.reason.rfind("unsupported", 0) == 0
+                             ? sqlstate::kProtocolViolation
+                             : sqlstate::kInvalidAuthorization);
       PGNAP_LOG(kInfo, context, "refused: " << startup.reason);
       co_return std::nullopt;
     case StartupOutcome::Kind::kCancel:
@@ -162,12 +197,12 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Socket& c
 
   // ---- admission and connection; a server found dead gets one fresh wake ----
   Lease lease;
-  Socket server(executor);
+  Stream server{Socket(executor)};
   Endpoint connected_to;
   for (int attempt = 0;; ++attempt) {
     // operator|| flattens Admission (a variant) with client_gone's void: the result is one
     // of Lease, Refusal, or monostate when the client left first.
-    auto admitted = co_await (instance->acquire(database, peer) || client_gone(client));
+    auto admitted = co_await (instance->acquire(database, peer) || client_gone(client.socket()));
     if (std::holds_alternative<std::monostate>(admitted)) {
       PGNAP_LOG(kDebug, icontext, "client left while waiting for the instance");
       co_return std::nullopt;
@@ -182,11 +217,12 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Socket& c
     ConnectResult connected{asio::error::host_not_found, 0};
     std::string why = resolved.error;
     if (resolved.error.empty()) {
-      connected = co_await connect_any(server, resolved.endpoints, instance->config().connect_timeout);
+      connected = co_await connect_any(server.socket(), resolved.endpoints, instance->config().connect_timeout);
       if (!connected.error) {
         connected_to = resolved.endpoints[connected.index];
         break;
       }
+      if (connected.error == asio::error::timed_out) env.metrics->limit_hit("connect_timeout");
       why = "connecting to " + instance->config().address.to_string() + " failed: " + connected.error.message();
     }
     lease.release();
@@ -199,7 +235,28 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Socket& c
     co_await refuse(refusal);
     co_return std::nullopt;
   }
-  tune_server_socket(server);
+  tune_server_socket(server.socket());
+
+  // ---- TLS to the instance ----
+  if (instance->config().tls != "disable") {
+    const auto deadline = Clock::now() + instance->config().connect_timeout;
+    std::string why;
+    const auto answer = co_await request_tls(server, deadline, why);
+    if (answer == 'S') {
+      if (const auto ec = co_await server.connect_tls(env.instance_tls, deadline); ec) {
+        why = "TLS handshake with the instance failed: " + ec.message();
+      }
+    } else if (answer == 'N' && instance->config().tls == "require") {
+      why = "the instance does not offer TLS, and its tls = \"require\"";
+    }
+    if (!why.empty()) {
+      const Refusal refusal{sqlstate::kCannotConnectNow,
+                            "could not connect to instance \"" + instance->name() + "\" with TLS", why,
+                            "Check the server's ssl setting, or the instance's tls in pgnap's configuration."};
+      co_await refuse(refusal);
+      co_return std::nullopt;
+    }
+  }
 
   // ---- forward the startup packet ----
   const auto negotiated = negotiate(startup.startup);
@@ -214,6 +271,8 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Socket& c
     if (co_await write_all(client, *negotiated.negotiate_message, Clock::now() + std::chrono::seconds(10))) co_return std::nullopt;
   }
 
+  PGNAP_LOG(kDebug, icontext, "connected to " << endpoint_to_string(connected_to)
+                                             << (server.tls() ? " with TLS" : "") << (client.tls() ? "; client has TLS" : ""));
   co_return Established{instance, std::move(lease), std::move(server), connected_to, icontext};
 }
 
@@ -221,7 +280,7 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Socket& c
 // protocol): a FATAL to the client when it can be said between messages, Terminate to the
 // server. A coroutine of its own, so its temporaries stay out of the relay's frame.
 // (string_view parameters: the caller's strings outlive the co_await that passes them.)
-asio::awaitable<void> say_goodbye(Socket& client, Socket& server, bool at_boundary, std::string_view code,
+asio::awaitable<void> say_goodbye(Stream& client, Stream& server, bool at_boundary, std::string_view code,
                                   std::string_view message, std::string_view hint) {
   if (at_boundary) {
     const ClientError error{std::string(code), std::string(message), {}, std::string(hint)};
@@ -232,7 +291,7 @@ asio::awaitable<void> say_goodbye(Socket& client, Socket& server, bool at_bounda
 }
 
 // Relays until either side ends, then says goodbye when pgnap ended it.
-asio::awaitable<void> relay_phase(SessionEnv& env, Socket& client, Established& e) {
+asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& e) {
   auto cancellation = co_await asio::this_coro::cancellation_state;
   Instance* instance = e.instance;
   std::optional<protocol::BackendKeyData> key;
@@ -241,9 +300,9 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Socket& client, Established& 
     key = k;
     env.cancels->add(k, CancelTarget{instance, e.connected_to});
   };
-  Relay relay(client, e.server, env.max_client_message, on_key,
+  Relay relay(client, e.server, env.max_client_message(), on_key,
               {&instance->metrics().bytes_client_to_server, &instance->metrics().bytes_server_to_client});
-  PGNAP_LOG(kDebug, e.context, "relaying to " << endpoint_to_string(e.connected_to));
+  PGNAP_LOG(kDebug, e.context, "relaying");
   const auto started = Clock::now();
   RelayEnd end;
   try {
@@ -263,9 +322,13 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Socket& client, Established& 
   }
   if (end.why == RelayEnd::Why::kClientProtocol) {
     instance->metrics().client_error(sqlstate::kProtocolViolation);
+    const bool too_large = end.detail.find("above the maximum") != std::string::npos;
+    if (too_large) env.metrics->limit_hit("max_message_size");
     const std::string message = "invalid message from client: " + end.detail;
+    const std::string hint = too_large ? "Send smaller messages, or raise max_message_size in pgnap's [gateway]." : "";
     co_await say_goodbye(client, e.server, relay.client_stream_at_boundary(), sqlstate::kProtocolViolation, message,
-                         {});
+                         hint);
+    co_await drain_until_closed(client, Clock::now() + std::chrono::seconds(2));
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
   PGNAP_LOG(kDebug, e.context, "ended after " << ms << " ms: "
@@ -277,7 +340,8 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Socket& client, Established& 
 
 }  // namespace
 
-asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t id) {
+asio::awaitable<void> run_session(SessionEnv& env, Socket socket, std::uint64_t id) {
+  Stream client(std::move(socket));
   auto established = co_await establish(env, client, id);
   if (!established) co_return;
   co_await relay_phase(env, client, *established);

@@ -15,17 +15,23 @@
 #include "daemon/config.h"
 #include "daemon/net.h"
 #include "daemon/router.h"
+#include "daemon/tls.h"
 #include "metrics/instance_metrics.h"
 
 namespace pgnap::daemon {
 
 // What sessions share, owned by the gateway.
 struct SessionEnv {
-  const GatewayConfig* gateway = nullptr;
+  const GatewayConfig* gateway = nullptr;  // the running configuration (a reload updates it in place)
   Router* router = nullptr;
   CancelRegistry* cancels = nullptr;
   metrics::GatewayMetrics* metrics = nullptr;
-  std::uint32_t max_client_message = 1024u * 1024u * 1024u;  // PostgreSQL's PQ_LARGE_MESSAGE_LIMIT
+  const TlsServer* tls = nullptr;                 // clients' TLS
+  std::shared_ptr<ssl::context> instance_tls;     // TLS to instances
+  // The largest message a client may send after its startup ([gateway] max_message_size).
+  [[nodiscard]] std::uint32_t max_client_message() const {
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(gateway->max_message_size, 0xffffffffu));
+  }
 };
 
 // Runs the session to its end. Cancelling it (gateway shutdown) ends it with 57P01 when the

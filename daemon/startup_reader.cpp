@@ -13,7 +13,7 @@ namespace pgnap::daemon {
 using namespace boost::asio::experimental::awaitable_operators;
 namespace sqlstate = protocol::sqlstate;
 
-asio::awaitable<StartupOutcome> read_startup(Socket& client, Clock::time_point deadline) {
+asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point deadline, const TlsServer* tls) {
   auto executor = co_await asio::this_coro::executor;
   asio::steady_timer timer(executor, deadline);
   // Holds at most one startup packet (10 000 bytes, PostgreSQL's limit) plus what arrived
@@ -22,12 +22,16 @@ asio::awaitable<StartupOutcome> read_startup(Socket& client, Clock::time_point d
   buffer.reserve(512);
   bool ssl_answered = false;
   bool gss_answered = false;
+  const bool tls_offered = tls != nullptr && tls->mode() != "disable" && tls->context() != nullptr;
+  const bool tls_required = tls_offered && tls->mode() == "require";
   StartupOutcome out;
+  const std::string no_hint;
 
-  auto refuse = [&](const std::string& message) -> asio::awaitable<StartupOutcome> {
+  auto refuse = [&](std::string_view code, const std::string& message,
+                    const std::string& hint) -> asio::awaitable<StartupOutcome> {
     out.kind = StartupOutcome::Kind::kRefused;
     out.reason = message;
-    const ClientError error{std::string(sqlstate::kProtocolViolation), message, {}, {}};
+    const ClientError error{std::string(code), message, {}, hint};
     co_await send_fatal(client, error);
     co_return out;
   };
@@ -36,18 +40,26 @@ asio::awaitable<StartupOutcome> read_startup(Socket& client, Clock::time_point d
     const auto decoded = protocol::decode_startup(buffer);
     if (decoded.status == protocol::DecodeStatus::kInvalid) {
       const std::string why = decoded.error;
-      co_return co_await refuse(why);
+      co_return co_await refuse(sqlstate::kProtocolViolation, why, no_hint);
     }
 
     if (decoded.status == protocol::DecodeStatus::kReady) {
       const std::size_t rest = buffer.size() - decoded.consumed;
       if (const auto* msg = std::get_if<protocol::StartupMessage>(&decoded.packet)) {
+        if (tls_required && !client.tls()) {
+          // As PostgreSQL's hostssl-only pg_hba: 28000, and no session.
+          const std::string why = "this gateway accepts only TLS connections";
+          const std::string hint = "Connect with sslmode=require (or verify-ca, verify-full).";
+          co_return co_await refuse(sqlstate::kInvalidAuthorization, why, hint);
+        }
         out.kind = StartupOutcome::Kind::kStartup;
         out.startup = *msg;
         out.pipelined.assign(reinterpret_cast<const char*>(buffer.data() + decoded.consumed), rest);
         co_return out;
       }
       if (const auto* cancel = std::get_if<protocol::CancelRequest>(&decoded.packet)) {
+        // Accepted in plaintext even when TLS is required: libpq sends cancel requests on a
+        // fresh, unencrypted connection, and they carry nothing but the key.
         out.kind = StartupOutcome::Kind::kCancel;
         out.cancel = *cancel;
         co_return out;
@@ -60,20 +72,33 @@ asio::awaitable<StartupOutcome> read_startup(Socket& client, Clock::time_point d
       if (rest > 0) {
         const std::string why = std::string("invalid startup packet: received unencrypted data after ") +
                                 (is_ssl ? "SSL" : "GSSAPI encryption") + " request";
-        co_return co_await refuse(why);
+        co_return co_await refuse(sqlstate::kProtocolViolation, why, no_hint);
       }
       bool& answered = is_ssl ? ssl_answered : gss_answered;
-      if (answered) {
+      if (answered || client.tls()) {
         const std::string why = std::string("invalid startup packet: duplicate ") +
                                 (is_ssl ? "SSLRequest" : "GSSENCRequest");
-        co_return co_await refuse(why);
+        co_return co_await refuse(sqlstate::kProtocolViolation, why, no_hint);
       }
       answered = true;
       buffer.clear();
-      // 'N': not supported here; the client continues in plaintext (or gives up if it
-      // requires encryption: that is libpq's sslmode=require error, clear to the user).
-      const auto ec = co_await write_all(client, "N", deadline);
-      if (ec) {
+      if (is_ssl && tls_offered) {
+        // 'S', then the handshake; the startup packet follows over TLS. The handshake counts
+        // against the login deadline (no slowloris inside TLS either).
+        if (co_await write_all(client.socket(), "S", deadline)) {
+          out.reason = "client went away during SSL negotiation";
+          co_return out;
+        }
+        if (const auto ec = co_await client.accept_tls(tls->context(), deadline); ec) {
+          out.reason = "TLS handshake failed: " + ec.message();
+          out.login_timeout = ec == asio::error::timed_out;
+          co_return out;
+        }
+        continue;
+      }
+      // 'N': not offered; the client continues in plaintext (or gives up if it requires
+      // encryption: that is libpq's sslmode=require error, clear to the user).
+      if (co_await write_all(client.socket(), "N", deadline)) {
         out.reason = "client went away during SSL negotiation";
         co_return out;
       }
@@ -82,16 +107,13 @@ asio::awaitable<StartupOutcome> read_startup(Socket& client, Clock::time_point d
 
     // Need more bytes.
     std::array<std::uint8_t, 1024> chunk;
-    auto r = co_await (client.async_read_some(asio::buffer(chunk), asio::as_tuple(asio::use_awaitable)) ||
+    auto r = co_await (client.read_some(asio::buffer(chunk)) ||
                        timer.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (r.index() == 1) {
-      out.kind = StartupOutcome::Kind::kRefused;
-      out.reason = "login timeout";
-      const ClientError error{std::string(sqlstate::kProtocolViolation),
-                              "invalid startup packet: startup not completed within login_timeout", {},
-                              "The client must send its startup packet promptly after connecting."};
-      co_await send_fatal(client, error);
-      co_return out;
+      out.login_timeout = true;
+      const std::string why = "invalid startup packet: startup not completed within login_timeout";
+      const std::string hint = "The client must send its startup packet promptly after connecting.";
+      co_return co_await refuse(sqlstate::kProtocolViolation, why, hint);
     }
     const auto [ec, n] = std::get<0>(r);
     if (ec) {

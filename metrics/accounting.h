@@ -37,6 +37,7 @@ struct Accounting {
   std::string currency = "USD";
   std::chrono::milliseconds wake_billed_minimum{0};  // billed per start (RDS: 10 minutes)
   double embodied_g_per_hour = 0;     // embodied gCO2e per hour of the hardware share; 0 = off
+  bool operator==(const Accounting&) const = default;
 };
 
 struct Power {

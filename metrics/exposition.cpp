@@ -31,6 +31,9 @@ enum Family : std::size_t {
   kGatewayErrors,
   kCancelRequests,
   kLedgerWriteErrors,
+  kLimitHits,
+  kTlsHandshakeFailures,
+  kReloads,
   kState,
   kWakes,
   kSuspends,
@@ -60,6 +63,11 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_cancel_requests_total", MetricType::Counter,
      "Cancel requests, by outcome: forwarded to the server that issued the key, or unmatched."},
     {"pgnap_ledger_write_errors_total", MetricType::Counter, "Ledger writes that failed (their accounting is lost)."},
+    {"pgnap_limit_hits_total", MetricType::Counter,
+     "Clients turned away or sessions ended by a limit: max_clients, login_timeout, max_message_size, "
+     "connect_timeout (to an instance), max_waiting."},
+    {"pgnap_tls_handshake_failures_total", MetricType::Counter, "Client TLS handshakes that failed."},
+    {"pgnap_config_reloads_total", MetricType::Counter, "Configuration reloads (SIGHUP), by outcome."},
     {"pgnap_instance_state", MetricType::Gauge, "1 for the instance's current lifecycle state, 0 for the others."},
     {"pgnap_instance_wakes_total", MetricType::Counter, "Wakes that finished, by outcome (ok, failed, timeout)."},
     {"pgnap_instance_suspends_total", MetricType::Counter,
@@ -144,6 +152,10 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
   add(kCancelRequests, counter({{"outcome", "forwarded"}}, static_cast<double>(gateway.cancels_forwarded)));
   add(kCancelRequests, counter({{"outcome", "unmatched"}}, static_cast<double>(gateway.cancels_unmatched)));
   add(kLedgerWriteErrors, counter({}, static_cast<double>(gateway.ledger_write_errors)));
+  for (const auto& [limit, n] : gateway.limit_hits) add(kLimitHits, counter({{"limit", limit}}, static_cast<double>(n)));
+  add(kTlsHandshakeFailures, counter({}, static_cast<double>(gateway.tls_handshake_failures)));
+  add(kReloads, counter({{"outcome", "ok"}}, static_cast<double>(gateway.reloads_ok)));
+  add(kReloads, counter({{"outcome", "failed"}}, static_cast<double>(gateway.reloads_failed)));
 
   for (const InstanceMetrics* im : instances) {
     const std::string& name = im->name();

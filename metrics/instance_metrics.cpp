@@ -109,6 +109,13 @@ std::uint64_t InstanceMetrics::suspends(std::string_view reason) const {
 
 GatewayMetrics::GatewayMetrics() {
   for (auto code : kGatewayErrorCodes) errors.emplace(std::string(code), 0);
+  for (auto limit : kLimits) limit_hits.emplace(std::string(limit), 0);
+}
+
+void GatewayMetrics::limit_hit(std::string_view limit) {
+  auto it = limit_hits.find(limit);
+  if (it == limit_hits.end()) it = limit_hits.emplace(std::string(limit), 0).first;
+  ++it->second;
 }
 
 void GatewayMetrics::error(std::string_view sqlstate) {

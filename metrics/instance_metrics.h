@@ -57,6 +57,9 @@ class InstanceMetrics {
 
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const Accounting& accounting() const { return accounting_; }
+  // New coefficients (a reload): the lifetime figures are recomputed with them; the held
+  // values still never go down.
+  void set_accounting(const Accounting& accounting) { accounting_ = accounting; }
 
   void set_lifetime(const Lifetime& lifetime);
 
@@ -127,8 +130,17 @@ class InstanceMetrics {
   mutable ReportedCounters held_;  // the highest values shown so far
 };
 
+// Limits that turn clients away or end sessions ([gateway] and instance settings).
+inline constexpr std::array<std::string_view, 5> kLimits{"max_clients", "login_timeout", "max_message_size",
+                                                        "connect_timeout", "max_waiting"};
+
 struct GatewayMetrics {
   std::uint64_t connections_total = 0;
+  std::map<std::string, std::uint64_t, std::less<>> limit_hits;  // by kLimits name
+  std::uint64_t tls_handshake_failures = 0;
+  std::uint64_t reloads_ok = 0;
+  std::uint64_t reloads_failed = 0;
+  void limit_hit(std::string_view limit);
   std::map<std::string, std::uint64_t, std::less<>> errors;  // by SQLSTATE, not tied to an instance
   std::uint64_t cancels_forwarded = 0;
   std::uint64_t cancels_unmatched = 0;

@@ -70,6 +70,17 @@ const char* const kMigrations[] = {
       PRIMARY KEY (instance, name)
     );
     )sql",
+    // 2 -> 3: the configuration the gateway runs, so that `pgnap check` can say which
+    // changes to the file a reload would apply and which need a restart.
+    R"sql(
+    CREATE TABLE running_config (
+      source         TEXT PRIMARY KEY,   -- the file, as an absolute path
+      started_at     REAL NOT NULL,
+      started_text   TEXT NOT NULL,
+      reloaded_at    REAL,
+      reloaded_text  TEXT
+    );
+    )sql",
 };
 constexpr int kMigrationCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
 static_assert(kMigrationCount == kLedgerSchemaVersion);
@@ -329,6 +340,22 @@ void Ledger::record_reported(const std::string& instance, const ReportedCounters
   });
 }
 
+void Ledger::record_running_config(const std::string& source, const std::string& text, bool reload) {
+  const UnixTime at = unix_now();
+  enqueue([source, text, reload, at](sqlite3* db) {
+    if (reload) {
+      Statement s(db, "UPDATE running_config SET reloaded_at = ?2, reloaded_text = ?3 WHERE source = ?1");
+      s.bind(1, source).bind(2, at).bind(3, text).run();
+    } else {
+      Statement s(db,
+                  "INSERT INTO running_config (source, started_at, started_text) VALUES (?1, ?2, ?3) "
+                  "ON CONFLICT (source) DO UPDATE SET started_at = ?2, started_text = ?3, reloaded_at = NULL, "
+                  "reloaded_text = NULL");
+      s.bind(1, source).bind(2, at).bind(3, text).run();
+    }
+  });
+}
+
 void Ledger::heartbeat(UnixTime at) {
   enqueue([at](sqlite3* db) {
     Statement s(db, "UPDATE intervals SET heartbeat_at = MAX(heartbeat_at, ?1) WHERE ended_at IS NULL");
@@ -399,6 +426,25 @@ LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until, 
   }
   sqlite3_close(db);
   return data;
+}
+
+std::optional<RunningConfig> read_running_config(const std::string& path, const std::string& source) {
+  if (::access(path.c_str(), R_OK) != 0) return std::nullopt;
+  sqlite3* db = open_db(path, SQLITE_OPEN_READONLY);
+  std::optional<RunningConfig> out;
+  try {
+    if (schema_version(db) >= 3) {
+      Statement s(db,
+                  "SELECT started_at, started_text, COALESCE(reloaded_at, 0), COALESCE(reloaded_text, '') "
+                  "FROM running_config WHERE source = ?1");
+      s.bind(1, source);
+      if (s.step()) out = RunningConfig{s.real(0), s.text(1), s.real(2), s.text(3)};
+    }
+  } catch (const std::exception&) {
+    out.reset();
+  }
+  sqlite3_close(db);
+  return out;
 }
 
 std::array<std::pair<std::string_view, double>, 6> ReportedCounters::named() const {

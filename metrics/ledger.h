@@ -34,7 +34,7 @@ namespace pgnap::metrics {
 using UnixTime = double;
 [[nodiscard]] UnixTime unix_now();
 
-inline constexpr int kLedgerSchemaVersion = 2;
+inline constexpr int kLedgerSchemaVersion = 3;
 
 // ---- rows, as read back ----
 
@@ -101,6 +101,16 @@ struct ReportedCounters {
 };
 [[nodiscard]] std::map<std::string, ReportedCounters> read_reported_counters(const std::string& path);
 
+// The configuration a gateway runs with `source` (absolute path): the text it started with,
+// and the text of its last reload (empty if none).
+struct RunningConfig {
+  UnixTime started_at = 0;
+  std::string started_text;
+  UnixTime reloaded_at = 0;
+  std::string reloaded_text;
+};
+[[nodiscard]] std::optional<RunningConfig> read_running_config(const std::string& path, const std::string& source);
+
 // ---- the writer ----
 
 class Ledger {
@@ -124,6 +134,8 @@ class Ledger {
   void record_wake(const WakeRow& wake);
   // What /metrics just showed for `instance` (kept as the highest value per counter).
   void record_reported(const std::string& instance, const ReportedCounters& counters);
+  // The configuration text the gateway started with (`reload` false) or reloaded.
+  void record_running_config(const std::string& source, const std::string& text, bool reload);
   // The open intervals are known to have lasted until `at`.
   void heartbeat(UnixTime at);
   // A clean stop: every open interval ends at `at`.

@@ -12,7 +12,7 @@ PACKAGES="
   libpq-dev libsqlite3-dev prometheus-cpp-dev libtomlplusplus-dev
   libssl-dev libsystemd-dev libgtest-dev libgmock-dev
   postgresql postgresql-client pgbouncer prometheus
-  dbus-daemon
+  dbus-daemon systemd openssl iproute2
 "
 
 missing=""

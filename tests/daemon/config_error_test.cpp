@@ -43,13 +43,14 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
             "1:1: gatway: unknown key \"gatway\"; valid keys here: gateway, metrics, instances");
   EXPECT_EQ(error_of(minimal_plus("[gateway]\nmax_client = 5\n")),
             "8:1: gateway.max_client: unknown key \"max_client\"; valid keys here: listen, "
-            "max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level");
+            "max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
+            "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, tls");
   EXPECT_EQ(error_of(minimal_plus("[metrics]\nport = 9\n")),
             "8:1: metrics.port: unknown key \"port\"; valid keys here: listen");
   EXPECT_EQ(error_of(minimal_with("idle_timout = \"5m\"")),
             "4:1: instances.main.idle_timout: unknown key \"idle_timout\"; valid keys here: "
             "databases, backend, address, idle_timeout, min_awake, wake_timeout, max_waiting, "
-            "connect_timeout, suspend_on_exit, pg_ctl, exec, systemd, accounting");
+            "connect_timeout, suspend_on_exit, tls, pg_ctl, exec, systemd, accounting");
   EXPECT_EQ(error_of(minimal_plus("bindir = \"/usr/bin\"\n")),
             "7:1: instances.main.pg_ctl.bindir: unknown key \"bindir\"; valid keys here: "
             "data_dir, bin_dir, os_user, log_file");
@@ -391,7 +392,8 @@ os_user = 0
                   "socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got \"localhost\"",
                   "3:15: gateway.max_clients: expected an integer between 1 and 1000000, got 0",
                   "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
-                  "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level",
+                  "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
+                  "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, tls",
                   "6:1: instances.main.address: required key \"address\" is missing",
                   "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
                   "\"30s\", \"10m\", \"2h\"), got \"10\"",

@@ -371,7 +371,9 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster)
   ledger_ = options.ledger.empty() ? dir_.path() + "/ledger.db" : options.ledger;
   write_file(config_path(), render_config(options, ledger_));
 
-  pid_ = spawn_logged({binary, "run", "-c", config_path()}, log_path(), options.env);
+  std::vector<std::string> argv = options.command_prefix;
+  argv.insert(argv.end(), {binary, "run", "-c", config_path()});
+  pid_ = spawn_logged(argv, log_path(), options.env);
 
   static const std::regex listening(R"(listening on 127\.0\.0\.1:([0-9]+))");
   static const std::regex metrics_line(R"(metrics on http://127\.0\.0\.1:([0-9]+)/metrics)");
@@ -453,6 +455,11 @@ int Gateway::terminate(int signal, Millis timeout) {
       return -1;
     }
   }
+  return decode_wait_status(status_);
+}
+
+int Gateway::wait_exit(Millis timeout) {
+  if (!reap(timeout)) return -1;
   return decode_wait_status(status_);
 }
 

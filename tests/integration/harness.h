@@ -261,6 +261,9 @@ struct GatewayOptions {
   std::string extra_toml;
   std::string instances_toml;
   EnvVars env;  // added to pgnap's environment (e.g. DBUS_SYSTEM_BUS_ADDRESS)
+  // Run before pgnap's own argv (which it ends with), e.g. a shell that sets LISTEN_PID to
+  // its own pid and execs pgnap, for socket activation. pgnap's pid is the prefix's.
+  std::vector<std::string> command_prefix;
 
   [[nodiscard]] static GatewayOptions for_cluster(const Cluster& cluster);
 };
@@ -301,6 +304,9 @@ class Gateway {
   // Sends `signal` and waits for the exit: the exit code, 128+N if killed by signal N, or -1
   // if it did not exit in time (it is then SIGKILLed).
   int terminate(int signal = SIGTERM, Millis timeout = 15s);
+  // Waits for pgnap to exit by itself (after a signal the test sent): the exit code as
+  // terminate() reports it, or -1 if it is still running at the timeout (it is left running).
+  int wait_exit(Millis timeout);
   void kill9();
 
  private:
