@@ -15,6 +15,7 @@
 #include "daemon/config.h"
 #include "daemon/gateway.h"
 #include "daemon/log.h"
+#include "daemon/tls.h"
 #include "metrics/ledger.h"
 #include "metrics/report.h"
 
@@ -179,6 +180,11 @@ std::optional<Config> load(const std::string& path) {
 // What `check` can verify beyond the file itself without touching any instance.
 std::vector<std::string> environment_problems(const Config& config) {
   std::vector<std::string> problems;
+  // The certificate and key, loaded as `pgnap run` would (readable, PEM, matching).
+  if (config.gateway.tls.mode != "disable") {
+    std::string error;
+    if (!make_server_context(config.gateway.tls, error)) problems.push_back("gateway.tls: " + error);
+  }
   for (const auto& instance : config.instances) {
     for (auto& p : backend_problems(instance)) problems.push_back(std::move(p));
   }

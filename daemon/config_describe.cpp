@@ -3,7 +3,9 @@
 // exact pg_ctl command lines it would run.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <utility>
 
 #include "daemon/config.h"
 
@@ -114,6 +116,22 @@ void describe_pg_ctl(std::string& out, const InstanceConfig& instance) {
   out += "    as OS user: " + pg_ctl.os_user + " (when pgnap runs as root)\n";
 }
 
+// 1073741824 -> "1GB", as postgresql.conf writes sizes (1kB = 1024 bytes).
+std::string format_size(std::uint64_t bytes) {
+  for (auto [unit, factor] : {std::pair{"GB", 1ull << 30}, std::pair{"MB", 1ull << 20}, std::pair{"kB", 1ull << 10}}) {
+    if (bytes >= factor && bytes % factor == 0) return std::to_string(bytes / factor) + unit;
+  }
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string describe_tls(const TlsConfig& tls) {
+  if (tls.mode == "disable") return "disable (SSLRequest answered 'N')";
+  std::string out = tls.mode + (tls.mode == "require" ? " (plaintext startups refused)" : " (TLS when the client asks)");
+  out += "; cert " + tls.cert + ", key " + tls.key;
+  out += tls.ca.empty() ? "; no client certificates" : "; client certificates verified against " + tls.ca;
+  return out;
+}
+
 }  // namespace
 
 std::string describe_config(const Config& config) {
@@ -128,6 +146,12 @@ std::string describe_config(const Config& config) {
   line(out, "shutdown_timeout", format_duration(gateway.shutdown_timeout));
   line(out, "ledger", gateway.ledger + " (heartbeat every " + format_duration(gateway.ledger_heartbeat) + ")");
   line(out, "log_level", gateway.log_level);
+  line(out, "max_message_size", format_size(gateway.max_message_size));
+  line(out, "tcp_keepalive",
+       "idle " + format_duration(gateway.tcp_keepalive_idle) + ", then every " +
+           format_duration(gateway.tcp_keepalive_interval) + ", " + std::to_string(gateway.tcp_keepalive_count) +
+           " probes");
+  line(out, "tls", describe_tls(gateway.tls));
   out += "\nMetrics\n";
   line(out, "listen",
        config.metrics.listen.empty() ? "disabled"
@@ -148,6 +172,7 @@ std::string describe_config(const Config& config) {
         std::to_string(instance.max_waiting) + (instance.max_waiting == 0 ? " (never queue)" : ""));
     line(out, "connect_timeout", format_duration(instance.connect_timeout));
     line(out, "suspend_on_exit", instance.suspend_on_exit ? "yes" : "no");
+    line(out, "tls", instance.tls);
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);
     if (instance.backend == "systemd") describe_systemd(out, instance);

@@ -225,5 +225,38 @@ TEST(TlsTest, InstanceTlsRequireAgainstAServerWithoutTlsIsRefusedWith57P03) {
   EXPECT_EQ(r.out, "f\n");
 }
 
+// `pgnap check` loads the certificate and key as `pgnap run` would: a key that does not
+// match, or a file that is missing, is reported before anyone restarts the service.
+TEST(TlsTest, CheckLoadsTheCertificateAndKeyAndNamesTheProblem) {
+  Pki pki;
+  pki.issue("server", "localhost");
+  pki.issue("other", "localhost");
+  Cluster cluster;
+  TempDir dir(false);
+  const std::string config = dir.path() + "/pgnap.toml";
+  auto check = [&](const GatewayOptions& options) {
+    write_file(config, render_config(options, dir.path() + "/ledger.db"));
+    return run_command({pgnap_binary(), "check", "-c", config}, 30s);
+  };
+
+  const auto good = check(tls_options(cluster, pki, "require"));
+  ASSERT_EQ(good.exit_code, 0) << good.describe();
+  EXPECT_THAT(good.out, HasSubstr("require (plaintext startups refused)"));
+  EXPECT_THAT(good.out, HasSubstr(pki.path("server.crt")));
+
+  auto mismatched = tls_options(cluster, pki, "allow");
+  mismatched.extra_toml = "[gateway.tls]\nmode = \"allow\"\ncert = " + toml_quote(pki.path("server.crt")) +
+                          "\nkey = " + toml_quote(pki.path("other.key")) + "\n";
+  const auto bad_key = check(mismatched);
+  EXPECT_EQ(bad_key.exit_code, 1) << bad_key.describe();
+  EXPECT_THAT(bad_key.err, HasSubstr("gateway.tls")) << bad_key.describe();
+  EXPECT_THAT(bad_key.err, HasSubstr(pki.path("other.key"))) << bad_key.describe();
+
+  std::filesystem::remove(pki.path("server.crt"));
+  const auto missing = check(tls_options(cluster, pki, "require"));
+  EXPECT_EQ(missing.exit_code, 1) << missing.describe();
+  EXPECT_THAT(missing.err, HasSubstr(pki.path("server.crt"))) << missing.describe();
+}
+
 }  // namespace
 }  // namespace pgnap::it
