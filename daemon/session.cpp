@@ -208,6 +208,7 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
       co_return std::nullopt;
     }
     if (auto* r = std::get_if<Refusal>(&admitted)) {
+      if (r->sqlstate == sqlstate::kTooManyConnections) env.metrics->limit_hit("max_waiting");
       co_await refuse(*r);
       co_return std::nullopt;
     }

@@ -59,7 +59,7 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_connections_total", MetricType::Counter, "Client connections accepted."},
     {"pgnap_gateway_errors_total", MetricType::Counter,
      "Errors sent to clients before they reached an instance, by SQLSTATE (08P01 bad startup packet or login "
-     "timeout, 3D000 database not served, 53300 max_clients)."},
+     "timeout, 28000 TLS required, 3D000 database not served, 53300 max_clients)."},
     {"pgnap_cancel_requests_total", MetricType::Counter,
      "Cancel requests, by outcome: forwarded to the server that issued the key, or unmatched."},
     {"pgnap_ledger_write_errors_total", MetricType::Counter, "Ledger writes that failed (their accounting is lost)."},

@@ -26,7 +26,7 @@ inline constexpr std::array<std::string_view, 2> kSuspendReasons{"idle", "exit"}
 // SQLSTATEs pgnap itself sends to a routed client: their series exist from the start.
 inline constexpr std::array<std::string_view, 4> kInstanceErrorCodes{"53300", "57P03", "57P01", "08P01"};
 // SQLSTATEs for errors before a client reaches an instance.
-inline constexpr std::array<std::string_view, 3> kGatewayErrorCodes{"08P01", "3D000", "53300"};
+inline constexpr std::array<std::string_view, 4> kGatewayErrorCodes{"08P01", "28000", "3D000", "53300"};
 
 // Upper bounds of the wake-time and client-wait histograms: 10 ms to 10 min.
 inline constexpr std::array<double, 15> kDurationBuckets{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,  2.5,

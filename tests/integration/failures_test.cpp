@@ -81,6 +81,7 @@ TEST(FailuresTest, MoreClientsThanMaxWaitingDuringASlowWakeGet53300) {
   options.bin_dir = wrapper.path();
   options.max_waiting = kMaxWaiting;
   options.idle_timeout = "1m";
+  options.metrics_listen = "127.0.0.1:0";
   Gateway gateway(options, &cluster);
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
 
@@ -110,6 +111,10 @@ TEST(FailuresTest, MoreClientsThanMaxWaitingDuringASlowWakeGet53300) {
   }
   EXPECT_EQ(wrapper.invocations("start"), 1);
   EXPECT_EQ(cluster.ready_count(), 1);
+  const auto m = http_get(gateway.metrics_port(), "/metrics");
+  EXPECT_THAT(m.body, HasSubstr("pgnap_limit_hits_total{limit=\"max_waiting\"} " +
+                                std::to_string(kClients - kMaxWaiting) + "\n"))
+      << m.body;
 }
 
 TEST(FailuresTest, WakeThatHangsFailsWith57P03AtWakeTimeoutAndLeavesNoProcessBehind) {
