@@ -37,8 +37,7 @@ const char* journal_prefix(Level l) {
   return "<6>";
 }
 
-void append_stamp(std::string& line) {
-  const auto now = std::chrono::system_clock::now();
+void append_stamp(std::string& line, std::chrono::system_clock::time_point now) {
   const auto secs = std::chrono::system_clock::to_time_t(now);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
@@ -102,26 +101,34 @@ bool to_journal() {
 }
 
 void write(Level l, std::string_view context, std::string_view message) {
+  write_all(format_line(l, context, message, to_journal(), std::chrono::system_clock::now()));
+}
+
+std::string format_line(Level l, std::string_view context, std::string_view message, bool journal,
+                        std::chrono::system_clock::time_point now) {
   std::string line;
   line.reserve(64 + context.size() + message.size());
-  if (to_journal()) {
+  if (journal) {
     line += journal_prefix(l);
   } else {
-    append_stamp(line);
+    append_stamp(line, now);
     line += ' ';
     line += level_name(l);
     line += ' ';
   }
   line += context;
   line += ": ";
-  // Multi-line messages (a server log excerpt) stay one record: continuation lines are
-  // indented so a reader, and grep, can tell them apart.
+  // Multi-line messages (a server log excerpt): continuation lines are indented so a reader,
+  // and grep, can tell them apart. journald makes each line a record of its own, so each
+  // carries the priority too (else an error's details would be filed as info).
   for (char c : message) {
     line += c;
-    if (c == '\n') line += "    ";
+    if (c != '\n') continue;
+    if (journal) line += journal_prefix(l);
+    line += "    ";
   }
   line += '\n';
-  write_all(line);
+  return line;
 }
 
 }  // namespace pgnap::daemon::log

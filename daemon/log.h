@@ -5,6 +5,7 @@
 // formatted: use the PGNAP_LOG macro.
 #pragma once
 
+#include <chrono>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -24,6 +25,10 @@ void pin_level(Level level);
 // Writes one complete line with a single write(2), so lines from one process never
 // interleave.
 void write(Level level, std::string_view context, std::string_view message);
+// The line write() sends, newline included: with `journal`, the syslog priority prefix and no
+// timestamp; otherwise `now` as an ISO 8601 UTC timestamp and the level in words.
+[[nodiscard]] std::string format_line(Level level, std::string_view context, std::string_view message,
+                                      bool journal, std::chrono::system_clock::time_point now);
 // Whether stderr goes to the journal (decided once, from $JOURNAL_STREAM and stderr's device
 // and inode, as sd_journal_stream_fd's protocol documents).
 [[nodiscard]] bool to_journal();
