@@ -54,7 +54,11 @@ std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
     options.status = config.exec.status;
     options.env = config.exec.env;
     options.run_as = run_as(config, config.exec.os_user, false);
-    options.start_timeout = config.exec.start_timeout;
+    // Unset, the start runs until the wake's deadline, which follows wake_timeout, also when
+    // a reload changes it.
+    options.start_timeout = config.exec.start_timeout != Duration(0)
+                                ? std::chrono::duration_cast<std::chrono::milliseconds>(config.exec.start_timeout)
+                                : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::hours(24 * 365));
     options.stop_timeout = config.exec.stop_timeout;
     options.status_timeout = config.exec.status_timeout;
     return std::make_unique<backends::ExecBackend>(std::move(options));

@@ -2,6 +2,8 @@
 // the file. The schema lives in config_schema.cpp, the value grammars in config_values.cpp.
 #include "daemon/config.h"
 
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -83,7 +85,20 @@ std::string BackendAddress::to_string() const {
 
 bool BackendAddress::local() const {
   if (kind == Kind::kUnix) return true;
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  if (host == "localhost" || host == "::1") return true;
+  // 127.0.0.0/8, written as an IPv4 address (a host name such as 127.db.example.org is not).
+  in_addr v4{};
+  return ::inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+std::string InstanceConfig::effective_tls() const {
+  if (!tls.empty()) return tls;
+  // Pointless on a Unix socket or loopback, welcome across a network.
+  return address.local() ? "disable" : "prefer";
+}
+
+Duration InstanceConfig::exec_start_timeout() const {
+  return exec.start_timeout == Duration(0) ? wake_timeout : exec.start_timeout;
 }
 
 std::string ConfigError::to_string() const {

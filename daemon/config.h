@@ -97,14 +97,22 @@ struct InstanceConfig {
   std::uint32_t max_waiting = 200;
   Duration connect_timeout = std::chrono::seconds(10);  // TCP/Unix connect to the instance
   bool suspend_on_exit = false;
-  // TLS to the instance: "disable", "prefer" (if the server offers it) or "require".
-  // Default: "disable" for a Unix socket or loopback address, "prefer" otherwise.
+  // TLS to the instance: "disable", "prefer" (if the server offers it) or "require";
+  // "" = not set: see effective_tls().
   std::string tls;
   PgCtlConfig pg_ctl;
   ExecConfig exec;
   SystemdConfig systemd;
   AccountingConfig accounting;
   bool operator==(const InstanceConfig&) const = default;
+
+  // Defaults that follow other keys are resolved where they are used, never stored: a reload
+  // must compare what the user wrote, and a restart-only `address` must not change a live
+  // key's default before the restart.
+  // `tls`, else "disable" for a Unix socket or loopback address and "prefer" otherwise.
+  [[nodiscard]] std::string effective_tls() const;
+  // exec.start_timeout, else wake_timeout.
+  [[nodiscard]] Duration exec_start_timeout() const;
 };
 
 // [gateway.tls]: TLS for clients (OpenSSL through Boost.Asio's ssl).

@@ -47,7 +47,7 @@ std::string command_line(const std::vector<std::string>& argv) {
 void describe_exec(std::string& out, const InstanceConfig& instance) {
   const ExecConfig& e = instance.exec;
   out += "  exec commands (run without a shell):\n";
-  out += "    start: " + command_line(e.start) + "  (timeout " + format_duration(e.start_timeout) + ")\n";
+  out += "    start: " + command_line(e.start) + "  (timeout " + format_duration(instance.exec_start_timeout()) + ")\n";
   out += "    stop: " + command_line(e.stop) + "  (timeout " + format_duration(e.stop_timeout) + ")\n";
   out += e.status.empty() ? std::string("    status: (none: the readiness probe decides)\n")
                           : "    status: " + command_line(e.status) + "  (timeout " +
@@ -172,7 +172,7 @@ std::string describe_config(const Config& config) {
         std::to_string(instance.max_waiting) + (instance.max_waiting == 0 ? " (never queue)" : ""));
     line(out, "connect_timeout", format_duration(instance.connect_timeout));
     line(out, "suspend_on_exit", instance.suspend_on_exit ? "yes" : "no");
-    line(out, "tls", instance.tls);
+    line(out, "tls", instance.effective_tls() + (instance.tls.empty() ? " (default for this address)" : ""));
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);
     if (instance.backend == "systemd") describe_systemd(out, instance);

@@ -201,8 +201,8 @@ struct EnvValue {
                                                                               const std::string&) const;
 };
 
-// A size in bytes: an integer, or a string with a unit ("64kB", "16MB", "1GB" are powers of
-// 1000; "64KiB", "16MiB", "1GiB" powers of 1024), within [min, max].
+// A size in bytes: an integer, or a string with a unit as postgresql.conf writes them
+// ("64kB", "16MB", "1GB", powers of 1024; "64KiB", "16MiB", "1GiB" the same), within [min, max].
 struct SizeValue {
   std::uint64_t min;
   std::uint64_t max;

@@ -212,9 +212,6 @@ void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
                     join_key(instance.key, n.backend) + "] table with " + std::string(n.what) + ")");
     }
   }
-  if (instance.config.exec.start_timeout == Duration(0)) instance.config.exec.start_timeout = config.wake_timeout;
-  // TLS to the instance: pointless on a Unix socket or loopback, welcome across a network.
-  if (instance.config.tls.empty()) instance.config.tls = config.address.local() ? "disable" : "prefer";
   // "postgresql@15-main" names a service; other unit types keep their suffix. The driver's
   // own rule, so that `pgnap check` shows the unit the driver will ask for.
   std::string& unit = instance.config.systemd.unit;

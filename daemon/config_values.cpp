@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <tuple>
 
@@ -400,14 +401,26 @@ std::optional<std::uint64_t> SizeValue::operator()(ParseContext& ctx, const toml
     const std::string& text = s->get();
     std::size_t digits = 0;
     while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-    const std::string unit = text.substr(digits);
+    // As postgresql.conf: spaces may separate the number and its unit.
+    std::size_t unit_at = digits;
+    while (unit_at < text.size() && text[unit_at] == ' ') ++unit_at;
+    const std::string unit = text.substr(unit_at);
     // As postgresql.conf: kB, MB and GB are powers of 1024 (and so are KiB, MiB, GiB).
     static const std::pair<const char*, std::uint64_t> kUnits[] = {
         {"", 1},       {"B", 1},           {"kB", 1024ull},     {"MB", 1024ull * 1024}, {"GB", 1024ull * 1024 * 1024},
         {"KiB", 1024ull}, {"MiB", 1024ull * 1024}, {"GiB", 1024ull * 1024 * 1024}};
+    // At most 12 digits, so the number fits; the product is checked before it is formed.
     if (digits > 0 && digits <= 12) {
+      const std::uint64_t number = std::stoull(text.substr(0, digits));
       for (const auto& [name, factor] : kUnits) {
-        if (unit == name) bytes = std::stoull(text.substr(0, digits)) * factor;
+        if (unit != name) continue;
+        if (number > std::numeric_limits<std::uint64_t>::max() / factor) {
+          ctx.error(node.source(), key,
+                    "expected a size between " + std::to_string(min) + " and " + std::to_string(max) +
+                        " bytes, got " + describe_value(node));
+          return std::nullopt;
+        }
+        bytes = number * factor;
       }
     }
   }

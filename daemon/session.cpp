@@ -239,7 +239,7 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
   tune_server_socket(server.socket());
 
   // ---- TLS to the instance ----
-  if (instance->config().tls != "disable") {
+  if (instance->config().effective_tls() != "disable") {
     const auto deadline = Clock::now() + instance->config().connect_timeout;
     std::string why;
     const auto answer = co_await request_tls(server, deadline, why);
@@ -247,7 +247,7 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
       if (const auto ec = co_await server.connect_tls(env.instance_tls, deadline); ec) {
         why = "TLS handshake with the instance failed: " + ec.message();
       }
-    } else if (answer == 'N' && instance->config().tls == "require") {
+    } else if (answer == 'N' && instance->config().effective_tls() == "require") {
       why = "the instance does not offer TLS, and its tls = \"require\"";
     }
     if (!why.empty()) {

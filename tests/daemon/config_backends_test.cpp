@@ -62,7 +62,8 @@ stop = ["docker", "stop", "pg"]
   EXPECT_TRUE(e.status.empty());
   EXPECT_TRUE(e.env.empty());
   EXPECT_EQ(e.os_user, "");
-  EXPECT_EQ(e.start_timeout, seconds(90)) << "unset: the instance's wake_timeout";
+  EXPECT_EQ(e.start_timeout, seconds(0)) << "unset, not stored";
+  EXPECT_EQ(config.instances.at(0).exec_start_timeout(), seconds(90)) << "unset: the instance's wake_timeout";
   EXPECT_EQ(e.stop_timeout, seconds(60));
   EXPECT_EQ(e.status_timeout, seconds(10));
 }
