@@ -160,6 +160,26 @@ TEST(TlsTest, BytesPipelinedAfterAnSslRequestAreRefusedBeforeAnyHandshake) {
   EXPECT_EQ(r.exit_code, 0) << r.describe();
 }
 
+// libpq with gssencmode=prefer asks for GSSAPI encryption first and, on 'N', for TLS on the
+// same connection: pgnap refuses the first and accepts the second.
+TEST(TlsTest, GssEncRequestGetsNThenAnSslRequestGetsS) {
+  constexpr std::uint32_t kGssEncRequest = 80877104;
+  Pki pki;
+  pki.issue("server", "localhost");
+  Cluster cluster;
+  Gateway gateway(tls_options(cluster, pki, "require"), &cluster);
+  ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
+
+  auto raw = RawClient::tcp(gateway.port());
+  ASSERT_TRUE(raw.send(be32(8) + be32(kGssEncRequest)));
+  const auto gss = raw.read_until([](std::string_view b) { return !b.empty(); }, 10s);
+  ASSERT_EQ(gss.bytes, "N");
+  ASSERT_TRUE(raw.send(be32(8) + be32(kSslRequest)));
+  const auto ssl = raw.read_until([](std::string_view b) { return !b.empty(); }, 10s);
+  EXPECT_EQ(ssl.bytes, "S");
+  EXPECT_FALSE(ssl.closed);
+}
+
 TEST(TlsTest, SighupLoadsANewCertificateAndKeepsTheOldOneWhenTheNewOneIsBroken) {
   Pki pki;
   pki.issue("server", "first.example");
