@@ -78,6 +78,48 @@ TEST(ReloadTest, SighupRaisesMaxClientsAndAddsAnInstanceWithoutDroppingSessions)
   EXPECT_EQ(metric(m.body, R"(pgnap_limit_hits_total{limit="max_clients"})"), 1) << m.body;
 }
 
+// Listeners and instances follow the file: a new Unix-socket listener opens and the old TCP
+// one closes, a removed instance takes no new clients while its session goes on, and its
+// database is then routed as the new file says.
+TEST(ReloadTest, SighupMovesTheListenerAndRemovesAnInstanceWhileItsSessionGoesOn) {
+  Cluster cluster;
+  Cluster second_cluster;
+  auto options = GatewayOptions::for_cluster(cluster);
+  auto added = GatewayOptions::for_cluster(second_cluster);
+  options.extra_toml = "\n[instances.second]\ndatabases = [\"template1\"]\nbackend = \"pg_ctl\"\naddress = " +
+                       toml_quote(added.address) + "\nidle_timeout = \"1m\"\n[instances.second.pg_ctl]\nbin_dir = " +
+                       toml_quote(added.bin_dir) + "\ndata_dir = " + toml_quote(added.data_dir) +
+                       "\nos_user = " + toml_quote(added.os_user) + "\nlog_file = " + toml_quote(added.log_file) +
+                       "\n";
+  Gateway gateway(options, &cluster);
+  auto held = connect_or_throw(gateway.conninfo("template1"), 60s);
+  const auto on_second = query(held.get(), "select current_setting('data_directory')");
+  ASSERT_TRUE(on_second.ok);
+
+  TempDir sockets(false);
+  const std::string file = read_file(gateway.config_path());
+  const auto second_at = file.find("\n[instances.second]");
+  ASSERT_NE(second_at, std::string::npos);
+  write_file(gateway.config_path(), file.substr(0, second_at) + "\n");
+  set_key(gateway, "listen", "[" + toml_quote(sockets.path() + "/.s.PGSQL.6432") + "]");
+  sighup(gateway);
+  ASSERT_TRUE(gateway.wait_for_log("configuration reloaded", 10s)) << gateway.log();
+  EXPECT_THAT(gateway.log(), HasSubstr("stopped listening on 127.0.0.1:" + std::to_string(gateway.port())));
+  EXPECT_THAT(gateway.log(), HasSubstr("instance=second: removed from the configuration"));
+
+  // The session on the removed instance, over the closed listener, goes on.
+  const auto still = query(held.get(), "select current_setting('data_directory')");
+  ASSERT_TRUE(still.ok) << "the reload dropped a session";
+  EXPECT_EQ(still.value, second_cluster.data_dir());
+  EXPECT_EQ(on_second.value, second_cluster.data_dir());
+  // The old listener is closed; the new one serves, and template1 now goes to "*" (main).
+  EXPECT_FALSE(connect(gateway.conninfo(), 10s).ok()) << "the removed TCP listener still accepts";
+  const auto r = psql("host=" + sockets.path() + " port=6432 user=postgres dbname=template1",
+                      "select current_setting('data_directory')");
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, cluster.data_dir() + "\n") << "template1 still routed to the removed instance";
+}
+
 TEST(ReloadTest, SighupWithABrokenFileKeepsTheRunningConfigurationAndLogsEveryError) {
   Cluster cluster;
   auto options = GatewayOptions::for_cluster(cluster);
