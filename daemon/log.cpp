@@ -131,4 +131,19 @@ std::string format_line(Level l, std::string_view context, std::string_view mess
   return line;
 }
 
+LineBudget::Verdict LineBudget::take(std::chrono::steady_clock::time_point now, std::size_t& suppressed) {
+  suppressed = 0;
+  if (now - window_start_ >= std::chrono::seconds(1)) {
+    window_start_ = now;
+    in_window_ = 0;
+  }
+  if (in_window_ >= per_second_) {
+    return ++suppressed_ == 1 ? Verdict::kFirstLeftOut : Verdict::kLeftOut;
+  }
+  ++in_window_;
+  suppressed = suppressed_;
+  suppressed_ = 0;
+  return Verdict::kWrite;
+}
+
 }  // namespace pgnap::daemon::log

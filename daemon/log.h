@@ -33,6 +33,28 @@ void write(Level level, std::string_view context, std::string_view message);
 // and inode, as sd_journal_stream_fd's protocol documents).
 [[nodiscard]] bool to_journal();
 
+// A budget for lines a client can cause at will (refused startups, failed handshakes): at
+// most `per_second` in any one-second window, so a flood of bad connections cannot flood the
+// journal. The metrics still count every event.
+class LineBudget {
+ public:
+  explicit LineBudget(std::size_t per_second) : per_second_(per_second) {}
+  enum class Verdict {
+    kWrite,            // write the line
+    kFirstLeftOut,     // the budget just ran out: write a line saying lines are left out
+    kLeftOut,          // write nothing
+  };
+  // What to do with a line now. With kWrite, `suppressed` is the number of lines left out
+  // since the last one written (to say so in that line), else 0.
+  [[nodiscard]] Verdict take(std::chrono::steady_clock::time_point now, std::size_t& suppressed);
+
+ private:
+  std::size_t per_second_;
+  std::chrono::steady_clock::time_point window_start_{};
+  std::size_t in_window_ = 0;
+  std::size_t suppressed_ = 0;
+};
+
 }  // namespace pgnap::daemon::log
 
 // PGNAP_LOG(kInfo, "instance=" << name, "ready after " << ms << " ms");

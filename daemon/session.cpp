@@ -118,6 +118,27 @@ asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequ
 
 namespace {
 
+// A refusal any client can cause at will: logged within the session budget, so a flood of
+// bad connections does not flood the journal (the metrics count every one).
+void log_refusal(SessionEnv& env, const std::string& context, const std::string& text) {
+  std::size_t suppressed = 0;
+  switch (env.refusal_log.take(std::chrono::steady_clock::now(), suppressed)) {
+    case log::LineBudget::Verdict::kWrite:
+      PGNAP_LOG(kInfo, context,
+                text << (suppressed == 0 ? ""
+                                         : " (" + std::to_string(suppressed) + " similar line(s) left out before this one)"));
+      return;
+    case log::LineBudget::Verdict::kFirstLeftOut:
+      PGNAP_LOG(kWarning, "gateway",
+                "more than " << SessionEnv::kRefusalLinesPerSecond
+                             << " refused connections in a second: the next ones are left out of the log "
+                                "(pgnap_gateway_errors_total and pgnap_limit_hits_total count them all)");
+      return;
+    case log::LineBudget::Verdict::kLeftOut:
+      return;
+  }
+}
+
 // What connecting a client to its instance produces, for the relay. Kept small: it lives in
 // the session's frame for the whole session (the connection phase's many locals and
 // temporaries live in their own coroutine frame, freed before the relay starts).
@@ -148,7 +169,7 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
     case StartupOutcome::Kind::kClosed:
       if (startup.reason.rfind("TLS handshake failed", 0) == 0) {
         ++env.metrics->tls_handshake_failures;
-        PGNAP_LOG(kInfo, context, startup.reason);
+        log_refusal(env, context, startup.reason);
       } else {
         PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
       }
@@ -158,7 +179,7 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
                                  startup.reason.rfind("unsupported", 0) == 0
                              ? sqlstate::kProtocolViolation
                              : sqlstate::kInvalidAuthorization);
-      PGNAP_LOG(kInfo, context, "refused: " << startup.reason);
+      log_refusal(env, context, "refused: " + startup.reason);
       co_return std::nullopt;
     case StartupOutcome::Kind::kCancel:
       co_await forward_cancel(env, startup.cancel, context);
@@ -174,7 +195,7 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
   if (instance == nullptr) {
     std::string served;
     for (const auto& name : env.router->served_names()) served += (served.empty() ? "" : ", ") + name;
-    PGNAP_LOG(kInfo, context, "refused: database \"" << database << "\" is not served");
+    log_refusal(env, context, "refused: database \"" + database + "\" is not served");
     env.metrics->error(sqlstate::kInvalidCatalogName);
     const ClientError error{std::string(sqlstate::kInvalidCatalogName),
                             "database \"" + database + "\" is not served by this gateway",

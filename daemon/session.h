@@ -13,6 +13,7 @@
 
 #include "daemon/cancel_registry.h"
 #include "daemon/config.h"
+#include "daemon/log.h"
 #include "daemon/net.h"
 #include "daemon/router.h"
 #include "daemon/tls.h"
@@ -28,6 +29,9 @@ struct SessionEnv {
   metrics::GatewayMetrics* metrics = nullptr;
   const TlsServer* tls = nullptr;                 // clients' TLS
   std::shared_ptr<ssl::context> instance_tls;     // TLS to instances
+  // Refusals before a client reaches an instance are logged within this budget.
+  static constexpr std::size_t kRefusalLinesPerSecond = 20;
+  log::LineBudget refusal_log{kRefusalLinesPerSecond};
   // The largest message a client may send after its startup ([gateway] max_message_size).
   [[nodiscard]] std::uint32_t max_client_message() const {
     return static_cast<std::uint32_t>(std::min<std::uint64_t>(gateway->max_message_size, 0xffffffffu));

@@ -214,5 +214,28 @@ TEST_F(LogTest, MacroAtDebugWritesEveryLevel) {
   EXPECT_THAT(out, HasSubstr("c: e\n"));
 }
 
+// ---- LineBudget ----------------------------------------------------------------------------
+
+TEST(LineBudgetTest, AtMostNLinesPerSecondThenTheNextSaysHowManyWereLeftOut) {
+  using Verdict = log::LineBudget::Verdict;
+  log::LineBudget budget(3);
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  std::size_t suppressed = 99;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(budget.take(t0 + std::chrono::milliseconds(i), suppressed), Verdict::kWrite);
+    EXPECT_EQ(suppressed, 0u);
+  }
+  // The first line over the budget is announced once; the rest are dropped.
+  EXPECT_EQ(budget.take(t0 + std::chrono::milliseconds(500), suppressed), Verdict::kFirstLeftOut);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(budget.take(t0 + std::chrono::milliseconds(500), suppressed), Verdict::kLeftOut);
+  }
+  // A new window: the first line carries the count, the next ones do not.
+  ASSERT_EQ(budget.take(t0 + std::chrono::milliseconds(1000), suppressed), Verdict::kWrite);
+  EXPECT_EQ(suppressed, 5u);
+  ASSERT_EQ(budget.take(t0 + std::chrono::milliseconds(1001), suppressed), Verdict::kWrite);
+  EXPECT_EQ(suppressed, 0u);
+}
+
 }  // namespace
 }  // namespace pgnap::daemon
