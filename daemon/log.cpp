@@ -14,6 +14,7 @@ namespace pgnap::daemon::log {
 
 namespace {
 std::atomic<Level> g_level{Level::kInfo};
+std::atomic<bool> g_pinned{false};  // -v: later set_level calls are ignored
 
 const char* level_name(Level l) {
   switch (l) {
@@ -63,8 +64,6 @@ void write_all(const std::string& line) {
 }
 
 }  // namespace
-
-std::atomic<bool> g_pinned{false};
 
 void set_level(Level level) {
   if (!g_pinned.load(std::memory_order_relaxed)) g_level.store(level, std::memory_order_relaxed);
