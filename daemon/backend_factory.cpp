@@ -14,13 +14,20 @@ namespace {
 
 // The user a driver's commands run as. PostgreSQL refuses to run as root, and pgnap runs no
 // command as root that the configuration did not ask for: when pgnap is root, pg_ctl always
-// switches to its os_user; exec commands switch when os_user is set.
-std::optional<backends::RunAs> run_as(const InstanceConfig& config, const std::string& os_user, bool required) {
-  if (::geteuid() != 0 || (os_user.empty() && !required)) return std::nullopt;
+// switches to its os_user (default "postgres"); exec commands need an os_user, which may be
+// "root" when that is really meant.
+std::optional<backends::RunAs> run_as(const InstanceConfig& config, const std::string& os_user, bool refuse_root) {
+  if (::geteuid() != 0) return std::nullopt;
+  if (os_user.empty()) {
+    throw std::runtime_error("instance \"" + config.name + "\": pgnap runs as root and [instances." + config.name +
+                             "." + config.backend +
+                             "] has no os_user, so its commands would run as root; set os_user to the user "
+                             "they should run as (os_user = \"root\" if they must run as root)");
+  }
   std::string error;
   auto user = backends::lookup_user(os_user, error);
   if (!user) throw std::runtime_error("instance \"" + config.name + "\": " + error);
-  if (required && user->uid == 0) {
+  if (refuse_root && user->uid == 0) {
     throw std::runtime_error("instance \"" + config.name + "\": os_user \"" + os_user +
                              "\" is root; PostgreSQL refuses to run as root");
   }

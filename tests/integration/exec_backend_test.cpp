@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <sstream>
@@ -271,6 +273,40 @@ TEST(ExecBackendTest, AMissingProgramIsReportedByTheWakeAndByCheck) {
   EXPECT_THAT(check.err, HasSubstr("instance \"abs\": start command's program \"/nonexistent/pgnap-start\""));
   EXPECT_THAT(check.err, HasSubstr("instance \"bare\": start command's program \"pgnap-no-such-start-program\""));
   EXPECT_THAT(check.err, Not(HasSubstr("stop command"))) << "`true` is on PATH";
+}
+
+// pgnap never runs a command as root that the configuration did not ask for: as root, an exec
+// instance without os_user is refused by `check` and by `run`; os_user = "root" says it is meant.
+TEST(ExecBackendTest, AsRootAnExecInstanceWithoutOsUserIsRefused) {
+  TempDir dir(false);
+  ExecInstance instance;
+  instance.address = dir.path();
+  instance.start = {"true"};
+  instance.stop = {"true"};
+  std::string toml = exec_toml(instance);
+  const std::string os_user_line = "os_user = \"postgres\"\n";
+  toml.erase(toml.find(os_user_line), os_user_line.size());
+  const std::string config = dir.path() + "/pgnap.toml";
+  write_file(config, render_config(with_instances(toml), dir.path() + "/ledger.db"));
+
+  const auto check = run_command({pgnap_binary(), "check", "-c", config}, 30s);
+  const auto run = run_command({pgnap_binary(), "run", "-c", config}, 30s);
+  if (::geteuid() != 0) {
+    // Not root: commands run as pgnap's own user and os_user does not matter.
+    EXPECT_EQ(check.exit_code, 0) << check.describe();
+    return;
+  }
+  const std::string why = "instance \"main\": pgnap runs as root and [instances.main.exec] has no os_user";
+  EXPECT_EQ(check.exit_code, 1) << check.describe();
+  EXPECT_THAT(check.err, HasSubstr(why));
+  EXPECT_FALSE(run.timed_out) << "pgnap run went on as root with commands that would run as root";
+  EXPECT_EQ(run.exit_code, 1) << run.describe();
+  EXPECT_THAT(run.err, HasSubstr(why));
+
+  // Said on purpose: accepted.
+  write_file(config, render_config(with_instances(toml + "os_user = \"root\"\n"), dir.path() + "/ledger.db"));
+  const auto meant = run_command({pgnap_binary(), "check", "-c", config}, 30s);
+  EXPECT_EQ(meant.exit_code, 0) << meant.describe();
 }
 
 // A bare program name is looked up on the PATH the command runs with: the instance's env may
