@@ -6,12 +6,13 @@
 #   make demo    build, then run pgnap in front of a throwaway cluster (scripts/demo.sh)
 #   make bench   build, then measure pgnap next to PostgreSQL direct and PgBouncer
 #                (bench/run.sh; about 15 minutes; writes docs/benchmarks.md)
+#   make fuzz    build the libFuzzer targets with clang, run them for FUZZ_SECONDS=90 (tests/fuzz/run.sh)
 #   make clean   remove $(BUILD_DIR); `make distclean` also removes var/ (the demo cluster)
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build test demo bench clean distclean
+.PHONY: all deps build test demo bench fuzz clean distclean
 
 all: build
 
@@ -30,6 +31,9 @@ demo: build
 
 bench: build
 	BUILD_DIR=$(abspath $(BUILD_DIR)) bench/run.sh
+
+fuzz: deps
+	tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -7,7 +7,7 @@
 set -eu
 
 PACKAGES="
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang libclang-rt-14-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpq-dev libsqlite3-dev prometheus-cpp-dev libtomlplusplus-dev
   libssl-dev libsystemd-dev libgtest-dev libgmock-dev

@@ -5,6 +5,7 @@
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -14,8 +15,11 @@ using namespace pgnap::protocol;
 
 namespace {
 
-void check(bool ok) {
-  if (!ok) std::abort();
+// An invariant; a broken one names its line and aborts, which libFuzzer reports as a crash.
+void check(bool ok, int line = __builtin_LINE()) {
+  if (ok) return;
+  std::fprintf(stderr, "fuzz_message_scanner.cpp:%d: invariant broken\n", line);
+  std::abort();
 }
 
 struct Event {
@@ -56,7 +60,9 @@ Outcome run(Bytes stream, std::bitset<256> watched, Chunks next_chunk) {
     });
     pos += n;
   }
+  // The reason is logged and may reach the client: printable ASCII, whatever the bytes.
   check(out.status == ScanStatus::kOk || !scanner.error().empty());
+  for (const char c : scanner.error()) check(c >= 0x20 && c < 0x7f);
   out.messages = scanner.messages();
   out.at_boundary = scanner.at_boundary();
   return out;
