@@ -1,5 +1,7 @@
 #include "daemon/gateway.h"
 
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +29,34 @@
 #include "protocol/encode.h"
 
 namespace pgnap::daemon {
+
+namespace {
+
+// Each session holds two descriptors (the client's socket and the server's). Shells and
+// containers commonly start programs with a soft RLIMIT_NOFILE of 1024, which would cap
+// pgnap near 500 sessions whatever max_clients says: beyond that, accepts and connections
+// to the instance fail with EMFILE. So raise the soft limit to the hard one, as systemd asks
+// of programs that need many descriptors (its unit sets LimitNOFILE for both, so children
+// see nothing new), and say so when even that is too few.
+void raise_descriptor_limit(std::uint64_t max_clients) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  }
+  // Two per session, plus listeners, the metrics endpoint, the ledger, probes, children's
+  // pipes and refusals in progress.
+  const std::uint64_t needed = 2 * max_clients + 128;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    PGNAP_LOG(kWarning, "gateway", "only " << limit.rlim_cur << " file descriptors allowed (RLIMIT_NOFILE), "
+                                           << needed << " needed for max_clients = " << max_clients
+                                           << ": raise LimitNOFILE (systemd) or ulimit -n, or lower max_clients");
+  }
+}
+
+}  // namespace
 
 std::string config_key(const std::string& path) {
   return std::filesystem::absolute(path).lexically_normal().string();
@@ -82,6 +112,7 @@ void Gateway::rebuild_router() {
 int Gateway::run() {
   // Writes to a closed socket or pipe must return EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
+  raise_descriptor_limit(config_.gateway.max_clients);
   open_listeners();
   asio::co_spawn(io_, start(), [this](std::exception_ptr e) {
     if (!e) return;
@@ -298,7 +329,26 @@ void Gateway::spawn_session(Socket socket) {
                    }
                    --active_connections_;
                    sessions_.erase(slot);
+                   release_memory_when_idle();
                  }));
+}
+
+void Gateway::release_memory_when_idle() {
+  // A burst of connections (a flood refused at max_clients, a pool reconnecting) leaves the
+  // heap at its high-water mark: glibc keeps freed memory for reuse and only trims the top
+  // of the heap, which the long-lived objects allocated meanwhile (Asio's per-descriptor
+  // state, kept in a pool) pin. When the last connection is gone after such a burst, hand
+  // the free pages back: an idle gateway should be small. malloc_trim costs about 2 ms on
+  // the loop for the 10 MB heap of a few thousand connections, at most once per kBurst
+  // connections; a refusal still being written meanwhile does not matter (only free pages
+  // are given back).
+  constexpr std::uint64_t kBurst = 256;  // connections (sessions and refusals) since the last trim
+  if (active_connections_ != 0) return;
+  if (gateway_metrics_.connections_total - connections_at_trim_ < kBurst) return;
+  connections_at_trim_ = gateway_metrics_.connections_total;
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
 }
 
 asio::awaitable<void> Gateway::handle_signals() {

@@ -69,6 +69,8 @@ class Gateway {
   asio::awaitable<void> accept_loop(Listener& listener);
   void spawn_session(Socket socket);
   asio::awaitable<void> refuse_connection(Socket socket);
+  // Once no session is left after many connections (a burst), gives the heap's free pages back.
+  void release_memory_when_idle();
   asio::awaitable<void> handle_signals();
   void arm_watchdog();
   [[nodiscard]] std::unique_ptr<Instance> make_instance(const InstanceConfig& config,
@@ -102,6 +104,7 @@ class Gateway {
   std::list<SessionSlot> sessions_;
   std::size_t active_connections_ = 0;
   std::size_t refusing_ = 0;  // refused connections whose startup is being read
+  std::uint64_t connections_at_trim_ = 0;  // connections_total when memory was last given back
   std::size_t refused_since_log_ = 0;
   Clock::time_point last_refusal_log_{};
   std::uint64_t next_session_id_ = 1;

@@ -6,6 +6,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -400,6 +401,42 @@ void Instance::report_unreachable(const std::string& why) {
   metrics_.unexpected_stop();
   set_state(InstanceState::kAsleep, "stopped without pgnap (" + why + ")");
   PGNAP_LOG(kWarning, context(), "stopped without pgnap (" << why << "); the next client wakes it");
+}
+
+void Instance::check_reachable(std::string why) {
+  if (state_ != InstanceState::kAwake || checking_reachable_ || shutting_down_) return;
+  checking_reachable_ = true;
+  // Posted, like launch(): the probe must not share the cancellation of the session that
+  // asked for it, which is ending.
+  asio::post(executor_, [this, alive = alive_, why = std::move(why)]() mutable {
+    if (!*alive) return;
+    auto check = [](Instance* self, std::shared_ptr<bool> alive, std::string why) -> asio::awaitable<void> {
+      const auto since = self->state_since_;
+      // A server that answers 57P03 is shutting down, starting or recovering from a crash:
+      // follow it until it accepts connections again or nothing answers any more.
+      constexpr int kAttempts = 60;
+      constexpr auto kInterval = std::chrono::milliseconds(500);
+      for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        if (attempt > 0) {
+          asio::steady_timer pause(self->executor_, kInterval);
+          co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (!*alive) co_return;
+        }
+        // The state moved on (a suspend, a client that found out first): nothing to report.
+        if (self->state_ != InstanceState::kAwake || self->state_since_ != since || self->shutting_down_) co_return;
+        const auto probe = co_await self->backend_->probe(self->probe_target(), self->tuning_.adopt_probe_timeout);
+        if (!*alive) co_return;
+        if (probe.ready) co_return;
+        if (probe.answered) continue;
+        if (self->state_since_ != since) co_return;
+        self->report_unreachable(why + ", and then " + probe.detail.substr(0, probe.detail.find('\n')));
+        co_return;
+      }
+    };
+    asio::co_spawn(executor_, check(this, alive, std::move(why)), [this, alive](std::exception_ptr) {
+      if (*alive) checking_reachable_ = false;
+    });
+  });
 }
 
 void Instance::reconfigure(const InstanceConfig& next) {

@@ -130,6 +130,11 @@ class Instance {
   // A session could not connect although the instance was believed awake: it stopped
   // without pgnap. The next client wakes it again.
   void report_unreachable(const std::string& why);
+  // A session's server closed its connection without a reason that shows it alive (no
+  // FATAL, or one of class 57: a shutdown, a crash): probes the instance now, and reports it
+  // unreachable if nothing answers, rather than leaving that to the next client. At most
+  // one such probe at a time.
+  void check_reachable(std::string why);
 
   // A reload: takes the live settings of `next` (timeouts, limits, databases, TLS,
   // accounting); the backend and address stay (they need a restart).
@@ -174,6 +179,7 @@ class Instance {
   asio::cancellation_signal operation_cancel_;  // the running wake or suspend
   bool operation_running_ = false;
   bool shutting_down_ = false;
+  bool checking_reachable_ = false;  // a check_reachable() probe is in flight
   Clock::time_point awake_since_{};
   Clock::time_point wake_deadline_{};
   std::chrono::system_clock::time_point wake_requested_{};

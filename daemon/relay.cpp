@@ -44,7 +44,7 @@ Relay::Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
       client_(client.socket()),
       server_(server.socket()),
       from_client_(max_client_message, types({protocol::frontend_msg::kTerminate})),
-      from_server_(kMaxServerMessage, types({msg::kBackendKeyData, msg::kReadyForQuery})),
+      from_server_(kMaxServerMessage, types({msg::kBackendKeyData, msg::kReadyForQuery, msg::kErrorResponse})),
       on_backend_key_(std::move(on_backend_key)),
       counters_(counters) {}
 
@@ -61,6 +61,9 @@ bool Relay::inspect(Direction direction, protocol::Bytes bytes, std::string& det
   const auto status = from_server_.scan(bytes, [this](const protocol::ScannedMessage& m) {
     if (m.type == msg::kReadyForQuery) {
       if (auto s = protocol::parse_ready_for_query(m)) transaction_status_ = *s;
+      server_error_.clear();
+    } else if (m.type == msg::kErrorResponse) {
+      server_error_ = protocol::parse_error_sqlstate(m).value_or("?");
     } else if (m.type == msg::kBackendKeyData) {
       if (auto key = protocol::parse_backend_key_data(m); key && on_backend_key_) on_backend_key_(*key);
     }

@@ -59,6 +59,10 @@ class Relay {
   // The transaction status of the last ReadyForQuery: 'I', 'T', 'E', or 0 before the first.
   [[nodiscard]] char transaction_status() const { return transaction_status_; }
   [[nodiscard]] bool client_terminated() const { return client_terminated_; }
+  // The SQLSTATE of the last ErrorResponse PostgreSQL sent since its last ReadyForQuery:
+  // when the server then closes the connection, the FATAL that said why ("" if none, or if
+  // its code lay beyond the scanner's captured head: "?").
+  [[nodiscard]] const std::string& server_error_since_ready() const { return server_error_; }
 
  private:
   enum class Direction { kToServer, kToClient };
@@ -77,6 +81,7 @@ class Relay {
   RelayCounters counters_;
   char transaction_status_ = 0;
   bool client_terminated_ = false;
+  std::string server_error_;
   bool to_client_pending_ = false;  // a partial write to the client is in flight
 };
 

@@ -352,6 +352,15 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& 
                          hint);
     co_await drain_until_closed(client, Clock::now() + std::chrono::seconds(2));
   }
+  // PostgreSQL went away in the middle of the session without a FATAL that says it lives on
+  // (a killed postmaster ends its backends silently; one that is shut down or crashed says
+  // 57Pxx): find out now whether the instance is down, not when the next client fails.
+  if (end.why == RelayEnd::Why::kServerClosed && !relay.client_terminated() &&
+      (relay.server_error_since_ready().empty() || relay.server_error_since_ready().starts_with("57"))) {
+    const std::string& code = relay.server_error_since_ready();
+    instance->check_reachable("it closed a session's connection" +
+                              (code.empty() ? std::string(" without an error") : " with " + code));
+  }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
   PGNAP_LOG(kDebug, e.context, "ended after " << ms << " ms: "
                                               << (end.why == RelayEnd::Why::kClientClosed   ? "client closed"
