@@ -97,6 +97,11 @@ struct InstanceConfig {
   std::uint32_t max_waiting = 200;
   Duration connect_timeout = std::chrono::seconds(10);  // TCP/Unix connect to the instance
   bool suspend_on_exit = false;
+  // A session at rest with no traffic for this long does not keep the instance awake; it is
+  // closed when the instance suspends. Unset: idle_timeout (see effective_idle_session_timeout);
+  // 0 disables (open sessions keep it awake).
+  std::optional<Duration> idle_session_timeout;
+  bool close_listeners = false;  // also close idle sessions that ran LISTEN
   // TLS to the instance: "disable", "prefer" (if the server offers it) or "require";
   // "" = not set: see effective_tls().
   std::string tls;
@@ -113,6 +118,10 @@ struct InstanceConfig {
   [[nodiscard]] std::string effective_tls() const;
   // exec.start_timeout, else wake_timeout.
   [[nodiscard]] Duration exec_start_timeout() const;
+  // idle_session_timeout, else idle_timeout.
+  [[nodiscard]] Duration effective_idle_session_timeout() const {
+    return idle_session_timeout.value_or(idle_timeout);
+  }
 };
 
 // [gateway.tls]: TLS for clients (OpenSSL through Boost.Asio's ssl).

@@ -172,6 +172,10 @@ std::string describe_config(const Config& config) {
         std::to_string(instance.max_waiting) + (instance.max_waiting == 0 ? " (never queue)" : ""));
     line(out, "connect_timeout", format_duration(instance.connect_timeout));
     line(out, "suspend_on_exit", instance.suspend_on_exit ? "yes" : "no");
+    const Duration rest = instance.effective_idle_session_timeout();
+    line(out, "idle_session_timeout",
+         rest == Duration(0) ? std::string("0s (open sessions keep it awake)")
+                             : format_duration(rest) + (instance.close_listeners ? " (listeners too)" : " (not listeners)"));
     line(out, "tls", instance.effective_tls() + (instance.tls.empty() ? " (default for this address)" : ""));
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);

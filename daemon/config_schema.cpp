@@ -136,6 +136,8 @@ const std::vector<KeyRow<InstanceConfig>> kInstanceKeys = {
     key("max_waiting", &InstanceConfig::max_waiting, IntegerValue{0, 1'000'000}),
     key("connect_timeout", &InstanceConfig::connect_timeout, kPositive),
     key("suspend_on_exit", &InstanceConfig::suspend_on_exit, BoolValue{}),
+    key("idle_session_timeout", &InstanceConfig::idle_session_timeout, kNonNegative),
+    key("close_listeners", &InstanceConfig::close_listeners, BoolValue{}),
     key("tls", &InstanceConfig::tls, ChoiceValue{kBackendTlsModes}),
     // A backend's own table: a new driver, so a restart.
     key("pg_ctl", &InstanceConfig::pg_ctl, TableValue<PgCtlConfig>{kPgCtlKeys}, Presence::kOptional, Reload::kRestart),

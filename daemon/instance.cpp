@@ -131,14 +131,26 @@ std::chrono::milliseconds Instance::backoff() const {
 void Instance::on_lease_acquired() {
   ++sessions_;
   metrics_.session_opened();
-  idle_timer_.cancel();
+  suspend_when_closed_ = false;  // a new session is use
+  arm_idle_timer();
 }
 
 void Instance::on_lease_released() {
   if (sessions_ > 0) --sessions_;
   metrics_.session_closed();
-  if (sessions_ == 0) arm_idle_timer();
+  last_release_ = Clock::now();
+  if (sessions_ > 0) return;
+  if (std::exchange(suspend_when_closed_, false) && state_ == InstanceState::kAwake && waiters_.empty() &&
+      !shutting_down_ && !operation_running_) {
+    suspend_now("idle for " + format_duration(config_.idle_timeout));
+    return;
+  }
+  arm_idle_timer();
 }
+
+void Instance::watch_session(SessionActivity* activity) { watched_.push_back(activity); }
+
+void Instance::unwatch_session(SessionActivity* activity) { watched_.remove(activity); }
 
 asio::awaitable<void> Instance::adopt() {
   const auto probe = co_await backend_->probe(probe_target(), tuning_.adopt_probe_timeout);
@@ -355,20 +367,75 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
 }
 
 void Instance::arm_idle_timer() {
-  if (state_ != InstanceState::kAwake || sessions_ > 0 || !waiters_.empty() || shutting_down_) return;
+  if (state_ != InstanceState::kAwake || !waiters_.empty() || shutting_down_) return;
   const auto now = Clock::now();
-  const auto at = std::max(now + config_.idle_timeout, awake_since_ + config_.min_awake);
+  Clock::time_point at = std::max(now + config_.idle_timeout, awake_since_ + config_.min_awake);
+  if (sessions_ > 0) {
+    // Open sessions keep it awake, unless idle_session_timeout lets idle ones be closed: look
+    // again once the newest of them could have been idle that long (on_idle_timer() then
+    // finds the exact moment, or looks again later).
+    const Duration rest = config_.effective_idle_session_timeout();
+    if (rest <= Duration(0)) {
+      idle_timer_.cancel();
+      return;
+    }
+    at = now + rest;
+  }
   idle_timer_.expires_at(at);
   idle_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
     if (ec || !*alive) return;
-    if (state_ != InstanceState::kAwake || sessions_ > 0 || !waiters_.empty() || shutting_down_ ||
-        operation_running_) {
-      return;
-    }
-    const std::string reason = "idle for " + format_duration(config_.idle_timeout);
-    set_state(InstanceState::kSuspending, reason);
-    launch(run_suspend(reason));
+    on_idle_timer();
   });
+}
+
+std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
+  const Duration rest = config_.effective_idle_session_timeout();
+  // A session still connecting or authenticating is not watched yet: in use.
+  if (rest <= Duration(0) || watched_.size() < sessions_) return std::nullopt;
+  Clock::time_point idle_since = last_release_;
+  for (const SessionActivity* a : watched_) {
+    if (!a->at_rest || (a->listening && !config_.close_listeners)) return std::nullopt;
+    idle_since = std::max(idle_since, a->last_traffic + rest);
+  }
+  return std::max(idle_since + config_.idle_timeout, awake_since_ + config_.min_awake);
+}
+
+void Instance::on_idle_timer() {
+  if (state_ != InstanceState::kAwake || !waiters_.empty() || shutting_down_ || operation_running_) return;
+  const std::string reason = "idle for " + format_duration(config_.idle_timeout);
+  if (sessions_ == 0) {
+    suspend_now(reason);
+    return;
+  }
+  const auto now = Clock::now();
+  const auto deadline = idle_sessions_deadline();
+  if (!deadline || *deadline > now) {
+    // In use, or not idle long enough yet: look again then (or after idle_session_timeout).
+    idle_timer_.expires_at(deadline ? *deadline : now + config_.effective_idle_session_timeout());
+    idle_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+      if (ec || !*alive) return;
+      on_idle_timer();
+    });
+    return;
+  }
+  // Every session left is only open: close them (each says why to its client), and suspend
+  // as soon as the last one is gone.
+  std::size_t closed = 0;
+  for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
+    if (a->close) {
+      a->close();
+      ++closed;
+    }
+  }
+  metrics_.idle_sessions_closed(closed);
+  PGNAP_LOG(kInfo, context(), "closed " << closed << " idle session(s) so that it can sleep (no traffic for "
+                                        << format_duration(config_.effective_idle_session_timeout()) << ")");
+  suspend_when_closed_ = true;
+}
+
+void Instance::suspend_now(const std::string& reason) {
+  set_state(InstanceState::kSuspending, reason);
+  launch(run_suspend(reason));
 }
 
 asio::awaitable<void> Instance::run_suspend(std::string reason) {
@@ -453,7 +520,7 @@ void Instance::reconfigure(const InstanceConfig& next) {
   config_.systemd = systemd;
   metrics_.set_accounting(config_.accounting);
   // A new idle_timeout or min_awake counts from now for an idle instance.
-  if (state_ == InstanceState::kAwake && sessions_ == 0 && waiters_.empty()) arm_idle_timer();
+  if (state_ == InstanceState::kAwake && waiters_.empty()) arm_idle_timer();
 }
 
 void Instance::begin_shutdown() {

@@ -29,6 +29,7 @@
 
 #include "backends/backend.h"
 #include "daemon/config.h"
+#include "daemon/session_activity.h"
 #include "metrics/instance_metrics.h"
 
 namespace pgnap::daemon {
@@ -136,6 +137,13 @@ class Instance {
   // one such probe at a time.
   void check_reachable(std::string why);
 
+  // A session's traffic, watched while it is relayed: with idle_session_timeout, sessions
+  // that are only open (at rest, no traffic) do not keep the instance awake; when the idle
+  // timer expires and all of them are so, they are closed and the instance suspends.
+  // `activity` must stay valid until unwatch_session().
+  void watch_session(SessionActivity* activity);
+  void unwatch_session(SessionActivity* activity);
+
   // A reload: takes the live settings of `next` (timeouts, limits, databases, TLS,
   // accounting); the backend and address stay (they need a restart).
   void reconfigure(const InstanceConfig& next);
@@ -159,6 +167,11 @@ class Instance {
   asio::awaitable<void> run_wake(std::string reason);
   void finish_waiters(const std::function<Admission()>& outcome);
   void arm_idle_timer();
+  void on_idle_timer();
+  void suspend_now(const std::string& reason);
+  // When the sessions left have all been idle long enough, the moment the instance may
+  // suspend; nullopt while one of them is in use (or cannot be closed).
+  [[nodiscard]] std::optional<Clock::time_point> idle_sessions_deadline() const;
   asio::awaitable<void> run_suspend(std::string reason);
   [[nodiscard]] Refusal refusal(std::string_view sqlstate, std::string detail, std::string hint = {}) const;
   [[nodiscard]] std::chrono::milliseconds backoff() const;
@@ -175,6 +188,9 @@ class Instance {
   InstanceState state_ = InstanceState::kAsleep;
   std::size_t sessions_ = 0;
   std::list<Waiter*> waiters_;
+  std::list<SessionActivity*> watched_;  // sessions being relayed (sessions_ counts connecting ones too)
+  Clock::time_point last_release_{};      // when the last session ended
+  bool suspend_when_closed_ = false;      // idle sessions were closed: suspend once they are gone
   asio::steady_timer idle_timer_;
   asio::cancellation_signal operation_cancel_;  // the running wake or suspend
   bool operation_running_ = false;

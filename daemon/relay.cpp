@@ -14,6 +14,7 @@ namespace pgnap::daemon {
 
 using namespace boost::asio::experimental::awaitable_operators;
 namespace msg = protocol::backend_msg;
+namespace fmsg = protocol::frontend_msg;
 
 namespace {
 
@@ -43,17 +44,42 @@ Relay::Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
       server_stream_(server),
       client_(client.socket()),
       server_(server.socket()),
-      from_client_(max_client_message, types({protocol::frontend_msg::kTerminate})),
-      from_server_(kMaxServerMessage, types({msg::kBackendKeyData, msg::kReadyForQuery, msg::kErrorResponse})),
+      from_client_(max_client_message,
+                   types({fmsg::kTerminate, fmsg::kQuery, fmsg::kFunctionCall, fmsg::kSync, fmsg::kParse, fmsg::kBind,
+                          fmsg::kExecute, fmsg::kDescribe, fmsg::kClose, fmsg::kFlush})),
+      from_server_(kMaxServerMessage, types({msg::kBackendKeyData, msg::kReadyForQuery, msg::kErrorResponse,
+                                             msg::kCommandComplete, msg::kNotificationResponse})),
       on_backend_key_(std::move(on_backend_key)),
       counters_(counters) {}
+
+void Relay::close_idle() {
+  idle_closed_ = true;
+  boost::system::error_code ec;
+  client_.cancel(ec);
+  server_.cancel(ec);
+}
 
 bool Relay::client_stream_at_boundary() const { return from_server_.at_boundary() && !to_client_pending_; }
 
 bool Relay::inspect(Direction direction, protocol::Bytes bytes, std::string& detail) {
   if (direction == Direction::kToServer) {
     const auto status = from_client_.scan(bytes, [this](const protocol::ScannedMessage& m) {
-      if (m.type == protocol::frontend_msg::kTerminate) client_terminated_ = true;
+      switch (m.type) {
+        case fmsg::kTerminate:
+          client_terminated_ = true;
+          break;
+        case fmsg::kQuery:
+        case fmsg::kFunctionCall:
+          ++unanswered_;  // each ends with a ReadyForQuery
+          break;
+        case fmsg::kSync:
+          ++unanswered_;
+          unsynced_ = false;
+          break;
+        default:  // Parse, Bind, Execute, Describe, Close, Flush: answered after a Sync
+          unsynced_ = true;
+      }
+      activity_.at_rest = false;
     });
     if (status == protocol::ScanStatus::kInvalid) detail = from_client_.error();
     return status == protocol::ScanStatus::kOk;
@@ -62,6 +88,16 @@ bool Relay::inspect(Direction direction, protocol::Bytes bytes, std::string& det
     if (m.type == msg::kReadyForQuery) {
       if (auto s = protocol::parse_ready_for_query(m)) transaction_status_ = *s;
       server_error_.clear();
+      if (unanswered_ > 0) --unanswered_;
+      activity_.at_rest = transaction_status_ == 'I' && unanswered_ == 0 && !unsynced_;
+    } else if (m.type == msg::kCommandComplete) {
+      // The command tag: a LISTEN keeps the session's notifications coming; DISCARD ALL
+      // (a pool's reset) ends them.
+      const std::string_view tag(reinterpret_cast<const char*>(m.head.data()), m.head.size());
+      if (tag.starts_with(std::string_view("LISTEN\0", 7))) activity_.listening = true;
+      if (tag.starts_with(std::string_view("DISCARD ALL\0", 12))) activity_.listening = false;
+    } else if (m.type == msg::kNotificationResponse) {
+      activity_.listening = true;
     } else if (m.type == msg::kErrorResponse) {
       server_error_ = protocol::parse_error_sqlstate(m).value_or("?");
     } else if (m.type == msg::kBackendKeyData) {
@@ -97,6 +133,7 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       auto [wec] = co_await src.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
       if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
     }
+    if (idle_closed_) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
     const std::size_t n = src.read_some(asio::buffer(g_scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       reads_without_wait = 0;
@@ -106,6 +143,7 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
     }
     if (ec == asio::error::interrupted) continue;
     if (ec) co_return RelayEnd{closed, ec == asio::error::eof ? std::string() : ec.message()};
+    activity_.last_traffic = Clock::now();
 
     std::string detail;
     if (!inspect(direction, protocol::Bytes(g_scratch.data(), n), detail)) co_return RelayEnd{invalid, detail};
@@ -156,6 +194,7 @@ asio::awaitable<RelayEnd> Relay::pump_stream(Direction direction) {
     auto [ec, n] = co_await src.read_some(asio::buffer(buffer));
     if (ec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
     if (n > 0) {
+      activity_.last_traffic = Clock::now();
       std::string detail;
       if (!inspect(direction, protocol::Bytes(buffer.data(), n), detail)) co_return RelayEnd{invalid, detail};
       if (counter) *counter += n;

@@ -17,6 +17,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "daemon/net.h"
+#include "daemon/session_activity.h"
 #include "daemon/stream.h"
 #include "protocol/message_scanner.h"
 
@@ -29,7 +30,7 @@ struct RelayEnd {
     kClientProtocol,  // the client's stream broke the framing or the size limit
     kServerProtocol,  // PostgreSQL's stream did (never expected)
     kWriteFailed,     // a write to either side failed
-    kCancelled,       // the gateway is shutting down
+    kCancelled,       // the gateway is shutting down, or close_idle()
   };
   Why why = Why::kClientClosed;
   std::string detail;
@@ -64,6 +65,13 @@ class Relay {
   // its code lay beyond the scanner's captured head: "?").
   [[nodiscard]] const std::string& server_error_since_ready() const { return server_error_; }
 
+  // The session's use, for its instance's idle decisions.
+  [[nodiscard]] SessionActivity& activity() { return activity_; }
+  // Ends run() now (it returns kCancelled), for an idle session the instance closes so that
+  // the database can sleep; idle_closed() then tells why.
+  void close_idle();
+  [[nodiscard]] bool idle_closed() const { return idle_closed_; }
+
  private:
   enum class Direction { kToServer, kToClient };
   asio::awaitable<RelayEnd> pump(Direction direction);
@@ -83,6 +91,12 @@ class Relay {
   bool client_terminated_ = false;
   std::string server_error_;
   bool to_client_pending_ = false;  // a partial write to the client is in flight
+  // For activity_.at_rest: queries and Syncs sent and not yet answered by a ReadyForQuery,
+  // and an extended-protocol batch sent without its Sync.
+  std::uint32_t unanswered_ = 0;
+  bool unsynced_ = false;
+  SessionActivity activity_;
+  bool idle_closed_ = false;
 };
 
 }  // namespace pgnap::daemon

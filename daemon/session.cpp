@@ -303,9 +303,9 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
 // server. A coroutine of its own, so its temporaries stay out of the relay's frame.
 // (string_view parameters: the caller's strings outlive the co_await that passes them.)
 asio::awaitable<void> say_goodbye(Stream& client, Stream& server, bool at_boundary, std::string_view code,
-                                  std::string_view message, std::string_view hint) {
+                                  std::string_view message, std::string_view hint, std::string detail = {}) {
   if (at_boundary) {
-    const ClientError error{std::string(code), std::string(message), {}, std::string(hint)};
+    const ClientError error{std::string(code), std::string(message), std::move(detail), std::string(hint)};
     co_await send_fatal(client, error);
   }
   const std::string terminate = protocol::encode_terminate();
@@ -326,13 +326,30 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& 
               {&instance->metrics().bytes_client_to_server, &instance->metrics().bytes_server_to_client});
   PGNAP_LOG(kDebug, e.context, "relaying");
   const auto started = Clock::now();
+  // The instance watches the session's traffic while it is relayed, and may close it when
+  // it is only open (idle_session_timeout).
+  relay.activity().last_traffic = started;
+  relay.activity().close = [&relay] { relay.close_idle(); };
+  instance->watch_session(&relay.activity());
   RelayEnd end;
   try {
     end = co_await relay.run();
   } catch (const boost::system::system_error&) {
     end = {RelayEnd::Why::kCancelled, {}};
   }
+  instance->unwatch_session(&relay.activity());
   if (key) env.cancels->remove(*key);
+
+  if (relay.idle_closed() && !is_cancelled(cancellation)) {
+    const auto idle = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - relay.activity().last_traffic);
+    co_await say_goodbye(client, e.server, relay.client_stream_at_boundary(), sqlstate::kAdminShutdown,
+                         "terminating idle connection so that the database can sleep",
+                         "Reconnect to continue: the next connection wakes the database.",
+                         "The connection had no traffic for " + std::to_string(idle.count()) +
+                             " s, and no other session of instance \"" + instance->name() + "\" was in use.");
+    PGNAP_LOG(kDebug, e.context, "closed while idle, so that the instance can sleep");
+    co_return;
+  }
 
   if (end.why == RelayEnd::Why::kCancelled || is_cancelled(cancellation)) {
     // Shutdown: say why, if it can be said without cutting a message in two.

@@ -38,6 +38,7 @@ enum Family : std::size_t {
   kWakes,
   kSuspends,
   kUnexpectedStops,
+  kIdleSessionsClosed,
   kWakeDuration,
   kAsleepSeconds,
   kAwakeSeconds,
@@ -74,6 +75,8 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
      "Clean stops by pgnap, by reason (idle: idle_timeout; exit: suspend_on_exit)."},
     {"pgnap_instance_unexpected_stops_total", MetricType::Counter,
      "Times the instance was found down without pgnap having stopped it."},
+    {"pgnap_idle_sessions_closed_total", MetricType::Counter,
+     "Sessions pgnap closed because they were idle (idle_session_timeout) when the instance suspended."},
     {"pgnap_instance_wake_duration_seconds", MetricType::Histogram,
      "Time from a wake's start to the instance accepting connections (successful wakes)."},
     {"pgnap_instance_asleep_seconds_total", MetricType::Counter,
@@ -174,6 +177,7 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
       add(kSuspends, counter(labels({{"reason", std::string(reason)}}), static_cast<double>(im->suspends(reason))));
     }
     add(kUnexpectedStops, counter(labels(), static_cast<double>(im->unexpected_stops())));
+    add(kIdleSessionsClosed, counter(labels(), static_cast<double>(im->idle_sessions_closed())));
     add(kWakeDuration, histogram(labels(), im->wake_duration()));
 
     const ReportedCounters held = im->counters(now);

@@ -68,6 +68,7 @@ class InstanceMetrics {
   void wake_finished(std::string_view outcome, double seconds, bool started);
   void suspended(std::string_view reason);
   void unexpected_stop() { ++unexpected_stops_; }
+  void idle_sessions_closed(std::uint64_t n) { idle_sessions_closed_ += n; }
   void session_opened() {
     ++sessions_;
     ++sessions_total_;
@@ -97,6 +98,7 @@ class InstanceMetrics {
   [[nodiscard]] std::uint64_t wakes(std::string_view outcome) const;
   [[nodiscard]] std::uint64_t suspends(std::string_view reason) const;
   [[nodiscard]] std::uint64_t unexpected_stops() const { return unexpected_stops_; }
+  [[nodiscard]] std::uint64_t idle_sessions_closed() const { return idle_sessions_closed_; }
   [[nodiscard]] std::uint64_t sessions() const { return sessions_; }
   [[nodiscard]] std::uint64_t sessions_total() const { return sessions_total_; }
   [[nodiscard]] std::size_t waiting() const { return waiting_; }
@@ -121,6 +123,7 @@ class InstanceMetrics {
   std::array<std::uint64_t, kWakeOutcomes.size()> wakes_{};
   std::array<std::uint64_t, kSuspendReasons.size()> suspends_{};
   std::uint64_t unexpected_stops_ = 0;
+  std::uint64_t idle_sessions_closed_ = 0;
   std::uint64_t sessions_ = 0;
   std::uint64_t sessions_total_ = 0;
   std::size_t waiting_ = 0;

@@ -40,12 +40,21 @@ inline constexpr char kNoticeResponse = 'N';
 inline constexpr char kNegotiateProtocolVersion = 'v';
 inline constexpr char kParameterStatus = 'S';
 inline constexpr char kReadyForQuery = 'Z';
+inline constexpr char kCommandComplete = 'C';
+inline constexpr char kNotificationResponse = 'A';
 inline constexpr char kCopyInResponse = 'G';
 inline constexpr char kCopyOutResponse = 'H';
 inline constexpr char kCopyBothResponse = 'W';
 }  // namespace backend_msg
 namespace frontend_msg {
 inline constexpr char kQuery = 'Q';
+inline constexpr char kFunctionCall = 'F';
+inline constexpr char kParse = 'P';
+inline constexpr char kBind = 'B';
+inline constexpr char kExecute = 'E';
+inline constexpr char kDescribe = 'D';
+inline constexpr char kClose = 'C';
+inline constexpr char kFlush = 'H';
 inline constexpr char kTerminate = 'X';
 inline constexpr char kCopyDone = 'c';
 inline constexpr char kCopyFail = 'f';

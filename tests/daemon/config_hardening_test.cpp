@@ -384,5 +384,21 @@ pg_ctl.data_dir = "/srv/c"
             "4:19: instances.main.suspend_on_exit: expected true or false, got 1");
 }
 
+// ---- Idle sessions (pooled apps) ----------------------------------------------------------
+
+TEST(ConfigIdleSessionTest, DefaultFollowsIdleTimeoutZeroDisablesAndListenersAreKept) {
+  const InstanceConfig plain = parse(kMinimal).instances.at(0);
+  EXPECT_FALSE(plain.idle_session_timeout.has_value()) << "unset, not stored";
+  EXPECT_EQ(plain.effective_idle_session_timeout(), plain.idle_timeout);
+  EXPECT_FALSE(plain.close_listeners);
+  EXPECT_EQ(parse(minimal_with("idle_timeout = \"3m\"")).instances.at(0).effective_idle_session_timeout(),
+            std::chrono::minutes(3));
+  EXPECT_EQ(parse(minimal_with("idle_session_timeout = \"0s\"")).instances.at(0).effective_idle_session_timeout(),
+            Duration(0));
+  EXPECT_TRUE(parse(minimal_with("close_listeners = true")).instances.at(0).close_listeners);
+  EXPECT_THAT(error_of(minimal_with("idle_session_timeout = \"-1s\"")),
+              HasSubstr("instances.main.idle_session_timeout"));
+}
+
 }  // namespace
 }  // namespace pgnap::daemon
