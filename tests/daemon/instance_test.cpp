@@ -362,5 +362,113 @@ TEST_F(InstanceTest, ShutdownReleasesWaitersWith57P01) {
   EXPECT_EQ(codes, std::vector<std::string>(3, std::string(sqlstate::kAdminShutdown)));
 }
 
+// ---- Idle sessions (idle_session_timeout) ----------------------------------------------------
+
+// A session as its relay would describe it; closing it releases its lease, as a session does.
+struct FakeSession {
+  Lease lease;
+  SessionActivity activity;
+  bool closed = false;
+
+  void watch(Instance& instance) {
+    activity.last_traffic = Clock::now();
+    activity.close = [this] {
+      closed = true;
+      lease.release();
+    };
+    instance.watch_session(&activity);
+  }
+};
+
+// Generous against the 20 ms steps below: only a stall of 400 ms could look like idleness.
+InstanceConfig idle_session_config() {
+  auto config = test_config();
+  config.idle_timeout = 200ms;
+  config.idle_session_timeout = 200ms;
+  return config;
+}
+
+TEST_F(InstanceTest, SessionsAtRestWithoutTrafficAreClosedThenItSuspends) {
+  make(idle_session_config());
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    FakeSession one;
+    FakeSession two;
+    for (FakeSession* s : {&one, &two}) {
+      auto a = co_await instance->acquire("db", "c");
+      CO_ASSERT_TRUE(admitted(a));
+      s->lease = std::move(std::get<Lease>(a));
+      s->watch(*instance);
+      s->activity.at_rest = true;
+    }
+    // Traffic on one of them holds the instance awake for as long as it goes on.
+    for (int i = 0; i < 15; ++i) {
+      two.activity.last_traffic = Clock::now();
+      co_await sleep_for(20ms);
+    }
+    EXPECT_EQ(backend->stops, 0) << "suspended under a session with traffic";
+    EXPECT_FALSE(one.closed);
+    while (instance->state() != InstanceState::kAsleep) co_await sleep_for(10ms);
+    EXPECT_TRUE(one.closed);
+    EXPECT_TRUE(two.closed);
+    EXPECT_EQ(backend->stops, 1);
+    EXPECT_EQ(instance->metrics().idle_sessions_closed(), 2u);
+    instance->unwatch_session(&one.activity);
+    instance->unwatch_session(&two.activity);
+  });
+}
+
+TEST_F(InstanceTest, ASessionInUseOrListeningKeepsEveryIdleSessionOpen) {
+  make(idle_session_config());
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    FakeSession idle;
+    FakeSession busy;
+    for (FakeSession* s : {&idle, &busy}) {
+      auto a = co_await instance->acquire("db", "c");
+      CO_ASSERT_TRUE(admitted(a));
+      s->lease = std::move(std::get<Lease>(a));
+      s->watch(*instance);
+    }
+    idle.activity.at_rest = true;
+    busy.activity.at_rest = false;  // in a transaction, or a query in flight
+    co_await sleep_for(300ms);
+    EXPECT_EQ(backend->stops, 0);
+    EXPECT_FALSE(idle.closed);
+
+    busy.activity.at_rest = true;
+    busy.activity.listening = true;  // a LISTEN: kept by default
+    co_await sleep_for(300ms);
+    EXPECT_EQ(backend->stops, 0);
+    EXPECT_FALSE(idle.closed);
+
+    busy.activity.listening = false;
+    while (instance->state() != InstanceState::kAsleep) co_await sleep_for(10ms);
+    EXPECT_TRUE(idle.closed);
+    EXPECT_TRUE(busy.closed);
+    instance->unwatch_session(&idle.activity);
+    instance->unwatch_session(&busy.activity);
+  });
+}
+
+TEST_F(InstanceTest, IdleSessionTimeoutZeroNeverClosesSessions) {
+  auto config = test_config();
+  config.idle_session_timeout = 0ms;
+  make(config);
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    FakeSession s;
+    auto a = co_await instance->acquire("db", "c");
+    CO_ASSERT_TRUE(admitted(a));
+    s.lease = std::move(std::get<Lease>(a));
+    s.watch(*instance);
+    s.activity.at_rest = true;
+    co_await sleep_for(300ms);
+    EXPECT_FALSE(s.closed);
+    EXPECT_EQ(backend->stops, 0);
+    instance->unwatch_session(&s.activity);
+  });
+}
+
 }  // namespace
 }  // namespace pgnap::daemon
