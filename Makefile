@@ -3,6 +3,8 @@
 #
 #   make build   configure and build into $(BUILD_DIR) (the binary: $(BUILD_DIR)/pgnap)
 #   make test    build, then run unit and integration tests (ctest, two at a time)
+#   make test-sanitize  the same tests built with ASan+UBSan into $(SANITIZE_BUILD_DIR);
+#                any sanitizer report (a leak too) fails the test that caused it
 #   make demo    build, then run pgnap in front of a throwaway cluster (scripts/demo.sh)
 #   make bench   build, then measure pgnap next to PostgreSQL direct and PgBouncer
 #                (bench/run.sh; about 15 minutes; writes docs/benchmarks.md)
@@ -11,6 +13,7 @@
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
+SANITIZE_BUILD_DIR ?= build-sanitize
 
 .PHONY: all deps build test demo bench fuzz clean distclean
 
@@ -25,6 +28,19 @@ build: deps
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+
+# Every report is fatal (abort_on_error / halt_on_error), leaks included. lsan.supp is for
+# known leaks in system libraries only, each explained there.
+SANITIZE_ENV = \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1 \
+  LSAN_OPTIONS=suppressions=$(abspath tests/sanitizers/lsan.supp):print_suppressions=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1
+
+.PHONY: test-sanitize
+test-sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DPGNAP_SANITIZE=ON
+	cmake --build $(SANITIZE_BUILD_DIR) -j$$(nproc)
+	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j2
 
 demo: build
 	PGNAP=$(abspath $(BUILD_DIR))/pgnap scripts/demo.sh

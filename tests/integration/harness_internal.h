@@ -26,5 +26,10 @@ int spawn_logged(const std::vector<std::string>& argv, const std::string& log_pa
 bool test_failed();
 // Prints a titled block to stderr (ctest --output-on-failure shows it).
 void print_section(const std::string& title, const std::string& body);
+// Sanitizer builds (make test-sanitize): ASan, LeakSanitizer and UBSan print their report on
+// the program's stderr, then abort. A program the harness stops with SIGKILL, or whose exit
+// status no test looks at, would hide it, so the harness passes what each program it ran
+// printed here: a report in `output` fails the current test, quoting it. (No-op otherwise.)
+void expect_no_sanitizer_report(const std::string& who, const std::string& output);
 
 }  // namespace pgnap::it::internal

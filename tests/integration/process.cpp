@@ -125,6 +125,20 @@ void print_section(const std::string& title, const std::string& body) {
   std::cerr << "---- end of " << title << " ----\n";
 }
 
+void expect_no_sanitizer_report(const std::string& who, const std::string& output) {
+  // The first line of each sanitizer's report ("==PID==ERROR: AddressSanitizer: ...",
+  // "==PID==ERROR: LeakSanitizer: ...", "FILE:LINE:COL: runtime error: ..." for UBSan).
+  for (const std::string_view marker :
+       {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+    const std::size_t at = output.find(marker);
+    if (at == std::string::npos) continue;
+    const std::size_t line = output.rfind('\n', at);
+    ADD_FAILURE() << who << " printed a sanitizer report:\n"
+                  << output.substr(line == std::string::npos ? 0 : line + 1, 30000);
+    return;
+  }
+}
+
 }  // namespace internal
 
 using namespace internal;
@@ -225,6 +239,7 @@ CommandResult run_command(const std::vector<std::string>& argv, Millis timeout,
     if (fd >= 0) ::close(fd);
   }
   result.exit_code = result.timed_out ? -1 : decode_wait_status(status);
+  expect_no_sanitizer_report(argv[0], result.err);
   return result;
 }
 
@@ -439,8 +454,9 @@ BackgroundProcess::BackgroundProcess(std::string name, const std::vector<std::st
 }
 
 BackgroundProcess::~BackgroundProcess() {
+  stop();  // first, so that a report LeakSanitizer prints at exit is in the log
+  expect_no_sanitizer_report(name_, log());
   if (test_failed()) print_section(name_ + " log " + log_path_ + " (tail)", tail_lines(log(), 40));
-  stop();
 }
 
 bool BackgroundProcess::running() {
