@@ -424,6 +424,31 @@ Config parse_config(std::string_view text, std::string source, std::string base_
   ParseContext ctx(source, base.lexically_normal());
 
   if (std::optional<ConfigError> error = check_non_ascii(text, source)) throw ConfigLoadError({std::move(*error)});
+  // check_non_ascii follows TOML's grammar, not toml++'s error recovery, which reads some
+  // invalid values past a quote ("e=0[[\"н"). So toml++ first reads a copy in which every
+  // non-ASCII character is an ASCII '?' (one character for one: positions stay right): if
+  // that copy is not valid TOML, neither is the file, and toml++ never sees the original's
+  // non-ASCII text outside a string or a comment.
+  if (std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+    std::string probe;
+    probe.reserve(text.size());
+    for (const char c : text) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x80) {
+        probe += c;
+      } else if ((u & 0xC0) != 0x80) {
+        probe += '?';  // the lead byte of a character; its continuation bytes are dropped
+      }
+    }
+    try {
+      (void)toml::parse(probe, std::string_view(source));
+    } catch (const toml::parse_error& e) {
+      throw ConfigLoadError({ConfigError{source, static_cast<std::uint32_t>(e.source().begin.line),
+                                         static_cast<std::uint32_t>(e.source().begin.column), {},
+                                         std::string(e.description()) +
+                                             " (non-ASCII characters are allowed only in strings and comments)"}});
+    }
+  }
   toml::table root;
   try {
     root = toml::parse(text, std::string_view(source));
