@@ -34,13 +34,7 @@ double now_unix() { return metrics::unix_now(); }
 // One sample of pgnap's /metrics ("name{labels}" exactly as exposed); -1 if absent, -2 if
 // the scrape failed.
 double sample(const Gateway& gateway, const std::string& series) {
-  const auto r = http_get(gateway.metrics_port(), "/metrics");
-  if (r.status != 200) return -2;
-  std::istringstream lines(r.body);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
+  return scrape_metric(gateway.metrics_port(), series);
 }
 
 std::string state_series(const std::string& state) {

@@ -333,6 +333,11 @@ struct HttpResponse {
 };
 // A plain HTTP/1.1 GET to 127.0.0.1:port (Connection: close), read to EOF, with a deadline.
 [[nodiscard]] HttpResponse http_get(std::uint16_t port, const std::string& target, Millis timeout = 10s);
+// The value of the line `series value` ("name{labels}" exactly as exposed) in a Prometheus
+// exposition; -1 if absent.
+[[nodiscard]] double metric_value(const std::string& exposition, const std::string& series);
+// One scrape of pgnap's /metrics on `metrics_port`: metric_value(), or -2 if the scrape failed.
+[[nodiscard]] double scrape_metric(std::uint16_t metrics_port, const std::string& series);
 // Percent-encodes a query-string value.
 [[nodiscard]] std::string url_encode(std::string_view text);
 // A TCP port on 127.0.0.1 that nothing listened on a moment ago (for servers that cannot

@@ -112,4 +112,17 @@ std::string url_encode(std::string_view text) {
   return out;
 }
 
+double metric_value(const std::string& exposition, const std::string& series) {
+  std::istringstream lines(exposition);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+double scrape_metric(std::uint16_t metrics_port, const std::string& series) {
+  const auto r = http_get(metrics_port, "/metrics");
+  return r.status == 200 ? metric_value(r.body, series) : -2;
+}
+
 }  // namespace pgnap::it

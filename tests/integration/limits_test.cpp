@@ -16,19 +16,8 @@ using ::testing::HasSubstr;
 
 constexpr std::uint32_t kSslRequest = 80877103;
 
-double metric(const std::string& exposition, const std::string& series) {
-  std::istringstream lines(exposition);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 double limit_hits(const Gateway& gateway, const std::string& limit) {
-  const auto m = http_get(gateway.metrics_port(), "/metrics");
-  if (m.status != 200) return -2;
-  return metric(m.body, "pgnap_limit_hits_total{limit=\"" + limit + "\"}");
+  return scrape_metric(gateway.metrics_port(), "pgnap_limit_hits_total{limit=\"" + limit + "\"}");
 }
 
 TEST(LimitsTest, MaxClientsRefusesTheNextClientWith53300UntilOneLeaves) {

@@ -14,16 +14,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// The value of a metric line `name{labels} value` in an exposition, or -1.
-double metric(const std::string& exposition, const std::string& series) {
-  std::istringstream lines(exposition);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 // Replaces the first `key = ...` line in the config file.
 void set_key(const Gateway& gateway, const std::string& key, const std::string& value) {
   std::string text = read_file(gateway.config_path());
@@ -74,8 +64,8 @@ TEST(ReloadTest, SighupRaisesMaxClientsAndAddsAnInstanceWithoutDroppingSessions)
 
   const auto m = http_get(gateway.metrics_port(), "/metrics");
   ASSERT_EQ(m.status, 200) << m.error;
-  EXPECT_EQ(metric(m.body, R"(pgnap_config_reloads_total{outcome="ok"})"), 1) << m.body;
-  EXPECT_EQ(metric(m.body, R"(pgnap_limit_hits_total{limit="max_clients"})"), 1) << m.body;
+  EXPECT_EQ(metric_value(m.body, R"(pgnap_config_reloads_total{outcome="ok"})"), 1) << m.body;
+  EXPECT_EQ(metric_value(m.body, R"(pgnap_limit_hits_total{limit="max_clients"})"), 1) << m.body;
 }
 
 // Listeners and instances follow the file: a new Unix-socket listener opens and the old TCP
@@ -150,8 +140,8 @@ TEST(ReloadTest, SighupWithABrokenFileKeepsTheRunningConfigurationAndLogsEveryEr
 
   const auto m = http_get(gateway.metrics_port(), "/metrics");
   ASSERT_EQ(m.status, 200) << m.error;
-  EXPECT_EQ(metric(m.body, R"(pgnap_config_reloads_total{outcome="failed"})"), 2) << m.body;
-  EXPECT_EQ(metric(m.body, R"(pgnap_config_reloads_total{outcome="ok"})"), 0) << m.body;
+  EXPECT_EQ(metric_value(m.body, R"(pgnap_config_reloads_total{outcome="failed"})"), 2) << m.body;
+  EXPECT_EQ(metric_value(m.body, R"(pgnap_config_reloads_total{outcome="ok"})"), 0) << m.body;
 
   // Fixed again: the next SIGHUP applies it.
   write_file(gateway.config_path(), good);
