@@ -1,5 +1,5 @@
-// One async interface for every way of waking and suspending an instance (pg_ctl now;
-// systemd, exec and kubernetes later). A driver only runs commands: readiness is decided by
+// One async interface for every way of waking and suspending an instance: pg_ctl, systemd
+// and exec (docs/architecture.md, "Adding a backend"). A driver only runs commands: readiness is decided by
 // the libpq probe (backends/probe.h) and the whole wake by backends/wake.h, shared by all.
 #pragma once
 

@@ -183,15 +183,6 @@ std::string method_failure(const Reply& reply, const std::string& unit, const st
 
 }  // namespace
 
-std::string systemd_unit_name(const std::string& name) {
-  static const char* kSuffixes[] = {".service", ".socket", ".target", ".mount", ".timer", ".scope", ".slice"};
-  for (const char* suffix : kSuffixes) {
-    const std::size_t n = std::strlen(suffix);
-    if (name.size() > n && name.compare(name.size() - n, n, suffix) == 0) return name;
-  }
-  return name + ".service";
-}
-
 std::string system_bus_address() {
   if (const char* a = std::getenv("DBUS_SYSTEM_BUS_ADDRESS"); a && *a) return a;
   return "unix:path=/run/dbus/system_bus_socket";

@@ -39,8 +39,6 @@ class SystemdBackend final : public Backend {
   SystemdOptions options_;
 };
 
-// "postgresql@15-main" → "postgresql@15-main.service"; a name with a unit suffix is kept.
-[[nodiscard]] std::string systemd_unit_name(const std::string& name);
 // The system bus address sd-bus will use ($DBUS_SYSTEM_BUS_ADDRESS or the default).
 [[nodiscard]] std::string system_bus_address();
 // A D-Bus error, in words that say what to do.

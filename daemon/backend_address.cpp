@@ -15,9 +15,9 @@
 
 namespace pgnap::daemon {
 
-asio::awaitable<ResolvedBackend> resolve_backend(const BackendAddress& address) {
+asio::awaitable<ResolvedBackend> resolve_backend(const config::BackendAddress& address) {
   ResolvedBackend out;
-  if (address.kind == BackendAddress::Kind::kUnix) {
+  if (address.kind == config::BackendAddress::Kind::kUnix) {
     out.endpoints.emplace_back(asio::local::stream_protocol::endpoint(address.socket_path()));
     out.probe = {address.socket_dir, address.port};
     co_return out;

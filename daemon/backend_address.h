@@ -11,7 +11,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 
 #include "backends/probe.h"
-#include "daemon/config.h"
+#include "config/config.h"
 
 namespace pgnap::daemon {
 
@@ -23,7 +23,7 @@ struct ResolvedBackend {
   std::string error;  // set when resolution failed (endpoints empty)
 };
 
-[[nodiscard]] asio::awaitable<ResolvedBackend> resolve_backend(const BackendAddress& address);
+[[nodiscard]] asio::awaitable<ResolvedBackend> resolve_backend(const config::BackendAddress& address);
 
 // "127.0.0.1:5432", "[::1]:5432", "/run/postgresql/.s.PGSQL.5432"; for logs.
 [[nodiscard]] std::string endpoint_to_string(const asio::generic::stream_protocol::endpoint& endpoint);

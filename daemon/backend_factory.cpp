@@ -16,7 +16,7 @@ namespace {
 // command as root that the configuration did not ask for: when pgnap is root, pg_ctl always
 // switches to its os_user (default "postgres"); exec commands need an os_user, which may be
 // "root" when that is really meant.
-std::optional<backends::RunAs> run_as(const InstanceConfig& config, const std::string& os_user, bool refuse_root) {
+std::optional<backends::RunAs> run_as(const config::InstanceConfig& config, const std::string& os_user, bool refuse_root) {
   if (::geteuid() != 0) return std::nullopt;
   if (os_user.empty()) {
     throw std::runtime_error("instance \"" + config.name + "\": pgnap runs as root and [instances." + config.name +
@@ -34,13 +34,13 @@ std::optional<backends::RunAs> run_as(const InstanceConfig& config, const std::s
   return user;
 }
 
-std::string pg_ctl_dir(const InstanceConfig& config) {
+std::string pg_ctl_dir(const config::InstanceConfig& config) {
   return config.pg_ctl.bin_dir.empty() ? backends::find_pg_bin_dir() : config.pg_ctl.bin_dir;
 }
 
 }  // namespace
 
-std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
+std::unique_ptr<backends::Backend> make_backend(const config::InstanceConfig& config) {
   if (config.backend == "pg_ctl") {
     backends::PgCtlOptions options;
     options.bin_dir = pg_ctl_dir(config);
@@ -63,7 +63,7 @@ std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
     options.run_as = run_as(config, config.exec.os_user, false);
     // Unset, the start runs until the wake's deadline, which follows wake_timeout, also when
     // a reload changes it.
-    options.start_timeout = config.exec.start_timeout != Duration(0)
+    options.start_timeout = config.exec.start_timeout != config::Duration(0)
                                 ? std::chrono::duration_cast<std::chrono::milliseconds>(config.exec.start_timeout)
                                 : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::hours(24 * 365));
     options.stop_timeout = config.exec.stop_timeout;
@@ -72,14 +72,14 @@ std::unique_ptr<backends::Backend> make_backend(const InstanceConfig& config) {
   }
   if (config.backend == "systemd") {
     backends::SystemdOptions options;
-    options.unit = backends::systemd_unit_name(config.systemd.unit);
+    options.unit = config.systemd.unit;
     options.stop_timeout = config.systemd.stop_timeout;
     return std::make_unique<backends::SystemdBackend>(std::move(options));
   }
   throw std::runtime_error("instance \"" + config.name + "\": backend \"" + config.backend + "\" is not supported");
 }
 
-std::vector<std::string> backend_problems(const InstanceConfig& config) {
+std::vector<std::string> backend_problems(const config::InstanceConfig& config) {
   std::vector<std::string> problems;
   const std::string who = "instance \"" + config.name + "\": ";
   auto check_program = [&](const std::vector<std::string>& argv, const char* which) {

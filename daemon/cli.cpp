@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "daemon/backend_factory.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/gateway.h"
 #include "daemon/log.h"
 #include "daemon/tls.h"
-#include "metrics/ledger.h"
-#include "metrics/report.h"
+#include "accounting/ledger.h"
+#include "accounting/report.h"
 
 namespace pgnap::daemon {
 
@@ -167,10 +167,10 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
   return args;
 }
 
-std::optional<Config> load(const std::string& path) {
+std::optional<config::Config> load(const std::string& path) {
   try {
-    return load_config(path);
-  } catch (const ConfigLoadError& e) {
+    return config::load_config(path);
+  } catch (const config::ConfigLoadError& e) {
     for (const auto& error : e.errors()) std::cerr << error.to_string() << "\n";
     std::cerr << "pgnap: " << e.errors().size() << " error(s) in the configuration\n";
     return std::nullopt;
@@ -178,7 +178,7 @@ std::optional<Config> load(const std::string& path) {
 }
 
 // What `check` can verify beyond the file itself without touching any instance.
-std::vector<std::string> environment_problems(const Config& config) {
+std::vector<std::string> environment_problems(const config::Config& config) {
   std::vector<std::string> problems;
   // The certificate and key, loaded as `pgnap run` would (readable, PEM, matching).
   if (config.gateway.tls.mode != "disable") {
@@ -193,25 +193,25 @@ std::vector<std::string> environment_problems(const Config& config) {
 
 // What a reload of `config` would do to the gateway running this file, as the ledger
 // records the configuration it runs.
-void compare_with_running(const Config& config) {
-  std::optional<metrics::RunningConfig> running;
+void compare_with_running(const config::Config& config) {
+  std::optional<accounting::RunningConfig> running;
   try {
-    running = metrics::read_running_config(config.gateway.ledger, config_key(config.source));
+    running = accounting::read_running_config(config.gateway.ledger, config_key(config.source));
   } catch (const std::exception&) {
     return;
   }
   if (!running) return;
   const std::string base = std::filesystem::absolute(config.source).parent_path().string();
-  Config effective;
+  config::Config effective;
   try {
-    effective = parse_config(running->started_text, config.source, base);
+    effective = config::parse_config(running->started_text, config.source, base);
     if (!running->reloaded_text.empty()) {
-      effective = merge_live(effective, parse_config(running->reloaded_text, config.source, base));
+      effective = config::merge_live(effective, config::parse_config(running->reloaded_text, config.source, base));
     }
-  } catch (const ConfigLoadError&) {
+  } catch (const config::ConfigLoadError&) {
     return;  // written by another version: nothing useful to compare
   }
-  const auto changes = diff_config(effective, config);
+  const auto changes = config::diff_config(effective, config);
   std::cout << "\nCompared with the configuration the gateway runs (" << config.gateway.ledger << "):\n";
   if (changes.empty()) {
     std::cout << "  no changes\n";
@@ -226,7 +226,7 @@ void compare_with_running(const Config& config) {
 int check(const std::string& path) {
   auto config = load(path);
   if (!config) return kExitConfig;
-  std::cout << describe_config(*config);
+  std::cout << config::describe_config(*config);
   compare_with_running(*config);
   const auto problems = environment_problems(*config);
   for (const auto& p : problems) std::cerr << "pgnap: " << p << "\n";
@@ -238,12 +238,12 @@ int check(const std::string& path) {
 int report(const Args& args) {
   auto config = load(args.config);
   if (!config) return kExitConfig;
-  const metrics::UnixTime now = metrics::unix_now();
-  metrics::UnixTime since = 0;
-  metrics::UnixTime until = now;
+  const accounting::UnixTime now = accounting::unix_now();
+  accounting::UnixTime since = 0;
+  accounting::UnixTime until = now;
   for (auto [text, out, name] : {std::tuple{&args.since, &since, "--since"}, std::tuple{&args.until, &until, "--until"}}) {
     if (text->empty()) continue;
-    const auto parsed = metrics::parse_report_time(*text, now);
+    const auto parsed = accounting::parse_report_time(*text, now);
     if (!parsed) {
       return usage_error(std::string(name) + ": expected a date (2026-11-01), a UTC time (2026-11-01T08:00Z) or a "
                          "duration back from now (7d), got \"" + *text + "\"");
@@ -252,16 +252,16 @@ int report(const Args& args) {
   }
   if (until <= since) return usage_error("--until must be later than --since");
 
-  std::vector<std::pair<std::string, metrics::Accounting>> instances;
+  std::vector<std::pair<std::string, accounting::Accounting>> instances;
   for (const auto& instance : config->instances) {
     if (args.instance.empty() || instance.name == args.instance) instances.emplace_back(instance.name, instance.accounting);
   }
   if (!args.instance.empty() && instances.empty()) {
     // No longer configured: its history is still in the ledger (default coefficients).
-    instances.emplace_back(args.instance, metrics::Accounting{});
+    instances.emplace_back(args.instance, accounting::Accounting{});
   }
   try {
-    auto data = metrics::read_ledger(config->gateway.ledger, since, until, args.instance);
+    auto data = accounting::read_ledger(config->gateway.ledger, since, until, args.instance);
     if (args.since.empty()) {
       // "Everything": from the ledger's first record (a day back when it has none yet).
       since = until;
@@ -269,14 +269,14 @@ int report(const Args& args) {
       for (const auto& w : data.wakes) since = std::min(since, w.requested_at);
       if (since >= until) since = until - 86400;
     }
-    auto result = metrics::build_report(data, since, until, instances);
+    auto result = accounting::build_report(data, since, until, instances);
     if (!args.instance.empty()) {
       std::erase_if(result.instances, [&](const auto& i) { return i.name != args.instance; });
     }
-    if (args.format == "json") std::cout << metrics::format_json(result);
-    else if (args.format == "csv") std::cout << metrics::format_csv(result);
-    else if (args.format == "html") std::cout << metrics::format_html(result);
-    else std::cout << metrics::format_table(result);
+    if (args.format == "json") std::cout << accounting::format_json(result);
+    else if (args.format == "csv") std::cout << accounting::format_csv(result);
+    else if (args.format == "html") std::cout << accounting::format_html(result);
+    else std::cout << accounting::format_table(result);
     std::cout.flush();
     return std::cout ? kExitOk : kExitConfig;
   } catch (const std::exception& e) {

@@ -21,6 +21,7 @@
 
 #include "daemon/backend_address.h"
 #include "daemon/backend_factory.h"
+#include "daemon/cancel_forward.h"
 #include "daemon/log.h"
 #include "daemon/startup_reader.h"
 #include "daemon/stream.h"
@@ -62,12 +63,12 @@ std::string config_key(const std::string& path) {
   return std::filesystem::absolute(path).lexically_normal().string();
 }
 
-Gateway::Gateway(Config config)
+Gateway::Gateway(config::Config config)
     : config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP), watchdog_(io_) {
   log::Level level = log::Level::kInfo;
   if (log::parse_level(config_.gateway.log_level, level)) log::set_level(level);
   tls_.load(config_.gateway.tls);
-  ledger_ = metrics::Ledger::open(config_.gateway.ledger);
+  ledger_ = accounting::Ledger::open(config_.gateway.ledger);
   if (ledger_->recovered_intervals() > 0) {
     PGNAP_LOG(kWarning, "ledger", ledger_->path() << ": " << ledger_->recovered_intervals()
                                                   << " interval(s) left open by an unclean stop were closed at their "
@@ -77,8 +78,8 @@ Gateway::Gateway(Config config)
   ledger_->record_running_config(config_key(config_.source), config_.text, false);
   recorder_ = std::make_unique<LedgerRecorder>(io_.get_executor(), *ledger_, config_.gateway.ledger_heartbeat);
   // Lifetime counters continue from the ledger rather than restarting at zero.
-  const auto lifetime = metrics::read_lifetime_totals(config_.gateway.ledger);
-  const auto reported = metrics::read_reported_counters(config_.gateway.ledger);
+  const auto lifetime = accounting::read_lifetime_totals(config_.gateway.ledger);
+  const auto reported = accounting::read_reported_counters(config_.gateway.ledger);
   for (const auto& ic : config_.instances) instances_.push_back(make_instance(ic, lifetime, reported));
   rebuild_router();
   env_.gateway = &config_.gateway;
@@ -91,9 +92,9 @@ Gateway::Gateway(Config config)
 
 Gateway::~Gateway() = default;
 
-std::unique_ptr<Instance> Gateway::make_instance(const InstanceConfig& config,
-                                                 const std::map<std::string, metrics::LifetimeTotals>& lifetime,
-                                                 const std::map<std::string, metrics::ReportedCounters>& reported) {
+std::unique_ptr<Instance> Gateway::make_instance(const config::InstanceConfig& config,
+                                                 const std::map<std::string, accounting::LifetimeTotals>& lifetime,
+                                                 const std::map<std::string, accounting::ReportedCounters>& reported) {
   auto instance = std::make_unique<Instance>(io_.get_executor(), config, make_backend(config));
   instance->set_observer(recorder_.get());
   if (auto it = lifetime.find(config.name); it != lifetime.end()) instance->metrics().set_lifetime(it->second);
@@ -147,10 +148,10 @@ std::string Gateway::render_metrics() {
   return text;
 }
 
-std::unique_ptr<Gateway::Listener> Gateway::open_listener(const ListenAddress& address) {
+std::unique_ptr<Gateway::Listener> Gateway::open_listener(const config::ListenAddress& address) {
   auto listener = std::make_unique<Listener>(Listener{Acceptor(io_), {}, {}, address});
   Acceptor& acceptor = listener->acceptor;
-  if (address.kind == ListenAddress::Kind::kUnix) {
+  if (address.kind == config::ListenAddress::Kind::kUnix) {
     // A socket file left by a crashed pgnap is replaced; one that someone answers on is not.
     asio::local::stream_protocol::endpoint ep(address.path);
     {
@@ -273,17 +274,17 @@ asio::awaitable<void> Gateway::accept_loop(Listener& listener) {
 
 asio::awaitable<void> Gateway::refuse_connection(Socket socket) {
   // One warning a second at most: a flood of refusals must not become a flood of log lines.
-  ++refused_since_log_;
-  if (const auto now = Clock::now(); now - last_refusal_log_ >= std::chrono::seconds(1)) {
-    PGNAP_LOG(kWarning, "gateway", "refused " << refused_since_log_ << " connection(s): max_clients ("
+  // The line counts the refusals left out since the last one.
+  std::size_t left_out = 0;
+  if (max_clients_log_.take(Clock::now(), left_out) == log::LineBudget::Verdict::kWrite) {
+    PGNAP_LOG(kWarning, "gateway", "refused " << left_out + 1 << " connection(s): max_clients ("
                                               << config_.gateway.max_clients << ") reached");
-    refused_since_log_ = 0;
-    last_refusal_log_ = now;
   }
-  const ClientError error{std::string(protocol::sqlstate::kTooManyConnections), "too many connections",
-                          "max_clients (" + std::to_string(config_.gateway.max_clients) +
-                              ") connections are already open",
-                          "Retry later, or raise max_clients in pgnap's configuration."};
+  const protocol::ErrorResponse error{"FATAL", std::string(protocol::sqlstate::kTooManyConnections),
+                                      "too many connections",
+                                      "max_clients (" + std::to_string(config_.gateway.max_clients) +
+                                          ") connections are already open",
+                                      "Retry later, or raise max_clients in pgnap's configuration."};
   // As PostgreSQL does, the refusal comes after the client's startup (its SSLRequest answered,
   // TLS included): libpq shows an error sent in the middle of SSL negotiation only as "server
   // sent an error response during SSL exchange". A cancel request is still forwarded: it is
@@ -300,10 +301,10 @@ asio::awaitable<void> Gateway::refuse_connection(Socket socket) {
     ~Release() { --n; }
   } release{refusing_};
   Stream client(std::move(socket));
-  const auto deadline = Clock::now() + std::min<Duration>(config_.gateway.login_timeout, std::chrono::seconds(5));
+  const auto deadline = Clock::now() + std::min<config::Duration>(config_.gateway.login_timeout, std::chrono::seconds(5));
   const auto startup = co_await read_startup(client, deadline, &tls_);
   if (startup.kind == StartupOutcome::Kind::kCancel) {
-    co_await forward_cancel(env_, startup.cancel, "refused connection");
+    co_await forward_cancel(cancels_, gateway_metrics_, startup.cancel, "refused connection");
   } else if (startup.kind == StartupOutcome::Kind::kStartup) {
     co_await send_fatal(client, error);
   }
@@ -401,7 +402,7 @@ asio::awaitable<void> Gateway::finish_shutdown() {
   };
   if (!sessions_.empty()) {
     PGNAP_LOG(kInfo, "gateway", "draining " << sessions_.size() << " session(s) for up to "
-                                             << format_duration(config_.gateway.shutdown_timeout));
+                                             << config::format_duration(config_.gateway.shutdown_timeout));
     co_await wait_for_sessions(Clock::now() + config_.gateway.shutdown_timeout);
   }
   if (!sessions_.empty()) {

@@ -20,7 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "daemon/cancel_registry.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/instance.h"
 #include "daemon/ledger_recorder.h"
 #include "daemon/metrics_endpoint.h"
@@ -28,7 +28,7 @@
 #include "daemon/session.h"
 #include "daemon/tls.h"
 #include "metrics/instance_metrics.h"
-#include "metrics/ledger.h"
+#include "accounting/ledger.h"
 
 namespace pgnap::daemon {
 
@@ -39,7 +39,7 @@ class Gateway {
  public:
   // Builds the backends (resolving pg_ctl's directory and the OS user), loads TLS and opens
   // the ledger: throws std::runtime_error with a message for the user when that is impossible.
-  explicit Gateway(Config config);
+  explicit Gateway(config::Config config);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -53,7 +53,7 @@ class Gateway {
     Acceptor acceptor;
     std::string name;         // as logged: "127.0.0.1:6432" or the socket path
     std::string unlink_path;  // Unix socket file to remove at exit
-    ListenAddress address;    // as configured (socket activation: none)
+    config::ListenAddress address;    // as configured (socket activation: none)
     bool closed = false;
   };
   struct SessionSlot {
@@ -63,7 +63,7 @@ class Gateway {
   asio::awaitable<void> start();
   [[nodiscard]] std::string render_metrics();
   // Opens one configured listener (throws std::runtime_error when it cannot).
-  [[nodiscard]] std::unique_ptr<Listener> open_listener(const ListenAddress& address);
+  [[nodiscard]] std::unique_ptr<Listener> open_listener(const config::ListenAddress& address);
   void open_listeners();
   void start_listener(Listener& listener);
   asio::awaitable<void> accept_loop(Listener& listener);
@@ -73,23 +73,23 @@ class Gateway {
   void release_memory_when_idle();
   asio::awaitable<void> handle_signals();
   void arm_watchdog();
-  [[nodiscard]] std::unique_ptr<Instance> make_instance(const InstanceConfig& config,
-                                                        const std::map<std::string, metrics::LifetimeTotals>& lifetime,
-                                                        const std::map<std::string, metrics::ReportedCounters>& reported);
+  [[nodiscard]] std::unique_ptr<Instance> make_instance(const config::InstanceConfig& config,
+                                                        const std::map<std::string, accounting::LifetimeTotals>& lifetime,
+                                                        const std::map<std::string, accounting::ReportedCounters>& reported);
   void rebuild_router();
   void begin_shutdown(const std::string& why);
   asio::awaitable<void> finish_shutdown();
   [[noreturn]] void exit_now(int status);
   // gateway_reload.cpp
   void reload();
-  void apply_listeners(const std::vector<ListenAddress>& next);
-  void apply_instances(const Config& next);
+  void apply_listeners(const std::vector<config::ListenAddress>& next);
+  void apply_instances(const config::Config& next);
 
   // Declared first: destroyed last, after everything that holds its handlers.
   asio::io_context io_;
-  Config config_;
+  config::Config config_;
   // Before the instances: they report to the recorder until they are destroyed.
-  std::unique_ptr<metrics::Ledger> ledger_;
+  std::unique_ptr<accounting::Ledger> ledger_;
   std::unique_ptr<LedgerRecorder> recorder_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<Instance*> retired_;  // removed by a reload: no new clients, sessions finish
@@ -105,8 +105,7 @@ class Gateway {
   std::size_t active_connections_ = 0;
   std::size_t refusing_ = 0;  // refused connections whose startup is being read
   std::uint64_t connections_at_trim_ = 0;  // connections_total when memory was last given back
-  std::size_t refused_since_log_ = 0;
-  Clock::time_point last_refusal_log_{};
+  log::LineBudget max_clients_log_{1};
   std::uint64_t next_session_id_ = 1;
   asio::signal_set signals_;
   asio::steady_timer watchdog_;

@@ -1,5 +1,5 @@
 // SIGHUP: re-read the configuration and apply to the running gateway what can change
-// without a restart. Each key's behaviour is declared with it (config_schema.cpp); a key
+// without a restart. Each key's behaviour is declared with it (config/schema.cpp); a key
 // that needs a restart keeps its running value and is logged. A file that does not load
 // changes nothing: every error is logged and the running configuration stays.
 #include <algorithm>
@@ -15,10 +15,10 @@ namespace pgnap::daemon {
 
 void Gateway::reload() {
   systemd::notify_reloading();
-  Config next;
+  config::Config next;
   try {
-    next = load_config(config_.source);
-  } catch (const ConfigLoadError& e) {
+    next = config::load_config(config_.source);
+  } catch (const config::ConfigLoadError& e) {
     ++gateway_metrics_.reloads_failed;
     for (const auto& error : e.errors()) PGNAP_LOG(kError, "reload", error.to_string());
     PGNAP_LOG(kError, "reload", config_.source << " has " << e.errors().size()
@@ -27,8 +27,8 @@ void Gateway::reload() {
     return;
   }
 
-  const auto changes = diff_config(config_, next);
-  const Config merged = merge_live(config_, next);
+  const auto changes = config::diff_config(config_, next);
+  const config::Config merged = config::merge_live(config_, next);
   std::size_t applied = 0;
   for (const auto& change : changes) {
     if (change.needs_restart) {
@@ -84,7 +84,7 @@ void Gateway::reload() {
   systemd::notify("READY=1\nSTATUS=accepting connections");
 }
 
-void Gateway::apply_listeners(const std::vector<ListenAddress>& next) {
+void Gateway::apply_listeners(const std::vector<config::ListenAddress>& next) {
   if (socket_activated_) {
     PGNAP_LOG(kWarning, "reload", "[gateway] listen changed, but the listening sockets come from systemd "
                                   "(socket activation): change pgnap.socket instead");
@@ -113,10 +113,10 @@ void Gateway::apply_listeners(const std::vector<ListenAddress>& next) {
   }
 }
 
-void Gateway::apply_instances(const Config& next) {
-  const auto lifetime = metrics::read_lifetime_totals(config_.gateway.ledger);
-  const auto reported = metrics::read_reported_counters(config_.gateway.ledger);
-  auto find_config = [&](const std::string& name) -> const InstanceConfig* {
+void Gateway::apply_instances(const config::Config& next) {
+  const auto lifetime = accounting::read_lifetime_totals(config_.gateway.ledger);
+  const auto reported = accounting::read_reported_counters(config_.gateway.ledger);
+  auto find_config = [&](const std::string& name) -> const config::InstanceConfig* {
     for (const auto& ic : next.instances) {
       if (ic.name == name) return &ic;
     }
@@ -127,7 +127,7 @@ void Gateway::apply_instances(const Config& next) {
   for (const auto& instance : instances_) {
     const bool retired = std::find(retired_.begin(), retired_.end(), instance.get()) != retired_.end();
     if (retired) continue;
-    if (const InstanceConfig* ic = find_config(instance->name())) {
+    if (const config::InstanceConfig* ic = find_config(instance->name())) {
       instance->reconfigure(*ic);
     } else {
       retired_.push_back(instance.get());

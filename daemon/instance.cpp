@@ -1,7 +1,8 @@
+// An instance's lifecycle: adoption, admission and the wait queue, the wake, the suspend and
+// the reachability check. The idle decisions are in instance_idle.cpp.
 #include "daemon/instance.h"
 
 #include <algorithm>
-#include <functional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -12,16 +13,33 @@
 
 #include "backends/exec_backend.h"
 #include "backends/probe.h"
-#include "backends/wake.h"
 #include "daemon/log.h"
 #include "protocol/encode.h"
 
 namespace pgnap::daemon {
 
 namespace sqlstate = protocol::sqlstate;
+using config::format_duration;
+using config::format_elapsed;
+
+namespace {
+
+// How long past its deadline a failing wake gets to tell its waiters why.
+constexpr auto kReasonGrace = std::chrono::milliseconds(250);
+
+// A server that answers 57P03 is shutting down, starting or recovering from a crash: the
+// reachability check follows it this long, this often, until it accepts connections again
+// or nothing answers any more.
+constexpr int kReachabilityAttempts = 60;
+constexpr auto kReachabilityInterval = std::chrono::milliseconds(500);
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
 
 std::string_view to_string(InstanceState state) {
   switch (state) {
+    case InstanceState::kAdopting: return "adopting";
     case InstanceState::kAsleep: return "asleep";
     case InstanceState::kWaking: return "waking";
     case InstanceState::kAwake: return "awake";
@@ -30,23 +48,6 @@ std::string_view to_string(InstanceState state) {
   }
   return "?";
 }
-
-namespace {
-
-// How long past its deadline a failing wake gets to tell its waiters why.
-constexpr auto kReasonGrace = std::chrono::milliseconds(250);
-
-std::string ms_text(Clock::duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
-}
-
-std::string human(Clock::duration d) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
-  if (ms < std::chrono::seconds(10)) return ms_text(d);
-  return format_duration(std::chrono::duration_cast<std::chrono::seconds>(ms));
-}
-
-}  // namespace
 
 // ---- Lease ----
 
@@ -78,41 +79,57 @@ struct Instance::Waiter {
 
 // ---- Instance ----
 
-Instance::Instance(asio::any_io_executor executor, InstanceConfig config, std::unique_ptr<backends::Backend> backend,
-                   InstanceTuning tuning)
+Instance::Instance(asio::any_io_executor executor, config::InstanceConfig config,
+                   std::unique_ptr<backends::Backend> backend, InstanceTuning tuning)
     : executor_(std::move(executor)),
       config_(std::move(config)),
       backend_(std::move(backend)),
       tuning_(tuning),
       metrics_(config_.name, config_.accounting),
-      idle_timer_(executor_),
-      state_since_(Clock::now()) {}
+      state_since_(Clock::now()),
+      idle_timer_(executor_) {}
 
 Instance::~Instance() { *alive_ = false; }
 
-void Instance::set_state(InstanceState next, const std::string& reason) {
+bool Instance::change_state(InstanceState next, const std::string& reason) {
   const InstanceState previous = state_;
+  if (!legal_transition(previous, next)) {
+    PGNAP_LOG(kError, context(), "internal error: refused the state change " << to_string(previous) << " -> "
+                                                                            << to_string(next) << " (" << reason << ")");
+    return false;
+  }
   state_ = next;
   state_since_ = Clock::now();
+  // A stop that failed leaves it awake as it was: min_awake still counts from the wake.
+  if (next == InstanceState::kAwake && previous != InstanceState::kSuspending) awake_since_ = state_since_;
   metrics_.set_state(to_string(next));
   if (observer_ != nullptr) observer_->on_state_change(*this, previous, next, reason);
+  return true;
 }
 
-Refusal Instance::refusal(std::string_view code, std::string detail, std::string hint) const {
-  Refusal r{code, {}, std::move(detail), std::move(hint)};
-  if (code == sqlstate::kAdminShutdown) {
-    r.message = "the gateway is shutting down";
-  } else if (code == sqlstate::kTooManyConnections) {
-    r.message = "too many clients waiting for instance \"" + config_.name + "\" to start";
-  } else {
-    r.message = "instance \"" + config_.name + "\" could not be started";
+Refusal Instance::refusal(Refusal::Kind kind, std::string detail, std::string hint) const {
+  using Kind = Refusal::Kind;
+  switch (kind) {
+    case Kind::kShuttingDown:
+      return Refusal::make(kind, sqlstate::kAdminShutdown, "the gateway is shutting down", std::move(detail),
+                           std::move(hint));
+    case Kind::kTooManyWaiting:
+      return Refusal::make(kind, sqlstate::kTooManyConnections,
+                           "too many clients waiting for instance \"" + config_.name + "\" to start", std::move(detail),
+                           std::move(hint));
+    case Kind::kBackingOff:
+    case Kind::kWakeFailed:
+    case Kind::kWakeTimedOut:
+    case Kind::kConnectFailed:
+      break;
   }
-  return r;
+  return Refusal::make(kind, sqlstate::kCannotConnectNow, "instance \"" + config_.name + "\" could not be started",
+                       std::move(detail), std::move(hint));
 }
 
 backends::ProbeTarget Instance::probe_target() const {
-  const BackendAddress& a = config_.address;
-  if (a.kind == BackendAddress::Kind::kUnix) return {a.socket_dir, a.port};
+  const config::BackendAddress& a = config_.address;
+  if (a.kind == config::BackendAddress::Kind::kUnix) return {a.socket_dir, a.port};
   return {a.host, a.port};
 }
 
@@ -128,10 +145,15 @@ std::chrono::milliseconds Instance::backoff() const {
   return std::min(d, tuning_.backoff_max);
 }
 
+bool Instance::may_suspend() const {
+  return state_ == InstanceState::kAwake && waiters_.empty() && !shutting_down_ && operation_ == Operation::kNone;
+}
+
 void Instance::on_lease_acquired() {
   ++sessions_;
   metrics_.session_opened();
-  suspend_when_closed_ = false;  // a new session is use
+  // A new session is use: the idle sessions being closed no longer lead to a stop.
+  if (operation_ == Operation::kCloseIdleSessions) operation_ = Operation::kNone;
   arm_idle_timer();
 }
 
@@ -140,23 +162,20 @@ void Instance::on_lease_released() {
   metrics_.session_closed();
   last_release_ = Clock::now();
   if (sessions_ > 0) return;
-  if (std::exchange(suspend_when_closed_, false) && state_ == InstanceState::kAwake && waiters_.empty() &&
-      !shutting_down_ && !operation_running_) {
-    suspend_now("idle for " + format_duration(config_.idle_timeout));
-    return;
+  if (operation_ == Operation::kCloseIdleSessions) {
+    operation_ = Operation::kNone;
+    if (may_suspend()) {
+      suspend_now("idle for " + format_duration(config_.idle_timeout));
+      return;
+    }
   }
   arm_idle_timer();
 }
 
-void Instance::watch_session(SessionActivity* activity) { watched_.push_back(activity); }
-
-void Instance::unwatch_session(SessionActivity* activity) { watched_.remove(activity); }
-
 asio::awaitable<void> Instance::adopt() {
   const auto probe = co_await backend_->probe(probe_target(), tuning_.adopt_probe_timeout);
   if (probe.ready) {
-    set_state(InstanceState::kAwake, "adopted: accepting connections when pgnap started");
-    awake_since_ = Clock::now();
+    change_state(InstanceState::kAwake, "adopted: accepting connections when pgnap started");
     PGNAP_LOG(kInfo, context(), "adopted awake: " << config_.address.to_string() << " accepts connections");
     arm_idle_timer();
     co_return;
@@ -167,7 +186,7 @@ asio::awaitable<void> Instance::adopt() {
     start_wake("found starting at start-up");
     co_return;
   }
-  set_state(InstanceState::kAsleep, "adopted: not running when pgnap started");
+  change_state(InstanceState::kAsleep, "adopted: not running when pgnap started");
   if (status.state == backends::RunState::kUnknown && status.detail == backends::kNoStatusCommand) {
     PGNAP_LOG(kInfo, context(), "adopted asleep (nothing answers on its address; no status command to ask)");
   } else if (status.state == backends::RunState::kUnknown) {
@@ -178,20 +197,19 @@ asio::awaitable<void> Instance::adopt() {
 }
 
 asio::awaitable<Admission> Instance::acquire(std::string_view database, std::string_view client) {
-  if (shutting_down_) co_return refusal(sqlstate::kAdminShutdown, "");
+  if (shutting_down_) co_return refusal(Refusal::Kind::kShuttingDown, "");
   if (state_ == InstanceState::kAwake) co_return Lease(this);
 
   if (state_ == InstanceState::kFailed && Clock::now() < retry_at_) {
     // Fail fast while backing off, as PgBouncer does after a failed server login: a broken
     // instance must not be hammered by every client, nor keep each of them waiting.
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(retry_at_ - Clock::now());
-    co_return refusal(sqlstate::kCannotConnectNow, last_failure_,
+    co_return refusal(Refusal::Kind::kBackingOff, last_failure_,
                       "The last start failed " + std::to_string(consecutive_failures_) +
                           " time(s) in a row; pgnap tries again for a client that connects after " +
-                          ms_text(wait) + ". Fix the cause shown above, then reconnect.");
+                          format_elapsed(retry_at_ - Clock::now()) + ". Fix the cause shown above, then reconnect.");
   }
   if (waiters_.size() >= config_.max_waiting) {
-    co_return refusal(sqlstate::kTooManyConnections,
+    co_return refusal(Refusal::Kind::kTooManyWaiting,
                       std::to_string(waiters_.size()) + " clients are already waiting (max_waiting = " +
                           std::to_string(config_.max_waiting) + ")",
                       "Retry in a moment, or raise max_waiting for this instance.");
@@ -234,7 +252,7 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   co_await waiter.signal.async_wait(asio::as_tuple(asio::use_awaitable));
   if (waiter.outcome) co_return std::move(*waiter.outcome);
   // The deadline passed (a cancellation by our caller throws out of the co_await above).
-  co_return refusal(sqlstate::kCannotConnectNow,
+  co_return refusal(Refusal::Kind::kWakeTimedOut,
                     "it did not become ready within wake_timeout (" + format_duration(config_.wake_timeout) + ")",
                     "The start is still in progress or stuck; see pgnap's log. Raise wake_timeout if the "
                     "instance needs longer to start.");
@@ -252,46 +270,50 @@ void Instance::finish_waiters(const std::function<Admission()>& outcome) {
 }
 
 void Instance::start_wake(std::string reason) {
-  // While a stop is running, queued clients wait for it; its completion starts the wake.
-  if (operation_running_) return;
+  // While a stop (or a probe) is running, queued clients wait for it; its completion starts
+  // the wake.
+  if (operation_ != Operation::kNone && operation_ != Operation::kCloseIdleSessions) return;
   wake_deadline_ = Clock::now() + config_.wake_timeout;
   wake_requested_ = std::chrono::system_clock::now();
   wake_clients_ = static_cast<std::uint32_t>(waiters_.size());
-  set_state(InstanceState::kWaking, reason);
-  launch(run_wake(std::move(reason)));
+  if (!change_state(InstanceState::kWaking, reason)) return;
+  launch(Operation::kWake, run_wake(std::move(reason)));
 }
 
-void Instance::launch(asio::awaitable<void> operation) {
-  operation_running_ = true;
+void Instance::launch(Operation operation, asio::awaitable<void> body) {
+  operation_ = operation;
   // Spawned from a fresh handler, not from inside the caller's coroutine: the operation must
   // not share anything with the client that happened to trigger it (its cancellation above
   // all: a client that gives up must not cancel the wake others wait for).
-  asio::post(executor_, [this, alive = alive_, operation = std::move(operation)]() mutable {
-  if (!*alive) return;
-  asio::co_spawn(executor_, std::move(operation),
-                 asio::bind_cancellation_slot(operation_cancel_.slot(), [this, alive = alive_](std::exception_ptr e) {
-                   if (!*alive) return;
-                   operation_running_ = false;
-                   if (shutting_down_) return;
-                   if (e) {
-                     std::string what = "unknown error";
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       what = ex.what();
-                     }
-                     PGNAP_LOG(kError, context(), to_string(state_) << " aborted: " << what);
-                     if (state_ == InstanceState::kWaking) {
-                       set_state(InstanceState::kFailed, "wake aborted: " + what);
-                       last_failure_ = "internal error: " + what;
-                       finish_waiters([this] { return Admission(refusal(sqlstate::kCannotConnectNow, last_failure_)); });
-                     } else if (state_ == InstanceState::kSuspending) {
-                       set_state(InstanceState::kAwake, "suspend aborted: " + what);
-                     }
-                   }
-                   after_operation();
-                 }));
+  asio::post(executor_, [this, alive = alive_, body = std::move(body)]() mutable {
+    if (!*alive) return;
+    asio::co_spawn(executor_, std::move(body),
+                   asio::bind_cancellation_slot(operation_cancel_.slot(), [this, alive](std::exception_ptr error) {
+                     if (*alive) on_operation_done(error);
+                   }));
   });
+}
+
+void Instance::on_operation_done(std::exception_ptr error) {
+  operation_ = Operation::kNone;
+  if (shutting_down_) return;
+  if (error) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    }
+    PGNAP_LOG(kError, context(), to_string(state_) << " aborted: " << what);
+    if (state_ == InstanceState::kWaking) {
+      change_state(InstanceState::kFailed, "wake aborted: " + what);
+      last_failure_ = "internal error: " + what;
+      finish_waiters([this] { return Admission(refusal(Refusal::Kind::kWakeFailed, last_failure_)); });
+    } else if (state_ == InstanceState::kSuspending) {
+      change_state(InstanceState::kAwake, "suspend aborted: " + what);
+    }
+  }
+  after_operation();
 }
 
 void Instance::after_operation() {
@@ -305,36 +327,19 @@ void Instance::after_operation() {
 
 asio::awaitable<void> Instance::run_wake(std::string reason) {
   PGNAP_LOG(kInfo, context(), "waking (" << reason << ")");
-  const auto deadline = wake_deadline_;
   // The address is resolved by each probe, after the start command has run: a cloud
   // database's host name may not resolve while it is stopped.
-  const backends::WakeReport report = co_await backends::wake(*backend_, probe_target(), deadline);
+  const backends::WakeReport report = co_await backends::wake(*backend_, probe_target(), wake_deadline_);
   if (shutting_down_) co_return;
-
-  const auto wake_took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      Clock::now() - (wake_deadline_ - config_.wake_timeout));
-  metrics_.wake_finished(report.ok ? "ok" : report.timed_out ? "timeout" : "failed",
-                         static_cast<double>(wake_took.count()) / 1000.0, report.started);
-  if (observer_ != nullptr) {
-    const InstanceObserver::Wake record{wake_requested_,
-                                        std::chrono::system_clock::now(),
-                                        std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            Clock::now() - (wake_deadline_ - config_.wake_timeout)),
-                                        report.ok ? "ok" : report.timed_out ? "timeout" : "failed",
-                                        report.started,
-                                        wake_clients_,
-                                        report.ok ? report.detail : report.detail.substr(0, 2000)};
-    observer_->on_wake(*this, record);
-  }
+  const std::string_view outcome = report.ok ? "ok" : report.timed_out ? "timeout" : "failed";
+  record_wake(report, outcome);
 
   if (report.ok) {
     consecutive_failures_ = 0;
     last_failure_.clear();
-    set_state(InstanceState::kAwake, "ready after " + std::to_string(report.duration.count()) + " ms");
-    awake_since_ = Clock::now();
-    const auto waiting = waiters_.size();
+    change_state(InstanceState::kAwake, "ready after " + std::to_string(report.duration.count()) + " ms");
     PGNAP_LOG(kInfo, context(), "ready after " << report.duration.count() << " ms (" << report.detail << "), "
-                                               << waiting << " client(s) waited");
+                                               << waiters_.size() << " client(s) waited");
     finish_waiters([this] { return Admission(Lease(this)); });
     co_return;  // after_operation() arms the idle timer
   }
@@ -342,100 +347,49 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
   ++consecutive_failures_;
   last_failure_ = report.detail;
   retry_at_ = Clock::now() + backoff();
-  set_state(InstanceState::kFailed, std::string(report.timed_out ? "wake timed out: " : "wake failed: ") +
-                                        report.detail.substr(0, report.detail.find('\n')));
+  change_state(InstanceState::kFailed,
+               std::string(report.timed_out ? "wake timed out: " : "wake failed: ") + first_line(report.detail));
   PGNAP_LOG(kWarning, context(), "wake failed after " << report.duration.count() << " ms: " << report.detail
                                                       << "\nnext attempt for a client arriving after "
-                                                      << ms_text(backoff()));
-  const std::string hint = "pgnap tries again for the next client after " + ms_text(backoff()) +
+                                                      << format_elapsed(backoff()));
+  const std::string hint = "pgnap tries again for the next client after " + format_elapsed(backoff()) +
                            ". Fix the cause shown above (pgnap's log has the full story).";
-  finish_waiters([&] { return Admission(refusal(sqlstate::kCannotConnectNow, last_failure_, hint)); });
-
-  if (report.timed_out && report.started) {
-    // Leave nothing half-started behind: a server that comes up later would otherwise run
-    // unaccounted and never be suspended.
-    const auto status = co_await backend_->status();
-    if (status.state == backends::RunState::kRunning && !shutting_down_) {
-      set_state(InstanceState::kSuspending, "stopping the server that did not become ready in time");
-      PGNAP_LOG(kInfo, context(), "stopping the server that did not become ready in time");
-      const auto stopped = co_await backend_->stop(Clock::now() + stop_budget());
-      if (!stopped.ok) PGNAP_LOG(kWarning, context(), "could not stop it: " << stopped.detail);
-      if (shutting_down_) co_return;
-      set_state(InstanceState::kFailed, stopped.ok ? "stopped after the failed wake" : "stop after the failed wake failed");
-    }
-  }
+  const auto kind = report.timed_out ? Refusal::Kind::kWakeTimedOut : Refusal::Kind::kWakeFailed;
+  finish_waiters([&] { return Admission(refusal(kind, last_failure_, hint)); });
+  if (report.timed_out && report.started) co_await stop_unready_server();
 }
 
-void Instance::arm_idle_timer() {
-  if (state_ != InstanceState::kAwake || !waiters_.empty() || shutting_down_) return;
-  const auto now = Clock::now();
-  Clock::time_point at = std::max(now + config_.idle_timeout, awake_since_ + config_.min_awake);
-  if (sessions_ > 0) {
-    // Open sessions keep it awake, unless idle_session_timeout lets idle ones be closed: look
-    // again once the newest of them could have been idle that long (on_idle_timer() then
-    // finds the exact moment, or looks again later).
-    const Duration rest = config_.effective_idle_session_timeout();
-    if (rest <= Duration(0)) {
-      idle_timer_.cancel();
-      return;
-    }
-    at = now + rest;
-  }
-  idle_timer_.expires_at(at);
-  idle_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-    if (ec || !*alive) return;
-    on_idle_timer();
-  });
+void Instance::record_wake(const backends::WakeReport& report, std::string_view outcome) {
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                                          (wake_deadline_ - config_.wake_timeout));
+  metrics_.wake_finished(outcome, static_cast<double>(took.count()) / 1000.0, report.started);
+  if (observer_ == nullptr) return;
+  const InstanceObserver::Wake record{wake_requested_,
+                                      std::chrono::system_clock::now(),
+                                      took,
+                                      std::string(outcome),
+                                      report.started,
+                                      wake_clients_,
+                                      report.ok ? report.detail : report.detail.substr(0, 2000)};
+  observer_->on_wake(*this, record);
 }
 
-std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
-  const Duration rest = config_.effective_idle_session_timeout();
-  // A session still connecting or authenticating is not watched yet: in use.
-  if (rest <= Duration(0) || watched_.size() < sessions_) return std::nullopt;
-  Clock::time_point idle_since = last_release_;
-  for (const SessionActivity* a : watched_) {
-    if (!a->at_rest || (a->listening && !config_.close_listeners)) return std::nullopt;
-    idle_since = std::max(idle_since, a->last_traffic + rest);
-  }
-  return std::max(idle_since + config_.idle_timeout, awake_since_ + config_.min_awake);
-}
-
-void Instance::on_idle_timer() {
-  if (state_ != InstanceState::kAwake || !waiters_.empty() || shutting_down_ || operation_running_) return;
-  const std::string reason = "idle for " + format_duration(config_.idle_timeout);
-  if (sessions_ == 0) {
-    suspend_now(reason);
-    return;
-  }
-  const auto now = Clock::now();
-  const auto deadline = idle_sessions_deadline();
-  if (!deadline || *deadline > now) {
-    // In use, or not idle long enough yet: look again then (or after idle_session_timeout).
-    idle_timer_.expires_at(deadline ? *deadline : now + config_.effective_idle_session_timeout());
-    idle_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-      if (ec || !*alive) return;
-      on_idle_timer();
-    });
-    return;
-  }
-  // Every session left is only open: close them (each says why to its client), and suspend
-  // as soon as the last one is gone.
-  std::size_t closed = 0;
-  for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
-    if (a->close) {
-      a->close();
-      ++closed;
-    }
-  }
-  metrics_.idle_sessions_closed(closed);
-  PGNAP_LOG(kInfo, context(), "closed " << closed << " idle session(s) so that it can sleep (no traffic for "
-                                        << format_duration(config_.effective_idle_session_timeout()) << ")");
-  suspend_when_closed_ = true;
+asio::awaitable<void> Instance::stop_unready_server() {
+  // Leave nothing half-started behind: a server that comes up later would otherwise run
+  // unaccounted and never be suspended.
+  const auto status = co_await backend_->status();
+  if (status.state != backends::RunState::kRunning || shutting_down_) co_return;
+  change_state(InstanceState::kSuspending, "stopping the server that did not become ready in time");
+  PGNAP_LOG(kInfo, context(), "stopping the server that did not become ready in time");
+  const auto stopped = co_await backend_->stop(Clock::now() + stop_budget());
+  if (!stopped.ok) PGNAP_LOG(kWarning, context(), "could not stop it: " << stopped.detail);
+  if (shutting_down_) co_return;
+  change_state(InstanceState::kFailed, stopped.ok ? "stopped after the failed wake" : "stop after the failed wake failed");
 }
 
 void Instance::suspend_now(const std::string& reason) {
-  set_state(InstanceState::kSuspending, reason);
-  launch(run_suspend(reason));
+  if (!change_state(InstanceState::kSuspending, reason)) return;
+  launch(Operation::kSuspend, run_suspend(reason));
 }
 
 asio::awaitable<void> Instance::run_suspend(std::string reason) {
@@ -445,79 +399,64 @@ asio::awaitable<void> Instance::run_suspend(std::string reason) {
   if (shutting_down_) co_return;
   if (stopped.ok) {
     metrics_.suspended("idle");
-    set_state(InstanceState::kAsleep, "stopped after " + reason);
-    PGNAP_LOG(kInfo, context(), "asleep (was awake for " << human(awake_for) << ")");
+    change_state(InstanceState::kAsleep, "stopped after " + reason);
+    PGNAP_LOG(kInfo, context(), "asleep (was awake for " << format_elapsed(awake_for) << ")");
+    co_return;
+  }
+  const auto status = co_await backend_->status();
+  if (shutting_down_) co_return;
+  if (status.state == backends::RunState::kStopped) {
+    metrics_.suspended("idle");
+    change_state(InstanceState::kAsleep, "stopped after " + reason + " (the stop command failed)");
+    PGNAP_LOG(kWarning, context(), "asleep, although the stop command failed: " << stopped.detail);
   } else {
-    const auto status = co_await backend_->status();
-    if (shutting_down_) co_return;
-    if (status.state == backends::RunState::kStopped) {
-      metrics_.suspended("idle");
-      set_state(InstanceState::kAsleep, "stopped after " + reason + " (the stop command failed)");
-      PGNAP_LOG(kWarning, context(), "asleep, although the stop command failed: " << stopped.detail);
-    } else {
-      // The idle timer tries again later (after_operation re-arms it).
-      PGNAP_LOG(kError, context(), "suspend failed, staying awake: " << stopped.detail);
-      set_state(InstanceState::kAwake, "suspend failed: " + stopped.detail.substr(0, stopped.detail.find('\n')));
-    }
+    // The idle timer tries again later (after_operation re-arms it).
+    PGNAP_LOG(kError, context(), "suspend failed, staying awake: " << stopped.detail);
+    change_state(InstanceState::kAwake, "suspend failed: " + first_line(stopped.detail));
   }
 }
 
 void Instance::report_unreachable(const std::string& why) {
-  if (state_ != InstanceState::kAwake) return;
+  if (!mark_stopped_without_pgnap(why)) return;
+  // A running reachability check has its answer: end it, so a wake can start at once.
+  if (operation_ == Operation::kCheckReachable) operation_cancel_.emit(asio::cancellation_type::terminal);
+}
+
+bool Instance::mark_stopped_without_pgnap(const std::string& why) {
+  if (state_ != InstanceState::kAwake) return false;
   idle_timer_.cancel();
   metrics_.unexpected_stop();
-  set_state(InstanceState::kAsleep, "stopped without pgnap (" + why + ")");
+  change_state(InstanceState::kAsleep, "stopped without pgnap (" + why + ")");
   PGNAP_LOG(kWarning, context(), "stopped without pgnap (" << why << "); the next client wakes it");
+  return true;
 }
 
 void Instance::check_reachable(std::string why) {
-  if (state_ != InstanceState::kAwake || checking_reachable_ || shutting_down_) return;
-  checking_reachable_ = true;
-  // Posted, like launch(): the probe must not share the cancellation of the session that
-  // asked for it, which is ending.
-  asio::post(executor_, [this, alive = alive_, why = std::move(why)]() mutable {
-    if (!*alive) return;
-    auto check = [](Instance* self, std::shared_ptr<bool> alive, std::string why) -> asio::awaitable<void> {
-      const auto since = self->state_since_;
-      // A server that answers 57P03 is shutting down, starting or recovering from a crash:
-      // follow it until it accepts connections again or nothing answers any more.
-      constexpr int kAttempts = 60;
-      constexpr auto kInterval = std::chrono::milliseconds(500);
-      for (int attempt = 0; attempt < kAttempts; ++attempt) {
-        if (attempt > 0) {
-          asio::steady_timer pause(self->executor_, kInterval);
-          co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-          if (!*alive) co_return;
-        }
-        // The state moved on (a suspend, a client that found out first): nothing to report.
-        if (self->state_ != InstanceState::kAwake || self->state_since_ != since || self->shutting_down_) co_return;
-        const auto probe = co_await self->backend_->probe(self->probe_target(), self->tuning_.adopt_probe_timeout);
-        if (!*alive) co_return;
-        if (probe.ready) co_return;
-        if (probe.answered) continue;
-        if (self->state_since_ != since) co_return;
-        self->report_unreachable(why + ", and then " + probe.detail.substr(0, probe.detail.find('\n')));
-        co_return;
-      }
-    };
-    asio::co_spawn(executor_, check(this, alive, std::move(why)), [this, alive](std::exception_ptr) {
-      if (*alive) checking_reachable_ = false;
-    });
-  });
+  if (state_ != InstanceState::kAwake || operation_ != Operation::kNone || shutting_down_) return;
+  launch(Operation::kCheckReachable, run_reachability_check(std::move(why)));
 }
 
-void Instance::reconfigure(const InstanceConfig& next) {
-  const BackendAddress address = config_.address;
-  const std::string backend = config_.backend;
-  const PgCtlConfig pg_ctl = config_.pg_ctl;
-  const ExecConfig exec = config_.exec;
-  const SystemdConfig systemd = config_.systemd;
-  config_ = next;
-  config_.address = address;
-  config_.backend = backend;
-  config_.pg_ctl = pg_ctl;
-  config_.exec = exec;
-  config_.systemd = systemd;
+asio::awaitable<void> Instance::run_reachability_check(std::string why) {
+  const auto alive = alive_;  // the instance may be removed (a reload) while this waits
+  const auto since = state_since_;
+  for (int attempt = 0; attempt < kReachabilityAttempts; ++attempt) {
+    if (attempt > 0) {
+      asio::steady_timer pause(executor_, kReachabilityInterval);
+      const auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec || !*alive) co_return;  // ended by report_unreachable(), or the instance is gone
+    }
+    // The state moved on (a suspend, a client that found out first): nothing to report.
+    if (state_ != InstanceState::kAwake || state_since_ != since || shutting_down_) co_return;
+    const auto probe = co_await backend_->probe(probe_target(), tuning_.adopt_probe_timeout);
+    if (!*alive || probe.ready || state_since_ != since) co_return;
+    if (probe.answered) continue;
+    mark_stopped_without_pgnap(why + ", and then " + first_line(probe.detail));
+    co_return;
+  }
+}
+
+void Instance::reconfigure(const config::InstanceConfig& next) {
+  config_ = config::merge_live(config_, next);
   metrics_.set_accounting(config_.accounting);
   // A new idle_timeout or min_awake counts from now for an idle instance.
   if (state_ == InstanceState::kAwake && waiters_.empty()) arm_idle_timer();
@@ -528,20 +467,20 @@ void Instance::begin_shutdown() {
   shutting_down_ = true;
   idle_timer_.cancel();
   operation_cancel_.emit(asio::cancellation_type::terminal);
-  finish_waiters([this] { return Admission(refusal(sqlstate::kAdminShutdown, "")); });
+  finish_waiters([this] { return Admission(refusal(Refusal::Kind::kShuttingDown, "")); });
 }
 
 asio::awaitable<void> Instance::suspend_for_exit() {
   if (!config_.suspend_on_exit || state_ != InstanceState::kAwake || sessions_ > 0) co_return;
   PGNAP_LOG(kInfo, context(), "suspending on exit (suspend_on_exit = true)");
   const auto stopped = co_await backend_->stop(Clock::now() + stop_budget());
-  if (stopped.ok) {
-    metrics_.suspended("exit");
-    set_state(InstanceState::kAsleep, "suspended on exit");
-    PGNAP_LOG(kInfo, context(), "asleep");
-  } else {
+  if (!stopped.ok) {
     PGNAP_LOG(kWarning, context(), "could not suspend on exit: " << stopped.detail);
+    co_return;
   }
+  metrics_.suspended("exit");
+  change_state(InstanceState::kAsleep, "suspended on exit");
+  PGNAP_LOG(kInfo, context(), "asleep");
 }
 
 }  // namespace pgnap::daemon

@@ -1,13 +1,15 @@
-// One backing PostgreSQL instance's lifecycle, as DESIGN.md's "Lifecycle of an instance":
-//
-//   asleep ──client──▶ waking ──ready──▶ awake ──idle_timeout──▶ suspending ──▶ asleep
-//     ▲                   │ failed / wake_timeout                      (clients queue here
-//     └──── next client ◀─ failed (with backoff)                        and wake it after)
+// One backing PostgreSQL instance: its lifecycle (daemon/instance_state.h), the clients
+// waiting for it, and the sessions using it.
 //
 // Clients ask for admission with acquire(): an awake instance admits at once; otherwise the
 // client joins a bounded queue (max_waiting) with a deadline (wake_timeout) and the first
 // one starts the single wake all of them share. Admission is a Lease: while any lease is
-// held the instance never suspends; the idle timer starts when the last one is released.
+// held the instance never suspends; the idle timer starts when the last one is released
+// (instance_idle.cpp decides when sessions that are only open may be closed for it).
+//
+// Beside its state, an instance runs at most one operation at a time (a wake, a stop, a
+// reachability probe, or closing idle sessions before a stop), held as a value; when it
+// completes, after_operation() decides what comes next.
 //
 // Everything runs on the one io_context thread, so the state needs no locks.
 #pragma once
@@ -28,7 +30,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "backends/backend.h"
-#include "daemon/config.h"
+#include "backends/wake.h"
+#include "config/config.h"
+#include "daemon/instance_state.h"
+#include "daemon/refusal.h"
 #include "daemon/session_activity.h"
 #include "metrics/instance_metrics.h"
 
@@ -36,9 +41,6 @@ namespace pgnap::daemon {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-
-enum class InstanceState { kAsleep, kWaking, kAwake, kSuspending, kFailed };
-[[nodiscard]] std::string_view to_string(InstanceState state);
 
 class Instance;
 
@@ -61,14 +63,6 @@ class Lease {
   friend class Instance;
   explicit Lease(Instance* instance);
   Instance* instance_ = nullptr;
-};
-
-// Why a client is not admitted: becomes a FATAL ErrorResponse.
-struct Refusal {
-  std::string_view sqlstate;
-  std::string message;
-  std::string detail;
-  std::string hint;
 };
 
 using Admission = std::variant<Lease, Refusal>;
@@ -102,14 +96,14 @@ struct InstanceTuning {
 
 class Instance {
  public:
-  Instance(asio::any_io_executor executor, InstanceConfig config, std::unique_ptr<backends::Backend> backend,
+  Instance(asio::any_io_executor executor, config::InstanceConfig config, std::unique_ptr<backends::Backend> backend,
            InstanceTuning tuning = {});
   ~Instance();
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
 
   [[nodiscard]] const std::string& name() const { return config_.name; }
-  [[nodiscard]] const InstanceConfig& config() const { return config_; }
+  [[nodiscard]] const config::InstanceConfig& config() const { return config_; }
   [[nodiscard]] InstanceState state() const { return state_; }
   [[nodiscard]] std::size_t sessions() const { return sessions_; }
   [[nodiscard]] std::size_t waiting() const { return waiters_.size(); }
@@ -144,9 +138,9 @@ class Instance {
   void watch_session(SessionActivity* activity);
   void unwatch_session(SessionActivity* activity);
 
-  // A reload: takes the live settings of `next` (timeouts, limits, databases, TLS,
-  // accounting); the backend and address stay (they need a restart).
-  void reconfigure(const InstanceConfig& next);
+  // A reload: takes the settings of `next` that apply live (config::merge_live: the schema
+  // marks which keys need a restart; those keep their running values).
+  void reconfigure(const config::InstanceConfig& next);
 
   // Refuses new clients (57P01), releases waiters with 57P01, stops timers and any wake.
   void begin_shutdown();
@@ -156,52 +150,73 @@ class Instance {
  private:
   friend class Lease;
   struct Waiter;
+  // What runs besides the state; at most one at a time.
+  enum class Operation {
+    kNone,
+    kWake,               // run_wake(): the start command and the readiness probe
+    kSuspend,            // run_suspend(): the stop command
+    kCheckReachable,     // run_reachability_check(): did a server that dropped a session die?
+    kCloseIdleSessions,  // idle sessions were told to close: suspend once the last is gone
+  };
 
+  // The one place the state changes: refuses (and logs) a transition the lifecycle does not
+  // have, leaving the state as it was. Tells the metrics and the observer.
+  bool change_state(InstanceState next, const std::string& reason);
   void on_lease_acquired();
   void on_lease_released();
-  void set_state(InstanceState next, const std::string& reason);
+  // Awake, nobody waiting, nothing running, not shutting down: the idle timer may stop it.
+  [[nodiscard]] bool may_suspend() const;
   void start_wake(std::string reason);
-  // Runs a wake or a suspend (one at a time); its completion decides what comes next.
-  void launch(asio::awaitable<void> operation);
+  // Runs `body` as the instance's operation, isolated from whoever triggered it.
+  void launch(Operation operation, asio::awaitable<void> body);
+  void on_operation_done(std::exception_ptr error);
   void after_operation();
   asio::awaitable<void> run_wake(std::string reason);
+  void record_wake(const backends::WakeReport& report, std::string_view outcome);
+  asio::awaitable<void> stop_unready_server();
   void finish_waiters(const std::function<Admission()>& outcome);
-  void arm_idle_timer();
-  void on_idle_timer();
+  asio::awaitable<void> run_suspend(std::string reason);
   void suspend_now(const std::string& reason);
+  asio::awaitable<void> run_reachability_check(std::string why);
+  // awake → asleep: the server is gone. False when it was not awake.
+  bool mark_stopped_without_pgnap(const std::string& why);
+  // instance_idle.cpp
+  void arm_idle_timer();
+  void check_idle_at(Clock::time_point at);
+  void on_idle_timer();
   // When the sessions left have all been idle long enough, the moment the instance may
   // suspend; nullopt while one of them is in use (or cannot be closed).
   [[nodiscard]] std::optional<Clock::time_point> idle_sessions_deadline() const;
-  asio::awaitable<void> run_suspend(std::string reason);
-  [[nodiscard]] Refusal refusal(std::string_view sqlstate, std::string detail, std::string hint = {}) const;
+  void close_idle_sessions();
+
+  [[nodiscard]] Refusal refusal(Refusal::Kind kind, std::string detail, std::string hint = {}) const;
   [[nodiscard]] std::chrono::milliseconds backoff() const;
   [[nodiscard]] std::chrono::milliseconds stop_budget() const;
   [[nodiscard]] backends::ProbeTarget probe_target() const;
   [[nodiscard]] std::string context() const { return "instance=" + config_.name; }
 
   asio::any_io_executor executor_;
-  InstanceConfig config_;
+  config::InstanceConfig config_;
   std::unique_ptr<backends::Backend> backend_;
   InstanceTuning tuning_;
   metrics::InstanceMetrics metrics_;
 
-  InstanceState state_ = InstanceState::kAsleep;
+  InstanceState state_ = InstanceState::kAdopting;
+  Clock::time_point state_since_{};
+  Operation operation_ = Operation::kNone;
+  asio::cancellation_signal operation_cancel_;  // the running operation
+  bool shutting_down_ = false;
   std::size_t sessions_ = 0;
   std::list<Waiter*> waiters_;
   std::list<SessionActivity*> watched_;  // sessions being relayed (sessions_ counts connecting ones too)
   Clock::time_point last_release_{};      // when the last session ended
-  bool suspend_when_closed_ = false;      // idle sessions were closed: suspend once they are gone
   asio::steady_timer idle_timer_;
-  asio::cancellation_signal operation_cancel_;  // the running wake or suspend
-  bool operation_running_ = false;
-  bool shutting_down_ = false;
-  bool checking_reachable_ = false;  // a check_reachable() probe is in flight
   Clock::time_point awake_since_{};
+  // The wake in progress: its deadline, when it was asked for, how many clients joined it.
   Clock::time_point wake_deadline_{};
   std::chrono::system_clock::time_point wake_requested_{};
-  std::uint32_t wake_clients_ = 0;  // clients that joined the current wake
+  std::uint32_t wake_clients_ = 0;
   InstanceObserver* observer_ = nullptr;
-  Clock::time_point state_since_{};
   // Failed wakes in a row, the last reason, and when the next client may retry.
   std::uint32_t consecutive_failures_ = 0;
   std::string last_failure_;

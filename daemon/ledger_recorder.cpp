@@ -7,24 +7,24 @@
 namespace pgnap::daemon {
 
 namespace {
-metrics::UnixTime to_unix(std::chrono::system_clock::time_point t) {
+accounting::UnixTime to_unix(std::chrono::system_clock::time_point t) {
   return static_cast<double>(
              std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) /
          1000.0;
 }
 }  // namespace
 
-LedgerRecorder::LedgerRecorder(asio::any_io_executor executor, metrics::Ledger& ledger, Duration heartbeat)
+LedgerRecorder::LedgerRecorder(asio::any_io_executor executor, accounting::Ledger& ledger, config::Duration heartbeat)
     : ledger_(ledger), heartbeat_(heartbeat), timer_(std::move(executor)) {}
 
-metrics::UnixTime LedgerRecorder::stamp(metrics::UnixTime t) {
+accounting::UnixTime LedgerRecorder::stamp(accounting::UnixTime t) {
   last_ = std::max(last_, t);
   return last_;
 }
 
 void LedgerRecorder::start() { arm_heartbeat(); }
 
-void LedgerRecorder::set_heartbeat(Duration heartbeat) {
+void LedgerRecorder::set_heartbeat(config::Duration heartbeat) {
   heartbeat_ = heartbeat;
   if (!stopped_) arm_heartbeat();  // re-arming cancels the pending wait
 }
@@ -33,7 +33,7 @@ void LedgerRecorder::arm_heartbeat() {
   timer_.expires_after(heartbeat_);
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopped_) return;
-    ledger_.heartbeat(stamp(metrics::unix_now()));
+    ledger_.heartbeat(stamp(accounting::unix_now()));
     report_write_failures();
     arm_heartbeat();
   });
@@ -53,7 +53,7 @@ void LedgerRecorder::stop(const std::string& reason) {
   if (stopped_) return;
   stopped_ = true;
   timer_.cancel();
-  ledger_.close_all(stamp(metrics::unix_now()), reason);
+  ledger_.close_all(stamp(accounting::unix_now()), reason);
 }
 
 void LedgerRecorder::on_state_change(const Instance& instance, InstanceState from, InstanceState to,
@@ -64,12 +64,12 @@ void LedgerRecorder::on_state_change(const Instance& instance, InstanceState fro
   const bool first = seen_.insert(instance.name()).second;
   if (!first && from == to) return;
   ledger_.record_transition(instance.name(), first ? std::string() : std::string(to_string(from)),
-                            std::string(to_string(to)), stamp(metrics::unix_now()), reason);
+                            std::string(to_string(to)), stamp(accounting::unix_now()), reason);
 }
 
 void LedgerRecorder::on_wake(const Instance& instance, const Wake& wake) {
   if (stopped_) return;
-  metrics::WakeRow row;
+  accounting::WakeRow row;
   row.instance = instance.name();
   row.requested_at = to_unix(wake.requested);
   row.finished_at = std::max(row.requested_at, to_unix(wake.finished));

@@ -1,4 +1,4 @@
-// Feeds the ledger (metrics/ledger.h) from the instances' events, and keeps its heartbeat.
+// Feeds the ledger (accounting/ledger.h) from the instances' events, and keeps its heartbeat.
 // Runs on the event loop: every call only queues a write for the ledger's own thread.
 #pragma once
 
@@ -9,18 +9,18 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/instance.h"
-#include "metrics/ledger.h"
+#include "accounting/ledger.h"
 
 namespace pgnap::daemon {
 
 class LedgerRecorder final : public InstanceObserver {
  public:
-  LedgerRecorder(asio::any_io_executor executor, metrics::Ledger& ledger, Duration heartbeat);
+  LedgerRecorder(asio::any_io_executor executor, accounting::Ledger& ledger, config::Duration heartbeat);
 
   void start();
-  void set_heartbeat(Duration heartbeat);
+  void set_heartbeat(config::Duration heartbeat);
   // A clean stop: the open intervals end now.
   void stop(const std::string& reason);
 
@@ -31,14 +31,14 @@ class LedgerRecorder final : public InstanceObserver {
  private:
   // Wall-clock time for the ledger, never earlier than the last one written: a clock step
   // backwards must not make intervals overlap.
-  metrics::UnixTime stamp(metrics::UnixTime t);
+  accounting::UnixTime stamp(accounting::UnixTime t);
   void arm_heartbeat();
   void report_write_failures();
 
-  metrics::Ledger& ledger_;
-  Duration heartbeat_;
+  accounting::Ledger& ledger_;
+  config::Duration heartbeat_;
   asio::steady_timer timer_;
-  metrics::UnixTime last_ = 0;
+  accounting::UnixTime last_ = 0;
   std::set<std::string, std::less<>> seen_;  // instances with an interval opened by this run
   std::uint64_t failures_reported_ = 0;
   bool stopped_ = false;

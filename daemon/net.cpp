@@ -53,9 +53,8 @@ asio::awaitable<ConnectResult> connect_any(Socket& socket, const std::vector<End
   co_return result;
 }
 
-asio::awaitable<void> send_fatal(Socket& socket, const ClientError& error) {
-  const std::string message =
-      protocol::encode_error_response({"FATAL", error.sqlstate, error.message, error.detail, error.hint});
+asio::awaitable<void> send_fatal(Socket& socket, const protocol::ErrorResponse& error) {
+  const std::string message = protocol::encode_error_response(error);
   const auto ec = co_await write_all(socket, message, Clock::now() + std::chrono::seconds(2));
   boost::system::error_code ignored;
   if (!ec) socket.shutdown(Socket::shutdown_send, ignored);

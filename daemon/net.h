@@ -34,20 +34,12 @@ struct ConnectResult {
 [[nodiscard]] asio::awaitable<ConnectResult> connect_any(Socket& socket, const std::vector<Endpoint>& endpoints,
                                                           std::chrono::milliseconds timeout);
 
-// An error pgnap sends to a client, owning its text.
-struct ClientError {
-  std::string sqlstate;
-  std::string message;
-  std::string detail;
-  std::string hint;
-};
-
 // Sends a FATAL ErrorResponse (best effort, bounded by a short deadline) then closes the
 // socket for writing, so the client reads the error rather than a reset.
 //
 // Coroutine arguments in this code base are named locals, never braced temporaries:
 // GCC 12 destroys such temporaries twice when they initialise a coroutine's parameter.
-asio::awaitable<void> send_fatal(Socket& socket, const ClientError& error);
+asio::awaitable<void> send_fatal(Socket& socket, const protocol::ErrorResponse& error);
 
 // TCP keepalive timing for client connections ([gateway] tcp_keepalive_*).
 struct Keepalive {

@@ -61,51 +61,85 @@ void Relay::close_idle() {
 
 bool Relay::client_stream_at_boundary() const { return from_server_.at_boundary() && !to_client_pending_; }
 
-bool Relay::inspect(Direction direction, protocol::Bytes bytes, std::string& detail) {
-  if (direction == Direction::kToServer) {
-    const auto status = from_client_.scan(bytes, [this](const protocol::ScannedMessage& m) {
-      switch (m.type) {
-        case fmsg::kTerminate:
-          client_terminated_ = true;
-          break;
-        case fmsg::kQuery:
-        case fmsg::kFunctionCall:
-          ++unanswered_;  // each ends with a ReadyForQuery
-          break;
-        case fmsg::kSync:
-          ++unanswered_;
-          unsynced_ = false;
-          break;
-        default:  // Parse, Bind, Execute, Describe, Close, Flush: answered after a Sync
-          unsynced_ = true;
-      }
-      activity_.at_rest = false;
-    });
-    if (status == protocol::ScanStatus::kInvalid) detail = from_client_.error();
-    return status == protocol::ScanStatus::kOk;
+std::string_view to_string(RelayEnd::Why why) {
+  using Why = RelayEnd::Why;
+  switch (why) {
+    case Why::kClientClosed: return "client closed";
+    case Why::kServerClosed: return "server closed";
+    case Why::kClientProtocol: return "client broke the protocol";
+    case Why::kClientTooLarge: return "client message too large";
+    case Why::kServerProtocol: return "server broke the protocol";
+    case Why::kWriteFailed: return "write failed";
+    case Why::kIdleClosed: return "closed while idle";
+    case Why::kShutdown: return "shutdown";
   }
-  const auto status = from_server_.scan(bytes, [this](const protocol::ScannedMessage& m) {
-    if (m.type == msg::kReadyForQuery) {
-      if (auto s = protocol::parse_ready_for_query(m)) transaction_status_ = *s;
-      server_error_.clear();
-      if (unanswered_ > 0) --unanswered_;
-      activity_.at_rest = transaction_status_ == 'I' && unanswered_ == 0 && !unsynced_;
-    } else if (m.type == msg::kCommandComplete) {
-      // The command tag: a LISTEN keeps the session's notifications coming; DISCARD ALL
-      // (a pool's reset) ends them.
-      const std::string_view tag(reinterpret_cast<const char*>(m.head.data()), m.head.size());
-      if (tag.starts_with(std::string_view("LISTEN\0", 7))) activity_.listening = true;
-      if (tag.starts_with(std::string_view("DISCARD ALL\0", 12))) activity_.listening = false;
-    } else if (m.type == msg::kNotificationResponse) {
-      activity_.listening = true;
-    } else if (m.type == msg::kErrorResponse) {
-      server_error_ = protocol::parse_error_sqlstate(m).value_or("?");
-    } else if (m.type == msg::kBackendKeyData) {
-      if (auto key = protocol::parse_backend_key_data(m); key && on_backend_key_) on_backend_key_(*key);
+  return "?";
+}
+
+void Relay::on_client_message(const protocol::ScannedMessage& m) {
+  switch (m.type) {
+    case fmsg::kTerminate:
+      client_terminated_ = true;
+      break;
+    case fmsg::kQuery:
+    case fmsg::kFunctionCall:
+      ++unanswered_;  // each ends with a ReadyForQuery
+      break;
+    case fmsg::kSync:
+      ++unanswered_;
+      unsynced_ = false;
+      break;
+    default:  // Parse, Bind, Execute, Describe, Close, Flush: answered after a Sync
+      unsynced_ = true;
+  }
+  activity_.at_rest = false;
+}
+
+void Relay::on_server_message(const protocol::ScannedMessage& m) {
+  if (m.type == msg::kReadyForQuery) {
+    if (auto s = protocol::parse_ready_for_query(m)) transaction_status_ = *s;
+    server_error_.clear();
+    if (unanswered_ > 0) --unanswered_;
+    activity_.at_rest = transaction_status_ == 'I' && unanswered_ == 0 && !unsynced_;
+  } else if (m.type == msg::kCommandComplete) {
+    // The command tag: a LISTEN keeps the session's notifications coming; DISCARD ALL
+    // (a pool's reset) ends them.
+    const std::string_view tag(reinterpret_cast<const char*>(m.head.data()), m.head.size());
+    if (tag.starts_with(std::string_view("LISTEN\0", 7))) activity_.listening = true;
+    if (tag.starts_with(std::string_view("DISCARD ALL\0", 12))) activity_.listening = false;
+  } else if (m.type == msg::kNotificationResponse) {
+    activity_.listening = true;
+  } else if (m.type == msg::kErrorResponse) {
+    server_error_ = protocol::parse_error_sqlstate(m).value_or("?");
+  } else if (m.type == msg::kBackendKeyData) {
+    if (auto key = protocol::parse_backend_key_data(m); key && on_backend_key_) on_backend_key_(*key);
+  }
+}
+
+std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes bytes) {
+  if (direction == Direction::kToServer) {
+    if (from_client_.scan(bytes, [this](const protocol::ScannedMessage& m) { on_client_message(m); }) ==
+        protocol::ScanStatus::kOk) {
+      return std::nullopt;
     }
-  });
-  if (status == protocol::ScanStatus::kInvalid) detail = from_server_.error();
-  return status == protocol::ScanStatus::kOk;
+    const bool too_large = from_client_.error_kind() == protocol::ScanError::kLengthAboveMaximum;
+    return RelayEnd{too_large ? RelayEnd::Why::kClientTooLarge : RelayEnd::Why::kClientProtocol, from_client_.error(),
+                    {}};
+  }
+  if (from_server_.scan(bytes, [this](const protocol::ScannedMessage& m) { on_server_message(m); }) ==
+      protocol::ScanStatus::kOk) {
+    return std::nullopt;
+  }
+  return RelayEnd{RelayEnd::Why::kServerProtocol, from_server_.error(), {}};
+}
+
+RelayEnd Relay::cancelled() const {
+  return RelayEnd{idle_closed_ ? RelayEnd::Why::kIdleClosed : RelayEnd::Why::kShutdown, {}, {}};
+}
+
+RelayEnd Relay::closed(Direction direction, std::string detail) const {
+  if (direction == Direction::kToServer) return RelayEnd{RelayEnd::Why::kClientClosed, std::move(detail), {}};
+  return RelayEnd{RelayEnd::Why::kServerClosed, std::move(detail), server_error_};
 }
 
 asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
@@ -114,8 +148,6 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
   Socket& src = to_server ? client_ : server_;
   Socket& dst = to_server ? server_ : client_;
   std::uint64_t* counter = to_server ? counters_.bytes_to_server : counters_.bytes_to_client;
-  const auto closed = to_server ? RelayEnd::Why::kClientClosed : RelayEnd::Why::kServerClosed;
-  const auto invalid = to_server ? RelayEnd::Why::kClientProtocol : RelayEnd::Why::kServerProtocol;
   std::vector<std::uint8_t> pending;  // only used under backpressure
   int reads_without_wait = 0;
   // A read shorter than the buffer emptied the socket: wait for readiness at once instead
@@ -131,22 +163,21 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       drained = false;
       reads_without_wait = 0;
       auto [wec] = co_await src.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
-      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+      if (wec == asio::error::operation_aborted) co_return cancelled();
     }
-    if (idle_closed_) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+    if (idle_closed_) co_return cancelled();
     const std::size_t n = src.read_some(asio::buffer(g_scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       reads_without_wait = 0;
       auto [wec] = co_await src.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
-      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+      if (wec == asio::error::operation_aborted) co_return cancelled();
       continue;  // an error shows up on the next read
     }
     if (ec == asio::error::interrupted) continue;
-    if (ec) co_return RelayEnd{closed, ec == asio::error::eof ? std::string() : ec.message()};
+    if (ec) co_return closed(direction, ec == asio::error::eof ? std::string() : ec.message());
     activity_.last_traffic = Clock::now();
 
-    std::string detail;
-    if (!inspect(direction, protocol::Bytes(g_scratch.data(), n), detail)) co_return RelayEnd{invalid, detail};
+    if (auto end = inspect(direction, protocol::Bytes(g_scratch.data(), n))) co_return std::move(*end);
     if (counter) *counter += n;
 
     std::size_t written = dst.write_some(asio::buffer(g_scratch.data(), n), ec);
@@ -154,7 +185,7 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       written = 0;
       ec = {};
     }
-    if (ec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, ec.message()};
+    if (ec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, ec.message(), {}};
     if (written < n) {
       // The destination is slower than the source: keep the rest and stop reading this
       // direction until it is delivered.
@@ -163,8 +194,8 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       if (!to_server) to_client_pending_ = true;
       auto [wec, _] = co_await asio::async_write(dst, asio::buffer(pending), asio::as_tuple(asio::use_awaitable));
       if (!to_server) to_client_pending_ = false;
-      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
-      if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message()};
+      if (wec == asio::error::operation_aborted) co_return cancelled();
+      if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message(), {}};
       std::vector<std::uint8_t>().swap(pending);  // give the memory back: idle sessions hold none
       reads_without_wait = 0;
       continue;
@@ -185,28 +216,25 @@ asio::awaitable<RelayEnd> Relay::pump_stream(Direction direction) {
   Stream& src = to_server ? client_stream_ : server_stream_;
   Stream& dst = to_server ? server_stream_ : client_stream_;
   std::uint64_t* counter = to_server ? counters_.bytes_to_server : counters_.bytes_to_client;
-  const auto closed = to_server ? RelayEnd::Why::kClientClosed : RelayEnd::Why::kServerClosed;
-  const auto invalid = to_server ? RelayEnd::Why::kClientProtocol : RelayEnd::Why::kServerProtocol;
   // TLS decrypts into memory of the session's own: the shared scratch buffer cannot be
   // lent across the suspension an SSL read may need.
   std::vector<std::uint8_t> buffer(16 * 1024);
   for (;;) {
     auto [ec, n] = co_await src.read_some(asio::buffer(buffer));
-    if (ec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
+    if (ec == asio::error::operation_aborted) co_return cancelled();
     if (n > 0) {
       activity_.last_traffic = Clock::now();
-      std::string detail;
-      if (!inspect(direction, protocol::Bytes(buffer.data(), n), detail)) co_return RelayEnd{invalid, detail};
+      if (auto end = inspect(direction, protocol::Bytes(buffer.data(), n))) co_return std::move(*end);
       if (counter) *counter += n;
       if (!to_server) to_client_pending_ = true;
       const auto wec = co_await dst.write(asio::const_buffer(buffer.data(), n));
       if (!to_server) to_client_pending_ = false;
-      if (wec == asio::error::operation_aborted) co_return RelayEnd{RelayEnd::Why::kCancelled, {}};
-      if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message()};
+      if (wec == asio::error::operation_aborted) co_return cancelled();
+      if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message(), {}};
     }
     if (ec) {
       const bool eof = ec == asio::error::eof || ec == ssl::error::stream_truncated;
-      co_return RelayEnd{closed, eof ? std::string() : ec.message()};
+      co_return closed(direction, eof ? std::string() : ec.message());
     }
   }
 }

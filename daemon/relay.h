@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -25,16 +26,24 @@ namespace pgnap::daemon {
 
 struct RelayEnd {
   enum class Why {
-    kClientClosed,    // EOF or reset from the client (normal after Terminate)
-    kServerClosed,    // EOF or reset from PostgreSQL
-    kClientProtocol,  // the client's stream broke the framing or the size limit
-    kServerProtocol,  // PostgreSQL's stream did (never expected)
-    kWriteFailed,     // a write to either side failed
-    kCancelled,       // the gateway is shutting down, or close_idle()
+    kClientClosed,     // EOF or reset from the client (normal after Terminate)
+    kServerClosed,     // EOF or reset from PostgreSQL; `server_sqlstate` says what it said before
+    kClientProtocol,   // the client's stream broke the framing
+    kClientTooLarge,   // the client sent a message above max_message_size
+    kServerProtocol,   // PostgreSQL's stream broke the framing (never expected)
+    kWriteFailed,      // a write to either side failed
+    kIdleClosed,       // close_idle(): the instance closed the session so that it can sleep
+    kShutdown,         // cancelled: the gateway is shutting down
   };
   Why why = Why::kClientClosed;
-  std::string detail;
+  std::string detail;  // for the log: the socket error, or what was wrong with the stream
+  // kServerClosed: the SQLSTATE of the last ErrorResponse PostgreSQL sent since its last
+  // ReadyForQuery — the FATAL that said why it closed ("" if none; "?" if its code lay
+  // beyond the scanner's captured head).
+  std::string server_sqlstate;
 };
+
+[[nodiscard]] std::string_view to_string(RelayEnd::Why why);
 
 struct RelayCounters {
   std::uint64_t* bytes_to_server = nullptr;
@@ -60,24 +69,24 @@ class Relay {
   // The transaction status of the last ReadyForQuery: 'I', 'T', 'E', or 0 before the first.
   [[nodiscard]] char transaction_status() const { return transaction_status_; }
   [[nodiscard]] bool client_terminated() const { return client_terminated_; }
-  // The SQLSTATE of the last ErrorResponse PostgreSQL sent since its last ReadyForQuery:
-  // when the server then closes the connection, the FATAL that said why ("" if none, or if
-  // its code lay beyond the scanner's captured head: "?").
-  [[nodiscard]] const std::string& server_error_since_ready() const { return server_error_; }
 
   // The session's use, for its instance's idle decisions.
   [[nodiscard]] SessionActivity& activity() { return activity_; }
-  // Ends run() now (it returns kCancelled), for an idle session the instance closes so that
-  // the database can sleep; idle_closed() then tells why.
+  // Ends run() now (it returns kIdleClosed), for an idle session the instance closes so that
+  // the database can sleep.
   void close_idle();
-  [[nodiscard]] bool idle_closed() const { return idle_closed_; }
 
  private:
   enum class Direction { kToServer, kToClient };
   asio::awaitable<RelayEnd> pump(Direction direction);
   asio::awaitable<RelayEnd> pump_stream(Direction direction);
-  // Scans bytes about to be forwarded; false when the stream is invalid (detail set).
-  bool inspect(Direction direction, protocol::Bytes bytes, std::string& detail);
+  // Scans bytes about to be forwarded; nullopt while the stream is valid, else how it ends.
+  std::optional<RelayEnd> inspect(Direction direction, protocol::Bytes bytes);
+  void on_client_message(const protocol::ScannedMessage& m);
+  void on_server_message(const protocol::ScannedMessage& m);
+  // The end of a pump that was cancelled (shutdown or close_idle) or whose peer closed.
+  [[nodiscard]] RelayEnd cancelled() const;
+  [[nodiscard]] RelayEnd closed(Direction direction, std::string detail) const;
 
   Stream& client_stream_;
   Stream& server_stream_;

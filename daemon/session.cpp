@@ -9,9 +9,10 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "daemon/backend_address.h"
+#include "daemon/cancel_forward.h"
 #include "daemon/instance.h"
-#include "daemon/log.h"
 #include "daemon/relay.h"
+#include "daemon/server_connection.h"
 #include "daemon/startup_reader.h"
 #include "daemon/stream.h"
 #include "protocol/encode.h"
@@ -20,6 +21,25 @@ namespace pgnap::daemon {
 
 using namespace boost::asio::experimental::awaitable_operators;
 namespace sqlstate = protocol::sqlstate;
+
+void log_refusal(SessionEnv& env, const std::string& context, const std::string& text) {
+  std::size_t suppressed = 0;
+  switch (env.refusal_log.take(std::chrono::steady_clock::now(), suppressed)) {
+    case log::LineBudget::Verdict::kWrite:
+      PGNAP_LOG(kInfo, context,
+                text << (suppressed == 0 ? ""
+                                         : " (" + std::to_string(suppressed) + " similar line(s) left out before this one)"));
+      return;
+    case log::LineBudget::Verdict::kFirstLeftOut:
+      PGNAP_LOG(kWarning, "gateway",
+                "more than " << SessionEnv::kRefusalLinesPerSecond
+                             << " refused connections in a second: the next ones are left out of the log "
+                                "(pgnap_gateway_errors_total and pgnap_limit_hits_total count them all)");
+      return;
+    case log::LineBudget::Verdict::kLeftOut:
+      return;
+  }
+}
 
 namespace {
 
@@ -46,99 +66,6 @@ bool is_cancelled(const asio::cancellation_state& state) {
   return state.cancelled() != asio::cancellation_type::none;
 }
 
-// Protocol 3.x with x > 0 and "_pq_." options are answered by pgnap itself: it speaks 3.0 to
-// PostgreSQL and tells the client so with NegotiateProtocolVersion, before anything else
-// reaches it (the message a 3.0-only server would send).
-struct Negotiated {
-  protocol::StartupMessage forwarded;
-  std::optional<std::string> negotiate_message;
-};
-
-Negotiated negotiate(const protocol::StartupMessage& in) {
-  Negotiated out;
-  out.forwarded.major = 3;
-  out.forwarded.minor = 0;
-  std::vector<std::string> unrecognized;
-  for (const auto& [name, value] : in.parameters) {
-    if (name.rfind("_pq_.", 0) == 0) unrecognized.push_back(name);
-    else out.forwarded.parameters.emplace_back(name, value);
-  }
-  if (in.minor > 0 || !unrecognized.empty()) {
-    out.negotiate_message = protocol::encode_negotiate_protocol_version(0, unrecognized);
-  }
-  return out;
-}
-
-// Asks PostgreSQL for TLS (SSLRequest) and returns its one-byte answer: 'S' or 'N' (0 with
-// `why` set when it gives neither in time).
-asio::awaitable<char> request_tls(Stream& server, Clock::time_point deadline, std::string& why) {
-  auto executor = co_await asio::this_coro::executor;
-  std::string request;
-  protocol::append_u32(request, 8);
-  protocol::append_u32(request, protocol::kSslRequestCode);
-  if (const auto ec = co_await write_all(server.socket(), request, deadline); ec) {
-    why = "asking the instance for TLS failed: " + ec.message();
-    co_return 0;
-  }
-  char answer = 0;
-  asio::steady_timer timer(executor, deadline);
-  auto r = co_await (server.socket().async_read_some(asio::buffer(&answer, 1), asio::as_tuple(asio::use_awaitable)) ||
-                     timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-  if (r.index() == 1 || std::get<0>(std::get<0>(r)) || (answer != 'S' && answer != 'N')) {
-    why = "the instance gave no valid answer to the TLS request";
-    co_return 0;
-  }
-  co_return answer;
-}
-
-}  // namespace
-
-asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequest& request, std::string context) {
-  const auto target = env.cancels->find(request);
-  if (!target) {
-    ++env.metrics->cancels_unmatched;
-    PGNAP_LOG(kDebug, context, "cancel request for an unknown key (pid " << request.process_id << "): ignored");
-    co_return;
-  }
-  auto executor = co_await asio::this_coro::executor;
-  Socket server(executor);
-  const std::vector<Endpoint> endpoints{target->endpoint};
-  const auto connected = co_await connect_any(server, endpoints, target->instance->config().connect_timeout);
-  if (connected.error) {
-    PGNAP_LOG(kWarning, context, "could not forward cancel request: " << connected.error.message());
-    co_return;
-  }
-  const std::string packet = protocol::encode_cancel_request(request);
-  const auto ec = co_await write_all(server, packet, Clock::now() + target->instance->config().connect_timeout);
-  if (!ec) ++env.metrics->cancels_forwarded;
-  PGNAP_LOG(kDebug, context, "cancel request for pid " << request.process_id << " forwarded to instance "
-                                                       << target->instance->name()
-                                                       << (ec ? " (write failed: " + ec.message() + ")" : ""));
-}
-
-namespace {
-
-// A refusal any client can cause at will: logged within the session budget, so a flood of
-// bad connections does not flood the journal (the metrics count every one).
-void log_refusal(SessionEnv& env, const std::string& context, const std::string& text) {
-  std::size_t suppressed = 0;
-  switch (env.refusal_log.take(std::chrono::steady_clock::now(), suppressed)) {
-    case log::LineBudget::Verdict::kWrite:
-      PGNAP_LOG(kInfo, context,
-                text << (suppressed == 0 ? ""
-                                         : " (" + std::to_string(suppressed) + " similar line(s) left out before this one)"));
-      return;
-    case log::LineBudget::Verdict::kFirstLeftOut:
-      PGNAP_LOG(kWarning, "gateway",
-                "more than " << SessionEnv::kRefusalLinesPerSecond
-                             << " refused connections in a second: the next ones are left out of the log "
-                                "(pgnap_gateway_errors_total and pgnap_limit_hits_total count them all)");
-      return;
-    case log::LineBudget::Verdict::kLeftOut:
-      return;
-  }
-}
-
 // What connecting a client to its instance produces, for the relay. Kept small: it lives in
 // the session's frame for the whole session (the connection phase's many locals and
 // temporaries live in their own coroutine frame, freed before the relay starts).
@@ -150,11 +77,135 @@ struct Established {
   std::string context;  // "session=N client=ADDR instance=NAME"
 };
 
-// Startup, routing, admission (waiting for a wake if need be), connecting to PostgreSQL and
-// forwarding the startup packet. nullopt when the session ended there (refused, cancel
-// request, client gone): whatever had to be said to the client has been said.
+// Counts, logs and sends a refusal of a client that reached an instance.
+asio::awaitable<void> refuse(SessionEnv& env, Stream& client, Instance& instance, const std::string& context,
+                             const Refusal& refusal) {
+  if (refusal.kind == Refusal::Kind::kTooManyWaiting) env.metrics->limit_hit("max_waiting");
+  instance.metrics().client_error(refusal.error.sqlstate);
+  PGNAP_LOG(kInfo, context, "refused (" << refusal.error.sqlstate << "): " << refusal.error.message
+                                        << (refusal.error.detail.empty() ? "" : ": " + refusal.error.detail));
+  co_await send_fatal(client, refusal.error);
+}
+
+// Step 1: the startup phase. The client's StartupMessage, or nullopt when the connection
+// ended there: refused (the client was told), a cancel request (forwarded), or gone.
+asio::awaitable<std::optional<StartupOutcome>> read_client_startup(SessionEnv& env, Stream& client,
+                                                                   const std::string& context) {
+  auto startup = co_await read_startup(client, Clock::now() + env.gateway->login_timeout, env.tls);
+  if (startup.login_timeout) env.metrics->limit_hit("login_timeout");
+  using Kind = StartupOutcome::Kind;
+  switch (startup.kind) {
+    case Kind::kStartup:
+      co_return startup;
+    case Kind::kCancel:
+      co_await forward_cancel(*env.cancels, *env.metrics, startup.cancel, context);
+      co_return std::nullopt;
+    case Kind::kTlsHandshakeFailed:
+      ++env.metrics->tls_handshake_failures;
+      log_refusal(env, context, startup.reason);
+      co_return std::nullopt;
+    case Kind::kClientGone:
+      PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
+      co_return std::nullopt;
+    case Kind::kMalformed:
+    case Kind::kLoginTimeout:
+    case Kind::kTlsRequired:
+      env.metrics->error(startup.error.sqlstate);
+      log_refusal(env, context, "refused: " + startup.reason);
+      co_return std::nullopt;
+  }
+  co_return std::nullopt;
+}
+
+// Step 2: routing. The instance serving `database`, or nullptr after telling the client
+// 3D000 with the names that are served.
+asio::awaitable<Instance*> route(SessionEnv& env, Stream& client, const std::string& context,
+                                 const std::string& database) {
+  if (Instance* instance = env.router->route(database)) co_return instance;
+  std::string served;
+  for (const auto& name : env.router->served_names()) served += (served.empty() ? "" : ", ") + name;
+  log_refusal(env, context, "refused: database \"" + database + "\" is not served");
+  env.metrics->error(sqlstate::kInvalidCatalogName);
+  const protocol::ErrorResponse error{"FATAL", std::string(sqlstate::kInvalidCatalogName),
+                                      "database \"" + database + "\" is not served by this gateway",
+                                      served.empty() ? std::string() : "Databases served: " + served + ".",
+                                      "Check the database name in the connection string, or add it to an instance's "
+                                      "\"databases\" in pgnap's configuration."};
+  co_await send_fatal(client, error);
+  co_return nullptr;
+}
+
+struct Admitted {
+  Lease lease;
+  ServerConnection server;
+};
+
+// Step 3: admission (at once, or after the shared wake) and a connection to the server. A
+// server found dead although the instance was believed awake gets one fresh wake.
+asio::awaitable<std::optional<Admitted>> admit_and_connect(SessionEnv& env, Stream& client, Instance& instance,
+                                                           const std::string& context, const std::string& database,
+                                                           const std::string& peer) {
+  for (int attempt = 0;; ++attempt) {
+    // operator|| flattens Admission (a variant) with client_gone's void: the result is one
+    // of Lease, Refusal, or monostate when the client left first.
+    auto admitted = co_await (instance.acquire(database, peer) || client_gone(client.socket()));
+    if (std::holds_alternative<std::monostate>(admitted)) {
+      PGNAP_LOG(kDebug, context, "client left while waiting for the instance");
+      co_return std::nullopt;
+    }
+    if (const auto* refusal = std::get_if<Refusal>(&admitted)) {
+      co_await refuse(env, client, instance, context, *refusal);
+      co_return std::nullopt;
+    }
+    Lease lease = std::move(std::get<Lease>(admitted));
+    auto connected = co_await connect_server(instance, env.instance_tls);
+    if (auto* server = std::get_if<ServerConnection>(&connected)) co_return Admitted{std::move(lease), std::move(*server)};
+
+    const auto& failure = std::get<ServerConnectFailure>(connected);
+    if (failure.timed_out) env.metrics->limit_hit("connect_timeout");
+    lease.release();
+    if (attempt == 0 && failure.nothing_listening) {
+      instance.report_unreachable(failure.why);
+      continue;  // acquire again: this wakes it
+    }
+    const Refusal refusal =
+        failure.tls
+            ? Refusal::make(Refusal::Kind::kConnectFailed, sqlstate::kCannotConnectNow,
+                            "could not connect to instance \"" + instance.name() + "\" with TLS", failure.why,
+                            "Check the server's ssl setting, or the instance's tls in pgnap's configuration.")
+            : Refusal::make(Refusal::Kind::kConnectFailed, sqlstate::kCannotConnectNow,
+                            "instance \"" + instance.name() + "\" could not be started", failure.why,
+                            "The instance was reported ready but does not accept connections; see pgnap's log.");
+    co_await refuse(env, client, instance, context, refusal);
+    co_return std::nullopt;
+  }
+}
+
+// Step 4: the client's startup packet to PostgreSQL (as protocol 3.0), with whatever the
+// client pipelined after it; NegotiateProtocolVersion to the client when it asked for more.
+asio::awaitable<bool> forward_startup(SessionEnv& env, Stream& client, Instance& instance, Stream& server,
+                                      const StartupOutcome& startup, const std::string& context) {
+  const auto negotiated = protocol::negotiate_startup(startup.startup);
+  const std::string first_bytes = protocol::encode_startup_message(negotiated.forwarded) + startup.pipelined;
+  if (auto ec = co_await write_all(server, first_bytes, Clock::now() + instance.config().connect_timeout); ec) {
+    const Refusal refusal =
+        Refusal::make(Refusal::Kind::kConnectFailed, sqlstate::kCannotConnectNow,
+                      "instance \"" + instance.name() + "\" could not be started",
+                      "sending the startup packet failed: " + ec.message());
+    co_await refuse(env, client, instance, context, refusal);
+    co_return false;
+  }
+  if (negotiated.negotiate_message) {
+    if (co_await write_all(client, *negotiated.negotiate_message, Clock::now() + std::chrono::seconds(10))) {
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+// The connection phase: the steps above in order. nullopt when the session ended there;
+// whatever had to be said to the client has been said.
 asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& client, std::uint64_t id) {
-  auto executor = co_await asio::this_coro::executor;
   const std::string peer = peer_name(client.socket());
   const std::string context = "session=" + std::to_string(id) + " client=" + peer;
   const Keepalive keepalive{std::chrono::duration_cast<std::chrono::seconds>(env.gateway->tcp_keepalive_idle),
@@ -162,150 +213,33 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
                             static_cast<int>(env.gateway->tcp_keepalive_count)};
   tune_client_socket(client.socket(), keepalive);
 
-  // ---- startup phase ----
-  auto startup = co_await read_startup(client, Clock::now() + env.gateway->login_timeout, env.tls);
-  if (startup.login_timeout) env.metrics->limit_hit("login_timeout");
-  switch (startup.kind) {
-    case StartupOutcome::Kind::kClosed:
-      if (startup.reason.rfind("TLS handshake failed", 0) == 0) {
-        ++env.metrics->tls_handshake_failures;
-        log_refusal(env, context, startup.reason);
-      } else {
-        PGNAP_LOG(kDebug, context, "closed during startup: " << startup.reason);
-      }
-      co_return std::nullopt;
-    case StartupOutcome::Kind::kRefused:
-      env.metrics->error(startup.login_timeout || startup.reason.rfind("invalid", 0) == 0 ||
-                                 startup.reason.rfind("unsupported", 0) == 0
-                             ? sqlstate::kProtocolViolation
-                             : sqlstate::kInvalidAuthorization);
-      log_refusal(env, context, "refused: " + startup.reason);
-      co_return std::nullopt;
-    case StartupOutcome::Kind::kCancel:
-      co_await forward_cancel(env, startup.cancel, context);
-      co_return std::nullopt;
-    case StartupOutcome::Kind::kStartup:
-      break;
-  }
-  const std::string database(startup.startup.database());
-  const std::string user(startup.startup.user());
-
-  // ---- routing ----
-  Instance* instance = env.router->route(database);
-  if (instance == nullptr) {
-    std::string served;
-    for (const auto& name : env.router->served_names()) served += (served.empty() ? "" : ", ") + name;
-    log_refusal(env, context, "refused: database \"" + database + "\" is not served");
-    env.metrics->error(sqlstate::kInvalidCatalogName);
-    const ClientError error{std::string(sqlstate::kInvalidCatalogName),
-                            "database \"" + database + "\" is not served by this gateway",
-                            served.empty() ? std::string() : "Databases served: " + served + ".",
-                            "Check the database name in the connection string, or add it to an instance's "
-                            "\"databases\" in pgnap's configuration."};
-    co_await send_fatal(client, error);
-    co_return std::nullopt;
-  }
+  const auto startup = co_await read_client_startup(env, client, context);
+  if (!startup) co_return std::nullopt;
+  const std::string database(startup->startup.database());
+  Instance* instance = co_await route(env, client, context, database);
+  if (instance == nullptr) co_return std::nullopt;
   const std::string icontext = context + " instance=" + instance->name();
-  PGNAP_LOG(kDebug, icontext, "startup: user \"" << user << "\", database \"" << database << "\"");
+  PGNAP_LOG(kDebug, icontext, "startup: user \"" << startup->startup.user() << "\", database \"" << database << "\"");
 
-  auto refuse = [&](const Refusal& r) -> asio::awaitable<void> {
-    instance->metrics().client_error(r.sqlstate);
-    PGNAP_LOG(kInfo, icontext, "refused (" << r.sqlstate << "): " << r.message
-                                           << (r.detail.empty() ? "" : ": " + r.detail));
-    const ClientError error{std::string(r.sqlstate), r.message, r.detail, r.hint};
-    co_await send_fatal(client, error);
-  };
-
-  // ---- admission and connection; a server found dead gets one fresh wake ----
-  Lease lease;
-  Stream server{Socket(executor)};
-  Endpoint connected_to;
-  for (int attempt = 0;; ++attempt) {
-    // operator|| flattens Admission (a variant) with client_gone's void: the result is one
-    // of Lease, Refusal, or monostate when the client left first.
-    auto admitted = co_await (instance->acquire(database, peer) || client_gone(client.socket()));
-    if (std::holds_alternative<std::monostate>(admitted)) {
-      PGNAP_LOG(kDebug, icontext, "client left while waiting for the instance");
-      co_return std::nullopt;
-    }
-    if (auto* r = std::get_if<Refusal>(&admitted)) {
-      if (r->sqlstate == sqlstate::kTooManyConnections) env.metrics->limit_hit("max_waiting");
-      co_await refuse(*r);
-      co_return std::nullopt;
-    }
-    lease = std::move(std::get<Lease>(admitted));
-
-    auto resolved = co_await resolve_backend(instance->config().address);
-    ConnectResult connected{asio::error::host_not_found, 0};
-    std::string why = resolved.error;
-    if (resolved.error.empty()) {
-      connected = co_await connect_any(server.socket(), resolved.endpoints, instance->config().connect_timeout);
-      if (!connected.error) {
-        connected_to = resolved.endpoints[connected.index];
-        break;
-      }
-      if (connected.error == asio::error::timed_out) env.metrics->limit_hit("connect_timeout");
-      why = "connecting to " + instance->config().address.to_string() + " failed: " + connected.error.message();
-    }
-    lease.release();
-    if (attempt == 0 && means_nothing_listening(connected.error)) {
-      instance->report_unreachable(why);
-      continue;  // acquire again: this wakes it
-    }
-    const Refusal refusal{sqlstate::kCannotConnectNow, "instance \"" + instance->name() + "\" could not be started",
-                          why, "The instance was reported ready but does not accept connections; see pgnap's log."};
-    co_await refuse(refusal);
-    co_return std::nullopt;
-  }
-  tune_server_socket(server.socket());
-
-  // ---- TLS to the instance ----
-  if (instance->config().effective_tls() != "disable") {
-    const auto deadline = Clock::now() + instance->config().connect_timeout;
-    std::string why;
-    const auto answer = co_await request_tls(server, deadline, why);
-    if (answer == 'S') {
-      if (const auto ec = co_await server.connect_tls(env.instance_tls, deadline); ec) {
-        why = "TLS handshake with the instance failed: " + ec.message();
-      }
-    } else if (answer == 'N' && instance->config().effective_tls() == "require") {
-      why = "the instance does not offer TLS, and its tls = \"require\"";
-    }
-    if (!why.empty()) {
-      const Refusal refusal{sqlstate::kCannotConnectNow,
-                            "could not connect to instance \"" + instance->name() + "\" with TLS", why,
-                            "Check the server's ssl setting, or the instance's tls in pgnap's configuration."};
-      co_await refuse(refusal);
-      co_return std::nullopt;
-    }
-  }
-
-  // ---- forward the startup packet ----
-  const auto negotiated = negotiate(startup.startup);
-  std::string first_bytes = protocol::encode_startup_message(negotiated.forwarded) + startup.pipelined;
-  if (auto ec = co_await write_all(server, first_bytes, Clock::now() + instance->config().connect_timeout); ec) {
-    const Refusal refusal{sqlstate::kCannotConnectNow, "instance \"" + instance->name() + "\" could not be started",
-                          "sending the startup packet failed: " + ec.message(), {}};
-    co_await refuse(refusal);
-    co_return std::nullopt;
-  }
-  if (negotiated.negotiate_message) {
-    if (co_await write_all(client, *negotiated.negotiate_message, Clock::now() + std::chrono::seconds(10))) co_return std::nullopt;
-  }
-
-  PGNAP_LOG(kDebug, icontext, "connected to " << endpoint_to_string(connected_to)
-                                             << (server.tls() ? " with TLS" : "") << (client.tls() ? "; client has TLS" : ""));
-  co_return Established{instance, std::move(lease), std::move(server), connected_to, icontext};
+  auto admitted = co_await admit_and_connect(env, client, *instance, icontext, database, peer);
+  if (!admitted) co_return std::nullopt;
+  Stream& server = admitted->server.stream;
+  if (!co_await forward_startup(env, client, *instance, server, *startup, icontext)) co_return std::nullopt;
+  PGNAP_LOG(kDebug, icontext, "connected to " << endpoint_to_string(admitted->server.endpoint)
+                                             << (server.tls() ? " with TLS" : "")
+                                             << (client.tls() ? "; client has TLS" : ""));
+  co_return Established{instance, std::move(admitted->lease), std::move(server), admitted->server.endpoint, icontext};
 }
 
 // The end of a relayed session that pgnap ends itself (shutdown, a client breaking the
-// protocol): a FATAL to the client when it can be said between messages, Terminate to the
-// server. A coroutine of its own, so its temporaries stay out of the relay's frame.
-// (string_view parameters: the caller's strings outlive the co_await that passes them.)
+// protocol, an idle close): a FATAL to the client when it can be said between messages,
+// Terminate to the server. A coroutine of its own, so its temporaries stay out of the
+// relay's frame. (string_view parameters: the caller's strings outlive the co_await.)
 asio::awaitable<void> say_goodbye(Stream& client, Stream& server, bool at_boundary, std::string_view code,
                                   std::string_view message, std::string_view hint, std::string detail = {}) {
   if (at_boundary) {
-    const ClientError error{std::string(code), std::string(message), std::move(detail), std::string(hint)};
+    const protocol::ErrorResponse error{"FATAL", std::string(code), std::string(message), std::move(detail),
+                                        std::string(hint)};
     co_await send_fatal(client, error);
   }
   const std::string terminate = protocol::encode_terminate();
@@ -335,54 +269,57 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& 
   try {
     end = co_await relay.run();
   } catch (const boost::system::system_error&) {
-    end = {RelayEnd::Why::kCancelled, {}};
+    end = {RelayEnd::Why::kShutdown, {}, {}};
   }
   instance->unwatch_session(&relay.activity());
   if (key) env.cancels->remove(*key);
+  if (is_cancelled(cancellation)) end.why = RelayEnd::Why::kShutdown;
+  const bool at_boundary = relay.client_stream_at_boundary();
 
-  if (relay.idle_closed() && !is_cancelled(cancellation)) {
-    const auto idle = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - relay.activity().last_traffic);
-    co_await say_goodbye(client, e.server, relay.client_stream_at_boundary(), sqlstate::kAdminShutdown,
-                         "terminating idle connection so that the database can sleep",
-                         "Reconnect to continue: the next connection wakes the database.",
-                         "The connection had no traffic for " + std::to_string(idle.count()) +
-                             " s, and no other session of instance \"" + instance->name() + "\" was in use.");
-    PGNAP_LOG(kDebug, e.context, "closed while idle, so that the instance can sleep");
-    co_return;
-  }
-
-  if (end.why == RelayEnd::Why::kCancelled || is_cancelled(cancellation)) {
-    // Shutdown: say why, if it can be said without cutting a message in two.
-    co_await asio::this_coro::reset_cancellation_state();
-    co_await say_goodbye(client, e.server, relay.client_stream_at_boundary(), sqlstate::kAdminShutdown,
-                         "the gateway is shutting down", "Reconnect in a moment.");
-    PGNAP_LOG(kDebug, e.context, "ended by shutdown");
-    co_return;
-  }
-  if (end.why == RelayEnd::Why::kClientProtocol) {
-    instance->metrics().client_error(sqlstate::kProtocolViolation);
-    const bool too_large = end.detail.find("above the maximum") != std::string::npos;
-    if (too_large) env.metrics->limit_hit("max_message_size");
-    const std::string message = "invalid message from client: " + end.detail;
-    const std::string hint = too_large ? "Send smaller messages, or raise max_message_size in pgnap's [gateway]." : "";
-    co_await say_goodbye(client, e.server, relay.client_stream_at_boundary(), sqlstate::kProtocolViolation, message,
-                         hint);
-    co_await drain_until_closed(client, Clock::now() + std::chrono::seconds(2));
-  }
-  // PostgreSQL went away in the middle of the session without a FATAL that says it lives on
-  // (a killed postmaster ends its backends silently; one that is shut down or crashed says
-  // 57Pxx): find out now whether the instance is down, not when the next client fails.
-  if (end.why == RelayEnd::Why::kServerClosed && !relay.client_terminated() &&
-      (relay.server_error_since_ready().empty() || relay.server_error_since_ready().starts_with("57"))) {
-    const std::string& code = relay.server_error_since_ready();
-    instance->check_reachable("it closed a session's connection" +
-                              (code.empty() ? std::string(" without an error") : " with " + code));
+  switch (end.why) {
+    case RelayEnd::Why::kIdleClosed: {
+      const auto idle = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - relay.activity().last_traffic);
+      co_await say_goodbye(client, e.server, at_boundary, sqlstate::kAdminShutdown,
+                           "terminating idle connection so that the database can sleep",
+                           "Reconnect to continue: the next connection wakes the database.",
+                           "The connection had no traffic for " + std::to_string(idle.count()) +
+                               " s, and no other session of instance \"" + instance->name() + "\" was in use.");
+      break;
+    }
+    case RelayEnd::Why::kShutdown:
+      // Say why, if it can be said without cutting a message in two.
+      co_await asio::this_coro::reset_cancellation_state();
+      co_await say_goodbye(client, e.server, at_boundary, sqlstate::kAdminShutdown, "the gateway is shutting down",
+                           "Reconnect in a moment.");
+      break;
+    case RelayEnd::Why::kClientTooLarge:
+    case RelayEnd::Why::kClientProtocol: {
+      const bool too_large = end.why == RelayEnd::Why::kClientTooLarge;
+      instance->metrics().client_error(sqlstate::kProtocolViolation);
+      if (too_large) env.metrics->limit_hit("max_message_size");
+      const std::string message = "invalid message from client: " + end.detail;
+      const std::string hint = too_large ? "Send smaller messages, or raise max_message_size in pgnap's [gateway]." : "";
+      co_await say_goodbye(client, e.server, at_boundary, sqlstate::kProtocolViolation, message, hint);
+      co_await drain_until_closed(client, Clock::now() + std::chrono::seconds(2));
+      break;
+    }
+    case RelayEnd::Why::kServerClosed:
+      // PostgreSQL went away in the middle of the session without a FATAL that says it lives
+      // on (a killed postmaster ends its backends silently; one that is shut down or crashed
+      // says 57Pxx): find out now whether the instance is down, not when the next client fails.
+      if (!relay.client_terminated() && (end.server_sqlstate.empty() || end.server_sqlstate.starts_with("57"))) {
+        instance->check_reachable("it closed a session's connection" +
+                                  (end.server_sqlstate.empty() ? std::string(" without an error")
+                                                               : " with " + end.server_sqlstate));
+      }
+      break;
+    case RelayEnd::Why::kClientClosed:
+    case RelayEnd::Why::kServerProtocol:
+    case RelayEnd::Why::kWriteFailed:
+      break;
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-  PGNAP_LOG(kDebug, e.context, "ended after " << ms << " ms: "
-                                              << (end.why == RelayEnd::Why::kClientClosed   ? "client closed"
-                                                  : end.why == RelayEnd::Why::kServerClosed ? "server closed"
-                                                                                            : "error")
+  PGNAP_LOG(kDebug, e.context, "ended after " << ms << " ms: " << to_string(end.why)
                                               << (end.detail.empty() ? "" : " (" + end.detail + ")"));
 }
 

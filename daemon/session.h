@@ -1,18 +1,21 @@
-// One client connection, from accept to close:
-//   startup phase (startup_reader) → route (router) → admission (instance: now, or after the
-//   shared wake) → connect to PostgreSQL → forward the startup packet → relay (relay) →
-//   release the lease.
-// Each step is another file's job; this one strings them together and turns every failure
-// into the ErrorResponse the client sees.
+// One client connection, from accept to close (docs/architecture.md, "The life of a
+// connection"), as a sequence of named steps, each another file's job:
+//
+//   read the startup (startup_reader) → route (router) → admit, waiting for the shared wake
+//   if need be (instance), and connect (server_connection) → forward the startup → relay
+//   (relay) → release the lease.
+//
+// This file strings them together and turns every failure into the ErrorResponse the
+// client sees.
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <memory>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "config/config.h"
 #include "daemon/cancel_registry.h"
-#include "daemon/config.h"
 #include "daemon/log.h"
 #include "daemon/net.h"
 #include "daemon/router.h"
@@ -23,12 +26,12 @@ namespace pgnap::daemon {
 
 // What sessions share, owned by the gateway.
 struct SessionEnv {
-  const GatewayConfig* gateway = nullptr;  // the running configuration (a reload updates it in place)
+  const config::GatewayConfig* gateway = nullptr;  // the running configuration (a reload updates it in place)
   Router* router = nullptr;
   CancelRegistry* cancels = nullptr;
   metrics::GatewayMetrics* metrics = nullptr;
-  const TlsServer* tls = nullptr;                 // clients' TLS
-  std::shared_ptr<ssl::context> instance_tls;     // TLS to instances
+  const TlsServer* tls = nullptr;              // clients' TLS
+  std::shared_ptr<ssl::context> instance_tls;  // TLS to instances
   // Refusals before a client reaches an instance are logged within this budget.
   static constexpr std::size_t kRefusalLinesPerSecond = 20;
   log::LineBudget refusal_log{kRefusalLinesPerSecond};
@@ -42,8 +45,8 @@ struct SessionEnv {
 // client's stream is between messages, or by closing otherwise.
 asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t id);
 
-// Forwards a CancelRequest to the server that issued the key; unknown keys are dropped
-// (PostgreSQL answers a cancel request with nothing either way).
-asio::awaitable<void> forward_cancel(SessionEnv& env, const protocol::CancelRequest& request, std::string context);
+// A refusal any client can cause at will: logged within the session budget, so a flood of
+// bad connections does not flood the journal (the metrics count every one).
+void log_refusal(SessionEnv& env, const std::string& context, const std::string& text);
 
 }  // namespace pgnap::daemon

@@ -27,20 +27,21 @@ asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point d
   StartupOutcome out;
   const std::string no_hint;
 
-  auto refuse = [&](std::string_view code, const std::string& message,
+  auto refuse = [&](StartupOutcome::Kind kind, std::string_view code, const std::string& message,
                     const std::string& hint) -> asio::awaitable<StartupOutcome> {
-    out.kind = StartupOutcome::Kind::kRefused;
+    out.kind = kind;
     out.reason = message;
-    const ClientError error{std::string(code), message, {}, hint};
-    co_await send_fatal(client, error);
+    out.error = protocol::ErrorResponse{"FATAL", std::string(code), message, {}, hint};
+    co_await send_fatal(client, out.error);
     co_return out;
   };
+  using Kind = StartupOutcome::Kind;
 
   for (;;) {
     const auto decoded = protocol::decode_startup(buffer);
     if (decoded.status == protocol::DecodeStatus::kInvalid) {
       const std::string why = decoded.error;
-      co_return co_await refuse(sqlstate::kProtocolViolation, why, no_hint);
+      co_return co_await refuse(Kind::kMalformed, sqlstate::kProtocolViolation, why, no_hint);
     }
 
     if (decoded.status == protocol::DecodeStatus::kReady) {
@@ -50,9 +51,9 @@ asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point d
           // As PostgreSQL's hostssl-only pg_hba: 28000, and no session.
           const std::string why = "this gateway accepts only TLS connections";
           const std::string hint = "Connect with sslmode=require (or verify-ca, verify-full).";
-          co_return co_await refuse(sqlstate::kInvalidAuthorization, why, hint);
+          co_return co_await refuse(Kind::kTlsRequired, sqlstate::kInvalidAuthorization, why, hint);
         }
-        out.kind = StartupOutcome::Kind::kStartup;
+        out.kind = Kind::kStartup;
         out.startup = *msg;
         out.pipelined.assign(reinterpret_cast<const char*>(buffer.data() + decoded.consumed), rest);
         co_return out;
@@ -60,7 +61,7 @@ asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point d
       if (const auto* cancel = std::get_if<protocol::CancelRequest>(&decoded.packet)) {
         // Accepted in plaintext even when TLS is required: libpq sends cancel requests on a
         // fresh, unencrypted connection, and they carry nothing but the key.
-        out.kind = StartupOutcome::Kind::kCancel;
+        out.kind = Kind::kCancel;
         out.cancel = *cancel;
         co_return out;
       }
@@ -72,13 +73,13 @@ asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point d
       if (rest > 0) {
         const std::string why = std::string("invalid startup packet: received unencrypted data after ") +
                                 (is_ssl ? "SSL" : "GSSAPI encryption") + " request";
-        co_return co_await refuse(sqlstate::kProtocolViolation, why, no_hint);
+        co_return co_await refuse(Kind::kMalformed, sqlstate::kProtocolViolation, why, no_hint);
       }
       bool& answered = is_ssl ? ssl_answered : gss_answered;
       if (answered || client.tls()) {
         const std::string why = std::string("invalid startup packet: duplicate ") +
                                 (is_ssl ? "SSLRequest" : "GSSENCRequest");
-        co_return co_await refuse(sqlstate::kProtocolViolation, why, no_hint);
+        co_return co_await refuse(Kind::kMalformed, sqlstate::kProtocolViolation, why, no_hint);
       }
       answered = true;
       buffer.clear();
@@ -90,6 +91,7 @@ asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point d
           co_return out;
         }
         if (const auto ec = co_await client.accept_tls(tls->context(), deadline); ec) {
+          out.kind = Kind::kTlsHandshakeFailed;
           out.reason = "TLS handshake failed: " + ec.message();
           out.login_timeout = ec == asio::error::timed_out;
           co_return out;
@@ -113,7 +115,7 @@ asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point d
       out.login_timeout = true;
       const std::string why = "invalid startup packet: startup not completed within login_timeout";
       const std::string hint = "The client must send its startup packet promptly after connecting.";
-      co_return co_await refuse(sqlstate::kProtocolViolation, why, hint);
+      co_return co_await refuse(Kind::kLoginTimeout, sqlstate::kProtocolViolation, why, hint);
     }
     const auto [ec, n] = std::get<0>(r);
     if (ec) {

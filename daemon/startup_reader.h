@@ -18,18 +18,27 @@ namespace pgnap::daemon {
 
 struct StartupOutcome {
   enum class Kind {
-    kStartup,  // `startup` holds the client's StartupMessage
-    kCancel,   // `cancel` holds a CancelRequest; the connection carries nothing else
-    kRefused,  // an ErrorResponse was sent (malformed packet, login timeout, TLS required); `reason` says why
-    kClosed,   // the client went away (or its TLS handshake failed); nothing to send
+    kStartup,             // `startup` holds the client's StartupMessage
+    kCancel,              // `cancel` holds a CancelRequest; the connection carries nothing else
+    kMalformed,           // refused: `error` (08P01) was sent
+    kLoginTimeout,        // refused: no startup within login_timeout; `error` (08P01) was sent
+    kTlsRequired,         // refused: plaintext where TLS is required; `error` (28000) was sent
+    kTlsHandshakeFailed,  // closed: the TLS handshake failed or ran past login_timeout
+    kClientGone,          // closed: the client went away
   };
-  Kind kind = Kind::kClosed;
+  Kind kind = Kind::kClientGone;
   protocol::StartupMessage startup;
   protocol::CancelRequest cancel;
-  std::string reason;
+  protocol::ErrorResponse error;  // what a refused client was told
+  std::string reason;             // for the log: why a connection closed, or the refusal's message
   // Bytes the client sent after its StartupMessage, to forward after it.
   std::string pipelined;
-  bool login_timeout = false;  // refused because the deadline passed
+  bool login_timeout = false;  // it ended because login_timeout passed (kLoginTimeout, or a slow handshake)
+
+  // The client was sent an ErrorResponse.
+  [[nodiscard]] bool refused() const {
+    return kind == Kind::kMalformed || kind == Kind::kLoginTimeout || kind == Kind::kTlsRequired;
+  }
 };
 
 // `tls`: the clients' TLS (nullptr or mode "disable": SSLRequest gets 'N').

@@ -71,13 +71,12 @@ asio::awaitable<boost::system::error_code> write_all(Stream& stream, std::string
   co_return co_await with_deadline(write(), deadline);
 }
 
-asio::awaitable<void> send_fatal(Stream& stream, const ClientError& error) {
+asio::awaitable<void> send_fatal(Stream& stream, const protocol::ErrorResponse& error) {
   if (!stream.tls()) {
     co_await send_fatal(stream.socket(), error);
     co_return;
   }
-  const std::string message =
-      protocol::encode_error_response({"FATAL", error.sqlstate, error.message, error.detail, error.hint});
+  const std::string message = protocol::encode_error_response(error);
   (void)co_await write_all(stream, message, Clock::now() + std::chrono::seconds(2));
 }
 

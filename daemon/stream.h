@@ -50,7 +50,7 @@ class Stream {
 // write_all and send_fatal (net.h) for a Stream.
 [[nodiscard]] asio::awaitable<boost::system::error_code> write_all(Stream& stream, std::string_view bytes,
                                                                    Clock::time_point deadline);
-asio::awaitable<void> send_fatal(Stream& stream, const ClientError& error);
+asio::awaitable<void> send_fatal(Stream& stream, const protocol::ErrorResponse& error);
 
 // After a FATAL to a client that may still be sending (a message over max_message_size, half
 // written): reads and discards what it sends until it closes or `deadline`. Closing with

@@ -23,7 +23,7 @@ std::string openssl_error(const boost::system::system_error& e) {
 
 }  // namespace
 
-std::shared_ptr<ssl::context> make_server_context(const TlsConfig& config, std::string& error) {
+std::shared_ptr<ssl::context> make_server_context(const config::TlsConfig& config, std::string& error) {
   auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
   // Old protocols and compression off; a fresh key per handshake for (EC)DHE.
   context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
@@ -60,12 +60,12 @@ std::shared_ptr<ssl::context> make_client_context() {
   return context;
 }
 
-void TlsServer::load(const TlsConfig& config) {
+void TlsServer::load(const config::TlsConfig& config) {
   std::string error;
   if (!reload(config, error)) throw std::runtime_error("[gateway.tls]: " + error);
 }
 
-bool TlsServer::reload(const TlsConfig& config, std::string& error) {
+bool TlsServer::reload(const config::TlsConfig& config, std::string& error) {
   if (config.mode == "disable") {
     mode_ = config.mode;
     context_.reset();

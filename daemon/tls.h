@@ -7,7 +7,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 
-#include "daemon/config.h"
+#include "config/config.h"
 
 namespace pgnap::daemon {
 
@@ -16,7 +16,7 @@ namespace ssl = boost::asio::ssl;
 // Builds the server context: certificate chain, private key (checked against each other),
 // and, with `ca`, required and verified client certificates. TLS 1.2 at least. nullptr with
 // `error` set when a file cannot be used.
-[[nodiscard]] std::shared_ptr<ssl::context> make_server_context(const TlsConfig& config, std::string& error);
+[[nodiscard]] std::shared_ptr<ssl::context> make_server_context(const config::TlsConfig& config, std::string& error);
 
 // The context for connections to instances: TLS 1.2 or later, no certificate verification
 // (as libpq's sslmode=require: encryption against passive eavesdropping on the path).
@@ -27,10 +27,10 @@ namespace ssl = boost::asio::ssl;
 class TlsServer {
  public:
   // Start-up: throws std::runtime_error naming the file and the problem.
-  void load(const TlsConfig& config);
+  void load(const config::TlsConfig& config);
   // SIGHUP: a configuration whose files cannot be used keeps the running context (and mode);
   // false with `error` set.
-  [[nodiscard]] bool reload(const TlsConfig& config, std::string& error);
+  [[nodiscard]] bool reload(const config::TlsConfig& config, std::string& error);
 
   [[nodiscard]] const std::string& mode() const { return mode_; }  // disable | allow | require
   [[nodiscard]] std::shared_ptr<ssl::context> context() const { return context_; }

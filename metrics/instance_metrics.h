@@ -14,10 +14,20 @@
 #include <string>
 #include <string_view>
 
-#include "metrics/accounting.h"
-#include "metrics/ledger.h"
+#include "accounting/savings.h"
+#include "accounting/ledger.h"
 
 namespace pgnap::metrics {
+
+// The savings model and the ledger's lifetime figures, which the counters build on.
+using accounting::Accounting;
+using accounting::LifetimeTotals;
+using accounting::ReportedCounters;
+using accounting::Power;
+using accounting::power_of;
+using accounting::Activity;
+using accounting::Savings;
+using accounting::savings;
 
 // The lifecycle states, in the order pgnap_instance_state lists them.
 inline constexpr std::array<std::string_view, 5> kStates{"asleep", "waking", "awake", "suspending", "failed"};

@@ -3,6 +3,8 @@
 // https://www.postgresql.org/docs/15/protocol-error-fields.html.
 #include "protocol/encode.h"
 
+#include <vector>
+
 namespace pgnap::protocol {
 
 namespace {
@@ -37,7 +39,7 @@ void append_field(std::string& out, char code, std::string_view value) {
 
 }  // namespace
 
-std::string encode_error_response(const ErrorFields& fields) {
+std::string encode_error_response(const ErrorResponse& fields) {
   std::string out = begin_message(backend_msg::kErrorResponse);
   append_field(out, 'S', fields.severity);
   // 'V' is the non-localized severity (PostgreSQL 9.6+); pgnap never localizes, so the
@@ -84,6 +86,24 @@ std::string encode_cancel_request(const CancelRequest& req) {
   append_u32(out, kCancelRequestCode);
   append_u32(out, req.process_id);
   append_u32(out, req.secret_key);
+  return out;
+}
+
+NegotiatedStartup negotiate_startup(const StartupMessage& requested) {
+  NegotiatedStartup out;
+  out.forwarded.major = 3;
+  out.forwarded.minor = 0;
+  std::vector<std::string> unrecognized;
+  for (const auto& [name, value] : requested.parameters) {
+    if (name.starts_with("_pq_.")) {
+      unrecognized.push_back(name);
+    } else {
+      out.forwarded.parameters.emplace_back(name, value);
+    }
+  }
+  if (requested.minor > 0 || !unrecognized.empty()) {
+    out.negotiate_message = encode_negotiate_protocol_version(0, unrecognized);
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,17 +22,19 @@ inline constexpr std::string_view kAdminShutdown = "57P01";
 inline constexpr std::string_view kInvalidAuthorization = "28000";
 }  // namespace sqlstate
 
-struct ErrorFields {
-  std::string_view severity = "FATAL";  // sent as both 'S' (localized) and 'V' (not localized)
-  std::string_view sqlstate;            // 'C'
-  std::string_view message;             // 'M'
-  std::string_view detail;              // 'D', omitted when empty
-  std::string_view hint;                // 'H', omitted when empty
+// What pgnap says in an ErrorResponse: the one error type that carries a refusal from where
+// it is decided (an instance, the startup reader, the router) to the bytes on the wire.
+struct ErrorResponse {
+  std::string severity = "FATAL";  // 'S' and 'V'. FATAL ends the session, ERROR the query.
+  std::string sqlstate;            // 'C'
+  std::string message;             // 'M'
+  std::string detail;              // 'D', omitted when empty
+  std::string hint;                // 'H', omitted when empty
 };
 
 // A complete ErrorResponse ('E') message. Field values containing NUL bytes are cut at the
 // NUL, so a detail quoted from a log cannot break the framing.
-[[nodiscard]] std::string encode_error_response(const ErrorFields& fields);
+[[nodiscard]] std::string encode_error_response(const ErrorResponse& error);
 
 // NegotiateProtocolVersion ('v'): the newest minor version of protocol 3 that pgnap supports,
 // and the "_pq_." options it did not recognise.
@@ -43,6 +46,16 @@ struct ErrorFields {
 [[nodiscard]] std::string encode_startup_message(const StartupMessage& msg);
 
 [[nodiscard]] std::string encode_cancel_request(const CancelRequest& req);
+
+// pgnap speaks protocol 3.0 to PostgreSQL. A client asking for 3.x with x > 0, or for
+// "_pq_." protocol options, is answered by pgnap itself with NegotiateProtocolVersion (the
+// message a 3.0-only server sends, postmaster.c SendNegotiateProtocolVersion()) before
+// anything else reaches it; the startup forwarded is 3.0 without those options.
+struct NegotiatedStartup {
+  StartupMessage forwarded;
+  std::optional<std::string> negotiate_message;  // for the client, when needed
+};
+[[nodiscard]] NegotiatedStartup negotiate_startup(const StartupMessage& requested);
 
 // Terminate ('X'): sent to PostgreSQL when pgnap ends a session on its own.
 [[nodiscard]] std::string encode_terminate();

@@ -33,11 +33,11 @@ std::size_t MessageScanner::take_header(Bytes input, std::size_t pos) {
   // get_header() does the same with cf_max_packet_size).
   const std::uint32_t length = read_u32(&header_[1]);
   if (length < 4) {
-    invalid_ = true;
+    error_kind_ = ScanError::kLengthBelowMinimum;
     error_ = "message of type " + describe_type(header_[0]) + " claims invalid length " + std::to_string(length) +
              ", below the minimum of 4 bytes";
   } else if (length > max_length_) {
-    invalid_ = true;
+    error_kind_ = ScanError::kLengthAboveMaximum;
     error_ = "message of type " + describe_type(header_[0]) + " claims length " + std::to_string(length) +
              ", above the maximum of " + std::to_string(max_length_) + " bytes";
   }

@@ -35,6 +35,13 @@ struct ScannedMessage {
 
 enum class ScanStatus { kOk, kInvalid };
 
+// Why a stream became invalid: callers decide on this, never on the wording of error().
+enum class ScanError {
+  kNone,
+  kLengthBelowMinimum,  // a length word below 4: the stream is out of sync
+  kLengthAboveMaximum,  // above the configured maximum: the size limit
+};
+
 class MessageScanner {
  public:
   // `max_length`: the largest length word accepted (PostgreSQL's own limit for most
@@ -49,6 +56,7 @@ class MessageScanner {
   ScanStatus scan(Bytes input, OnMessage&& on_message);
 
   [[nodiscard]] const std::string& error() const { return error_; }
+  [[nodiscard]] ScanError error_kind() const { return error_kind_; }
   // True when the bytes seen so far end exactly at a message boundary.
   [[nodiscard]] bool at_boundary() const { return header_have_ == 0 && body_remaining_ == 0 && !capturing_; }
   // Number of complete messages seen so far (watched or not). A message is counted when its
@@ -70,7 +78,7 @@ class MessageScanner {
   std::size_t capture_have_ = 0;
   std::array<std::uint8_t, kScanCaptureBytes> capture_{};
   std::uint64_t messages_ = 0;
-  bool invalid_ = false;
+  ScanError error_kind_ = ScanError::kNone;
   std::string error_;
 };
 
@@ -93,7 +101,7 @@ struct BackendKeyData {
 
 template <typename OnMessage>
 ScanStatus MessageScanner::scan(Bytes input, OnMessage&& on_message) {
-  if (invalid_) return ScanStatus::kInvalid;
+  if (error_kind_ != ScanError::kNone) return ScanStatus::kInvalid;
   std::size_t pos = 0;
   const std::size_t n = input.size();
   while (pos < n) {
@@ -120,7 +128,7 @@ ScanStatus MessageScanner::scan(Bytes input, OnMessage&& on_message) {
       continue;
     }
     pos = take_header(input, pos);
-    if (invalid_) return ScanStatus::kInvalid;
+    if (error_kind_ != ScanError::kNone) return ScanStatus::kInvalid;
     if (header_have_ < 5) continue;  // header still incomplete: input exhausted
     header_have_ = 0;
     const auto type = header_[0];

@@ -22,19 +22,6 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-TEST(SystemdUnitName, AServiceSuffixIsAddedToABareName) {
-  EXPECT_EQ(systemd_unit_name("postgresql@15-main"), "postgresql@15-main.service");
-  EXPECT_EQ(systemd_unit_name("postgresql"), "postgresql.service");
-  // A dot inside the name is not a suffix.
-  EXPECT_EQ(systemd_unit_name("postgresql@15.4-main"), "postgresql@15.4-main.service");
-}
-
-TEST(SystemdUnitName, AUnitSuffixIsKept) {
-  EXPECT_EQ(systemd_unit_name("postgresql@15-main.service"), "postgresql@15-main.service");
-  EXPECT_EQ(systemd_unit_name("postgresql.socket"), "postgresql.socket");
-  EXPECT_EQ(systemd_unit_name("databases.target"), "databases.target");
-}
-
 TEST(ExplainBusError, AccessDeniedNamesThePolkitActionAndTheUser) {
   const std::string text = explain_bus_error("org.freedesktop.DBus.Error.AccessDenied", "Access denied",
                                              "postgresql@15-main.service", "start");

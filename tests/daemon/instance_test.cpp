@@ -80,11 +80,11 @@ class FakeBackend final : public backends::Backend {
   std::vector<std::string> describe() const override { return {}; }
 };
 
-InstanceConfig test_config() {
-  InstanceConfig c;
+config::InstanceConfig test_config() {
+  config::InstanceConfig c;
   c.name = "main";
   c.backend = "fake";
-  c.address.kind = BackendAddress::Kind::kUnix;
+  c.address.kind = config::BackendAddress::Kind::kUnix;
   c.address.socket_dir = "/nonexistent";
   c.idle_timeout = 50ms;
   c.min_awake = 0ms;
@@ -107,7 +107,7 @@ struct InstanceTest : ::testing::Test {
   FakeBackend* backend = nullptr;
   std::unique_ptr<Instance> instance;
 
-  void make(InstanceConfig config = test_config(), InstanceTuning tuning = fast_tuning()) {
+  void make(config::InstanceConfig config = test_config(), InstanceTuning tuning = fast_tuning()) {
     auto b = std::make_unique<FakeBackend>();
     backend = b.get();
     instance = std::make_unique<Instance>(io.get_executor(), std::move(config), std::move(b), tuning);
@@ -129,7 +129,7 @@ struct InstanceTest : ::testing::Test {
 
 bool admitted(const Admission& a) { return std::holds_alternative<Lease>(a); }
 std::string_view code(const Admission& a) {
-  return admitted(a) ? std::string_view("ok") : std::get<Refusal>(a).sqlstate;
+  return admitted(a) ? std::string_view("ok") : std::get<Refusal>(a).error.sqlstate;
 }
 
 TEST_F(InstanceTest, AdoptsARunningServerAsAwakeWithoutStartingIt) {
@@ -201,8 +201,8 @@ TEST_F(InstanceTest, WakeThatHangsIsRefusedAtWakeTimeoutAndCleanedUp) {
     backend->start_hangs = true;
     auto a = co_await instance->acquire("db", "c");
     CO_ASSERT_FALSE(admitted(a));
-    EXPECT_EQ(std::get<Refusal>(a).sqlstate, sqlstate::kCannotConnectNow);
-    EXPECT_EQ(std::get<Refusal>(a).message, "instance \"main\" could not be started");
+    EXPECT_EQ(std::get<Refusal>(a).error.sqlstate, sqlstate::kCannotConnectNow);
+    EXPECT_EQ(std::get<Refusal>(a).error.message, "instance \"main\" could not be started");
     // The wake itself gives up too: the instance is failed, not waking forever.
     while (instance->state() == InstanceState::kWaking) co_await sleep_for(10ms);
     EXPECT_EQ(instance->state(), InstanceState::kFailed);
@@ -217,15 +217,15 @@ TEST_F(InstanceTest, FailedWakeReportsWhyThenBacksOffThenRetries) {
     auto first = co_await instance->acquire("db", "c1");
     CO_ASSERT_FALSE(admitted(first));
     const auto& r = std::get<Refusal>(first);
-    EXPECT_EQ(r.sqlstate, sqlstate::kCannotConnectNow);
-    EXPECT_NE(r.detail.find("shared_buffers"), std::string::npos) << r.detail;
+    EXPECT_EQ(r.error.sqlstate, sqlstate::kCannotConnectNow);
+    EXPECT_NE(r.error.detail.find("shared_buffers"), std::string::npos) << r.error.detail;
     EXPECT_EQ(instance->state(), InstanceState::kFailed);
 
     // Within the backoff: refused at once with the same reason, and no new start.
     auto second = co_await instance->acquire("db", "c2");
     CO_ASSERT_FALSE(admitted(second));
-    EXPECT_NE(std::get<Refusal>(second).detail.find("shared_buffers"), std::string::npos);
-    EXPECT_NE(std::get<Refusal>(second).hint.find("tries again"), std::string::npos);
+    EXPECT_NE(std::get<Refusal>(second).error.detail.find("shared_buffers"), std::string::npos);
+    EXPECT_NE(std::get<Refusal>(second).error.hint.find("tries again"), std::string::npos);
     EXPECT_EQ(backend->starts, 1);
 
     // The cause is fixed; after the backoff the next client wakes it.
@@ -381,7 +381,7 @@ struct FakeSession {
 };
 
 // Generous against the 20 ms steps below: only a stall of 400 ms could look like idleness.
-InstanceConfig idle_session_config() {
+config::InstanceConfig idle_session_config() {
   auto config = test_config();
   config.idle_timeout = 200ms;
   config.idle_session_timeout = 200ms;

@@ -88,14 +88,14 @@ class TlsServerTest : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // Writes a new key and a self-signed certificate for `cn` as NAME.key and NAME.crt.
-  TlsConfig write_pair(const std::string& name, const std::string& cn, const char* key_type = "EC") {
+  config::TlsConfig write_pair(const std::string& name, const std::string& cn, const char* key_type = "EC") {
     Pkey key = make_key(key_type);
     Cert cert = make_cert(key.get(), cn);
     write_pem(path(name + ".key"), [&](FILE* f) {
       return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
     });
     write_pem(path(name + ".crt"), [&](FILE* f) { return PEM_write_X509(f, cert.get()); });
-    return TlsConfig{"require", path(name + ".crt"), path(name + ".key"), ""};
+    return config::TlsConfig{"require", path(name + ".crt"), path(name + ".key"), ""};
   }
 
   void write_text(const std::string& file, const std::string& text) {
@@ -162,7 +162,7 @@ std::string served_name(const std::shared_ptr<ssl::context>& context) {
 // ---- make_server_context / make_client_context ------------------------------------------------
 
 TEST_F(TlsServerTest, ServerContextServesTheCertificateAndSpeaksTls12OrLater) {
-  const TlsConfig config = write_pair("a", "a.test");
+  const config::TlsConfig config = write_pair("a", "a.test");
   std::string error;
   auto context = make_server_context(config, error);
   ASSERT_NE(context, nullptr) << error;
@@ -188,7 +188,7 @@ TEST_F(TlsServerTest, ClientContextDoesNotVerifyAndSpeaksTls12OrLater) {
 }
 
 TEST_F(TlsServerTest, CaRequiresAndVerifiesClientCertificates) {
-  TlsConfig config = write_pair("a", "a.test");
+  config::TlsConfig config = write_pair("a", "a.test");
   config.ca = write_pair("ca", "clients-ca.test").cert;
   std::string error;
   auto context = make_server_context(config, error);
@@ -200,28 +200,28 @@ TEST_F(TlsServerTest, CaRequiresAndVerifiesClientCertificates) {
 }
 
 TEST_F(TlsServerTest, ServerContextErrorsNameTheFile) {
-  const TlsConfig good = write_pair("a", "a.test");
+  const config::TlsConfig good = write_pair("a", "a.test");
   std::string error;
 
-  TlsConfig missing_cert = good;
+  config::TlsConfig missing_cert = good;
   missing_cert.cert = path("nope.crt");
   EXPECT_EQ(make_server_context(missing_cert, error), nullptr);
   EXPECT_THAT(error, StartsWith("cannot use the certificate " + path("nope.crt") + ": "));
 
-  TlsConfig missing_key = good;
+  config::TlsConfig missing_key = good;
   missing_key.key = path("nope.key");
   error.clear();
   EXPECT_EQ(make_server_context(missing_key, error), nullptr);
   EXPECT_THAT(error, StartsWith("cannot use the private key " + path("nope.key") + ": "));
 
   write_text("garbage.crt", "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
-  TlsConfig garbage = good;
+  config::TlsConfig garbage = good;
   garbage.cert = path("garbage.crt");
   error.clear();
   EXPECT_EQ(make_server_context(garbage, error), nullptr);
   EXPECT_THAT(error, StartsWith("cannot use the certificate " + path("garbage.crt") + ": "));
 
-  TlsConfig missing_ca = good;
+  config::TlsConfig missing_ca = good;
   missing_ca.ca = path("nope-ca.pem");
   error.clear();
   EXPECT_EQ(make_server_context(missing_ca, error), nullptr);
@@ -229,16 +229,16 @@ TEST_F(TlsServerTest, ServerContextErrorsNameTheFile) {
 }
 
 TEST_F(TlsServerTest, AKeyOfAnotherCertificateIsRefused) {
-  const TlsConfig a = write_pair("a", "a.test");
-  const TlsConfig b = write_pair("b", "b.test");
-  TlsConfig mixed = a;
+  const config::TlsConfig a = write_pair("a", "a.test");
+  const config::TlsConfig b = write_pair("b", "b.test");
+  config::TlsConfig mixed = a;
   mixed.key = b.key;  // same key type, another key: OpenSSL refuses it while loading
   std::string error;
   EXPECT_EQ(make_server_context(mixed, error), nullptr);
   EXPECT_THAT(error, HasSubstr(b.key));
 
   // Another key type is only caught by the final check.
-  const TlsConfig ed = write_pair("ed", "ed.test", "ED25519");
+  const config::TlsConfig ed = write_pair("ed", "ed.test", "ED25519");
   mixed.key = ed.key;
   error.clear();
   EXPECT_EQ(make_server_context(mixed, error), nullptr);
@@ -254,7 +254,7 @@ TEST_F(TlsServerTest, StartsDisabled) {
 }
 
 TEST_F(TlsServerTest, LoadWithAGoodPairSetsModeAndContext) {
-  TlsConfig config = write_pair("a", "a.test");
+  config::TlsConfig config = write_pair("a", "a.test");
   config.mode = "allow";
   TlsServer server;
   server.load(config);
@@ -265,13 +265,13 @@ TEST_F(TlsServerTest, LoadWithAGoodPairSetsModeAndContext) {
 
 TEST_F(TlsServerTest, LoadDisabledIgnoresTheFiles) {
   TlsServer server;
-  server.load(TlsConfig{"disable", path("nope.crt"), path("nope.key"), ""});
+  server.load(config::TlsConfig{"disable", path("nope.crt"), path("nope.key"), ""});
   EXPECT_EQ(server.mode(), "disable");
   EXPECT_EQ(server.context(), nullptr);
 }
 
 TEST_F(TlsServerTest, LoadWithABadFileThrowsNamingTheTableAndFile) {
-  TlsConfig config = write_pair("a", "a.test");
+  config::TlsConfig config = write_pair("a", "a.test");
   config.cert = path("nope.crt");
   TlsServer server;
   try {
@@ -285,12 +285,12 @@ TEST_F(TlsServerTest, LoadWithABadFileThrowsNamingTheTableAndFile) {
 }
 
 TEST_F(TlsServerTest, ReloadWithAMissingCertificateKeepsTheRunningOne) {
-  const TlsConfig good = write_pair("a", "a.test");
+  const config::TlsConfig good = write_pair("a", "a.test");
   TlsServer server;
   server.load(good);
   const auto before = server.context();
 
-  TlsConfig bad = good;
+  config::TlsConfig bad = good;
   bad.mode = "allow";
   bad.cert = path("nope.crt");
   std::string error;
@@ -303,7 +303,7 @@ TEST_F(TlsServerTest, ReloadWithAMissingCertificateKeepsTheRunningOne) {
 }
 
 TEST_F(TlsServerTest, ReloadWithUnusableFilesKeepsTheRunningOne) {
-  const TlsConfig good = write_pair("a", "a.test");
+  const config::TlsConfig good = write_pair("a", "a.test");
   TlsServer server;
   server.load(good);
   const auto before = server.context();
@@ -316,8 +316,8 @@ TEST_F(TlsServerTest, ReloadWithUnusableFilesKeepsTheRunningOne) {
   EXPECT_EQ(server.context(), before);
 
   // A key that is not the certificate's.
-  const TlsConfig other = write_pair("b", "b.test");
-  TlsConfig mismatched = write_pair("c", "c.test");
+  const config::TlsConfig other = write_pair("b", "b.test");
+  config::TlsConfig mismatched = write_pair("c", "c.test");
   mismatched.key = other.key;
   error.clear();
   EXPECT_FALSE(server.reload(mismatched, error));
@@ -331,7 +331,7 @@ TEST_F(TlsServerTest, ReloadWithANewGoodCertificateReplacesIt) {
   server.load(write_pair("a", "a.test"));
   const auto before = server.context();
 
-  TlsConfig renewed = write_pair("b", "b.test");
+  config::TlsConfig renewed = write_pair("b", "b.test");
   renewed.mode = "allow";
   std::string error;
   ASSERT_TRUE(server.reload(renewed, error)) << error;
@@ -345,7 +345,7 @@ TEST_F(TlsServerTest, ReloadWithANewGoodCertificateReplacesIt) {
 
 TEST_F(TlsServerTest, ReloadRereadsFilesReplacedInPlace) {
   // What a certificate renewal (certbot, an ACME client) does: same paths, new contents.
-  const TlsConfig config = write_pair("live", "old.test");
+  const config::TlsConfig config = write_pair("live", "old.test");
   TlsServer server;
   server.load(config);
   EXPECT_EQ(served_name(server.context()), "old.test");
@@ -360,7 +360,7 @@ TEST_F(TlsServerTest, ReloadToDisableDropsTheContextWhateverTheFiles) {
   TlsServer server;
   server.load(write_pair("a", "a.test"));
   std::string error;
-  EXPECT_TRUE(server.reload(TlsConfig{"disable", path("nope.crt"), "", ""}, error));
+  EXPECT_TRUE(server.reload(config::TlsConfig{"disable", path("nope.crt"), "", ""}, error));
   EXPECT_EQ(error, "");
   EXPECT_EQ(server.mode(), "disable");
   EXPECT_EQ(server.context(), nullptr);
@@ -374,7 +374,7 @@ TEST_F(TlsServerTest, ReloadToDisableDropsTheContextWhateverTheFiles) {
 TEST_F(TlsServerTest, FailedReloadWhileDisabledStaysDisabled) {
   TlsServer server;
   std::string error;
-  EXPECT_FALSE(server.reload(TlsConfig{"require", path("nope.crt"), path("nope.key"), ""}, error));
+  EXPECT_FALSE(server.reload(config::TlsConfig{"require", path("nope.crt"), path("nope.key"), ""}, error));
   EXPECT_FALSE(error.empty());
   EXPECT_EQ(server.mode(), "disable");
   EXPECT_EQ(server.context(), nullptr);

@@ -170,7 +170,7 @@ void scan_one(const std::string& encoded, char type, Inspect&& inspect) {
 
 void check_error_response(const std::vector<std::string_view>& parts) {
   auto part = [&](std::size_t i) { return i < parts.size() ? parts[i] : std::string_view(); };
-  ErrorFields fields;
+  ErrorResponse fields;
   fields.severity = part(0);
   fields.sqlstate = part(1);
   fields.message = part(2);

@@ -19,9 +19,9 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/config.h"
+#include "config/config.h"
 
-using namespace pgnap::daemon;
+using namespace pgnap;
 
 namespace {
 
@@ -43,14 +43,14 @@ bool one_of(std::string_view value, std::initializer_list<std::string_view> choi
 bool absolute(const std::string& path) { return std::filesystem::path(path).is_absolute(); }
 
 // In [min, max], and printed by format_duration() as something parse_duration() reads back.
-void check_duration(Duration d, Duration min, Duration max) {
+void check_duration(config::Duration d, config::Duration min, config::Duration max) {
   check(d >= min && d <= max);
-  check(parse_duration(format_duration(d)) == d);
+  check(config::parse_duration(config::format_duration(d)) == d);
 }
 
-constexpr Duration kYear = std::chrono::hours(24 * 365);
+constexpr config::Duration kYear = std::chrono::hours(24 * 365);
 
-void check_instance(const InstanceConfig& instance) {
+void check_instance(const config::InstanceConfig& instance) {
   check(!instance.name.empty() && std::all_of(instance.name.begin(), instance.name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
   }));
@@ -59,15 +59,15 @@ void check_instance(const InstanceConfig& instance) {
   check(std::set<std::string>(instance.databases.begin(), instance.databases.end()).size() ==
         instance.databases.size());
   for (const std::string& database : instance.databases) check(!database.empty());
-  if (instance.address.kind == BackendAddress::Kind::kTcp) {
+  if (instance.address.kind == config::BackendAddress::Kind::kTcp) {
     check(!instance.address.host.empty() && instance.address.port != 0);
   } else {
     check(absolute(instance.address.socket_dir) && instance.address.port != 0);
   }
-  check_duration(instance.idle_timeout, Duration(1), kYear);
-  check_duration(instance.min_awake, Duration(0), std::chrono::hours(24));
-  check_duration(instance.wake_timeout, Duration(1), kYear);
-  check_duration(instance.connect_timeout, Duration(1), kYear);
+  check_duration(instance.idle_timeout, config::Duration(1), kYear);
+  check_duration(instance.min_awake, config::Duration(0), std::chrono::hours(24));
+  check_duration(instance.wake_timeout, config::Duration(1), kYear);
+  check_duration(instance.connect_timeout, config::Duration(1), kYear);
   check(instance.max_waiting <= 1'000'000);
   check(one_of(instance.effective_tls(), {"disable", "prefer", "require"}));
   check(instance.tls.empty() || instance.tls == instance.effective_tls());
@@ -77,20 +77,20 @@ void check_instance(const InstanceConfig& instance) {
     check(!instance.pg_ctl.os_user.empty());
   }
   if (instance.backend == "exec") {
-    const ExecConfig& exec = instance.exec;
+    const config::ExecConfig& exec = instance.exec;
     check(!exec.start.empty() && !exec.stop.empty());
     for (const auto* command : {&exec.start, &exec.stop, &exec.status}) {
       for (const std::string& word : *command) check(!word.empty());
     }
     for (const auto& [name, value] : exec.env) check(!name.empty() && name.find('=') == std::string::npos);
-    check_duration(instance.exec_start_timeout(), Duration(1), kYear);
-    check_duration(exec.stop_timeout, Duration(1), kYear);
-    check_duration(exec.status_timeout, Duration(1), kYear);
+    check_duration(instance.exec_start_timeout(), config::Duration(1), kYear);
+    check_duration(exec.stop_timeout, config::Duration(1), kYear);
+    check_duration(exec.status_timeout, config::Duration(1), kYear);
   }
   if (instance.backend == "systemd") {
     // The driver's unit name: a suffix is added when there is none.
     check(instance.systemd.unit.find('.') != std::string::npos);
-    check_duration(instance.systemd.stop_timeout, Duration(1), kYear);
+    check_duration(instance.systemd.stop_timeout, config::Duration(1), kYear);
   }
   const auto& a = instance.accounting;
   for (const double v : {a.vcpus, a.memory_gb, a.idle_watts_per_vcpu, a.busy_watts_per_vcpu, a.watts_per_gb,
@@ -104,26 +104,26 @@ void check_instance(const InstanceConfig& instance) {
           return c >= 'A' && c <= 'Z';
         }));
   check(a.grid_year >= 1990 && a.grid_year <= 2100);
-  check_duration(a.wake_billed_minimum, Duration(0), kYear);
+  check_duration(a.wake_billed_minimum, config::Duration(0), kYear);
 }
 
-void check_gateway(const GatewayConfig& gateway) {
+void check_gateway(const config::GatewayConfig& gateway) {
   check(!gateway.listen.empty());
   std::set<std::string> listen;
-  for (const ListenAddress& address : gateway.listen) {
+  for (const config::ListenAddress& address : gateway.listen) {
     check(listen.insert(address.to_string()).second);
-    if (address.kind == ListenAddress::Kind::kUnix) check(absolute(address.path) && address.port != 0);
+    if (address.kind == config::ListenAddress::Kind::kUnix) check(absolute(address.path) && address.port != 0);
   }
   check(gateway.max_clients >= 1 && gateway.max_clients <= 1'000'000);
   check(gateway.tcp_keepalive_count >= 1 && gateway.tcp_keepalive_count <= 127);
   check(gateway.max_message_size >= 1024 && gateway.max_message_size <= (1ull << 30));
   check(one_of(gateway.log_level, {"debug", "info", "warning", "error"}));
   check(absolute(gateway.ledger));
-  check_duration(gateway.login_timeout, Duration(1), kYear);
-  check_duration(gateway.ledger_heartbeat, Duration(1), kYear);
-  check_duration(gateway.shutdown_timeout, Duration(0), kYear);
-  check_duration(gateway.tcp_keepalive_idle, Duration(1), kYear);
-  check_duration(gateway.tcp_keepalive_interval, Duration(1), kYear);
+  check_duration(gateway.login_timeout, config::Duration(1), kYear);
+  check_duration(gateway.ledger_heartbeat, config::Duration(1), kYear);
+  check_duration(gateway.shutdown_timeout, config::Duration(0), kYear);
+  check_duration(gateway.tcp_keepalive_idle, config::Duration(1), kYear);
+  check_duration(gateway.tcp_keepalive_interval, config::Duration(1), kYear);
   check(one_of(gateway.tls.mode, {"disable", "allow", "require"}));
   if (gateway.tls.mode != "disable") check(!gateway.tls.cert.empty() && !gateway.tls.key.empty());
   for (const std::string* path : {&gateway.tls.cert, &gateway.tls.key, &gateway.tls.ca}) {
@@ -150,19 +150,19 @@ std::string toml_string(std::string_view s) {
 }
 
 // The addresses as pgnap prints them (logs, `pgnap check`) must load back to the same.
-void check_addresses_round_trip(const Config& config) {
+void check_addresses_round_trip(const config::Config& config) {
   std::string text = "[gateway]\nlisten = [";
-  for (const ListenAddress& address : config.gateway.listen) text += toml_string(address.to_string()) + ", ";
+  for (const config::ListenAddress& address : config.gateway.listen) text += toml_string(address.to_string()) + ", ";
   text += "]\n[metrics]\nlisten = " + toml_string(config.metrics.listen) + "\n";
-  for (const InstanceConfig& instance : config.instances) {
+  for (const config::InstanceConfig& instance : config.instances) {
     text += "[instances." + instance.name + "]\nbackend = \"exec\"\naddress = " +
             toml_string(instance.address.to_string()) + "\ndatabases = [" + toml_string(instance.name) +
             "]\nexec = { start = [\"true\"], stop = [\"true\"] }\n";
   }
-  Config again;
+  config::Config again;
   try {
-    again = parse_config(text, std::string(kSource), std::string(kBaseDir));
-  } catch (const ConfigLoadError& e) {
+    again = config::parse_config(text, std::string(kSource), std::string(kBaseDir));
+  } catch (const config::ConfigLoadError& e) {
     std::fprintf(stderr, "fuzz_config: printed addresses do not load back:\n%s\n%s\n", text.c_str(), e.what());
     std::abort();
   }
@@ -175,43 +175,43 @@ void check_addresses_round_trip(const Config& config) {
   }
 }
 
-void check_config(const Config& config, std::string_view text) {
+void check_config(const config::Config& config, std::string_view text) {
   check(config.source == kSource && config.text == text);
   check_gateway(config.gateway);
   check(config.metrics.listen.empty() || config.metrics.listen.find(':') != std::string::npos);
   check(!config.instances.empty());
   std::set<std::string> names;
   std::set<std::string> routed;
-  for (const InstanceConfig& instance : config.instances) {
+  for (const config::InstanceConfig& instance : config.instances) {
     check_instance(instance);
     check(names.insert(instance.name).second);
     // Every database name, and "*", routes to exactly one instance.
     for (const std::string& database : instance.databases) check(routed.insert(database).second);
   }
 
-  const std::string description = describe_config(config);
-  for (const InstanceConfig& instance : config.instances) {
+  const std::string description = config::describe_config(config);
+  for (const config::InstanceConfig& instance : config.instances) {
     check(description.find("\nInstance " + instance.name + "\n") != std::string::npos);
   }
 
   // Reloading onto the same configuration changes nothing.
-  check(diff_config(config, config).empty());
-  const Config merged = merge_live(config, config);
+  check(config::diff_config(config, config).empty());
+  const config::Config merged = config::merge_live(config, config);
   check(merged.gateway == config.gateway && merged.metrics == config.metrics && merged.instances == config.instances);
 
   check_addresses_round_trip(config);
 }
 
-void check_errors(const ConfigLoadError& e, std::string_view text) {
+void check_errors(const config::ConfigLoadError& e, std::string_view text) {
   check(!e.errors().empty() && *e.what() != '\0');
   const auto lines = static_cast<std::uint32_t>(std::count(text.begin(), text.end(), '\n') + 1);
   for (std::size_t i = 0; i < e.errors().size(); ++i) {
-    const ConfigError& error = e.errors()[i];
+    const config::ConfigError& error = e.errors()[i];
     check(error.file == kSource && !error.message.empty());
     check(error.line <= lines);
     // In file order; errors without a position last.
     if (i > 0) {
-      const ConfigError& before = e.errors()[i - 1];
+      const config::ConfigError& before = e.errors()[i - 1];
       check(error.line == 0 || (before.line != 0 && before.line <= error.line));
     }
   }
@@ -222,15 +222,15 @@ void check_errors(const ConfigLoadError& e, std::string_view text) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
-    const Config config = parse_config(text, std::string(kSource), std::string(kBaseDir));
+    const config::Config config = config::parse_config(text, std::string(kSource), std::string(kBaseDir));
     check_config(config, text);
-  } catch (const ConfigLoadError& e) {
+  } catch (const config::ConfigLoadError& e) {
     check_errors(e, text);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "fuzz_config: parse_config threw something other than ConfigLoadError: %s\n", e.what());
+    std::fprintf(stderr, "fuzz_config: config::parse_config threw something other than config::ConfigLoadError: %s\n", e.what());
     std::abort();
   } catch (...) {
-    std::fprintf(stderr, "fuzz_config: parse_config threw something other than an exception\n");
+    std::fprintf(stderr, "fuzz_config: config::parse_config threw something other than an exception\n");
     std::abort();
   }
   return 0;

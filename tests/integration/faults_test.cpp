@@ -22,14 +22,14 @@
 #include <thread>
 #include <vector>
 
-#include "metrics/ledger.h"
+#include "accounting/ledger.h"
 
 namespace pgnap::it {
 namespace {
 
 using ::testing::HasSubstr;
 
-double now_unix() { return metrics::unix_now(); }
+double now_unix() { return accounting::unix_now(); }
 
 // One sample of pgnap's /metrics ("name{labels}" exactly as exposed); -1 if absent, -2 if
 // the scrape failed.
@@ -143,7 +143,7 @@ TEST(FaultsTest, ClusterKilledMidQueryFailsTheQueryAtOnceIsMarkedDownAndIsWokenA
   bool recorded = false;
   wait_until(
       [&] {
-        for (const auto& t : metrics::read_ledger(gateway.ledger_path(), 0, 1e12, "main").transitions) {
+        for (const auto& t : accounting::read_ledger(gateway.ledger_path(), 0, 1e12, "main").transitions) {
           if (t.from == "awake" && t.to == "asleep" && t.reason.find("stopped without pgnap") != std::string::npos) {
             recorded = true;
           }
@@ -272,7 +272,7 @@ TEST(FaultsTest, Kill9WhileWakingAwakeAndAsleepRestartsAdoptRealityAndTheLedgerN
   }
   EXPECT_EQ(cluster.ready_count(), 1) << "a restart started the server again";
 
-  const auto data = metrics::read_ledger(options.ledger, 0, 1e12, "main");
+  const auto data = accounting::read_ledger(options.ledger, 0, 1e12, "main");
   const auto& intervals = data.intervals;
   ASSERT_FALSE(intervals.empty());
   std::vector<std::string> states;

@@ -27,7 +27,7 @@ constexpr std::uint32_t kCancelRequest = 80877102;
 struct Malformed {
   std::string name;
   std::string bytes;
-  // DESIGN.md: a malformed packet's message starts "invalid startup packet". A well-formed
+  // docs/architecture.md ("What a client sees"): a malformed packet's message starts "invalid startup packet". A well-formed
   // packet asking for a protocol version the gateway does not speak may instead say so in
   // PostgreSQL's own words; the SQLSTATE is 08P01 either way.
   bool unsupported_version = false;

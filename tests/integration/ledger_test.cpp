@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "metrics/ledger.h"
+#include "accounting/ledger.h"
 
 namespace pgnap::it {
 namespace {
@@ -27,7 +27,7 @@ constexpr double kHeartbeat = 1.0;  // ledger_heartbeat in these tests, seconds
 // Scheduling and the log's millisecond stamps: what "at the same moment" may differ by.
 constexpr double kSlack = 0.3;
 
-double now_unix() { return metrics::unix_now(); }
+double now_unix() { return accounting::unix_now(); }
 
 // The time of the first log line containing `needle` ("2026-11-27T13:11:04.462Z info ...").
 std::optional<double> log_time(const std::string& log, std::string_view needle) {
@@ -51,11 +51,11 @@ std::optional<double> log_time(const std::string& log, std::string_view needle) 
   return std::nullopt;
 }
 
-std::vector<metrics::IntervalRow> intervals_of(const std::string& ledger, const std::string& instance) {
-  return metrics::read_ledger(ledger, 0, 1e12, instance).intervals;
+std::vector<accounting::IntervalRow> intervals_of(const std::string& ledger, const std::string& instance) {
+  return accounting::read_ledger(ledger, 0, 1e12, instance).intervals;
 }
 
-double sum_hours(const std::vector<metrics::IntervalRow>& intervals, const std::string& state) {
+double sum_hours(const std::vector<accounting::IntervalRow>& intervals, const std::string& state) {
   double s = 0;
   for (const auto& i : intervals) {
     if (i.state == state) s += (i.end - i.start) / 3600.0;
@@ -122,7 +122,7 @@ TEST(LedgerTest, ARealCycleMatchesWallClockAndTheReportFollowsTheFormula) {
   EXPECT_NEAR(sleep.end - sleep.start, *stop_logged - *asleep_logged, kHeartbeat);
   EXPECT_GE(sleep.end - sleep.start, 3.0);
 
-  const auto data = metrics::read_ledger(gateway.ledger_path(), 0, 1e12, "main");
+  const auto data = accounting::read_ledger(gateway.ledger_path(), 0, 1e12, "main");
   ASSERT_EQ(data.wakes.size(), 1u);
   EXPECT_EQ(data.wakes[0].outcome, "ok");
   EXPECT_TRUE(data.wakes[0].started);

@@ -1,5 +1,5 @@
 // Stopping pgnap: SIGTERM or SIGINT ends it with exit 0, its sessions end, its port closes,
-// none of its own processes outlive it, and the instances are left as they are (DESIGN.md:
+// none of its own processes outlive it, and the instances are left as they are (docs/architecture.md:
 // "leaves instances as they are unless configured to suspend them"). Sessions may finish for
 // up to shutdown_timeout; the ones still open then are ended with 57P01; a second signal
 // stops at once.

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <bitset>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -20,7 +22,7 @@ std::uint32_t length_at(const std::string& s, std::size_t pos) {
 }
 
 TEST(EncodeErrorResponse, ExactBytes) {
-  const std::string got = encode_error_response({"FATAL", sqlstate::kProtocolViolation, "bad", "", ""});
+  const std::string got = encode_error_response({"FATAL", std::string(sqlstate::kProtocolViolation), "bad", "", ""});
   const std::string body = "SFATAL\0VFATAL\0C08P01\0Mbad\0\0"s;
   std::string want = "E";
   append_u32(want, static_cast<std::uint32_t>(4 + body.size()));
@@ -28,7 +30,7 @@ TEST(EncodeErrorResponse, ExactBytes) {
 }
 
 TEST(EncodeErrorResponse, DetailAndHint) {
-  const std::string got = encode_error_response({"FATAL", sqlstate::kCannotConnectNow,
+  const std::string got = encode_error_response({"FATAL", std::string(sqlstate::kCannotConnectNow),
                                                  "instance \"main\" could not be started", "pg_ctl exited with 1",
                                                  "retry"});
   const std::string body =
@@ -51,7 +53,7 @@ TEST(EncodeErrorResponse, EmbeddedNulsAreCut) {
 }
 
 TEST(EncodeErrorResponse, ReadsBackThroughTheScanner) {
-  const std::string got = encode_error_response({"FATAL", sqlstate::kInvalidCatalogName, "no such db", "", ""});
+  const std::string got = encode_error_response({"FATAL", std::string(sqlstate::kInvalidCatalogName), "no such db", "", ""});
   std::bitset<256> watched;
   watched.set('E');
   MessageScanner scanner(1 << 20, watched);
@@ -114,6 +116,110 @@ TEST(EncodeCancelRequest, ExactBytes) {
 }
 
 TEST(EncodeTerminate, ExactBytes) { EXPECT_EQ(encode_terminate(), "X\0\0\0\x04"s); }
+
+
+// ---- negotiate_startup ----
+
+// A NegotiateProtocolVersion message read back: Int32 newest minor version, Int32 count,
+// then the count NUL-terminated option names, and nothing after them.
+struct Negotiation {
+  std::uint32_t newest_minor = 0;
+  std::vector<std::string> options;
+};
+std::optional<Negotiation> decode_negotiate(const std::string& wire) {
+  if (wire.size() < 13 || wire[0] != 'v' || length_at(wire, 1) != wire.size() - 1) return std::nullopt;
+  Negotiation out;
+  out.newest_minor = length_at(wire, 5);
+  const std::uint32_t count = length_at(wire, 9);
+  std::size_t pos = 13;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const auto end = wire.find('\0', pos);
+    if (end == std::string::npos) return std::nullopt;
+    out.options.push_back(wire.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  if (pos != wire.size()) return std::nullopt;
+  return out;
+}
+
+using Parameters = std::vector<std::pair<std::string, std::string>>;
+
+StartupMessage startup(std::uint16_t minor, Parameters parameters) {
+  StartupMessage msg;
+  msg.major = 3;
+  msg.minor = minor;
+  msg.parameters = std::move(parameters);
+  return msg;
+}
+
+TEST(NegotiateStartup, Protocol30WithoutPqOptionsNeedsNoNegotiationAndKeepsParametersInOrder) {
+  const Parameters parameters = {{"user", "alice"},
+                                 {"database", "shop"},
+                                 {"application_name", "psql"},
+                                 {"options", "-c search_path=app"},
+                                 {"client_encoding", "UTF8"}};
+  const auto got = negotiate_startup(startup(0, parameters));
+  EXPECT_FALSE(got.negotiate_message.has_value());
+  EXPECT_EQ(got.forwarded.major, 3);
+  EXPECT_EQ(got.forwarded.minor, 0);
+  EXPECT_EQ(got.forwarded.parameters, parameters);
+}
+
+TEST(NegotiateStartup, Protocol32IsAnsweredWithNewestMinorZeroAndNoOptions) {
+  const Parameters parameters = {{"user", "alice"}, {"database", "shop"}};
+  const auto got = negotiate_startup(startup(2, parameters));
+  ASSERT_TRUE(got.negotiate_message.has_value());
+  const auto negotiation = decode_negotiate(*got.negotiate_message);
+  ASSERT_TRUE(negotiation.has_value()) << "not a well-formed NegotiateProtocolVersion";
+  EXPECT_EQ(negotiation->newest_minor, 0u);
+  EXPECT_TRUE(negotiation->options.empty());
+  EXPECT_EQ(got.forwarded.minor, 0) << "PostgreSQL is spoken to in 3.0";
+  EXPECT_EQ(got.forwarded.parameters, parameters);
+}
+
+TEST(NegotiateStartup, PqOptionsAreRemovedFromTheForwardedStartupAndNamedInTheMessage) {
+  const auto got = negotiate_startup(startup(0, {{"user", "alice"},
+                                                 {"_pq_.compression", "on"},
+                                                 {"database", "shop"},
+                                                 {"_pq_.x", "1"}}));
+  EXPECT_EQ(got.forwarded.parameters, (Parameters{{"user", "alice"}, {"database", "shop"}}));
+  ASSERT_TRUE(got.negotiate_message.has_value());
+  const auto negotiation = decode_negotiate(*got.negotiate_message);
+  ASSERT_TRUE(negotiation.has_value()) << "not a well-formed NegotiateProtocolVersion";
+  EXPECT_EQ(negotiation->newest_minor, 0u);
+  EXPECT_EQ(negotiation->options, (std::vector<std::string>{"_pq_.compression", "_pq_.x"}));
+}
+
+TEST(NegotiateStartup, ANewerMinorWithPqOptionsNamesTheOptionsInOneMessage) {
+  const auto got = negotiate_startup(startup(2, {{"user", "alice"}, {"_pq_.x", "1"}}));
+  ASSERT_TRUE(got.negotiate_message.has_value());
+  const auto negotiation = decode_negotiate(*got.negotiate_message);
+  ASSERT_TRUE(negotiation.has_value());
+  EXPECT_EQ(negotiation->newest_minor, 0u);
+  EXPECT_EQ(negotiation->options, std::vector<std::string>{"_pq_.x"});
+  EXPECT_EQ(got.forwarded.minor, 0);
+  EXPECT_EQ(got.forwarded.parameters, (Parameters{{"user", "alice"}}));
+}
+
+TEST(NegotiateStartup, OnlyNamesStartingWithPqDotAreProtocolOptions) {
+  // As postmaster.c: strncmp(nameptr, "_pq_.", 5). Anything else is a parameter for
+  // PostgreSQL to accept or refuse.
+  const Parameters parameters = {{"user", "alice"}, {"_pq_", "1"}, {"x_pq_.y", "2"}, {"_PQ_.z", "3"}};
+  const auto got = negotiate_startup(startup(0, parameters));
+  EXPECT_FALSE(got.negotiate_message.has_value());
+  EXPECT_EQ(got.forwarded.parameters, parameters);
+}
+
+TEST(NegotiateStartup, TheForwardedStartupEncodesAsAProtocol30Packet) {
+  const auto got = negotiate_startup(startup(2, {{"user", "alice"}, {"_pq_.x", "1"}, {"database", "shop"}}));
+  const std::string packet = encode_startup_message(got.forwarded);
+  const auto decoded = decode_startup(as_bytes(packet));
+  ASSERT_EQ(decoded.status, DecodeStatus::kReady) << decoded.error;
+  const auto& msg = std::get<StartupMessage>(decoded.packet);
+  EXPECT_EQ(msg.major, 3);
+  EXPECT_EQ(msg.minor, 0);
+  EXPECT_EQ(msg.parameters, (Parameters{{"user", "alice"}, {"database", "shop"}}));
+}
 
 }  // namespace
 }  // namespace pgnap::protocol

@@ -61,6 +61,7 @@ struct ScanLog {
   std::uint64_t messages = 0;
   bool at_boundary = false;
   std::string error;
+  ScanError error_kind = ScanError::kNone;
 };
 
 // Feeds `stream` to a fresh scanner in pieces ending at `cuts` (ascending offsets), each
@@ -82,6 +83,7 @@ ScanLog scan_in_pieces(const std::string& stream, const std::vector<std::size_t>
   run.messages = scanner.messages();
   run.at_boundary = scanner.at_boundary();
   run.error = scanner.error();
+  run.error_kind = scanner.error_kind();
   return run;
 }
 
@@ -285,6 +287,7 @@ TEST(MessageScanner, OversizeLength) {
   const ScanLog run = scan_whole(stream, 1000, kRelayWatch);
   EXPECT_EQ(run.status, ScanStatus::kInvalid);
   EXPECT_EQ(run.error, "message of type 'D' claims length 1001, above the maximum of 1000 bytes");
+  EXPECT_EQ(run.error_kind, ScanError::kLengthAboveMaximum);  // what the relay decides on
   EXPECT_EQ(run.events.size(), 1u);  // the message before the bad one is still reported
   EXPECT_EQ(run.messages, 1u);
   EXPECT_FALSE(run.at_boundary);
@@ -298,6 +301,7 @@ TEST(MessageScanner, MaximumLengthIsAccepted) {
   const std::string stream = msg('D', std::string(996, 'x')) + msg('Z', "I");
   const ScanLog run = scan_whole(stream, 1000, kRelayWatch);
   EXPECT_EQ(run.status, ScanStatus::kOk) << run.error;
+  EXPECT_EQ(run.error_kind, ScanError::kNone);
   EXPECT_EQ(run.messages, 2u);
 }
 
@@ -307,6 +311,7 @@ TEST(MessageScanner, UndersizeLengths) {
     EXPECT_EQ(run.status, ScanStatus::kInvalid);
     EXPECT_EQ(run.error, "message of type 'Z' claims invalid length " + std::to_string(len) +
                              ", below the minimum of 4 bytes");
+    EXPECT_EQ(run.error_kind, ScanError::kLengthBelowMinimum);
     EXPECT_TRUE(run.events.empty());
   }
   const ScanLog binary = scan_whole("\0\0\0\0\0"s, 1000, kRelayWatch);

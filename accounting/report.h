@@ -1,0 +1,74 @@
+// `pgnap report`: the ledger's intervals and wakes over a window, turned into hours, wakes,
+// energy, carbon and money per instance and in total, and rendered as a terminal table,
+// JSON (stable field names, docs/accounting.md), CSV, or one self-contained HTML page with a
+// timeline per instance. Pure: no I/O here (the CLI reads the ledger and writes the text).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "accounting/savings.h"
+#include "accounting/ledger.h"
+
+namespace pgnap::accounting {
+
+struct InstanceReport {
+  std::string name;
+  Accounting accounting;
+  Activity activity;
+  double hours_failed = 0;          // down after a failed wake: neither asleep nor awake
+  double share_asleep = 0;          // hours_asleep / (hours_asleep + hours_awake), 0 if none
+  std::uint64_t wakes = 0;          // wakes requested in the window (each row is a finished wake)
+  std::uint64_t wakes_failed = 0;   // outcome other than ok (failed, timeout)
+  double wake_p50_s = 0;            // of successful wakes, nearest rank; 0 if none
+  double wake_p95_s = 0;
+  std::uint64_t clients_waited = 0;
+  Savings savings;
+  std::vector<IntervalRow> intervals;  // clipped to the window, by start (for the timeline)
+  std::vector<WakeRow> wake_rows;      // requested in the window, by requested_at
+};
+
+struct Report {
+  UnixTime since = 0;
+  UnixTime until = 0;
+  std::vector<InstanceReport> instances;  // in configuration order
+  // Totals: sums across instances. Energy and carbon sum; money is summed per currency
+  // (every instance's currency appears, even at 0).
+  double hours_asleep = 0;
+  double hours_awake = 0;
+  double hours_failed = 0;
+  double share_asleep = 0;          // of the summed hours, as per instance
+  std::uint64_t wakes = 0;
+  std::uint64_t wakes_failed = 0;
+  double wake_p50_s = 0;            // over every instance's successful wakes
+  double wake_p95_s = 0;
+  std::uint64_t clients_waited = 0;
+  std::uint64_t starts = 0;
+  double start_seconds = 0;
+  double energy_kwh = 0;
+  double carbon_g = 0;
+  double embodied_g = 0;
+  std::map<std::string, double> cost_by_currency;
+};
+
+// `instances`: name → coefficients, in configuration order; instances in the ledger but no
+// longer configured are reported with default coefficients.
+[[nodiscard]] Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
+                                  const std::vector<std::pair<std::string, Accounting>>& instances);
+
+[[nodiscard]] std::string format_table(const Report& report);
+[[nodiscard]] std::string format_json(const Report& report);
+[[nodiscard]] std::string format_csv(const Report& report);
+[[nodiscard]] std::string format_html(const Report& report);
+
+// "--since/--until" values: an ISO date ("2026-11-01", midnight), date and time
+// ("2026-11-01T08:00", "2026-11-01T08:00:00", either with a trailing "Z", and a space allowed
+// instead of "T"), all UTC; or a whole number and one unit back from `now` ("90s", "30m",
+// "12h", "7d", "2w"). nullopt when unparseable or out of range.
+[[nodiscard]] std::optional<UnixTime> parse_report_time(const std::string& text, UnixTime now);
+
+}  // namespace pgnap::accounting

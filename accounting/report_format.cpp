@@ -1,0 +1,476 @@
+// The report as a terminal table, JSON and CSV, and the text helpers every format shares
+// (report_text.h). The HTML page is in report_html.cpp.
+//
+// JSON and CSV are built from one ordered list of fields (instance_fields), so the two can
+// never disagree on a name; docs/accounting.md documents the schema "pgnap.report/1". A
+// field is only ever added, never renamed or retyped, without a new schema version.
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <variant>
+
+#include "accounting/report.h"
+#include "accounting/report_text.h"
+#include "config/duration.h"
+
+namespace pgnap::accounting {
+
+namespace report_text {
+
+std::string fixed(double v, int decimals) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, decimals);
+  if (ec != std::errc{}) return "n/a";  // beyond 64 characters: not a figure we produce
+  std::string s(buf, end);
+  if (s.front() == '-' && s.find_first_not_of("-0.") == std::string::npos) s.erase(0, 1);
+  return s;
+}
+
+std::string number(double v) {
+  if (!std::isfinite(v)) return "null";
+  if (v == 0) return "0";  // never "-0"
+  // 15 significant digits: every decimal figure the model starts from reads back as written
+  // (1.872, not the binary neighbour 1.8719999999999999), far beyond the model's accuracy.
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 15);
+  return ec == std::errc{} ? std::string(buf, end) : "null";
+}
+
+namespace {
+
+std::tm utc_fields(UnixTime t) {
+  const auto secs = static_cast<std::time_t>(std::floor(t));
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return tm;
+}
+
+std::size_t utf8_sequence_length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
+}
+
+bool valid_sequence(std::string_view s) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  for (std::size_t i = 1; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) return false;
+  }
+  if (s.size() < 2) return true;
+  const auto b1 = static_cast<unsigned char>(s[1]);
+  if (b0 == 0xE0 && b1 < 0xA0) return false;   // overlong
+  if (b0 == 0xED && b1 >= 0xA0) return false;  // UTF-16 surrogates
+  if (b0 == 0xF0 && b1 < 0x90) return false;   // overlong
+  if (b0 == 0xF4 && b1 >= 0x90) return false;  // beyond U+10FFFF
+  // U+FFFE and U+FFFF are not XML characters either.
+  if (b0 == 0xEF && b1 == 0xBF && s.size() == 3 && static_cast<unsigned char>(s[2]) >= 0xBE) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string iso_utc(UnixTime t) {
+  const std::tm tm = utc_fields(t);
+  char buf[80];  // room for any int, so the compiler can prove no truncation
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+std::string human_utc(UnixTime t) {
+  const std::tm tm = utc_fields(t);
+  char buf[80];  // room for any int, so the compiler can prove no truncation
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min);
+  return buf;
+}
+
+std::string grid_text(const Accounting& a) {
+  return number(a.grid_intensity) + " gCO2e/kWh, " + a.grid_source + " (" + std::to_string(a.grid_year) + ")";
+}
+
+std::string money(double amount, std::string_view currency) {
+  return fixed(amount, 2) + " " + std::string(currency);
+}
+
+std::string clean_utf8(std::string_view s) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = utf8_sequence_length(c);
+    if (n == 1) {
+      const bool allowed = c >= 0x20 || c == '\t' || c == '\n' || c == '\r';
+      if (allowed && c != 0x7F) {
+        out += static_cast<char>(c);
+      } else {
+        out += kReplacement;
+      }
+      ++i;
+    } else if (n != 0 && i + n <= s.size() && valid_sequence(s.substr(i, n))) {
+      out += s.substr(i, n);
+      i += n;
+    } else {
+      out += kReplacement;
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string escape_xml(std::string_view s) {
+  std::string out;
+  for (const char c : clean_utf8(s)) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : clean_utf8(s)) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;  // clean_utf8 left no other control character
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace report_text
+
+namespace {
+
+using namespace report_text;
+
+// ---- one list of fields for JSON and CSV ----
+
+struct Null {};
+using Value = std::variant<double, std::uint64_t, std::int64_t, std::string, Null>;
+
+struct Group {
+  std::string name;  // "" = the instance object itself; else a nested object / column prefix
+  std::vector<std::pair<std::string, Value>> fields;
+};
+
+Value optional_number(const std::optional<double>& v) {
+  if (v) return *v;
+  return Null{};
+}
+
+std::vector<Group> instance_fields(const InstanceReport& r) {
+  const Accounting& a = r.accounting;
+  const Power p = power_of(a);
+  const double billed_seconds = std::chrono::duration<double>(a.wake_billed_minimum).count();
+  return {
+      {"",
+       {{"name", r.name},
+        {"hours_asleep", r.activity.hours_asleep},
+        {"hours_awake", r.activity.hours_awake},
+        {"hours_failed", r.hours_failed},
+        {"share_asleep", r.share_asleep},
+        {"wakes", r.wakes},
+        {"wakes_failed", r.wakes_failed},
+        {"wake_p50_seconds", r.wake_p50_s},
+        {"wake_p95_seconds", r.wake_p95_s},
+        {"clients_waited", r.clients_waited},
+        {"starts", r.activity.starts},
+        {"start_seconds", r.activity.start_seconds},
+        {"energy_saved_kwh", r.savings.energy_kwh},
+        {"carbon_saved_g", r.savings.carbon_g},
+        {"cost_saved", r.savings.cost},
+        {"currency", a.currency},
+        {"embodied_saved_g", r.savings.embodied_g}}},
+      {"grid",
+       {{"intensity_g_per_kwh", a.grid_intensity}, {"source", a.grid_source}, {"year", a.grid_year}}},
+      {"coefficients",
+       {{"vcpus", a.vcpus},
+        {"memory_gb", a.memory_gb},
+        {"idle_watts_per_vcpu", a.idle_watts_per_vcpu},
+        {"busy_watts_per_vcpu", a.busy_watts_per_vcpu},
+        {"watts_per_gb", a.watts_per_gb},
+        {"residual_watts", a.residual_watts},
+        {"power_watts", optional_number(a.power_watts)},
+        {"busy_power_watts", optional_number(a.busy_power_watts)},
+        {"pue", a.pue},
+        {"grid_intensity", a.grid_intensity},
+        {"grid_source", a.grid_source},
+        {"grid_year", a.grid_year},
+        {"price_per_hour", a.price_per_hour},
+        {"currency", a.currency},
+        {"wake_billed_minimum_seconds", billed_seconds},
+        {"embodied_g_per_hour", a.embodied_g_per_hour},
+        {"idle_watts", p.idle_watts},
+        {"busy_watts", p.busy_watts}}},
+      {"parts",
+       {{"idle_energy_kwh", r.savings.idle_energy_kwh},
+        {"wake_energy_kwh", r.savings.wake_energy_kwh},
+        {"wake_cost", r.savings.wake_cost}}},
+  };
+}
+
+// The totals, by the instance field names they sum (cost_saved is per currency).
+std::vector<std::pair<std::string, Value>> total_fields(const Report& r) {
+  return {{"hours_asleep", r.hours_asleep},
+          {"hours_awake", r.hours_awake},
+          {"hours_failed", r.hours_failed},
+          {"share_asleep", r.share_asleep},
+          {"wakes", r.wakes},
+          {"wakes_failed", r.wakes_failed},
+          {"wake_p50_seconds", r.wake_p50_s},
+          {"wake_p95_seconds", r.wake_p95_s},
+          {"clients_waited", r.clients_waited},
+          {"starts", r.starts},
+          {"start_seconds", r.start_seconds},
+          {"energy_saved_kwh", r.energy_kwh},
+          {"carbon_saved_g", r.carbon_g},
+          {"embodied_saved_g", r.embodied_g}};
+}
+
+std::string json_value(const Value& v) {
+  struct Visitor {
+    std::string operator()(double d) const { return number(d); }
+    std::string operator()(std::uint64_t n) const { return std::to_string(n); }
+    std::string operator()(std::int64_t n) const { return std::to_string(n); }
+    std::string operator()(const std::string& s) const { return json_string(s); }
+    std::string operator()(Null) const { return "null"; }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+// ---- table helpers ----
+
+std::size_t display_width(std::string_view s) {
+  // Code points, not bytes: near enough for names and units (no wide characters expected).
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+std::string pad(std::string_view s, std::size_t width, bool left) {
+  const std::size_t w = display_width(s);
+  const std::string fill(width > w ? width - w : 0, ' ');
+  return left ? std::string(s) + fill : fill + std::string(s);
+}
+
+std::string percentiles_text(double p50, double p95, std::uint64_t ok_wakes) {
+  if (ok_wakes == 0) return "-";
+  return fixed(p50, 2) + " / " + fixed(p95, 2);
+}
+
+std::string costs_text(const std::map<std::string, double>& by_currency) {
+  std::string out;
+  for (const auto& [currency, amount] : by_currency) {
+    if (!out.empty()) out += " + ";
+    out += money(amount, currency);
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::string csv_field(std::string_view s) {
+  const std::string clean = clean_utf8(s);
+  if (clean.find_first_of(",\"\r\n") == std::string::npos) return clean;
+  std::string out = "\"";
+  for (const char c : clean) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string csv_value(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return csv_field(*s);
+  if (std::holds_alternative<Null>(v)) return "";
+  return json_value(v);
+}
+
+}  // namespace
+
+std::string format_table(const Report& report) {
+  const bool any_embodied = std::any_of(report.instances.begin(), report.instances.end(),
+                                        [](const InstanceReport& r) { return r.savings.embodied_g != 0; });
+  const bool any_failed_hours = report.hours_failed > 0;
+
+  std::vector<std::string> header = {"instance", "asleep h", "awake h"};
+  if (any_failed_hours) header.push_back("failed h");
+  for (const char* h : {"% asleep", "wakes (failed)", "wake p50 / p95 s", "waited", "kWh saved",
+                        "gCO2e saved", "money saved"}) {
+    header.push_back(h);
+  }
+  if (any_embodied) header.push_back("embodied gCO2e");
+
+  auto row_of = [&](const std::string& name, double asleep, double awake, double failed_h,
+                    double share_asleep, std::uint64_t wakes, std::uint64_t failed, double p50,
+                    double p95, std::uint64_t waited, double kwh, double g, const std::string& cost,
+                    double embodied) {
+    std::vector<std::string> row = {name, fixed(asleep, 2), fixed(awake, 2)};
+    if (any_failed_hours) row.push_back(fixed(failed_h, 2));
+    row.push_back(asleep + awake > 0 ? fixed(share_asleep * 100, 1) + "%" : "-");
+    row.push_back(std::to_string(wakes) + " (" + std::to_string(failed) + ")");
+    row.push_back(percentiles_text(p50, p95, wakes - failed));
+    row.push_back(std::to_string(waited));
+    row.push_back(fixed(kwh, 3));
+    row.push_back(fixed(g, 1));
+    row.push_back(cost);
+    if (any_embodied) row.push_back(fixed(embodied, 1));
+    return row;
+  };
+
+  std::vector<std::vector<std::string>> rows = {header};
+  for (const InstanceReport& r : report.instances) {
+    rows.push_back(row_of(r.name, r.activity.hours_asleep, r.activity.hours_awake, r.hours_failed,
+                          r.share_asleep, r.wakes, r.wakes_failed, r.wake_p50_s, r.wake_p95_s,
+                          r.clients_waited, r.savings.energy_kwh, r.savings.carbon_g,
+                          money(r.savings.cost, r.accounting.currency), r.savings.embodied_g));
+  }
+  rows.push_back(row_of("TOTAL", report.hours_asleep, report.hours_awake, report.hours_failed,
+                        report.share_asleep, report.wakes, report.wakes_failed, report.wake_p50_s,
+                        report.wake_p95_s, report.clients_waited, report.energy_kwh,
+                        report.carbon_g, costs_text(report.cost_by_currency), report.embodied_g));
+
+  std::vector<std::size_t> widths(header.size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
+  }
+
+  std::string out = "pgnap savings from " + iso_utc(report.since) + " to " + iso_utc(report.until) +
+                    " (" + config::format_elapsed(std::chrono::duration<double>(report.until - report.since)) + ", UTC)\n\n";
+  auto emit = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) line += "  ";
+      line += pad(row[i], widths[i], i == 0);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  };
+  emit(rows.front());
+  std::size_t rule = 0;
+  for (const std::size_t w : widths) rule += w + 2;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    if (i + 1 == rows.size()) out += std::string(rule - 2, '-') + "\n";
+    emit(rows[i]);
+  }
+
+  out += "\nGrid intensity used:\n";
+  std::size_t name_width = 0;
+  for (const InstanceReport& r : report.instances) name_width = std::max(name_width, display_width(r.name));
+  for (const InstanceReport& r : report.instances) {
+    out += "  " + pad(r.name, name_width, true) + "  " + grid_text(r.accounting) + "\n";
+  }
+  if (report.instances.empty()) out += "  (no instances)\n";
+  if (std::any_of(report.instances.begin(), report.instances.end(),
+                  [](const InstanceReport& r) { return r.savings.energy_kwh < 0; })) {
+    out += "\nA negative saving means the wakes cost more energy than the sleep saved: "
+           "consider a longer idle_timeout.\n";
+  }
+  if (any_embodied) {
+    out += "\nEmbodied carbon (hardware manufacture attributed to the hours asleep) is reported "
+           "apart and not included in gCO2e saved.\n";
+  }
+  out += "\nEstimates, not meter readings: see docs/accounting.md for the method and its caveats.\n";
+  return out;
+}
+
+std::string format_json(const Report& report) {
+  std::string out = "{\n  \"schema\": \"pgnap.report/1\",\n";
+  out += "  \"since\": " + json_string(iso_utc(report.since)) + ",\n";
+  out += "  \"until\": " + json_string(iso_utc(report.until)) + ",\n";
+  out += "  \"instances\": [";
+  for (std::size_t i = 0; i < report.instances.size(); ++i) {
+    out += i == 0 ? "\n    {" : ",\n    {";
+    bool first = true;
+    for (const Group& g : instance_fields(report.instances[i])) {
+      const std::string indent = g.name.empty() ? "\n      " : "\n        ";
+      if (!g.name.empty()) {
+        out += std::string(first ? "" : ",") + "\n      " + json_string(g.name) + ": {";
+        first = true;
+      }
+      for (const auto& [key, value] : g.fields) {
+        out += std::string(first ? "" : ",") + indent + json_string(key) + ": " + json_value(value);
+        first = false;
+      }
+      if (!g.name.empty()) out += "\n      }";
+      first = false;
+    }
+    out += "\n    }";
+  }
+  out += report.instances.empty() ? "],\n" : "\n  ],\n";
+  out += "  \"total\": {";
+  for (const auto& [key, value] : total_fields(report)) {
+    out += "\n    " + json_string(key) + ": " + json_value(value) + ",";
+  }
+  out += "\n    \"cost_saved\": {";
+  bool first = true;
+  for (const auto& [currency, amount] : report.cost_by_currency) {
+    out += std::string(first ? "" : ",") + "\n      " + json_string(currency) + ": " + number(amount);
+    first = false;
+  }
+  out += report.cost_by_currency.empty() ? "}" : "\n    }";
+  out += "\n  }\n}\n";
+  return out;
+}
+
+// RFC 4180: CRLF line ends, fields quoted only when they hold a comma, quote or line break.
+std::string format_csv(const Report& report) {
+  static const InstanceReport kShape{};  // the columns, from an instance's fields
+  std::vector<std::string> columns = {"since", "until"};
+  for (const Group& g : instance_fields(kShape)) {
+    for (const auto& field : g.fields) columns.push_back(g.name.empty() ? field.first : g.name + "_" + field.first);
+  }
+  auto line = [](const std::vector<std::string>& cells) {
+    std::string l;
+    for (std::size_t i = 0; i < cells.size(); ++i) l += (i ? "," : "") + cells[i];
+    return l + "\r\n";
+  };
+
+  std::string out = line(columns);
+  const std::string since = iso_utc(report.since), until = iso_utc(report.until);
+  for (const InstanceReport& r : report.instances) {
+    std::vector<std::string> cells = {since, until};
+    for (const Group& g : instance_fields(r)) {
+      for (const auto& field : g.fields) cells.push_back(csv_value(field.second));
+    }
+    out += line(cells);
+  }
+
+  // TOTAL: the summed columns; per-instance coefficients stay empty. Money has one total
+  // only when every instance uses one currency (the JSON gives every currency's total).
+  std::vector<std::string> cells(columns.size());
+  cells[0] = since;
+  cells[1] = until;
+  auto set = [&](const std::string& column, const std::string& text) {
+    const auto it = std::find(columns.begin(), columns.end(), column);
+    if (it != columns.end()) cells[static_cast<std::size_t>(it - columns.begin())] = text;
+  };
+  set("name", "TOTAL");
+  for (const auto& [key, value] : total_fields(report)) set(key, csv_value(value));
+  if (report.cost_by_currency.size() == 1) {
+    set("cost_saved", number(report.cost_by_currency.begin()->second));
+    set("currency", csv_field(report.cost_by_currency.begin()->first));
+  }
+  out += line(cells);
+  return out;
+}
+
+}  // namespace pgnap::accounting

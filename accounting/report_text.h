@@ -1,0 +1,38 @@
+// Internal to the report formats (report_format.cpp, report_html.cpp): numbers, times and
+// escaping, all locale-independent (std::to_chars, gmtime_r), so a report reads the same on
+// every machine and the JSON/CSV parse everywhere.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "accounting/savings.h"
+#include "accounting/ledger.h"
+
+namespace pgnap::accounting::report_text {
+
+// `v` with exactly `decimals` decimals ("0.210"); a value that rounds to zero prints without
+// a sign. Non-finite values print as "n/a".
+[[nodiscard]] std::string fixed(double v, int decimals);
+// A number for JSON and CSV: 15 significant digits, no trailing zeros ("0.1", "2",
+// "1.872", "8.285e-05"); "null" if not finite.
+[[nodiscard]] std::string number(double v);
+// "2026-11-01T08:00:00Z" (whole seconds, rounded down).
+[[nodiscard]] std::string iso_utc(UnixTime t);
+// "2026-11-01 08:00" (minutes, UTC), for people.
+[[nodiscard]] std::string human_utc(UnixTime t);
+// "473 gCO2e/kWh, Ember, Global Electricity Review 2025 (world average) (2024)"
+[[nodiscard]] std::string grid_text(const Accounting& a);
+// "12.34 USD"
+[[nodiscard]] std::string money(double amount, std::string_view currency);
+
+// Valid UTF-8 with no C0 control characters other than tab, LF and CR: invalid bytes and
+// controls become U+FFFD. Ledger strings come from a file anyone with access could edit;
+// XML forbids those characters outright and JSON parsers reject invalid UTF-8.
+[[nodiscard]] std::string clean_utf8(std::string_view s);
+// Text for XML/HTML content and quoted attributes (& < > " ' escaped), cleaned as above.
+[[nodiscard]] std::string escape_xml(std::string_view s);
+// A JSON string literal, quotes included, cleaned as above.
+[[nodiscard]] std::string json_string(std::string_view s);
+
+}  // namespace pgnap::accounting::report_text

@@ -1,0 +1,187 @@
+// describe_config: what `pgnap check -c FILE` prints once a configuration is valid. It says
+// what pgnap would do, in the operator's terms: where it listens, how databases route, and the
+// exact pg_ctl command lines it would run.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "config/config.h"
+
+namespace pgnap::config {
+namespace {
+
+constexpr std::size_t kLabelWidth = 18;
+constexpr std::string_view kAutoBinDir =
+    "(auto: PATH, then the newest /usr/lib/postgresql/*/bin)";
+constexpr std::string_view kAnyOther = "(any other database)";
+
+void line(std::string& out, std::string_view label, std::string_view value) {
+  out += "  ";
+  out += label;
+  out.append(label.size() < kLabelWidth ? kLabelWidth - label.size() : 1, ' ');
+  out += value;
+  out += '\n';
+}
+
+// Single-quotes a word for a POSIX shell when it needs it, so the printed commands can be
+// pasted into a terminal as they are.
+std::string shell_word(std::string_view word) {
+  bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("/._-+=:,@%").find(c) != std::string_view::npos;
+  });
+  if (plain) return std::string(word);
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string text;
+  for (const auto& word : argv) text += (text.empty() ? "" : " ") + shell_word(word);
+  return text;
+}
+
+void describe_exec(std::string& out, const InstanceConfig& instance) {
+  const ExecConfig& e = instance.exec;
+  out += "  exec commands (run without a shell):\n";
+  out += "    start: " + command_line(e.start) + "  (timeout " + format_duration(instance.exec_start_timeout()) + ")\n";
+  out += "    stop: " + command_line(e.stop) + "  (timeout " + format_duration(e.stop_timeout) + ")\n";
+  out += e.status.empty() ? std::string("    status: (none: the readiness probe decides)\n")
+                          : "    status: " + command_line(e.status) + "  (timeout " +
+                                format_duration(e.status_timeout) + "; exit 0 = running)\n";
+  for (const auto& [name, value] : e.env) out += "    env: " + name + "=" + shell_word(value) + "\n";
+  if (!e.os_user.empty()) out += "    as OS user: " + e.os_user + " (when pgnap runs as root)\n";
+}
+
+void describe_systemd(std::string& out, const InstanceConfig& instance) {
+  const SystemdConfig& s = instance.systemd;
+  out += "  systemd unit " + s.unit + " (system bus, D-Bus API):\n";
+  out += "    start: Manager.StartUnit(\"" + s.unit + "\", \"replace\"), waiting for its job\n";
+  out += "    stop: Manager.StopUnit(\"" + s.unit + "\", \"replace\"), waiting for its job (timeout " +
+         format_duration(s.stop_timeout) + ")\n";
+  out += "    status: the unit's ActiveState\n";
+}
+
+std::string describe_listen(const ListenAddress& address) {
+  std::string text = address.to_string();
+  if (address.kind == ListenAddress::Kind::kUnix) return text + " (Unix socket)";
+  if (address.port == 0) return text + " (a free port chosen at start-up)";
+  return text;
+}
+
+std::string describe_backend_address(const BackendAddress& address) {
+  return address.kind == BackendAddress::Kind::kUnix ? address.to_string() + " (Unix socket)"
+                                                     : address.to_string();
+}
+
+void describe_routes(std::string& out, const Config& config) {
+  std::vector<std::pair<std::string, std::string>> routes;  // database, instance
+  std::string fallback = "refused: database \"X\" is not served by this gateway (3D000)";
+  for (const InstanceConfig& instance : config.instances) {
+    for (const std::string& database : instance.databases) {
+      if (database == "*") {
+        fallback = instance.name;
+      } else {
+        routes.emplace_back(database, instance.name);
+      }
+    }
+  }
+  std::sort(routes.begin(), routes.end());
+  routes.emplace_back(kAnyOther, fallback);
+
+  std::size_t width = 0;
+  for (const auto& route : routes) width = std::max(width, route.first.size());
+  out += "Routing (database -> instance)\n";
+  for (const auto& [database, instance] : routes) {
+    out += "  " + database + std::string(width - database.size() + 3, ' ') + instance + '\n';
+  }
+}
+
+void describe_pg_ctl(std::string& out, const InstanceConfig& instance) {
+  const PgCtlConfig& pg_ctl = instance.pg_ctl;
+  std::string program =
+      (pg_ctl.bin_dir.empty() ? std::string(kAutoBinDir) : shell_word(pg_ctl.bin_dir)) + "/pg_ctl";
+  std::string data_dir = shell_word(pg_ctl.data_dir);
+  // pg_ctl -t takes whole seconds; rounding up never cuts a wake short.
+  auto wait_seconds = std::chrono::ceil<std::chrono::seconds>(instance.wake_timeout).count();
+
+  out += "  pg_ctl commands:\n";
+  out += "    start: " + program + " start -D " + data_dir + " -l " + shell_word(pg_ctl.log_file) +
+         " -w -t " + std::to_string(wait_seconds) + " -s\n";
+  out += "    stop: " + program + " stop -D " + data_dir + " -m fast -w -t 60 -s\n";
+  out += "    status: " + program + " status -D " + data_dir + "\n";
+  out += "    as OS user: " + pg_ctl.os_user + " (when pgnap runs as root)\n";
+}
+
+// 1073741824 -> "1GB", as postgresql.conf writes sizes (1kB = 1024 bytes).
+std::string format_size(std::uint64_t bytes) {
+  for (auto [unit, factor] : {std::pair{"GB", 1ull << 30}, std::pair{"MB", 1ull << 20}, std::pair{"kB", 1ull << 10}}) {
+    if (bytes >= factor && bytes % factor == 0) return std::to_string(bytes / factor) + unit;
+  }
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string describe_tls(const TlsConfig& tls) {
+  if (tls.mode == "disable") return "disable (SSLRequest answered 'N')";
+  std::string out = tls.mode + (tls.mode == "require" ? " (plaintext startups refused)" : " (TLS when the client asks)");
+  out += "; cert " + tls.cert + ", key " + tls.key;
+  out += tls.ca.empty() ? "; no client certificates" : "; client certificates verified against " + tls.ca;
+  return out;
+}
+
+}  // namespace
+
+std::string describe_config(const Config& config) {
+  std::string out;
+  if (!config.source.empty()) out += "Configuration " + config.source + "\n\n";
+
+  const GatewayConfig& gateway = config.gateway;
+  out += "Gateway\n";
+  for (const ListenAddress& address : gateway.listen) line(out, "listen", describe_listen(address));
+  line(out, "max_clients", std::to_string(gateway.max_clients));
+  line(out, "login_timeout", format_duration(gateway.login_timeout));
+  line(out, "shutdown_timeout", format_duration(gateway.shutdown_timeout));
+  line(out, "ledger", gateway.ledger + " (heartbeat every " + format_duration(gateway.ledger_heartbeat) + ")");
+  line(out, "log_level", gateway.log_level);
+  line(out, "max_message_size", format_size(gateway.max_message_size));
+  line(out, "tcp_keepalive",
+       "idle " + format_duration(gateway.tcp_keepalive_idle) + ", then every " +
+           format_duration(gateway.tcp_keepalive_interval) + ", " + std::to_string(gateway.tcp_keepalive_count) +
+           " probes");
+  line(out, "tls", describe_tls(gateway.tls));
+  out += "\nMetrics\n";
+  line(out, "listen",
+       config.metrics.listen.empty() ? "disabled"
+                                     : config.metrics.listen + " (Prometheus /metrics)");
+  out += '\n';
+
+  describe_routes(out, config);
+
+  for (const InstanceConfig& instance : config.instances) {
+    out += "\nInstance " + instance.name + "\n";
+    line(out, "backend", instance.backend);
+    line(out, "address", describe_backend_address(instance.address));
+    line(out, "idle_timeout", format_duration(instance.idle_timeout));
+    line(out, "min_awake", format_duration(instance.min_awake));
+    line(out, "wake_timeout", format_duration(instance.wake_timeout));
+    line(
+        out, "max_waiting",
+        std::to_string(instance.max_waiting) + (instance.max_waiting == 0 ? " (never queue)" : ""));
+    line(out, "connect_timeout", format_duration(instance.connect_timeout));
+    line(out, "suspend_on_exit", instance.suspend_on_exit ? "yes" : "no");
+    const Duration rest = instance.effective_idle_session_timeout();
+    line(out, "idle_session_timeout",
+         rest == Duration(0) ? std::string("0s (open sessions keep it awake)")
+                             : format_duration(rest) + (instance.close_listeners ? " (listeners too)" : " (not listeners)"));
+    line(out, "tls", instance.effective_tls() + (instance.tls.empty() ? " (default for this address)" : ""));
+    if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
+    if (instance.backend == "exec") describe_exec(out, instance);
+    if (instance.backend == "systemd") describe_systemd(out, instance);
+  }
+  return out;
+}
+
+}  // namespace pgnap::config

@@ -1,0 +1,374 @@
+// The configuration schema: every TOML key pgnap knows, declared once per table as a row of
+// (name, struct member, type and bounds, required or not, live or restart-only). Defaults are
+// the initializers in config/config.h; docs/configuration.md documents the same rows. Checks
+// that span several keys (backend sub-tables, routing) follow the tables, then parse_config.
+// The readers behind the rows: config/values.cpp and config/address.cpp; what a reload does
+// with the rows: config/reload.cpp.
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "config/keys.h"
+#include "config/toml_guard.h"
+
+namespace pgnap::config {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::at_least;
+using detail::BackendAddressValue;
+using detail::BoolValue;
+using detail::ChoiceValue;
+using detail::CommandValue;
+using detail::EnvValue;
+using detail::CurrencyValue;
+using detail::DatabaseListValue;
+using detail::DurationValue;
+using detail::greater_than;
+using detail::IntegerValue;
+using detail::join_key;
+using detail::key;
+using detail::KeyRow;
+using detail::ListenListValue;
+using detail::MetricsListenValue;
+using detail::ParseContext;
+using detail::PathValue;
+using detail::Presence;
+using detail::quote;
+using detail::Reload;
+using detail::SizeValue;
+using detail::StringValue;
+using detail::TableValue;
+using detail::type_name;
+
+constexpr Duration kDay = std::chrono::hours(24);
+// No timer needs more than a year, and the cap keeps `now + timeout` far from overflow.
+constexpr Duration kMaxDuration = 365 * kDay;
+constexpr DurationValue kPositive{Duration(1), kMaxDuration};
+constexpr DurationValue kNonNegative{Duration(0), kMaxDuration};
+
+constexpr std::array<std::string_view, 4> kLogLevels{"debug", "info", "warning", "error"};
+constexpr std::array<std::string_view, 3> kTlsModes{"disable", "allow", "require"};
+constexpr std::array<std::string_view, 3> kBackendTlsModes{"disable", "prefer", "require"};
+// Backends docs/architecture.md names. Only the supported ones have a driver (and a sub-table) today.
+constexpr std::array<std::string_view, 3> kSupportedBackends{"pg_ctl", "exec", "systemd"};
+constexpr std::array<std::string_view, 1> kPlannedBackends{"kubernetes"};
+
+std::string quoted_list(std::span<const std::string_view> words) {
+  std::string list;
+  for (std::string_view word : words) list += (list.empty() ? "" : ", ") + quote(word);
+  return list;
+}
+
+// instances.NAME.backend: a supported driver; a planned one gets "not supported yet".
+struct BackendNameValue {
+  std::optional<std::string> operator()(ParseContext& ctx, const toml::node& node,
+                                        const std::string& dotted) const {
+    std::optional<std::string> name = StringValue{}(ctx, node, dotted);
+    if (!name) return std::nullopt;
+    auto in = [&](auto& names) {
+      return std::find(names.begin(), names.end(), *name) != names.end();
+    };
+    if (in(kSupportedBackends)) return name;
+    std::string supported = "supported backends: " + quoted_list(kSupportedBackends);
+    if (in(kPlannedBackends)) {
+      ctx.error(node.source(), dotted,
+                "backend " + quote(*name) + " is not supported yet; " + supported);
+    } else {
+      ctx.error(node.source(), dotted, "unknown backend " + quote(*name) + "; " + supported);
+    }
+    // Kept, so that the sub-table checks below can still name it.
+    return name;
+  }
+};
+
+// ---- The tables ---------------------------------------------------------------------------
+
+const std::vector<KeyRow<PgCtlConfig>> kPgCtlKeys = {
+    key("data_dir", &PgCtlConfig::data_dir, PathValue{}, Presence::kRequired),
+    key("bin_dir", &PgCtlConfig::bin_dir, PathValue{.allow_empty = true}),
+    key("os_user", &PgCtlConfig::os_user, StringValue{.allow_empty = false}),
+    key("log_file", &PgCtlConfig::log_file, PathValue{}),
+};
+
+const std::vector<KeyRow<ExecConfig>> kExecKeys = {
+    key("start", &ExecConfig::start, CommandValue{}, Presence::kRequired),
+    key("stop", &ExecConfig::stop, CommandValue{}, Presence::kRequired),
+    key("status", &ExecConfig::status, CommandValue{}),
+    key("env", &ExecConfig::env, EnvValue{}),
+    key("os_user", &ExecConfig::os_user, StringValue{.allow_empty = false}),
+    key("start_timeout", &ExecConfig::start_timeout, kPositive),
+    key("stop_timeout", &ExecConfig::stop_timeout, kPositive),
+    key("status_timeout", &ExecConfig::status_timeout, kPositive),
+};
+
+const std::vector<KeyRow<SystemdConfig>> kSystemdKeys = {
+    key("unit", &SystemdConfig::unit, StringValue{.allow_empty = false}, Presence::kRequired),
+    key("stop_timeout", &SystemdConfig::stop_timeout, kPositive),
+};
+
+const std::vector<KeyRow<AccountingConfig>> kAccountingKeys = {
+    key("vcpus", &AccountingConfig::vcpus, greater_than(0)),
+    key("memory_gb", &AccountingConfig::memory_gb, at_least(0)),
+    key("idle_watts_per_vcpu", &AccountingConfig::idle_watts_per_vcpu, at_least(0)),
+    key("busy_watts_per_vcpu", &AccountingConfig::busy_watts_per_vcpu, at_least(0)),
+    key("watts_per_gb", &AccountingConfig::watts_per_gb, at_least(0)),
+    key("residual_watts", &AccountingConfig::residual_watts, at_least(0)),
+    key("power_watts", &AccountingConfig::power_watts, greater_than(0)),
+    key("busy_power_watts", &AccountingConfig::busy_power_watts, greater_than(0)),
+    key("pue", &AccountingConfig::pue, at_least(1)),
+    key("grid_intensity", &AccountingConfig::grid_intensity, at_least(0)),
+    key("grid_source", &AccountingConfig::grid_source, StringValue{}),
+    key("grid_year", &AccountingConfig::grid_year, IntegerValue{1990, 2100}),
+    key("price_per_hour", &AccountingConfig::price_per_hour, at_least(0)),
+    key("currency", &AccountingConfig::currency, CurrencyValue{}),
+    key("wake_billed_minimum", &AccountingConfig::wake_billed_minimum, kNonNegative),
+    key("embodied_g_per_hour", &AccountingConfig::embodied_g_per_hour, at_least(0)),
+};
+
+const std::vector<KeyRow<TlsConfig>> kTlsKeys = {
+    key("mode", &TlsConfig::mode, ChoiceValue{kTlsModes}),
+    key("cert", &TlsConfig::cert, PathValue{.allow_empty = true}),
+    key("key", &TlsConfig::key, PathValue{.allow_empty = true}),
+    key("ca", &TlsConfig::ca, PathValue{.allow_empty = true}),
+};
+
+}  // namespace
+
+// ---- The tables a reload reads too (config/keys.h) ----------------------------------------
+
+const std::vector<KeyRow<InstanceConfig>> detail::kInstanceKeys = {
+    key("databases", &InstanceConfig::databases, DatabaseListValue{}),
+    key("backend", &InstanceConfig::backend, BackendNameValue{}, Presence::kRequired, Reload::kRestart),
+    key("address", &InstanceConfig::address, BackendAddressValue{}, Presence::kRequired, Reload::kRestart),
+    key("idle_timeout", &InstanceConfig::idle_timeout, kPositive),
+    key("min_awake", &InstanceConfig::min_awake, DurationValue{Duration(0), kDay}),
+    key("wake_timeout", &InstanceConfig::wake_timeout, kPositive),
+    key("max_waiting", &InstanceConfig::max_waiting, IntegerValue{0, 1'000'000}),
+    key("connect_timeout", &InstanceConfig::connect_timeout, kPositive),
+    key("suspend_on_exit", &InstanceConfig::suspend_on_exit, BoolValue{}),
+    key("idle_session_timeout", &InstanceConfig::idle_session_timeout, kNonNegative),
+    key("close_listeners", &InstanceConfig::close_listeners, BoolValue{}),
+    key("tls", &InstanceConfig::tls, ChoiceValue{kBackendTlsModes}),
+    // A backend's own table: a new driver, so a restart.
+    key("pg_ctl", &InstanceConfig::pg_ctl, TableValue<PgCtlConfig>{kPgCtlKeys}, Presence::kOptional, Reload::kRestart),
+    key("exec", &InstanceConfig::exec, TableValue<ExecConfig>{kExecKeys}, Presence::kOptional, Reload::kRestart),
+    key("systemd", &InstanceConfig::systemd, TableValue<SystemdConfig>{kSystemdKeys}, Presence::kOptional,
+        Reload::kRestart),
+    key("accounting", &InstanceConfig::accounting, TableValue<AccountingConfig>{kAccountingKeys}),
+};
+
+const std::vector<KeyRow<GatewayConfig>> detail::kGatewayKeys = {
+    key("listen", &GatewayConfig::listen, ListenListValue{}),
+    key("max_clients", &GatewayConfig::max_clients, IntegerValue{1, 1'000'000}),
+    key("login_timeout", &GatewayConfig::login_timeout, kPositive),
+    key("ledger", &GatewayConfig::ledger, PathValue{}, Presence::kOptional, Reload::kRestart),
+    key("ledger_heartbeat", &GatewayConfig::ledger_heartbeat, kPositive),
+    key("shutdown_timeout", &GatewayConfig::shutdown_timeout, kNonNegative),
+    key("log_level", &GatewayConfig::log_level, ChoiceValue{kLogLevels}),
+    key("max_message_size", &GatewayConfig::max_message_size, SizeValue{1024, 1024ull * 1024 * 1024}),
+    key("tcp_keepalive_idle", &GatewayConfig::tcp_keepalive_idle, kPositive),
+    key("tcp_keepalive_interval", &GatewayConfig::tcp_keepalive_interval, kPositive),
+    key("tcp_keepalive_count", &GatewayConfig::tcp_keepalive_count, IntegerValue{1, 127}),
+    key("tls", &GatewayConfig::tls, TableValue<TlsConfig>{kTlsKeys}),
+};
+
+const std::vector<KeyRow<MetricsConfig>> detail::kMetricsKeys = {
+    key("listen", &MetricsConfig::listen, MetricsListenValue{}),
+};
+
+namespace {
+
+// ---- Checks across keys -------------------------------------------------------------------
+
+constexpr std::string_view kNoInstances =
+    "at least one instance is required: add an [instances.NAME] table";
+
+bool valid_instance_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+struct ParsedInstance {
+  InstanceConfig config;
+  const toml::table* table;
+  std::string key;  // "instances.NAME"
+};
+
+// A backend's sub-table must match the selected backend, and pg_ctl needs its own.
+void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
+  const InstanceConfig& config = instance.config;
+  for (std::string_view backend : kSupportedBackends) {
+    const toml::node* sub = instance.table->get(backend);
+    if (sub != nullptr && !config.backend.empty() && config.backend != backend) {
+      ctx.error(sub->source(), join_key(instance.key, backend),
+                "[" + join_key(instance.key, backend) + "] applies only to backend = " +
+                    quote(backend) + ", but this instance's backend is " + quote(config.backend));
+    }
+  }
+  struct Needs {
+    std::string_view backend;
+    std::string_view what;
+  };
+  for (const Needs& n : {Needs{"pg_ctl", "at least data_dir"}, Needs{"exec", "at least start and stop"},
+                         Needs{"systemd", "at least unit"}}) {
+    if (config.backend == n.backend && !instance.table->contains(n.backend)) {
+      ctx.error(instance.table->source(), join_key(instance.key, n.backend),
+                "required key " + quote(n.backend) + " is missing (backend = " + quote(n.backend) + " needs a [" +
+                    join_key(instance.key, n.backend) + "] table with " + std::string(n.what) + ")");
+    }
+  }
+  // "postgresql@15-main" names a service; other unit types keep their suffix. The driver's
+  // own rule, so that `pgnap check` shows the unit the driver will ask for.
+  std::string& unit = instance.config.systemd.unit;
+  if (!unit.empty()) unit = systemd_unit_name(unit);
+  PgCtlConfig& pg_ctl = instance.config.pg_ctl;
+  if (pg_ctl.log_file.empty() && !pg_ctl.data_dir.empty()) {
+    pg_ctl.log_file = (fs::path(pg_ctl.data_dir) / "pgnap-postgres.log").string();
+  }
+}
+
+// TLS for clients needs a certificate and its key.
+void check_tls(ParseContext& ctx, const toml::table& root, const TlsConfig& tls) {
+  if (tls.mode == "disable") return;
+  const toml::node* table = root.at_path("gateway.tls").node();
+  const toml::source_region where = table ? table->source() : root.source();
+  for (auto [name, value] : {std::pair{"cert", &tls.cert}, std::pair{"key", &tls.key}}) {
+    if (value->empty()) {
+      ctx.error(where, std::string("gateway.tls.") + name,
+                "required key " + quote(name) + " is missing (mode = " + quote(tls.mode) +
+                    " needs a certificate and its private key)");
+    }
+  }
+}
+
+// Where a database name of an instance was written: its array element, else the instance.
+const toml::source_region& database_source(const ParsedInstance& instance, std::string_view name) {
+  if (const toml::array* array = instance.table->get_as<toml::array>("databases")) {
+    for (const toml::node& item : *array) {
+      if (const auto* s = item.as_string(); s != nullptr && s->get() == name) return item.source();
+    }
+  }
+  return instance.table->source();
+}
+
+// Every database name (and "*") routes to exactly one instance.
+void check_routes(ParseContext& ctx, const std::vector<ParsedInstance>& instances) {
+  std::map<std::string, const ParsedInstance*> owner;
+  for (const ParsedInstance& instance : instances) {
+    for (const std::string& name : instance.config.databases) {
+      auto [it, inserted] = owner.emplace(name, &instance);
+      if (inserted) continue;
+      std::string both = "instance " + quote(it->second->config.name) + " and instance " +
+                         quote(instance.config.name);
+      ctx.error(database_source(instance, name), join_key(instance.key, "databases"),
+                name == "*" ? "\"*\" (any other database) is routed to both " + both +
+                                  "; only one instance may have \"*\""
+                            : "database " + quote(name) + " is routed to both " + both);
+    }
+  }
+}
+
+// [instances]: a table of named instance tables, returned in file order.
+struct InstancesValue {
+  std::optional<std::vector<InstanceConfig>> operator()(ParseContext& ctx, const toml::node& node,
+                                                        const std::string& dotted) const {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      ctx.error(node.source(), dotted,
+                "expected a table of instances ([instances.NAME]), got " + type_name(node));
+      return std::nullopt;
+    }
+    if (table->empty()) {
+      ctx.error(node.source(), dotted, std::string(kNoInstances));
+      return std::nullopt;
+    }
+    std::vector<ParsedInstance> parsed;
+    for (auto&& [name, value] : *table) {
+      std::string instance_key = join_key(dotted, name.str());
+      if (!valid_instance_name(name.str())) {
+        ctx.error(name.source(), instance_key,
+                  "invalid instance name " + quote(name.str()) +
+                      ": use only letters, digits, \"_\" and \"-\"");
+      }
+      const toml::table* instance_table = value.as_table();
+      if (instance_table == nullptr) {
+        ctx.error(value.source(), instance_key,
+                  "expected a table ([" + instance_key + "]), got " + type_name(value));
+        continue;
+      }
+      ParsedInstance instance{InstanceConfig{}, instance_table, instance_key};
+      instance.config.name = std::string(name.str());
+      detail::apply_rows(ctx, *instance_table, instance_key, detail::kInstanceKeys, instance.config);
+      check_backend_tables(ctx, instance);
+      parsed.push_back(std::move(instance));
+    }
+    // toml++ keeps keys sorted; the contract is file order (it decides routing messages,
+    // log order and `pgnap check` output).
+    std::stable_sort(parsed.begin(), parsed.end(),
+                     [](const ParsedInstance& a, const ParsedInstance& b) {
+                       const auto& pa = a.table->source().begin;
+                       const auto& pb = b.table->source().begin;
+                       return std::tie(pa.line, pa.column) < std::tie(pb.line, pb.column);
+                     });
+    check_routes(ctx, parsed);
+
+    std::vector<InstanceConfig> result;
+    for (ParsedInstance& instance : parsed) result.push_back(std::move(instance.config));
+    return result;
+  }
+};
+
+const std::vector<KeyRow<Config>> kRootKeys = {
+    key("gateway", &Config::gateway, TableValue<GatewayConfig>{detail::kGatewayKeys}),
+    key("metrics", &Config::metrics, TableValue<MetricsConfig>{detail::kMetricsKeys}),
+    key("instances", &Config::instances, InstancesValue{}),
+};
+
+}  // namespace
+
+Config parse_config(std::string_view text, std::string source, std::string base_dir) {
+  fs::path base = base_dir.empty() ? fs::current_path() : fs::absolute(base_dir);
+  ParseContext ctx(source, base.lexically_normal());
+
+  // toml++ never reads what would make it misbehave (config/toml_guard.h).
+  if (std::optional<ConfigError> error = detail::check_tomlpp_safe(text, source)) {
+    throw ConfigLoadError({std::move(*error)});
+  }
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(source));
+  } catch (const toml::parse_error& e) {
+    throw ConfigLoadError({ConfigError{source,
+                                       static_cast<std::uint32_t>(e.source().begin.line),
+                                       static_cast<std::uint32_t>(e.source().begin.column),
+                                       {},
+                                       std::string(e.description())}});
+  }
+
+  Config config;
+  config.source = source;
+  config.text = std::string(text);
+  detail::apply_rows(ctx, root, "", kRootKeys, config);
+  if (!root.contains("instances")) ctx.error(root.source(), "instances", std::string(kNoInstances));
+  check_tls(ctx, root, config.gateway.tls);
+
+  std::vector<ConfigError> errors = ctx.take_errors();
+  if (!errors.empty()) throw ConfigLoadError(std::move(errors));
+  return config;
+}
+
+}  // namespace pgnap::config

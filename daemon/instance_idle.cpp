@@ -1,0 +1,88 @@
+// When an awake instance may sleep: idle_timeout after its last session, min_awake after
+// its wake, and — with idle_session_timeout — also while sessions are still open but only
+// open (at rest, no traffic), as an application's connection pool keeps them all day
+// (docs/pooled-apps.md). Those are then closed, and the instance suspends once they are gone.
+#include <algorithm>
+
+#include "daemon/instance.h"
+#include "daemon/log.h"
+
+namespace pgnap::daemon {
+
+using config::Duration;
+using config::format_duration;
+
+void Instance::watch_session(SessionActivity* activity) { watched_.push_back(activity); }
+
+void Instance::unwatch_session(SessionActivity* activity) { watched_.remove(activity); }
+
+void Instance::arm_idle_timer() {
+  if (!may_suspend()) return;
+  const auto now = Clock::now();
+  Clock::time_point at = std::max(now + config_.idle_timeout, awake_since_ + config_.min_awake);
+  if (sessions_ > 0) {
+    // Open sessions keep it awake, unless idle_session_timeout lets idle ones be closed: look
+    // again once the newest of them could have been idle that long (on_idle_timer() then
+    // finds the exact moment, or looks again later).
+    const Duration rest = config_.effective_idle_session_timeout();
+    if (rest <= Duration(0)) {
+      idle_timer_.cancel();
+      return;
+    }
+    at = now + rest;
+  }
+  check_idle_at(at);
+}
+
+void Instance::check_idle_at(Clock::time_point at) {
+  idle_timer_.expires_at(at);
+  idle_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (!ec && *alive) on_idle_timer();
+  });
+}
+
+std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
+  const Duration rest = config_.effective_idle_session_timeout();
+  // A session still connecting or authenticating is not watched yet: in use.
+  if (rest <= Duration(0) || watched_.size() < sessions_) return std::nullopt;
+  Clock::time_point idle_since = last_release_;
+  for (const SessionActivity* a : watched_) {
+    if (!a->at_rest || (a->listening && !config_.close_listeners)) return std::nullopt;
+    idle_since = std::max(idle_since, a->last_traffic + rest);
+  }
+  return std::max(idle_since + config_.idle_timeout, awake_since_ + config_.min_awake);
+}
+
+void Instance::on_idle_timer() {
+  if (!may_suspend()) return;
+  if (sessions_ == 0) {
+    suspend_now("idle for " + format_duration(config_.idle_timeout));
+    return;
+  }
+  const auto now = Clock::now();
+  const auto deadline = idle_sessions_deadline();
+  if (!deadline || *deadline > now) {
+    // In use, or not idle long enough yet: look again then (or after idle_session_timeout).
+    check_idle_at(deadline ? *deadline : now + config_.effective_idle_session_timeout());
+    return;
+  }
+  close_idle_sessions();
+}
+
+void Instance::close_idle_sessions() {
+  // Every session left is only open: close them (each says why to its client), and suspend
+  // as soon as the last one is gone (on_lease_released).
+  operation_ = Operation::kCloseIdleSessions;
+  std::size_t closed = 0;
+  for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
+    if (a->close) {
+      a->close();
+      ++closed;
+    }
+  }
+  metrics_.idle_sessions_closed(closed);
+  PGNAP_LOG(kInfo, context(), "closed " << closed << " idle session(s) so that it can sleep (no traffic for "
+                                        << format_duration(config_.effective_idle_session_timeout()) << ")");
+}
+
+}  // namespace pgnap::daemon
