@@ -1,6 +1,6 @@
 // A minimal HTTP/1.1 client for the tests: /metrics from pgnap, the query API of a real
 // Prometheus. Loopback only, one request per connection, bounded by a deadline.
-#include "tests/integration/harness.h"
+#include "tests/integration/http_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,10 +8,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
+#include <sstream>
+#include <string>
+#include <utility>
 
 namespace pgnap::it {
 

@@ -1,7 +1,7 @@
-// Clients of the integration-test harness (harness.h): libpq with deadlines, pgbench output,
+// Clients of the integration-test harness (pg_client.h): libpq with deadlines, pgbench output,
 // and a raw socket that speaks just enough of the wire protocol to send hostile bytes and
 // read the ErrorResponse that comes back.
-#include "tests/integration/harness.h"
+#include "tests/integration/pg_client.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -46,7 +46,7 @@ ConnectResult connect(const std::string& conninfo, Millis timeout) {
   };
   if (!conn) return failed("PQconnectStart: out of memory");
   // Before the first poll, so an ErrorResponse during the startup is formatted with its
-  // SQLSTATE (see harness.h).
+  // SQLSTATE (see pg_client.h).
   PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);
   if (PQstatus(conn.get()) == CONNECTION_BAD) return failed(PQerrorMessage(conn.get()));
 

@@ -1,7 +1,7 @@
-// Processes and files of the integration-test harness (harness.h): running commands with
+// Processes and files of the integration-test harness (process.h): running commands with
 // deadlines, looking at /proc, temporary directories. Clusters and the gateway are in
 // harness.cpp; libpq and raw-socket clients in pg_client.cpp.
-#include "tests/integration/harness.h"
+#include "tests/integration/process.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>

@@ -1,6 +1,6 @@
-// A real Prometheus server for the integration tests (harness.h): the dashboard's PromQL is
-// checked by the engine Grafana will send it to, not by a parser of our own.
-#include "tests/integration/harness.h"
+// A real Prometheus server for the integration tests (prometheus_server.h): the dashboard's
+// PromQL is checked by the engine Grafana will send it to, not by a parser of our own.
+#include "tests/integration/prometheus_server.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/harness.h"  // free_tcp_port
 #include "tests/integration/harness_internal.h"
 
 namespace pgnap::it {
