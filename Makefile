@@ -9,13 +9,14 @@
 #   make bench   build, then measure pgnap next to PostgreSQL direct and PgBouncer
 #                (bench/run.sh; about 15 minutes; writes docs/benchmarks.md)
 #   make fuzz    build the libFuzzer targets with clang, run them for FUZZ_SECONDS=90 (tests/fuzz/run.sh)
+#   make format  apply .clang-format to every source file (format-check: only list the changes)
 #   make clean   remove $(BUILD_DIR); `make distclean` also removes var/ (the demo cluster)
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 SANITIZE_BUILD_DIR ?= build-sanitize
 
-.PHONY: all deps build test demo bench fuzz clean distclean
+.PHONY: all deps build test demo bench fuzz format format-check clean distclean
 
 all: build
 
@@ -50,6 +51,15 @@ bench: build
 
 fuzz: deps
 	tests/fuzz/run.sh
+
+# .clang-format matches the code's style; format applies it, format-check lists what it would change.
+FORMAT_SOURCES = find protocol config accounting metrics backends daemon tests bench \( -name '*.cpp' -o -name '*.h' \) \
+  -not -path 'tests/fuzz/corpus/*' -print0
+format:
+	$(FORMAT_SOURCES) | xargs -0 clang-format -i
+
+format-check:
+	$(FORMAT_SOURCES) | xargs -0 clang-format --dry-run --Werror
 
 clean:
 	rm -rf $(BUILD_DIR)
