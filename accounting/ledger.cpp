@@ -220,8 +220,8 @@ std::string Ledger::last_error() const {
   return last_error_;
 }
 
-void Ledger::record_transition(const std::string& instance, const std::string& from, const std::string& to,
-                               UnixTime at, const std::string& reason) {
+void Ledger::record_transition(const std::string& instance, const std::string& from, const std::string& to, UnixTime at,
+                               const std::string& reason) {
   enqueue([=](sqlite3* db) {
     Statement close(db,
                     "UPDATE intervals SET ended_at = MAX(?2, started_at), heartbeat_at = MAX(?2, started_at), "
@@ -231,7 +231,8 @@ void Ledger::record_transition(const std::string& instance, const std::string& f
                    "INSERT INTO intervals (instance, state, started_at, heartbeat_at, start_reason) "
                    "VALUES (?1, ?2, ?3, ?3, ?4)");
     open.bind(1, instance).bind(2, to).bind(3, at).bind(4, reason).run();
-    Statement log(db, "INSERT INTO transitions (instance, at, from_state, to_state, reason) VALUES (?1, ?2, ?3, ?4, ?5)");
+    Statement log(db,
+                  "INSERT INTO transitions (instance, at, from_state, to_state, reason) VALUES (?1, ?2, ?3, ?4, ?5)");
     log.bind(1, instance).bind(2, at).bind(3, from).bind(4, to).bind(5, reason).run();
   });
 }

@@ -40,10 +40,10 @@ inline constexpr int kLedgerSchemaVersion = 3;
 
 struct IntervalRow {
   std::string instance;
-  std::string state;     // asleep | waking | awake | suspending | failed
+  std::string state;  // asleep | waking | awake | suspending | failed
   UnixTime start = 0;
-  UnixTime end = 0;      // for an open interval: its last heartbeat
-  bool open = false;     // still running (as far as the file knows)
+  UnixTime end = 0;   // for an open interval: its last heartbeat
+  bool open = false;  // still running (as far as the file knows)
   std::string start_reason;
   std::string end_reason;
 };
@@ -52,7 +52,7 @@ struct WakeRow {
   std::string instance;
   UnixTime requested_at = 0;
   UnixTime finished_at = 0;
-  std::string outcome;   // ok | failed | timeout
+  std::string outcome;  // ok | failed | timeout
   double duration_s = 0;
   std::uint32_t clients_waited = 0;
   bool started = false;  // the start command ran (false: the server was already up)
@@ -62,7 +62,7 @@ struct WakeRow {
 struct TransitionRow {
   std::string instance;
   UnixTime at = 0;
-  std::string from;      // "" for the first state after pgnap started
+  std::string from;  // "" for the first state after pgnap started
   std::string to;
   std::string reason;
 };
@@ -129,8 +129,8 @@ class Ledger {
 
   // ---- queued writes (return at once) ----
   // `instance` enters `to` at `at`: its open interval (if any) ends there, a new one starts.
-  void record_transition(const std::string& instance, const std::string& from, const std::string& to,
-                         UnixTime at, const std::string& reason);
+  void record_transition(const std::string& instance, const std::string& from, const std::string& to, UnixTime at,
+                         const std::string& reason);
   void record_wake(const WakeRow& wake);
   // What /metrics just showed for `instance` (kept as the highest value per counter).
   void record_reported(const std::string& instance, const ReportedCounters& counters);

@@ -44,8 +44,7 @@ LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until, 
                   "ORDER BY instance, started_at, id");
       s.bind(1, since).bind(2, until).bind(3, instance);
       while (s.step()) {
-        data.intervals.push_back(
-            {s.text(0), s.text(1), s.real(2), s.real(3), s.integer(4) != 0, s.text(5), s.text(6)});
+        data.intervals.push_back({s.text(0), s.text(1), s.real(2), s.real(3), s.integer(4) != 0, s.text(5), s.text(6)});
       }
     }
     {

@@ -126,9 +126,8 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
   for (InstanceReport& r : report.instances) {
     std::stable_sort(r.intervals.begin(), r.intervals.end(),
                      [](const IntervalRow& a, const IntervalRow& b) { return a.start < b.start; });
-    std::stable_sort(r.wake_rows.begin(), r.wake_rows.end(), [](const WakeRow& a, const WakeRow& b) {
-      return a.requested_at < b.requested_at;
-    });
+    std::stable_sort(r.wake_rows.begin(), r.wake_rows.end(),
+                     [](const WakeRow& a, const WakeRow& b) { return a.requested_at < b.requested_at; });
     summarise(r, ok_durations);
 
     report.hours_asleep += r.activity.hours_asleep;

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "accounting/savings.h"
 #include "accounting/ledger.h"
+#include "accounting/savings.h"
 
 namespace pgnap::accounting {
 
@@ -20,11 +20,11 @@ struct InstanceReport {
   std::string name;
   Accounting accounting;
   Activity activity;
-  double hours_failed = 0;          // down after a failed wake: neither asleep nor awake
-  double share_asleep = 0;          // hours_asleep / (hours_asleep + hours_awake), 0 if none
-  std::uint64_t wakes = 0;          // wakes requested in the window (each row is a finished wake)
-  std::uint64_t wakes_failed = 0;   // outcome other than ok (failed, timeout)
-  double wake_p50_s = 0;            // of successful wakes, nearest rank; 0 if none
+  double hours_failed = 0;         // down after a failed wake: neither asleep nor awake
+  double share_asleep = 0;         // hours_asleep / (hours_asleep + hours_awake), 0 if none
+  std::uint64_t wakes = 0;         // wakes requested in the window (each row is a finished wake)
+  std::uint64_t wakes_failed = 0;  // outcome other than ok (failed, timeout)
+  double wake_p50_s = 0;           // of successful wakes, nearest rank; 0 if none
   double wake_p95_s = 0;
   std::uint64_t clients_waited = 0;
   Savings savings;
@@ -41,10 +41,10 @@ struct Report {
   double hours_asleep = 0;
   double hours_awake = 0;
   double hours_failed = 0;
-  double share_asleep = 0;          // of the summed hours, as per instance
+  double share_asleep = 0;  // of the summed hours, as per instance
   std::uint64_t wakes = 0;
   std::uint64_t wakes_failed = 0;
-  double wake_p50_s = 0;            // over every instance's successful wakes
+  double wake_p50_s = 0;  // over every instance's successful wakes
   double wake_p95_s = 0;
   std::uint64_t clients_waited = 0;
   std::uint64_t starts = 0;

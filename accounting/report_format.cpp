@@ -79,16 +79,16 @@ bool valid_sequence(std::string_view s) {
 std::string iso_utc(UnixTime t) {
   const std::tm tm = utc_fields(t);
   char buf[80];  // room for any int, so the compiler can prove no truncation
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 
 std::string human_utc(UnixTime t) {
   const std::tm tm = utc_fields(t);
   char buf[80];  // room for any int, so the compiler can prove no truncation
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min);
   return buf;
 }
 
@@ -96,9 +96,7 @@ std::string grid_text(const Accounting& a) {
   return number(a.grid_intensity) + " gCO2e/kWh, " + a.grid_source + " (" + std::to_string(a.grid_year) + ")";
 }
 
-std::string money(double amount, std::string_view currency) {
-  return fixed(amount, 2) + " " + std::string(currency);
-}
+std::string money(double amount, std::string_view currency) { return fixed(amount, 2) + " " + std::string(currency); }
 
 std::string clean_utf8(std::string_view s) {
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
@@ -201,8 +199,7 @@ std::vector<Group> instance_fields(const InstanceReport& r) {
         {"cost_saved", r.savings.cost},
         {"currency", a.currency},
         {"embodied_saved_g", r.savings.embodied_g}}},
-      {"grid",
-       {{"intensity_g_per_kwh", a.grid_intensity}, {"source", a.grid_source}, {"year", a.grid_year}}},
+      {"grid", {{"intensity_g_per_kwh", a.grid_intensity}, {"source", a.grid_source}, {"year", a.grid_year}}},
       {"coefficients",
        {{"vcpus", a.vcpus},
         {"memory_gb", a.memory_gb},
@@ -262,8 +259,8 @@ std::string json_value(const Value& v) {
 
 std::size_t display_width(std::string_view s) {
   // Code points, not bytes: near enough for names and units (no wide characters expected).
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(),
+                                                [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 std::string pad(std::string_view s, std::size_t width, bool left) {
@@ -313,16 +310,15 @@ std::string format_table(const Report& report) {
 
   std::vector<std::string> header = {"instance", "asleep h", "awake h"};
   if (any_failed_hours) header.push_back("failed h");
-  for (const char* h : {"% asleep", "wakes (failed)", "wake p50 / p95 s", "waited", "kWh saved",
-                        "gCO2e saved", "money saved"}) {
+  for (const char* h :
+       {"% asleep", "wakes (failed)", "wake p50 / p95 s", "waited", "kWh saved", "gCO2e saved", "money saved"}) {
     header.push_back(h);
   }
   if (any_embodied) header.push_back("embodied gCO2e");
 
-  auto row_of = [&](const std::string& name, double asleep, double awake, double failed_h,
-                    double share_asleep, std::uint64_t wakes, std::uint64_t failed, double p50,
-                    double p95, std::uint64_t waited, double kwh, double g, const std::string& cost,
-                    double embodied) {
+  auto row_of = [&](const std::string& name, double asleep, double awake, double failed_h, double share_asleep,
+                    std::uint64_t wakes, std::uint64_t failed, double p50, double p95, std::uint64_t waited, double kwh,
+                    double g, const std::string& cost, double embodied) {
     std::vector<std::string> row = {name, fixed(asleep, 2), fixed(awake, 2)};
     if (any_failed_hours) row.push_back(fixed(failed_h, 2));
     row.push_back(asleep + awake > 0 ? fixed(share_asleep * 100, 1) + "%" : "-");
@@ -338,23 +334,21 @@ std::string format_table(const Report& report) {
 
   std::vector<std::vector<std::string>> rows = {header};
   for (const InstanceReport& r : report.instances) {
-    rows.push_back(row_of(r.name, r.activity.hours_asleep, r.activity.hours_awake, r.hours_failed,
-                          r.share_asleep, r.wakes, r.wakes_failed, r.wake_p50_s, r.wake_p95_s,
-                          r.clients_waited, r.savings.energy_kwh, r.savings.carbon_g,
-                          money(r.savings.cost, r.accounting.currency), r.savings.embodied_g));
+    rows.push_back(row_of(r.name, r.activity.hours_asleep, r.activity.hours_awake, r.hours_failed, r.share_asleep,
+                          r.wakes, r.wakes_failed, r.wake_p50_s, r.wake_p95_s, r.clients_waited, r.savings.energy_kwh,
+                          r.savings.carbon_g, money(r.savings.cost, r.accounting.currency), r.savings.embodied_g));
   }
-  rows.push_back(row_of("TOTAL", report.hours_asleep, report.hours_awake, report.hours_failed,
-                        report.share_asleep, report.wakes, report.wakes_failed, report.wake_p50_s,
-                        report.wake_p95_s, report.clients_waited, report.energy_kwh,
-                        report.carbon_g, costs_text(report.cost_by_currency), report.embodied_g));
+  rows.push_back(row_of("TOTAL", report.hours_asleep, report.hours_awake, report.hours_failed, report.share_asleep,
+                        report.wakes, report.wakes_failed, report.wake_p50_s, report.wake_p95_s, report.clients_waited,
+                        report.energy_kwh, report.carbon_g, costs_text(report.cost_by_currency), report.embodied_g));
 
   std::vector<std::size_t> widths(header.size(), 0);
   for (const auto& row : rows) {
     for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
   }
 
-  std::string out = "pgnap savings from " + iso_utc(report.since) + " to " + iso_utc(report.until) +
-                    " (" + config::format_elapsed(std::chrono::duration<double>(report.until - report.since)) + ", UTC)\n\n";
+  std::string out = "pgnap savings from " + iso_utc(report.since) + " to " + iso_utc(report.until) + " (" +
+                    config::format_elapsed(std::chrono::duration<double>(report.until - report.since)) + ", UTC)\n\n";
   auto emit = [&](const std::vector<std::string>& row) {
     std::string line;
     for (std::size_t i = 0; i < row.size(); ++i) {
@@ -381,12 +375,14 @@ std::string format_table(const Report& report) {
   if (report.instances.empty()) out += "  (no instances)\n";
   if (std::any_of(report.instances.begin(), report.instances.end(),
                   [](const InstanceReport& r) { return r.savings.energy_kwh < 0; })) {
-    out += "\nA negative saving means the wakes cost more energy than the sleep saved: "
-           "consider a longer idle_timeout.\n";
+    out +=
+        "\nA negative saving means the wakes cost more energy than the sleep saved: "
+        "consider a longer idle_timeout.\n";
   }
   if (any_embodied) {
-    out += "\nEmbodied carbon (hardware manufacture attributed to the hours asleep) is reported "
-           "apart and not included in gCO2e saved.\n";
+    out +=
+        "\nEmbodied carbon (hardware manufacture attributed to the hours asleep) is reported "
+        "apart and not included in gCO2e saved.\n";
   }
   out += "\nEstimates, not meter readings: see docs/accounting.md for the method and its caveats.\n";
   return out;

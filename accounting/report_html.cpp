@@ -23,9 +23,9 @@ using namespace report_text;
 // ---- the timeline's geometry (SVG user units; the SVG scales to the page's width) ----
 
 constexpr double kWidth = 1000;
-constexpr double kLeft = 36;            // room for the first and last axis labels
+constexpr double kLeft = 36;  // room for the first and last axis labels
 constexpr double kRight = kWidth - 36;
-constexpr double kMarkTop = 4;          // wake markers above the band
+constexpr double kMarkTop = 4;  // wake markers above the band
 constexpr double kBandTop = 20;
 constexpr double kBandHeight = 36;
 constexpr double kBandBottom = kBandTop + kBandHeight;
@@ -34,8 +34,7 @@ constexpr double kHeight = 84;
 // this wide, so every wake that led to work stays visible.
 constexpr double kMinBand = 1.5;
 
-constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 struct Scale {
   UnixTime since;
@@ -63,17 +62,14 @@ struct Tick {
   std::string label;
 };
 
-std::string day_label(const std::tm& tm) {
-  return std::string(kMonths[tm.tm_mon]) + " " + std::to_string(tm.tm_mday);
-}
+std::string day_label(const std::tm& tm) { return std::string(kMonths[tm.tm_mon]) + " " + std::to_string(tm.tm_mday); }
 
 std::vector<Tick> axis_ticks(UnixTime since, UnixTime until) {
   std::vector<Tick> ticks;
   const double span = until - since;
   if (!(span > 0)) return ticks;
-  static constexpr double kSteps[] = {60,        300,       600,       900,       1800,
-                                      3600,      2 * 3600,  3 * 3600,  6 * 3600,  12 * 3600,
-                                      86400,     2 * 86400, 7 * 86400, 14 * 86400};
+  static constexpr double kSteps[] = {60,       300,      600,       900,   1800,      3600,      2 * 3600,
+                                      3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400};
   constexpr double kMaxTicks = 8;
   for (const double step : kSteps) {
     if (span / step > kMaxTicks) continue;
@@ -110,9 +106,9 @@ std::vector<Tick> axis_ticks(UnixTime since, UnixTime until) {
     m.tm_mday = 1;
     const std::time_t t = timegm(&m);
     if (static_cast<double>(t) > until || ticks.size() > 2 * kMaxTicks) break;
-    ticks.push_back({static_cast<UnixTime>(t), every >= 12 ? std::to_string(m.tm_year + 1900)
-                                                           : std::string(kMonths[m.tm_mon]) + " " +
-                                                                 std::to_string(m.tm_year + 1900)});
+    ticks.push_back({static_cast<UnixTime>(t),
+                     every >= 12 ? std::to_string(m.tm_year + 1900)
+                                 : std::string(kMonths[m.tm_mon]) + " " + std::to_string(m.tm_year + 1900)});
   }
   return ticks;
 }
@@ -128,10 +124,9 @@ std::string interval_title(const IntervalRow& iv) {
 }
 
 std::string wake_title(const WakeRow& w) {
-  std::string t = (w.outcome == "ok" ? "wake at " : "failed wake (" + w.outcome + ") at ") +
-                  human_utc(w.requested_at) + " UTC, " + fixed(w.duration_s, 2) + " s, " +
-                  std::to_string(w.clients_waited) + (w.clients_waited == 1 ? " client" : " clients") +
-                  " waited";
+  std::string t = (w.outcome == "ok" ? "wake at " : "failed wake (" + w.outcome + ") at ") + human_utc(w.requested_at) +
+                  " UTC, " + fixed(w.duration_s, 2) + " s, " + std::to_string(w.clients_waited) +
+                  (w.clients_waited == 1 ? " client" : " clients") + " waited";
   if (!w.started) t += ", server was already up";
   if (!w.detail.empty()) t += ": " + w.detail;
   return t;
@@ -158,28 +153,26 @@ std::string timeline(const Report& report, UnixTime start, const InstanceReport&
   std::string out;
   out += "<svg class=\"timeline\" data-instance=\"" + escape_xml(r.name) +
          "\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + n1(kWidth) + " " + n1(kHeight) +
-         "\" role=\"img\" aria-label=\"" + escape_xml("Timeline of " + r.name + ": asleep " +
-                                                      fixed(r.share_asleep * 100, 1) + "% of the time") +
-         "\">\n";
-  out += "<title>" + escape_xml(r.name + " from " + human_utc(start) + " to " +
-                                human_utc(report.until) + " UTC") + "</title>\n";
-  out += "<defs><clipPath id=\"" + clip + "\"><rect x=\"" + n1(kLeft) + "\" y=\"" + n1(kBandTop) +
-         "\" width=\"" + n1(kRight - kLeft) + "\" height=\"" + n1(kBandHeight) +
-         "\" rx=\"6\"/></clipPath></defs>\n";
+         "\" role=\"img\" aria-label=\"" +
+         escape_xml("Timeline of " + r.name + ": asleep " + fixed(r.share_asleep * 100, 1) + "% of the time") + "\">\n";
+  out += "<title>" + escape_xml(r.name + " from " + human_utc(start) + " to " + human_utc(report.until) + " UTC") +
+         "</title>\n";
+  out += "<defs><clipPath id=\"" + clip + "\"><rect x=\"" + n1(kLeft) + "\" y=\"" + n1(kBandTop) + "\" width=\"" +
+         n1(kRight - kLeft) + "\" height=\"" + n1(kBandHeight) + "\" rx=\"6\"/></clipPath></defs>\n";
 
   // The band: "no record" underneath, asleep spans, then the shorter awake-side spans on top.
   out += "<g clip-path=\"url(#" + clip + ")\">\n";
-  out += "<rect class=\"nodata\" x=\"" + n1(kLeft) + "\" y=\"" + n1(kBandTop) + "\" width=\"" +
-         n1(kRight - kLeft) + "\" height=\"" + n1(kBandHeight) + "\"><title>no record</title></rect>\n";
+  out += "<rect class=\"nodata\" x=\"" + n1(kLeft) + "\" y=\"" + n1(kBandTop) + "\" width=\"" + n1(kRight - kLeft) +
+         "\" height=\"" + n1(kBandHeight) + "\"><title>no record</title></rect>\n";
   for (const bool asleep_pass : {true, false}) {
     for (const IntervalRow& iv : r.intervals) {
       if ((iv.state == "asleep") != asleep_pass) continue;
       const double x0 = scale.x(iv.start);
       double w = scale.x(iv.end) - x0;
       if (!asleep_pass) w = std::max(w, kMinBand);
-      out += "<rect class=\"" + state_class(iv.state) + "\" x=\"" + fixed(x0, 2) + "\" y=\"" +
-             n1(kBandTop) + "\" width=\"" + fixed(w, 2) + "\" height=\"" + n1(kBandHeight) +
-             "\"><title>" + escape_xml(interval_title(iv)) + "</title></rect>\n";
+      out += "<rect class=\"" + state_class(iv.state) + "\" x=\"" + fixed(x0, 2) + "\" y=\"" + n1(kBandTop) +
+             "\" width=\"" + fixed(w, 2) + "\" height=\"" + n1(kBandHeight) + "\"><title>" +
+             escape_xml(interval_title(iv)) + "</title></rect>\n";
     }
   }
   const std::vector<Tick> ticks = axis_ticks(start, report.until);
@@ -194,26 +187,25 @@ std::string timeline(const Report& report, UnixTime start, const InstanceReport&
   for (const WakeRow& w : r.wake_rows) {
     const double x = scale.x(w.requested_at);
     if (w.outcome == "ok") {
-      out += "<g class=\"wake\"><title>" + escape_xml(wake_title(w)) + "</title><line x1=\"" +
-             fixed(x, 2) + "\" y1=\"" + n1(kMarkTop) + "\" x2=\"" + fixed(x, 2) + "\" y2=\"" +
-             n1(kBandTop - 3) + "\"/></g>\n";
+      out += "<g class=\"wake\"><title>" + escape_xml(wake_title(w)) + "</title><line x1=\"" + fixed(x, 2) +
+             "\" y1=\"" + n1(kMarkTop) + "\" x2=\"" + fixed(x, 2) + "\" y2=\"" + n1(kBandTop - 3) + "\"/></g>\n";
     } else {
       const double y0 = kMarkTop + 1, y1 = kBandTop - 4;
-      out += "<g class=\"wake-failed\"><title>" + escape_xml(wake_title(w)) + "</title><path d=\"M" +
-             fixed(x - 4, 2) + " " + n1(y0) + "L" + fixed(x + 4, 2) + " " + n1(y1) + "M" +
-             fixed(x + 4, 2) + " " + n1(y0) + "L" + fixed(x - 4, 2) + " " + n1(y1) + "\"/></g>\n";
+      out += "<g class=\"wake-failed\"><title>" + escape_xml(wake_title(w)) + "</title><path d=\"M" + fixed(x - 4, 2) +
+             " " + n1(y0) + "L" + fixed(x + 4, 2) + " " + n1(y1) + "M" + fixed(x + 4, 2) + " " + n1(y0) + "L" +
+             fixed(x - 4, 2) + " " + n1(y1) + "\"/></g>\n";
     }
   }
 
   // The axis.
-  out += "<line class=\"axis\" x1=\"" + n1(kLeft) + "\" y1=\"" + n1(kBandBottom + 4) + "\" x2=\"" +
-         n1(kRight) + "\" y2=\"" + n1(kBandBottom + 4) + "\"/>\n";
+  out += "<line class=\"axis\" x1=\"" + n1(kLeft) + "\" y1=\"" + n1(kBandBottom + 4) + "\" x2=\"" + n1(kRight) +
+         "\" y2=\"" + n1(kBandBottom + 4) + "\"/>\n";
   for (const Tick& t : ticks) {
     const std::string x = fixed(scale.x(t.at), 2);
-    out += "<line class=\"axis\" x1=\"" + x + "\" y1=\"" + n1(kBandBottom + 4) + "\" x2=\"" + x +
-           "\" y2=\"" + n1(kBandBottom + 9) + "\"/>\n";
-    out += "<text class=\"tl\" x=\"" + x + "\" y=\"" + n1(kBandBottom + 22) +
-           "\" text-anchor=\"middle\">" + escape_xml(t.label) + "</text>\n";
+    out += "<line class=\"axis\" x1=\"" + x + "\" y1=\"" + n1(kBandBottom + 4) + "\" x2=\"" + x + "\" y2=\"" +
+           n1(kBandBottom + 9) + "\"/>\n";
+    out += "<text class=\"tl\" x=\"" + x + "\" y=\"" + n1(kBandBottom + 22) + "\" text-anchor=\"middle\">" +
+           escape_xml(t.label) + "</text>\n";
   }
   out += "</svg>\n";
   return out;
@@ -277,11 +269,10 @@ footer p{margin:0 0 8px}
 footer a{color:inherit}
 )css";
 
-std::string card(const std::string& big, const std::string& unit, const std::string& what,
-                 bool accent = false) {
-  return std::string("<div class=\"card") + (accent ? " accent" : "") + "\"><span class=\"big\">" +
-         escape_xml(big) + (unit.empty() ? "" : "<span class=\"unit\">" + escape_xml(unit) + "</span>") +
-         "</span><span class=\"what\">" + escape_xml(what) + "</span></div>\n";
+std::string card(const std::string& big, const std::string& unit, const std::string& what, bool accent = false) {
+  return std::string("<div class=\"card") + (accent ? " accent" : "") + "\"><span class=\"big\">" + escape_xml(big) +
+         (unit.empty() ? "" : "<span class=\"unit\">" + escape_xml(unit) + "</span>") + "</span><span class=\"what\">" +
+         escape_xml(what) + "</span></div>\n";
 }
 
 std::string row(const std::string& name, const std::string& value_html) {
@@ -298,17 +289,15 @@ std::string figures(const InstanceReport& r) {
   std::string out = "<table class=\"figures\"><tbody>\n";
   out += row("Asleep", escape_xml(fixed(r.activity.hours_asleep, 2) + " h") +
                            note("(" + fixed(r.share_asleep * 100, 1) + "% of the recorded time)"));
-  out += row("Awake", escape_xml(fixed(r.activity.hours_awake, 2) + " h") +
-                          note("(waking, awake and suspending)"));
+  out += row("Awake", escape_xml(fixed(r.activity.hours_awake, 2) + " h") + note("(waking, awake and suspending)"));
   if (r.hours_failed > 0) {
     out += row("Down after a failed wake", escape_xml(fixed(r.hours_failed, 2) + " h"));
   }
-  out += row("Wakes", escape_xml(std::to_string(r.wakes)) +
-                          note("(" + std::to_string(r.wakes_failed) + " failed; " +
-                               std::to_string(r.activity.starts) + " ran the start command)"));
+  out += row("Wakes",
+             escape_xml(std::to_string(r.wakes)) + note("(" + std::to_string(r.wakes_failed) + " failed; " +
+                                                        std::to_string(r.activity.starts) + " ran the start command)"));
   out += row("Wake time, median / 95th percentile",
-             ok == 0 ? escape_xml("-")
-                     : escape_xml(fixed(r.wake_p50_s, 2) + " s / " + fixed(r.wake_p95_s, 2) + " s"));
+             ok == 0 ? escape_xml("-") : escape_xml(fixed(r.wake_p50_s, 2) + " s / " + fixed(r.wake_p95_s, 2) + " s"));
   out += row("Clients that waited", escape_xml(std::to_string(r.clients_waited)));
   const std::string neg = fixed(s.energy_kwh, 3).front() == '-' ? " class=\"neg\"" : "";
   // The parts in Wh: a wake's share is usually far below what 3 decimals of a kWh show.
@@ -317,15 +306,15 @@ std::string figures(const InstanceReport& r) {
                                       fixed(s.wake_energy_kwh * 1000, 2) + " Wh)"));
   out += row("Carbon saved", "<span" + neg + ">" + escape_xml(fixed(s.carbon_g, 1) + " gCO2e") + "</span>" +
                                  note("at " + grid_text(a)));
-  out += row("Money saved", escape_xml(money(s.cost, a.currency)) +
-                                note(a.price_per_hour == 0
-                                         ? "(no price_per_hour configured)"
-                                         : "(" + number(a.price_per_hour) + " " + a.currency + "/h; wakes billed " +
-                                               money(s.wake_cost, a.currency) + ")"));
+  out += row("Money saved",
+             escape_xml(money(s.cost, a.currency)) +
+                 note(a.price_per_hour == 0 ? "(no price_per_hour configured)"
+                                            : "(" + number(a.price_per_hour) + " " + a.currency + "/h; wakes billed " +
+                                                  money(s.wake_cost, a.currency) + ")"));
   if (s.embodied_g != 0) {
-    out += row("Embodied carbon, reported apart", escape_xml(fixed(s.embodied_g, 1) + " gCO2e") +
-                                                      note("(" + number(a.embodied_g_per_hour) +
-                                                           " g per hour asleep)"));
+    out += row("Embodied carbon, reported apart",
+               escape_xml(fixed(s.embodied_g, 1) + " gCO2e") +
+                   note("(" + number(a.embodied_g_per_hour) + " g per hour asleep)"));
   }
   out += row("Model", escape_xml("P_idle " + fixed(p.idle_watts, 3) + " W, P_busy " + fixed(p.busy_watts, 3) +
                                  " W, PUE " + number(a.pue)));
@@ -348,8 +337,9 @@ std::string format_html(const Report& report) {
   out += "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n";
   out += "<meta charset=\"utf-8\"/>\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n";
-  out += "<title>" + escape_xml("pgnap sleep report, " + human_utc(report.since) + " to " +
-                                human_utc(report.until) + " UTC") + "</title>\n";
+  out += "<title>" +
+         escape_xml("pgnap sleep report, " + human_utc(report.since) + " to " + human_utc(report.until) + " UTC") +
+         "</title>\n";
   out += std::string("<style>") + kStyle + "</style>\n</head>\n<body>\n<main>\n";
 
   out += "<header>\n<p class=\"eyebrow\">pgnap sleep report</p>\n";
@@ -370,9 +360,9 @@ std::string format_html(const Report& report) {
   if (report.embodied_g != 0) {
     out += card(fixed(report.embodied_g, 1), "gCO2e", "embodied carbon, reported apart");
   }
-  out += card(std::to_string(report.wakes), "", "wakes, " + std::to_string(report.clients_waited) +
-                                                    " clients waited; median " +
-                                                    fixed(report.wake_p50_s, 2) + " s");
+  out += card(std::to_string(report.wakes), "",
+              "wakes, " + std::to_string(report.clients_waited) + " clients waited; median " +
+                  fixed(report.wake_p50_s, 2) + " s");
   out += "</div>\n";
 
   out += "<ul class=\"legend\">\n";
@@ -390,8 +380,8 @@ std::string format_html(const Report& report) {
     out += "<section class=\"instance\">\n<h2>" + escape_xml(r.name) + "</h2>\n";
     out += "<p class=\"sub\">" +
            escape_xml("asleep " + fixed(r.share_asleep * 100, 1) + "% · " + std::to_string(r.wakes) +
-                      (r.wakes == 1 ? " wake" : " wakes") + " · " + fixed(r.savings.energy_kwh, 3) +
-                      " kWh, " + fixed(r.savings.carbon_g, 1) + " gCO2e saved") +
+                      (r.wakes == 1 ? " wake" : " wakes") + " · " + fixed(r.savings.energy_kwh, 3) + " kWh, " +
+                      fixed(r.savings.carbon_g, 1) + " gCO2e saved") +
            "</p>\n";
     out += "<div class=\"scroll\">\n" + timeline(report, start, r, i) + "</div>\n";
     out += figures(r);
@@ -411,11 +401,12 @@ std::string format_html(const Report& report) {
       "asleep × hourly price − starts × minimum billed time. These are attributional estimates of "
       "order of magnitude, not meter readings: on a shared server, stopping PostgreSQL frees "
       "capacity for others but does not switch hardware off.");
-  out += "</p>\n<p>Default power coefficients: <a href=\"https://www.cloudcarbonfootprint.org/docs/methodology/\">"
-         "Cloud Carbon Footprint methodology</a> (AWS averages: 0.74 W per vCPU idle, 3.5 W per vCPU "
-         "busy, 0.392 W per GB of memory, PUE 1.135). Grid intensity used: " +
-         escape_xml(grid_list.empty() ? std::string("none") : grid_list) +
-         ". Times are UTC; the method, its sources and caveats are in pgnap&#8217;s docs/accounting.md.</p>\n";
+  out +=
+      "</p>\n<p>Default power coefficients: <a href=\"https://www.cloudcarbonfootprint.org/docs/methodology/\">"
+      "Cloud Carbon Footprint methodology</a> (AWS averages: 0.74 W per vCPU idle, 3.5 W per vCPU "
+      "busy, 0.392 W per GB of memory, PUE 1.135). Grid intensity used: " +
+      escape_xml(grid_list.empty() ? std::string("none") : grid_list) +
+      ". Times are UTC; the method, its sources and caveats are in pgnap&#8217;s docs/accounting.md.</p>\n";
   out += "</footer>\n</main>\n</body>\n</html>\n";
   return out;
 }

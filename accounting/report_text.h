@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "accounting/savings.h"
 #include "accounting/ledger.h"
+#include "accounting/savings.h"
 
 namespace pgnap::accounting::report_text {
 

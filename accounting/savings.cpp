@@ -42,8 +42,7 @@ Savings savings(const Accounting& a, const Activity& activity) {
   const Power p = power_of(a);
   const double hours_asleep = std::max(0.0, activity.hours_asleep);
   const double start_hours = std::max(0.0, activity.start_seconds) / 3600.0;
-  const double billed_minimum_hours =
-      std::chrono::duration<double, std::ratio<3600>>(a.wake_billed_minimum).count();
+  const double billed_minimum_hours = std::chrono::duration<double, std::ratio<3600>>(a.wake_billed_minimum).count();
 
   Savings s;
   s.idle_energy_kwh = a.pue * p.idle_watts * hours_asleep / 1000.0;

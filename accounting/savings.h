@@ -37,20 +37,20 @@ struct Power {
 // What one instance did over a period, as the ledger shows it.
 struct Activity {
   double hours_asleep = 0;
-  double hours_awake = 0;          // waking + awake + suspending
-  std::uint64_t starts = 0;        // wakes that ran the start command (ok or not)
-  double start_seconds = 0;        // their measured durations, summed
+  double hours_awake = 0;    // waking + awake + suspending
+  std::uint64_t starts = 0;  // wakes that ran the start command (ok or not)
+  double start_seconds = 0;  // their measured durations, summed
 };
 
 struct Savings {
-  double energy_kwh = 0;           // may be negative: many short sleeps cost more than they save
+  double energy_kwh = 0;  // may be negative: many short sleeps cost more than they save
   double carbon_g = 0;
   double cost = 0;
-  double embodied_g = 0;           // 0 unless embodied_g_per_hour is set
+  double embodied_g = 0;  // 0 unless embodied_g_per_hour is set
   // The parts, for the report and for checking by hand:
-  double idle_energy_kwh = 0;      // PUE × P_idle × hours asleep / 1000
-  double wake_energy_kwh = 0;      // PUE × P_busy × start hours / 1000
-  double wake_cost = 0;            // starts × price × minimum billed hours
+  double idle_energy_kwh = 0;  // PUE × P_idle × hours asleep / 1000
+  double wake_energy_kwh = 0;  // PUE × P_busy × start hours / 1000
+  double wake_cost = 0;        // starts × price × minimum billed hours
 };
 
 [[nodiscard]] Savings savings(const Accounting& a, const Activity& activity);

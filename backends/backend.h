@@ -27,9 +27,9 @@ struct Outcome {
 };
 
 enum class RunState {
-  kRunning,   // a server process exists (it may still be starting)
-  kStopped,   // no server process
-  kUnknown,   // the driver could not tell (detail says why)
+  kRunning,  // a server process exists (it may still be starting)
+  kStopped,  // no server process
+  kUnknown,  // the driver could not tell (detail says why)
 };
 
 struct Status {

@@ -8,11 +8,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <sys/wait.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -23,10 +23,10 @@
 #include <boost/asio/use_awaitable.hpp>
 // Boost 1.81's Process v2 uses boost::optional and <type_traits> without including them
 // when BOOST_PROCESS_USE_STD_FS is set.
-#include <type_traits>
 #include <boost/optional.hpp>
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/stdio.hpp>
+#include <type_traits>
 
 namespace pgnap::backends {
 
@@ -124,14 +124,11 @@ std::string format_ms(std::chrono::milliseconds d) {
 
 std::string CommandResult::describe() const {
   switch (end) {
-    case End::kExited:
-      return "exited with status " + std::to_string(exit_code);
+    case End::kExited: return "exited with status " + std::to_string(exit_code);
     case End::kSignaled:
       return std::string("killed by signal ") + std::to_string(signal) + " (" + ::strsignal(signal) + ")";
-    case End::kTimedOut:
-      return "did not finish in time and was killed";
-    case End::kSpawnFailed:
-      return "could not be started: " + error;
+    case End::kTimedOut: return "did not finish in time and was killed";
+    case End::kSpawnFailed: return "could not be started: " + error;
   }
   return "?";
 }
@@ -210,8 +207,8 @@ asio::awaitable<CommandResult> run_command(CommandSpec spec) {
   {
     const RunAs* run_as = spec.run_as ? &*spec.run_as : nullptr;
     const char* const* env = env_pointers.empty() ? nullptr : env_pointers.data();
-    auto proc = bp::default_process_launcher()(executor, ec, program, args,
-                                               bp::process_stdio{nullptr, fds[1], fds[1]}, ChildSetup{run_as, env});
+    auto proc = bp::default_process_launcher()(executor, ec, program, args, bp::process_stdio{nullptr, fds[1], fds[1]},
+                                               ChildSetup{run_as, env});
     // Reaping is ours (below), not Process v2's: its async_wait calls a blocking waitpid()
     // as soon as the pidfd looks readable, and a readiness left over from a closed
     // descriptor whose number and reactor state were reused would block the whole loop.

@@ -33,10 +33,10 @@ struct RunAs {
 [[nodiscard]] std::optional<RunAs> lookup_user(const std::string& name, std::string& error);
 
 struct CommandSpec {
-  std::vector<std::string> argv;        // argv[0]: an absolute path
-  std::optional<RunAs> run_as;          // switch to this user in the child (requires root)
+  std::vector<std::string> argv;  // argv[0]: an absolute path
+  std::optional<RunAs> run_as;    // switch to this user in the child (requires root)
   std::chrono::milliseconds timeout{60000};
-  std::size_t max_output = 16 * 1024;   // the last bytes of stdout+stderr are kept
+  std::size_t max_output = 16 * 1024;  // the last bytes of stdout+stderr are kept
   // Added to (or replacing) pgnap's own environment for this command.
   std::vector<std::pair<std::string, std::string>> env;
 };

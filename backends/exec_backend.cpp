@@ -22,8 +22,8 @@ std::string failure(std::string_view which, const std::vector<std::string>& argv
 
 ExecBackend::ExecBackend(ExecOptions options) : options_(std::move(options)) {}
 
-asio::awaitable<CommandResult> ExecBackend::run(const std::vector<std::string>& argv,
-                                                std::chrono::milliseconds timeout, Clock::time_point deadline) {
+asio::awaitable<CommandResult> ExecBackend::run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                                                Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   CommandSpec spec;
   spec.argv = argv;
@@ -63,10 +63,9 @@ std::vector<std::string> ExecBackend::describe() const {
   std::vector<std::string> lines;
   lines.push_back("start:  " + format_command(options_.start) + "  (timeout " + ms(options_.start_timeout) + ")");
   lines.push_back("stop:   " + format_command(options_.stop) + "  (timeout " + ms(options_.stop_timeout) + ")");
-  lines.push_back(options_.status.empty()
-                      ? std::string("status: (none: readiness and state come from the probe)")
-                      : "status: " + format_command(options_.status) + "  (timeout " + ms(options_.status_timeout) +
-                            ")");
+  lines.push_back(options_.status.empty() ? std::string("status: (none: readiness and state come from the probe)")
+                                          : "status: " + format_command(options_.status) + "  (timeout " +
+                                                ms(options_.status_timeout) + ")");
   for (const auto& [name, value] : options_.env) lines.push_back("env:    " + name + "=" + value);
   if (options_.run_as) lines.push_back("as OS user: " + options_.run_as->name);
   return lines;

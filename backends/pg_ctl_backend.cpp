@@ -27,7 +27,7 @@ std::chrono::milliseconds until(Clock::time_point deadline) {
 }
 
 long long file_size(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
   return static_cast<long long>(st.st_size);
 }

@@ -91,10 +91,10 @@ asio::awaitable<ProbeResult> probe_once(ProbeTarget target, std::chrono::millise
   // hostaddr for IP addresses: libpq then does no name lookup.
   const char* host_key = is_socket_dir ? "host" : "hostaddr";
   // A probe never negotiates TLS or GSS (a Kerberos lookup could block) and names itself.
-  std::array<const char*, 9> keys{host_key, "port", "dbname", "user", "application_name", "sslmode",
-                                  "gssencmode", "connect_timeout", nullptr};
+  std::array<const char*, 9> keys{host_key,  "port",       "dbname",          "user", "application_name",
+                                  "sslmode", "gssencmode", "connect_timeout", nullptr};
   std::array<const char*, 9> values{target.host.c_str(), port.c_str(), "postgres", "postgres", "pgnap-probe",
-                                    "disable", "disable", "0", nullptr};
+                                    "disable",           "disable",    "0",        nullptr};
   std::unique_ptr<PGconn, ConnCloser> conn(PQconnectStartParams(keys.data(), values.data(), 0));
   if (!conn) co_return ProbeResult{false, "libpq: out of memory"};
   PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);
@@ -118,7 +118,7 @@ asio::awaitable<ProbeResult> probe_once(ProbeTarget target, std::chrono::millise
   if (PQconnectionNeedsPassword(conn.get())) co_return ProbeResult{true, "the server asks for a password", true};
   std::string message = trim(PQerrorMessage(conn.get()));
   const auto code = sqlstate_from_libpq_message(message);
-  if (!code) co_return ProbeResult{false, message, false};     // no server answered
+  if (!code) co_return ProbeResult{false, message, false};            // no server answered
   if (*code == "57P03") co_return ProbeResult{false, message, true};  // starting up, shutting down
   // The server read our startup packet and refused this particular login: it is up.
   co_return ProbeResult{true, message, true};

@@ -5,12 +5,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pwd.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <pwd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -119,8 +119,8 @@ struct Reply {
   bool done = false;
   std::string error_name;  // empty on success
   std::string error_message;
-  std::string object_path;  // for calls returning "o"
-  std::string string_value; // for Properties.Get of a string
+  std::string object_path;   // for calls returning "o"
+  std::string string_value;  // for Properties.Get of a string
 
   static int on_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto* self = static_cast<Reply*>(userdata);
@@ -149,7 +149,7 @@ using Slot = std::unique_ptr<sd_bus_slot, SlotCloser>;
 
 // Jobs systemd reports finished (JobRemoved: id, job path, unit, result).
 struct JobWatch {
-  std::string job_path;  // set once StartUnit/StopUnit answers
+  std::string job_path;                                      // set once StartUnit/StopUnit answers
   std::vector<std::pair<std::string, std::string>> removed;  // (job path, result)
   bool match_installed = false;
 
@@ -212,10 +212,12 @@ SystemdBackend::SystemdBackend(SystemdOptions options) : options_(std::move(opti
 
 std::vector<std::string> SystemdBackend::calls() const {
   return {
-      "start:  org.freedesktop.systemd1.Manager.StartUnit(\"" + options_.unit + "\", \"replace\"), then wait for "
-      "its job (JobRemoved)",
-      "stop:   org.freedesktop.systemd1.Manager.StopUnit(\"" + options_.unit + "\", \"replace\"), then wait for "
-      "its job",
+      "start:  org.freedesktop.systemd1.Manager.StartUnit(\"" + options_.unit +
+          "\", \"replace\"), then wait for "
+          "its job (JobRemoved)",
+      "stop:   org.freedesktop.systemd1.Manager.StopUnit(\"" + options_.unit +
+          "\", \"replace\"), then wait for "
+          "its job",
       "status: org.freedesktop.systemd1.Manager.LoadUnit(\"" + options_.unit + "\") -> Unit.ActiveState",
   };
 }
@@ -291,8 +293,8 @@ asio::awaitable<Outcome> SystemdBackend::run_job(const char* method, Clock::time
   if (!subscribe.error_name.empty()) co_return Outcome::failure(method_failure(subscribe, options_.unit, action));
 
   Reply queued;
-  r = sd_bus_call_method_async(bus.get(), &raw, kDestination, kManagerPath, kManager, method, &Reply::on_reply,
-                               &queued, "ss", options_.unit.c_str(), "replace");
+  r = sd_bus_call_method_async(bus.get(), &raw, kDestination, kManagerPath, kManager, method, &Reply::on_reply, &queued,
+                               "ss", options_.unit.c_str(), "replace");
   Slot queued_slot(raw);
   if (r < 0) co_return Outcome::failure(std::string(method) + ": " + errno_text(r));
   if (!co_await bus.drive([&] { return queued.done; }, deadline, error)) co_return Outcome::failure(error);

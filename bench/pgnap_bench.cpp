@@ -19,9 +19,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -31,9 +31,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 struct Client {
   PGconn* conn = nullptr;
@@ -45,8 +43,8 @@ struct Client {
 
 // Drives every client's connection and `select 1` to completion (or the deadline).
 void run_clients(std::vector<Client>& clients, Clock::time_point t0, Clock::time_point deadline, bool keep_open) {
-  std::size_t active = static_cast<std::size_t>(std::count_if(
-      clients.begin(), clients.end(), [](const Client& c) { return c.phase != Client::kFailed; }));
+  std::size_t active = static_cast<std::size_t>(
+      std::count_if(clients.begin(), clients.end(), [](const Client& c) { return c.phase != Client::kFailed; }));
   std::vector<pollfd> fds;
   std::vector<std::size_t> owners;
   while (active > 0 && Clock::now() < deadline) {
@@ -60,8 +58,8 @@ void run_clients(std::vector<Client>& clients, Clock::time_point t0, Clock::time
       fds.push_back({PQsocket(c.conn), events, 0});
       owners.push_back(i);
     }
-    const int left = static_cast<int>(std::max<long long>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+    const int left = static_cast<int>(
+        std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
     if (::poll(fds.data(), fds.size(), std::min(left, 100)) < 0) continue;
     for (std::size_t k = 0; k < fds.size(); ++k) {
       if (fds[k].revents == 0) continue;

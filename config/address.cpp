@@ -28,9 +28,8 @@ namespace fs = std::filesystem;
 constexpr std::string_view kSocketPrefix = ".s.PGSQL.";
 constexpr std::string_view kListenForm =
     R"(host:port (e.g. "127.0.0.1:6432") or a Unix socket path (e.g. "/run/pgnap/.s.PGSQL.6432"))";
-constexpr std::string_view kBackendForm =
-    R"(host:port (e.g. "127.0.0.1:5432") or an absolute Unix socket directory )"
-    R"((e.g. "/var/run/postgresql"))";
+constexpr std::string_view kBackendForm = R"(host:port (e.g. "127.0.0.1:5432") or an absolute Unix socket directory )"
+                                          R"((e.g. "/var/run/postgresql"))";
 constexpr std::string_view kMetricsForm = R"(host:port (e.g. "127.0.0.1:9932") or "" to disable)";
 
 bool all_digits(std::string_view s) {
@@ -58,8 +57,7 @@ bool valid_host_name(std::string_view host) {
       return false;
     }
     for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_';
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
       if (!ok) return false;
     }
     start = dot + 1;
@@ -79,8 +77,8 @@ std::string socket_too_long(std::string_view path) {
 
 // ---- Readers ------------------------------------------------------------------------------
 
-std::optional<std::vector<ListenAddress>> ListenListValue::operator()(
-    ParseContext& ctx, const toml::node& node, const std::string& key) const {
+std::optional<std::vector<ListenAddress>> ListenListValue::operator()(ParseContext& ctx, const toml::node& node,
+                                                                      const std::string& key) const {
   std::vector<const toml::node*> items;
   if (node.is_string()) {
     items.push_back(&node);
@@ -92,8 +90,7 @@ std::optional<std::vector<ListenAddress>> ListenListValue::operator()(
     }
   } else {
     ctx.error(node.source(), key,
-              "expected a listen address or an array of them (e.g. [\"127.0.0.1:6432\"]), got " +
-                  type_name(node));
+              "expected a listen address or an array of them (e.g. [\"127.0.0.1:6432\"]), got " + type_name(node));
     return std::nullopt;
   }
 
@@ -112,8 +109,7 @@ std::optional<std::vector<ListenAddress>> ListenListValue::operator()(
       ctx.error(item->source(), key, why);
       ok = false;
     } else if (!seen.insert(address->to_string()).second) {
-      ctx.error(item->source(), key,
-                "listen address " + quote(address->to_string()) + " is given twice");
+      ctx.error(item->source(), key, "listen address " + quote(address->to_string()) + " is given twice");
       ok = false;
     } else {
       result.push_back(std::move(*address));
@@ -131,16 +127,14 @@ std::optional<std::string> MetricsListenValue::operator()(ParseContext& ctx, con
   std::string why;
   auto host_port = parse_host_port(*text, 0, why);
   if (!host_port) {
-    ctx.error(
-        node.source(), key,
-        why.empty() ? "expected " + std::string(kMetricsForm) + ", got " + quote(*text) : why);
+    ctx.error(node.source(), key,
+              why.empty() ? "expected " + std::string(kMetricsForm) + ", got " + quote(*text) : why);
     return std::nullopt;
   }
   return format_host_port(host_port->first, host_port->second);
 }
 
-std::optional<BackendAddress> BackendAddressValue::operator()(ParseContext& ctx,
-                                                              const toml::node& node,
+std::optional<BackendAddress> BackendAddressValue::operator()(ParseContext& ctx, const toml::node& node,
                                                               const std::string& key) const {
   const std::string* text = as_string(ctx, node, key);
   if (text == nullptr) return std::nullopt;
@@ -152,8 +146,7 @@ std::optional<BackendAddress> BackendAddressValue::operator()(ParseContext& ctx,
 
 // ---- Grammar ------------------------------------------------------------------------------
 
-std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text,
-                                                                     std::uint16_t min_port,
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text, std::uint16_t min_port,
                                                                      std::string& why) {
   why.clear();
   std::string_view host;
@@ -186,22 +179,21 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string
       why = "expected a valid IPv6 address in brackets, got " + quote(text);
       return std::nullopt;
     }
-  } else if (std::all_of(host.begin(), host.end(),
-                         [](char c) { return c == '.' || (c >= '0' && c <= '9'); })) {
+  } else if (std::all_of(host.begin(), host.end(), [](char c) { return c == '.' || (c >= '0' && c <= '9'); })) {
     if (inet_pton(AF_INET, host_string.c_str(), binary) != 1) {
       why = "expected a valid IPv4 address, got " + quote(host) + " in " + quote(text);
       return std::nullopt;
     }
   } else if (!valid_host_name(host)) {
-    why = "expected a host name, an IPv4 address or an [IPv6] address before the port, got " +
-          quote(host) + " in " + quote(text);
+    why = "expected a host name, an IPv4 address or an [IPv6] address before the port, got " + quote(host) + " in " +
+          quote(text);
     return std::nullopt;
   }
 
   std::optional<std::uint16_t> port_number = parse_port(port, min_port);
   if (!port_number) {
-    why = "expected a port between " + std::to_string(min_port) + " and 65535, got " + quote(port) +
-          " in " + quote(text);
+    why = "expected a port between " + std::to_string(min_port) + " and 65535, got " + quote(port) + " in " +
+          quote(text);
     return std::nullopt;
   }
   return std::pair{std::move(host_string), *port_number};
@@ -214,13 +206,11 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text, std::st
       if (why.empty()) why = "expected " + std::string(kListenForm) + ", got " + quote(text);
       return std::nullopt;
     }
-    return ListenAddress{ListenAddress::Kind::kTcp, std::move(host_port->first), host_port->second,
-                         ""};
+    return ListenAddress{ListenAddress::Kind::kTcp, std::move(host_port->first), host_port->second, ""};
   }
   fs::path path(text);
   if (path.is_relative()) {
-    why = "expected an absolute Unix socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got " +
-          quote(text);
+    why = "expected an absolute Unix socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got " + quote(text);
     return std::nullopt;
   }
   path = normal_path(path);
@@ -250,25 +240,20 @@ std::optional<BackendAddress> parse_backend_address(std::string_view text, std::
       if (why.empty()) why = "expected " + std::string(kBackendForm) + ", got " + quote(text);
       return std::nullopt;
     }
-    return BackendAddress{BackendAddress::Kind::kTcp, std::move(host_port->first),
-                          host_port->second, ""};
+    return BackendAddress{BackendAddress::Kind::kTcp, std::move(host_port->first), host_port->second, ""};
   }
   fs::path path(text);
   if (path.is_relative()) {
-    why = "expected " + std::string(kBackendForm) + "; a socket directory must be absolute, got " +
-          quote(text);
+    why = "expected " + std::string(kBackendForm) + "; a socket directory must be absolute, got " + quote(text);
     return std::nullopt;
   }
   path = normal_path(path);
   BackendAddress address{BackendAddress::Kind::kUnix, "", 5432, path.string()};
   std::string name = path.filename().string();
   if (name.starts_with(kSocketPrefix)) {
-    std::optional<std::uint16_t> port =
-        parse_port(std::string_view(name).substr(kSocketPrefix.size()), 1);
+    std::optional<std::uint16_t> port = parse_port(std::string_view(name).substr(kSocketPrefix.size()), 1);
     if (!port) {
-      why =
-          "expected a socket file named \".s.PGSQL.<port>\" with a port between 1 and 65535, got " +
-          quote(text);
+      why = "expected a socket file named \".s.PGSQL.<port>\" with a port between 1 and 65535, got " + quote(text);
       return std::nullopt;
     }
     address.port = *port;
@@ -282,8 +267,7 @@ std::optional<BackendAddress> parse_backend_address(std::string_view text, std::
 }
 
 std::string format_host_port(std::string_view host, std::uint16_t port) {
-  std::string result =
-      host.find(':') != std::string_view::npos ? "[" + std::string(host) + "]" : std::string(host);
+  std::string result = host.find(':') != std::string_view::npos ? "[" + std::string(host) + "]" : std::string(host);
   return result + ":" + std::to_string(port);
 }
 

@@ -62,11 +62,9 @@ ConfigLoadError::ConfigLoadError(std::vector<ConfigError> errors)
 
 Config load_config(const std::string& path) {
   auto fail = [&path](int error) {
-    throw ConfigLoadError(
-        {ConfigError{path, 0, 0, "", "cannot read: " + std::generic_category().message(error)}});
+    throw ConfigLoadError({ConfigError{path, 0, 0, "", "cannot read: " + std::generic_category().message(error)}});
   };
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) fail(errno);
   std::string text;
   char buffer[8192];

@@ -25,9 +25,9 @@ namespace pgnap::config {
 struct ListenAddress {
   enum class Kind { kTcp, kUnix };
   Kind kind = Kind::kTcp;
-  std::string host;     // kTcp
+  std::string host;  // kTcp
   std::uint16_t port = 0;
-  std::string path;     // kUnix: the socket file
+  std::string path;  // kUnix: the socket file
   [[nodiscard]] std::string to_string() const;
   bool operator==(const ListenAddress&) const = default;
 };
@@ -37,9 +37,9 @@ struct ListenAddress {
 struct BackendAddress {
   enum class Kind { kTcp, kUnix };
   Kind kind = Kind::kTcp;
-  std::string host;        // kTcp
+  std::string host;  // kTcp
   std::uint16_t port = 5432;
-  std::string socket_dir;  // kUnix
+  std::string socket_dir;                         // kUnix
   [[nodiscard]] std::string socket_path() const;  // kUnix: socket_dir + "/.s.PGSQL.<port>"
   [[nodiscard]] std::string to_string() const;
   // Loopback or a Unix socket: the traffic never leaves the machine.
@@ -48,10 +48,10 @@ struct BackendAddress {
 };
 
 struct PgCtlConfig {
-  std::string data_dir;         // required; absolute after loading
-  std::string bin_dir;          // "" = find pg_ctl (PATH, then the newest /usr/lib/postgresql/*/bin)
+  std::string data_dir;              // required; absolute after loading
+  std::string bin_dir;               // "" = find pg_ctl (PATH, then the newest /usr/lib/postgresql/*/bin)
   std::string os_user = "postgres";  // user pg_ctl runs as when pgnap runs as root
-  std::string log_file;         // server log passed to pg_ctl -l; default <data_dir>/pgnap-postgres.log
+  std::string log_file;              // server log passed to pg_ctl -l; default <data_dir>/pgnap-postgres.log
   bool operator==(const PgCtlConfig&) const = default;
 };
 
@@ -62,8 +62,8 @@ struct ExecConfig {
   std::vector<std::string> stop;    // required
   std::vector<std::string> status;  // optional; exit 0 means running. Without it, the probe decides.
   std::vector<std::pair<std::string, std::string>> env;  // added to pgnap's environment
-  std::string os_user;              // run the commands as this user when pgnap runs as root
-  Duration start_timeout{0};        // 0 = the instance's wake_timeout
+  std::string os_user;                                   // run the commands as this user when pgnap runs as root
+  Duration start_timeout{0};                             // 0 = the instance's wake_timeout
   Duration stop_timeout = std::chrono::seconds(60);
   Duration status_timeout = std::chrono::seconds(10);
   bool operator==(const ExecConfig&) const = default;
@@ -84,27 +84,27 @@ struct SystemdConfig {
 struct AccountingConfig {
   double vcpus = 2;
   double memory_gb = 1;
-  double idle_watts_per_vcpu = 0.74;  // Cloud Carbon Footprint, AWS average min watts per vCPU
-  double busy_watts_per_vcpu = 3.5;   // Cloud Carbon Footprint, AWS average max watts per vCPU
-  double watts_per_gb = 0.392;        // Cloud Carbon Footprint memory coefficient (W/GB)
-  double residual_watts = 0;          // power still drawn while asleep (subtracted from P_idle)
+  double idle_watts_per_vcpu = 0.74;       // Cloud Carbon Footprint, AWS average min watts per vCPU
+  double busy_watts_per_vcpu = 3.5;        // Cloud Carbon Footprint, AWS average max watts per vCPU
+  double watts_per_gb = 0.392;             // Cloud Carbon Footprint memory coefficient (W/GB)
+  double residual_watts = 0;               // power still drawn while asleep (subtracted from P_idle)
   std::optional<double> power_watts;       // P_idle given directly (residual still subtracted)
   std::optional<double> busy_power_watts;  // P_busy given directly
-  double pue = 1.135;                 // Cloud Carbon Footprint, AWS PUE
-  double grid_intensity = 473;        // gCO2e/kWh
+  double pue = 1.135;                      // Cloud Carbon Footprint, AWS PUE
+  double grid_intensity = 473;             // gCO2e/kWh
   std::string grid_source = "Ember, Global Electricity Review 2025 (world average)";
   std::int64_t grid_year = 2024;
-  double price_per_hour = 0;          // what an hour of the instance running costs
+  double price_per_hour = 0;  // what an hour of the instance running costs
   std::string currency = "USD";
   std::chrono::milliseconds wake_billed_minimum{0};  // billed per start (RDS: 10 minutes)
-  double embodied_g_per_hour = 0;     // embodied gCO2e per hour of the hardware share; 0 = off
+  double embodied_g_per_hour = 0;                    // embodied gCO2e per hour of the hardware share; 0 = off
   bool operator==(const AccountingConfig&) const = default;
 };
 
 struct InstanceConfig {
   std::string name;
   std::vector<std::string> databases{"*"};
-  std::string backend;  // "pg_ctl", "exec" or "systemd" (required)
+  std::string backend;     // "pg_ctl", "exec" or "systemd" (required)
   BackendAddress address;  // required
   Duration idle_timeout = std::chrono::minutes(10);
   Duration min_awake = std::chrono::seconds(30);
@@ -134,9 +134,7 @@ struct InstanceConfig {
   // exec.start_timeout, else wake_timeout.
   [[nodiscard]] Duration exec_start_timeout() const;
   // idle_session_timeout, else idle_timeout.
-  [[nodiscard]] Duration effective_idle_session_timeout() const {
-    return idle_session_timeout.value_or(idle_timeout);
-  }
+  [[nodiscard]] Duration effective_idle_session_timeout() const { return idle_session_timeout.value_or(idle_timeout); }
 };
 
 // [gateway.tls]: TLS for clients (OpenSSL through Boost.Asio's ssl).
@@ -149,8 +147,8 @@ struct TlsConfig {
 };
 
 struct GatewayConfig {
-  std::vector<ListenAddress> listen{  // default ["127.0.0.1:6432"]
-      ListenAddress{ListenAddress::Kind::kTcp, "127.0.0.1", 6432, ""}};
+  std::vector<ListenAddress> listen{// default ["127.0.0.1:6432"]
+                                    ListenAddress{ListenAddress::Kind::kTcp, "127.0.0.1", 6432, ""}};
   std::uint32_t max_clients = 1000;
   Duration login_timeout = std::chrono::seconds(15);
   std::string ledger = "/var/lib/pgnap/ledger.db";
@@ -187,8 +185,8 @@ struct ConfigError {
   std::string file;
   std::uint32_t line = 0;  // 0 when unknown (e.g. the file cannot be read)
   std::uint32_t column = 0;
-  std::string key;         // dotted path, e.g. "instances.main.idle_timeout"
-  std::string message;     // what was expected, e.g. "expected a duration with a unit such as \"30s\", got \"10\""
+  std::string key;      // dotted path, e.g. "instances.main.idle_timeout"
+  std::string message;  // what was expected, e.g. "expected a duration with a unit such as \"30s\", got \"10\""
   // "FILE:LINE:COLUMN: KEY: MESSAGE"
   [[nodiscard]] std::string to_string() const;
 };

@@ -13,8 +13,7 @@ namespace pgnap::config {
 namespace {
 
 constexpr std::size_t kLabelWidth = 18;
-constexpr std::string_view kAutoBinDir =
-    "(auto: PATH, then the newest /usr/lib/postgresql/*/bin)";
+constexpr std::string_view kAutoBinDir = "(auto: PATH, then the newest /usr/lib/postgresql/*/bin)";
 constexpr std::string_view kAnyOther = "(any other database)";
 
 void line(std::string& out, std::string_view label, std::string_view value) {
@@ -73,8 +72,7 @@ std::string describe_listen(const ListenAddress& address) {
 }
 
 std::string describe_backend_address(const BackendAddress& address) {
-  return address.kind == BackendAddress::Kind::kUnix ? address.to_string() + " (Unix socket)"
-                                                     : address.to_string();
+  return address.kind == BackendAddress::Kind::kUnix ? address.to_string() + " (Unix socket)" : address.to_string();
 }
 
 void describe_routes(std::string& out, const Config& config) {
@@ -102,15 +100,14 @@ void describe_routes(std::string& out, const Config& config) {
 
 void describe_pg_ctl(std::string& out, const InstanceConfig& instance) {
   const PgCtlConfig& pg_ctl = instance.pg_ctl;
-  std::string program =
-      (pg_ctl.bin_dir.empty() ? std::string(kAutoBinDir) : shell_word(pg_ctl.bin_dir)) + "/pg_ctl";
+  std::string program = (pg_ctl.bin_dir.empty() ? std::string(kAutoBinDir) : shell_word(pg_ctl.bin_dir)) + "/pg_ctl";
   std::string data_dir = shell_word(pg_ctl.data_dir);
   // pg_ctl -t takes whole seconds; rounding up never cuts a wake short.
   auto wait_seconds = std::chrono::ceil<std::chrono::seconds>(instance.wake_timeout).count();
 
   out += "  pg_ctl commands:\n";
-  out += "    start: " + program + " start -D " + data_dir + " -l " + shell_word(pg_ctl.log_file) +
-         " -w -t " + std::to_string(wait_seconds) + " -s\n";
+  out += "    start: " + program + " start -D " + data_dir + " -l " + shell_word(pg_ctl.log_file) + " -w -t " +
+         std::to_string(wait_seconds) + " -s\n";
   out += "    stop: " + program + " stop -D " + data_dir + " -m fast -w -t 60 -s\n";
   out += "    status: " + program + " status -D " + data_dir + "\n";
   out += "    as OS user: " + pg_ctl.os_user + " (when pgnap runs as root)\n";
@@ -126,7 +123,8 @@ std::string format_size(std::uint64_t bytes) {
 
 std::string describe_tls(const TlsConfig& tls) {
   if (tls.mode == "disable") return "disable (SSLRequest answered 'N')";
-  std::string out = tls.mode + (tls.mode == "require" ? " (plaintext startups refused)" : " (TLS when the client asks)");
+  std::string out = tls.mode +
+                    (tls.mode == "require" ? " (plaintext startups refused)" : " (TLS when the client asks)");
   out += "; cert " + tls.cert + ", key " + tls.key;
   out += tls.ca.empty() ? "; no client certificates" : "; client certificates verified against " + tls.ca;
   return out;
@@ -153,9 +151,7 @@ std::string describe_config(const Config& config) {
            " probes");
   line(out, "tls", describe_tls(gateway.tls));
   out += "\nMetrics\n";
-  line(out, "listen",
-       config.metrics.listen.empty() ? "disabled"
-                                     : config.metrics.listen + " (Prometheus /metrics)");
+  line(out, "listen", config.metrics.listen.empty() ? "disabled" : config.metrics.listen + " (Prometheus /metrics)");
   out += '\n';
 
   describe_routes(out, config);
@@ -167,15 +163,15 @@ std::string describe_config(const Config& config) {
     line(out, "idle_timeout", format_duration(instance.idle_timeout));
     line(out, "min_awake", format_duration(instance.min_awake));
     line(out, "wake_timeout", format_duration(instance.wake_timeout));
-    line(
-        out, "max_waiting",
-        std::to_string(instance.max_waiting) + (instance.max_waiting == 0 ? " (never queue)" : ""));
+    line(out, "max_waiting",
+         std::to_string(instance.max_waiting) + (instance.max_waiting == 0 ? " (never queue)" : ""));
     line(out, "connect_timeout", format_duration(instance.connect_timeout));
     line(out, "suspend_on_exit", instance.suspend_on_exit ? "yes" : "no");
     const Duration rest = instance.effective_idle_session_timeout();
     line(out, "idle_session_timeout",
-         rest == Duration(0) ? std::string("0s (open sessions keep it awake)")
-                             : format_duration(rest) + (instance.close_listeners ? " (listeners too)" : " (not listeners)"));
+         rest == Duration(0)
+             ? std::string("0s (open sessions keep it awake)")
+             : format_duration(rest) + (instance.close_listeners ? " (listeners too)" : " (not listeners)"));
     line(out, "tls", instance.effective_tls() + (instance.tls.empty() ? " (default for this address)" : ""));
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);

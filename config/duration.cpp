@@ -52,12 +52,10 @@ std::string format_duration(Duration d) {
   if (millis == 0) return "0s";
   std::string sign = millis < 0 ? "-" : "";
   // Magnitude as unsigned, so the most negative value does not overflow.
-  std::uint64_t magnitude =
-      millis < 0 ? 0 - static_cast<std::uint64_t>(millis) : static_cast<std::uint64_t>(millis);
+  std::uint64_t magnitude = millis < 0 ? 0 - static_cast<std::uint64_t>(millis) : static_cast<std::uint64_t>(millis);
   for (const DurationUnit& unit : kDurationUnits) {
     auto size = static_cast<std::uint64_t>(unit.millis);
-    if (magnitude % size == 0)
-      return sign + std::to_string(magnitude / size) + std::string(unit.suffix);
+    if (magnitude % size == 0) return sign + std::to_string(magnitude / size) + std::string(unit.suffix);
   }
   return sign + std::to_string(magnitude) + "ms";  // unreachable: ms divides everything
 }

@@ -48,8 +48,7 @@ class ParseContext {
 // Appends `name` to a dotted key, quoting it as TOML would when it is not a bare key.
 [[nodiscard]] std::string join_key(std::string_view prefix, std::string_view name);
 // `unknown key "x"; valid keys here: a, b, c`
-[[nodiscard]] std::string unknown_key_message(std::string_view name,
-                                              std::span<const std::string_view> valid);
+[[nodiscard]] std::string unknown_key_message(std::string_view name, std::span<const std::string_view> valid);
 // The node's string, or nullptr after reporting "expected <expected>, got <its type>".
 [[nodiscard]] const std::string* as_string(ParseContext& ctx, const toml::node& node, const std::string& key,
                                            std::string_view expected = "a string");
@@ -76,11 +75,12 @@ struct KeyRow {
 // One row: `reader` checks the node's type and bounds and returns the value, or reports an
 // error and returns nullopt (the member then keeps its default; the parse fails anyway).
 template <class Target, class Field, class Reader>
-KeyRow<Target> key(std::string_view name, Field Target::*field, Reader reader,
-                   Presence presence = Presence::kOptional, Reload reload = Reload::kLive) {
-  return KeyRow<Target>{name, presence,
-                        [field, reader](ParseContext& ctx, const toml::node& node,
-                                        const std::string& dotted, Target& target) {
+KeyRow<Target> key(std::string_view name, Field Target::*field, Reader reader, Presence presence = Presence::kOptional,
+                   Reload reload = Reload::kLive) {
+  return KeyRow<Target>{name,
+                        presence,
+                        [field, reader](ParseContext& ctx, const toml::node& node, const std::string& dotted,
+                                        Target& target) {
                           if (auto value = reader(ctx, node, dotted)) {
                             target.*field = static_cast<Field>(std::move(*value));
                           }
@@ -112,8 +112,7 @@ void apply_rows(ParseContext& ctx, const toml::table& table, std::string_view pr
   }
   for (const auto& row : rows) {
     if (row.presence == Presence::kRequired && !table.contains(row.name)) {
-      ctx.error(table.source(), join_key(prefix, row.name),
-                "required key " + quote(row.name) + " is missing");
+      ctx.error(table.source(), join_key(prefix, row.name), "required key " + quote(row.name) + " is missing");
     }
   }
 }
@@ -145,8 +144,7 @@ struct BoolValue {
 struct IntegerValue {
   std::int64_t min;
   std::int64_t max;
-  std::optional<std::int64_t> operator()(ParseContext&, const toml::node&,
-                                         const std::string&) const;
+  std::optional<std::int64_t> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
 // A finite number (TOML integer or float) >= min, or > min when `exclusive`.
@@ -172,8 +170,7 @@ struct CurrencyValue {
 
 // [gateway].listen: one address or an array of them.
 struct ListenListValue {
-  std::optional<std::vector<ListenAddress>> operator()(ParseContext&, const toml::node&,
-                                                       const std::string&) const;
+  std::optional<std::vector<ListenAddress>> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
 // [metrics].listen: "" or a TCP host:port; stored in canonical form.
@@ -183,15 +180,13 @@ struct MetricsListenValue {
 
 // An instance's address: host:port, a socket directory or a socket file.
 struct BackendAddressValue {
-  std::optional<BackendAddress> operator()(ParseContext&, const toml::node&,
-                                           const std::string&) const;
+  std::optional<BackendAddress> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
 // A non-empty array of distinct, non-empty database names. On error it still returns the
 // names it understood, so the routing checks do not report phantom conflicts.
 struct DatabaseListValue {
-  std::optional<std::vector<std::string>> operator()(ParseContext&, const toml::node&,
-                                                     const std::string&) const;
+  std::optional<std::vector<std::string>> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
 // A command as an argument array: ["pg_ctl", "start", ...]. At least the program; no empty
@@ -203,7 +198,7 @@ struct CommandValue {
 // A table of environment variables: NAME = "value".
 struct EnvValue {
   std::optional<std::vector<std::pair<std::string, std::string>>> operator()(ParseContext&, const toml::node&,
-                                                                              const std::string&) const;
+                                                                             const std::string&) const;
 };
 
 // A size in bytes: an integer, or a string with a unit as postgresql.conf writes them
@@ -218,8 +213,7 @@ struct SizeValue {
 template <class Sub>
 struct TableValue {
   std::span<const KeyRow<Sub>> rows;
-  std::optional<Sub> operator()(ParseContext& ctx, const toml::node& node,
-                                const std::string& dotted) const {
+  std::optional<Sub> operator()(ParseContext& ctx, const toml::node& node, const std::string& dotted) const {
     const toml::table* table = node.as_table();
     if (table == nullptr) {
       ctx.error(node.source(), dotted, "expected a table, got " + type_name(node));
@@ -237,10 +231,8 @@ struct TableValue {
 // nullopt and sets `why` to what was expected.
 [[nodiscard]] std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(
     std::string_view text, std::uint16_t min_port, std::string& why);
-[[nodiscard]] std::optional<ListenAddress> parse_listen_address(std::string_view text,
-                                                                std::string& why);
-[[nodiscard]] std::optional<BackendAddress> parse_backend_address(std::string_view text,
-                                                                  std::string& why);
+[[nodiscard]] std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string& why);
+[[nodiscard]] std::optional<BackendAddress> parse_backend_address(std::string_view text, std::string& why);
 
 // `host:port`, bracketing IPv6 literals.
 [[nodiscard]] std::string format_host_port(std::string_view host, std::uint16_t port);

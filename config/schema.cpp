@@ -31,10 +31,10 @@ using detail::BackendAddressValue;
 using detail::BoolValue;
 using detail::ChoiceValue;
 using detail::CommandValue;
-using detail::EnvValue;
 using detail::CurrencyValue;
 using detail::DatabaseListValue;
 using detail::DurationValue;
+using detail::EnvValue;
 using detail::greater_than;
 using detail::IntegerValue;
 using detail::join_key;
@@ -73,18 +73,14 @@ std::string quoted_list(std::span<const std::string_view> words) {
 
 // instances.NAME.backend: a supported driver; a planned one gets "not supported yet".
 struct BackendNameValue {
-  std::optional<std::string> operator()(ParseContext& ctx, const toml::node& node,
-                                        const std::string& dotted) const {
+  std::optional<std::string> operator()(ParseContext& ctx, const toml::node& node, const std::string& dotted) const {
     std::optional<std::string> name = StringValue{}(ctx, node, dotted);
     if (!name) return std::nullopt;
-    auto in = [&](auto& names) {
-      return std::find(names.begin(), names.end(), *name) != names.end();
-    };
+    auto in = [&](auto& names) { return std::find(names.begin(), names.end(), *name) != names.end(); };
     if (in(kSupportedBackends)) return name;
     std::string supported = "supported backends: " + quoted_list(kSupportedBackends);
     if (in(kPlannedBackends)) {
-      ctx.error(node.source(), dotted,
-                "backend " + quote(*name) + " is not supported yet; " + supported);
+      ctx.error(node.source(), dotted, "backend " + quote(*name) + " is not supported yet; " + supported);
     } else {
       ctx.error(node.source(), dotted, "unknown backend " + quote(*name) + "; " + supported);
     }
@@ -192,13 +188,11 @@ namespace {
 
 // ---- Checks across keys -------------------------------------------------------------------
 
-constexpr std::string_view kNoInstances =
-    "at least one instance is required: add an [instances.NAME] table";
+constexpr std::string_view kNoInstances = "at least one instance is required: add an [instances.NAME] table";
 
 bool valid_instance_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
   });
 }
 
@@ -215,8 +209,8 @@ void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
     const toml::node* sub = instance.table->get(backend);
     if (sub != nullptr && !config.backend.empty() && config.backend != backend) {
       ctx.error(sub->source(), join_key(instance.key, backend),
-                "[" + join_key(instance.key, backend) + "] applies only to backend = " +
-                    quote(backend) + ", but this instance's backend is " + quote(config.backend));
+                "[" + join_key(instance.key, backend) + "] applies only to backend = " + quote(backend) +
+                    ", but this instance's backend is " + quote(config.backend));
     }
   }
   struct Needs {
@@ -272,12 +266,11 @@ void check_routes(ParseContext& ctx, const std::vector<ParsedInstance>& instance
     for (const std::string& name : instance.config.databases) {
       auto [it, inserted] = owner.emplace(name, &instance);
       if (inserted) continue;
-      std::string both = "instance " + quote(it->second->config.name) + " and instance " +
-                         quote(instance.config.name);
+      std::string both = "instance " + quote(it->second->config.name) + " and instance " + quote(instance.config.name);
       ctx.error(database_source(instance, name), join_key(instance.key, "databases"),
-                name == "*" ? "\"*\" (any other database) is routed to both " + both +
-                                  "; only one instance may have \"*\""
-                            : "database " + quote(name) + " is routed to both " + both);
+                name == "*"
+                    ? "\"*\" (any other database) is routed to both " + both + "; only one instance may have \"*\""
+                    : "database " + quote(name) + " is routed to both " + both);
     }
   }
 }
@@ -288,8 +281,7 @@ struct InstancesValue {
                                                         const std::string& dotted) const {
     const toml::table* table = node.as_table();
     if (table == nullptr) {
-      ctx.error(node.source(), dotted,
-                "expected a table of instances ([instances.NAME]), got " + type_name(node));
+      ctx.error(node.source(), dotted, "expected a table of instances ([instances.NAME]), got " + type_name(node));
       return std::nullopt;
     }
     if (table->empty()) {
@@ -301,13 +293,11 @@ struct InstancesValue {
       std::string instance_key = join_key(dotted, name.str());
       if (!valid_instance_name(name.str())) {
         ctx.error(name.source(), instance_key,
-                  "invalid instance name " + quote(name.str()) +
-                      ": use only letters, digits, \"_\" and \"-\"");
+                  "invalid instance name " + quote(name.str()) + ": use only letters, digits, \"_\" and \"-\"");
       }
       const toml::table* instance_table = value.as_table();
       if (instance_table == nullptr) {
-        ctx.error(value.source(), instance_key,
-                  "expected a table ([" + instance_key + "]), got " + type_name(value));
+        ctx.error(value.source(), instance_key, "expected a table ([" + instance_key + "]), got " + type_name(value));
         continue;
       }
       ParsedInstance instance{InstanceConfig{}, instance_table, instance_key};
@@ -318,12 +308,11 @@ struct InstancesValue {
     }
     // toml++ keeps keys sorted; the contract is file order (it decides routing messages,
     // log order and `pgnap check` output).
-    std::stable_sort(parsed.begin(), parsed.end(),
-                     [](const ParsedInstance& a, const ParsedInstance& b) {
-                       const auto& pa = a.table->source().begin;
-                       const auto& pb = b.table->source().begin;
-                       return std::tie(pa.line, pa.column) < std::tie(pb.line, pb.column);
-                     });
+    std::stable_sort(parsed.begin(), parsed.end(), [](const ParsedInstance& a, const ParsedInstance& b) {
+      const auto& pa = a.table->source().begin;
+      const auto& pb = b.table->source().begin;
+      return std::tie(pa.line, pa.column) < std::tie(pb.line, pb.column);
+    });
     check_routes(ctx, parsed);
 
     std::vector<InstanceConfig> result;

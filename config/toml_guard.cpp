@@ -54,8 +54,9 @@ std::optional<ConfigError> check_non_ascii(std::string_view text, const std::str
     if (trimming) {
       if (space(c)) continue;
       if (c >= 0x80) {
-        return error("the first character after a line-ending backslash must be ASCII: put the non-ASCII text "
-                     "on the backslash's line, or drop the backslash");
+        return error(
+            "the first character after a line-ending backslash must be ASCII: put the non-ASCII text "
+            "on the backslash's line, or drop the backslash");
       }
       trimming = false;
     }
@@ -130,8 +131,10 @@ std::optional<ConfigError> check_ascii_copy(std::string_view text, const std::st
   try {
     (void)toml::parse(probe, std::string_view(source));
   } catch (const toml::parse_error& e) {
-    return ConfigError{source, static_cast<std::uint32_t>(e.source().begin.line),
-                       static_cast<std::uint32_t>(e.source().begin.column), {},
+    return ConfigError{source,
+                       static_cast<std::uint32_t>(e.source().begin.line),
+                       static_cast<std::uint32_t>(e.source().begin.column),
+                       {},
                        std::string(e.description()) +
                            " (non-ASCII characters are allowed only in strings and comments)"};
   }

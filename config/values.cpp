@@ -61,8 +61,7 @@ const std::string* as_string(ParseContext& ctx, const toml::node& node, const st
 
 void ParseContext::error(const toml::source_region& where, std::string key, std::string message) {
   errors_.push_back(ConfigError{file_, static_cast<std::uint32_t>(where.begin.line),
-                                static_cast<std::uint32_t>(where.begin.column), std::move(key),
-                                std::move(message)});
+                                static_cast<std::uint32_t>(where.begin.column), std::move(key), std::move(message)});
 }
 
 std::vector<ConfigError> ParseContext::take_errors() {
@@ -76,26 +75,16 @@ std::vector<ConfigError> ParseContext::take_errors() {
 
 std::string type_name(const toml::node& node) {
   switch (node.type()) {
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::none:
-      break;
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::none: break;
   }
   return "nothing";
 }
@@ -127,8 +116,7 @@ std::string quote(std::string_view s) {
 
 std::string join_key(std::string_view prefix, std::string_view name) {
   bool bare = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
   });
   std::string part = bare ? std::string(name) : quote(name);
   return prefix.empty() ? part : std::string(prefix) + "." + part;
@@ -179,8 +167,7 @@ std::optional<std::string> PathValue::operator()(ParseContext& ctx, const toml::
   return normal_path(path).string();
 }
 
-std::optional<bool> BoolValue::operator()(ParseContext& ctx, const toml::node& node,
-                                          const std::string& key) const {
+std::optional<bool> BoolValue::operator()(ParseContext& ctx, const toml::node& node, const std::string& key) const {
   if (const auto* b = node.as_boolean()) return b->get();
   ctx.error(node.source(), key, "expected true or false, got " + describe_value(node));
   return std::nullopt;
@@ -191,20 +178,18 @@ std::optional<std::int64_t> IntegerValue::operator()(ParseContext& ctx, const to
   const auto* i = node.as_integer();
   if (i != nullptr && i->get() >= min && i->get() <= max) return i->get();
   ctx.error(node.source(), key,
-            "expected an integer between " + std::to_string(min) + " and " + std::to_string(max) +
-                ", got " + describe_value(node));
+            "expected an integer between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                describe_value(node));
   return std::nullopt;
 }
 
-std::optional<double> NumberValue::operator()(ParseContext& ctx, const toml::node& node,
-                                              const std::string& key) const {
+std::optional<double> NumberValue::operator()(ParseContext& ctx, const toml::node& node, const std::string& key) const {
   std::optional<double> value;
   if (const auto* i = node.as_integer()) value = static_cast<double>(i->get());
   if (const auto* f = node.as_floating_point()) value = f->get();
   std::string expected = std::string(exclusive ? "> " : ">= ") + format_number(min);
   if (!value || !std::isfinite(*value) || (exclusive ? *value <= min : *value < min)) {
-    ctx.error(node.source(), key,
-              "expected a number " + expected + ", got " + describe_value(node));
+    ctx.error(node.source(), key, "expected a number " + expected + ", got " + describe_value(node));
     return std::nullopt;
   }
   return value;
@@ -216,14 +201,12 @@ std::optional<Duration> DurationValue::operator()(ParseContext& ctx, const toml:
   std::optional<Duration> value = s != nullptr ? parse_duration(s->get()) : std::nullopt;
   if (!value) {
     ctx.error(node.source(), key,
-              "expected a duration with a unit " + std::string(kDurationForms) + ", got " +
-                  describe_value(node));
+              "expected a duration with a unit " + std::string(kDurationForms) + ", got " + describe_value(node));
     return std::nullopt;
   }
   if (*value < min || *value > max) {
     ctx.error(node.source(), key,
-              "expected a duration " + describe_duration_bounds(min, max) + ", got " +
-                  describe_value(node));
+              "expected a duration " + describe_duration_bounds(min, max) + ", got " + describe_value(node));
     return std::nullopt;
   }
   return value;
@@ -233,8 +216,7 @@ std::optional<std::string> CurrencyValue::operator()(ParseContext& ctx, const to
                                                      const std::string& key) const {
   const std::string* s = as_string(ctx, node, key);
   if (s == nullptr) return std::nullopt;
-  if (s->size() == 3 &&
-      std::all_of(s->begin(), s->end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+  if (s->size() == 3 && std::all_of(s->begin(), s->end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
     return *s;
   }
   ctx.error(node.source(), key,
@@ -244,26 +226,23 @@ std::optional<std::string> CurrencyValue::operator()(ParseContext& ctx, const to
   return std::nullopt;
 }
 
-std::optional<std::vector<std::string>> DatabaseListValue::operator()(
-    ParseContext& ctx, const toml::node& node, const std::string& key) const {
+std::optional<std::vector<std::string>> DatabaseListValue::operator()(ParseContext& ctx, const toml::node& node,
+                                                                      const std::string& key) const {
   const auto* array = node.as_array();
   std::vector<std::string> names;
   if (array == nullptr) {
     ctx.error(node.source(), key,
-              "expected an array of database names (e.g. [\"app\"], or [\"*\"] for any), got " +
-                  type_name(node));
+              "expected an array of database names (e.g. [\"app\"], or [\"*\"] for any), got " + type_name(node));
     return names;
   }
   if (array->empty()) {
-    ctx.error(node.source(), key,
-              "expected at least one database name (or \"*\" for any), got an empty array");
+    ctx.error(node.source(), key, "expected at least one database name (or \"*\" for any), got an empty array");
     return names;
   }
   for (const toml::node& item : *array) {
     const auto* name = item.as_string();
     if (name == nullptr || name->get().empty()) {
-      ctx.error(item.source(), key,
-                "expected a database name (a non-empty string), got " + describe_value(item));
+      ctx.error(item.source(), key, "expected a database name (a non-empty string), got " + describe_value(item));
     } else if (std::find(names.begin(), names.end(), name->get()) != names.end()) {
       ctx.error(item.source(), key, "database " + quote(name->get()) + " is listed twice");
     } else {
@@ -290,9 +269,14 @@ std::optional<std::uint64_t> SizeValue::operator()(ParseContext& ctx, const toml
     while (unit_at < text.size() && text[unit_at] == ' ') ++unit_at;
     const std::string unit = text.substr(unit_at);
     // As postgresql.conf: kB, MB and GB are powers of 1024 (and so are KiB, MiB, GiB).
-    static const std::pair<const char*, std::uint64_t> kUnits[] = {
-        {"", 1},       {"B", 1},           {"kB", 1024ull},     {"MB", 1024ull * 1024}, {"GB", 1024ull * 1024 * 1024},
-        {"KiB", 1024ull}, {"MiB", 1024ull * 1024}, {"GiB", 1024ull * 1024 * 1024}};
+    static const std::pair<const char*, std::uint64_t> kUnits[] = {{"", 1},
+                                                                   {"B", 1},
+                                                                   {"kB", 1024ull},
+                                                                   {"MB", 1024ull * 1024},
+                                                                   {"GB", 1024ull * 1024 * 1024},
+                                                                   {"KiB", 1024ull},
+                                                                   {"MiB", 1024ull * 1024},
+                                                                   {"GiB", 1024ull * 1024 * 1024}};
     // At most 12 digits, so the number fits; the product is checked before it is formed.
     if (digits > 0 && digits <= 12) {
       const std::uint64_t number = std::stoull(text.substr(0, digits));
@@ -300,8 +284,8 @@ std::optional<std::uint64_t> SizeValue::operator()(ParseContext& ctx, const toml
         if (unit != name) continue;
         if (number > std::numeric_limits<std::uint64_t>::max() / factor) {
           ctx.error(node.source(), key,
-                    "expected a size between " + std::to_string(min) + " and " + std::to_string(max) +
-                        " bytes, got " + describe_value(node));
+                    "expected a size between " + std::to_string(min) + " and " + std::to_string(max) + " bytes, got " +
+                        describe_value(node));
           return std::nullopt;
         }
         bytes = number * factor;
@@ -327,7 +311,8 @@ std::optional<std::vector<std::string>> CommandValue::operator()(ParseContext& c
   if (array == nullptr) {
     ctx.error(node.source(), key,
               "expected a command as an array of strings (e.g. [\"/usr/bin/docker\", \"start\", \"db\"]; "
-              "for a shell, [\"sh\", \"-c\", \"...\"]), got " + type_name(node));
+              "for a shell, [\"sh\", \"-c\", \"...\"]), got " +
+                  type_name(node));
     return std::nullopt;
   }
   if (array->empty()) {
@@ -349,13 +334,12 @@ std::optional<std::vector<std::string>> CommandValue::operator()(ParseContext& c
   return argv;
 }
 
-std::optional<std::vector<std::pair<std::string, std::string>>> EnvValue::operator()(ParseContext& ctx,
-                                                                                      const toml::node& node,
-                                                                                      const std::string& key) const {
+std::optional<std::vector<std::pair<std::string, std::string>>> EnvValue::operator()(
+    ParseContext& ctx, const toml::node& node, const std::string& key) const {
   const auto* table = node.as_table();
   if (table == nullptr) {
-    ctx.error(node.source(), key, "expected a table of environment variables (NAME = \"value\"), got " +
-                                      type_name(node));
+    ctx.error(node.source(), key,
+              "expected a table of environment variables (NAME = \"value\"), got " + type_name(node));
     return std::nullopt;
   }
   std::vector<std::pair<std::string, std::string>> env;

@@ -53,7 +53,9 @@ std::string endpoint_to_string(const asio::generic::stream_protocol::endpoint& e
   }
   if (sa->sa_family == AF_UNIX) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(sa);
-    const std::size_t max = endpoint.size() > offsetof(sockaddr_un, sun_path) ? endpoint.size() - offsetof(sockaddr_un, sun_path) : 0;
+    const std::size_t max = endpoint.size() > offsetof(sockaddr_un, sun_path)
+                                ? endpoint.size() - offsetof(sockaddr_un, sun_path)
+                                : 0;
     std::string path(un->sun_path, strnlen(un->sun_path, std::min(max, sizeof(un->sun_path))));
     return path.empty() ? "unix socket" : path;
   }

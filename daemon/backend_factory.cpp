@@ -16,7 +16,8 @@ namespace {
 // command as root that the configuration did not ask for: when pgnap is root, pg_ctl always
 // switches to its os_user (default "postgres"); exec commands need an os_user, which may be
 // "root" when that is really meant.
-std::optional<backends::RunAs> run_as(const config::InstanceConfig& config, const std::string& os_user, bool refuse_root) {
+std::optional<backends::RunAs> run_as(const config::InstanceConfig& config, const std::string& os_user,
+                                      bool refuse_root) {
   if (::geteuid() != 0) return std::nullopt;
   if (os_user.empty()) {
     throw std::runtime_error("instance \"" + config.name + "\": pgnap runs as root and [instances." + config.name +
@@ -47,7 +48,8 @@ std::unique_ptr<backends::Backend> make_backend(const config::InstanceConfig& co
     if (options.bin_dir.empty()) {
       throw std::runtime_error("instance \"" + config.name +
                                "\": cannot find pg_ctl (not on PATH, not in /usr/lib/postgresql/*/bin); set "
-                               "[instances." + config.name + ".pg_ctl] bin_dir");
+                               "[instances." +
+                               config.name + ".pg_ctl] bin_dir");
     }
     options.data_dir = config.pg_ctl.data_dir;
     options.log_file = config.pg_ctl.log_file;

@@ -31,9 +31,9 @@ asio::awaitable<void> forward_cancel(const CancelRegistry& cancels, metrics::Gat
   const std::string packet = protocol::encode_cancel_request(request);
   const auto ec = co_await write_all(server, packet, Clock::now() + timeout);
   if (!ec) ++metrics.cancels_forwarded;
-  PGNAP_LOG(kDebug, context, "cancel request for pid " << request.process_id << " forwarded to instance "
-                                                       << target->instance->name()
-                                                       << (ec ? " (write failed: " + ec.message() + ")" : ""));
+  PGNAP_LOG(kDebug, context,
+            "cancel request for pid " << request.process_id << " forwarded to instance " << target->instance->name()
+                                      << (ec ? " (write failed: " + ec.message() + ")" : ""));
 }
 
 }  // namespace pgnap::daemon

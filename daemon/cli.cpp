@@ -11,13 +11,13 @@
 #include <tuple>
 #include <vector>
 
-#include "daemon/backend_factory.h"
+#include "accounting/ledger.h"
+#include "accounting/report.h"
 #include "config/config.h"
+#include "daemon/backend_factory.h"
 #include "daemon/gateway.h"
 #include "daemon/log.h"
 #include "daemon/tls.h"
-#include "accounting/ledger.h"
-#include "accounting/report.h"
 
 namespace pgnap::daemon {
 
@@ -113,10 +113,10 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     }
     // Report options: "--name VALUE" or "--name=VALUE".
     bool matched = false;
-    for (auto [name, field] : {std::pair{std::string_view("--since"), &args.since},
-                               std::pair{std::string_view("--until"), &args.until},
-                               std::pair{std::string_view("--instance"), &args.instance},
-                               std::pair{std::string_view("--format"), &args.format}}) {
+    for (auto [name, field] :
+         {std::pair{std::string_view("--since"), &args.since}, std::pair{std::string_view("--until"), &args.until},
+          std::pair{std::string_view("--instance"), &args.instance},
+          std::pair{std::string_view("--format"), &args.format}}) {
       if (a == name) {
         if (i + 1 >= rest.size()) {
           status = usage_error(std::string(a) + " needs a value");
@@ -241,12 +241,15 @@ int report(const Args& args) {
   const accounting::UnixTime now = accounting::unix_now();
   accounting::UnixTime since = 0;
   accounting::UnixTime until = now;
-  for (auto [text, out, name] : {std::tuple{&args.since, &since, "--since"}, std::tuple{&args.until, &until, "--until"}}) {
+  for (auto [text, out, name] :
+       {std::tuple{&args.since, &since, "--since"}, std::tuple{&args.until, &until, "--until"}}) {
     if (text->empty()) continue;
     const auto parsed = accounting::parse_report_time(*text, now);
     if (!parsed) {
-      return usage_error(std::string(name) + ": expected a date (2026-11-01), a UTC time (2026-11-01T08:00Z) or a "
-                         "duration back from now (7d), got \"" + *text + "\"");
+      return usage_error(std::string(name) +
+                         ": expected a date (2026-11-01), a UTC time (2026-11-01T08:00Z) or a "
+                         "duration back from now (7d), got \"" +
+                         *text + "\"");
     }
     *out = *parsed;
   }
@@ -254,7 +257,8 @@ int report(const Args& args) {
 
   std::vector<std::pair<std::string, accounting::Accounting>> instances;
   for (const auto& instance : config->instances) {
-    if (args.instance.empty() || instance.name == args.instance) instances.emplace_back(instance.name, instance.accounting);
+    if (args.instance.empty() || instance.name == args.instance)
+      instances.emplace_back(instance.name, instance.accounting);
   }
   if (!args.instance.empty() && instances.empty()) {
     // No longer configured: its history is still in the ledger (default coefficients).

@@ -51,17 +51,16 @@ void raise_descriptor_limit(std::uint64_t max_clients) {
   // pipes and refusals in progress.
   const std::uint64_t needed = 2 * max_clients + 128;
   if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
-    PGNAP_LOG(kWarning, "gateway", "only " << limit.rlim_cur << " file descriptors allowed (RLIMIT_NOFILE), "
-                                           << needed << " needed for max_clients = " << max_clients
-                                           << ": raise LimitNOFILE (systemd) or ulimit -n, or lower max_clients");
+    PGNAP_LOG(kWarning, "gateway",
+              "only " << limit.rlim_cur << " file descriptors allowed (RLIMIT_NOFILE), " << needed
+                      << " needed for max_clients = " << max_clients
+                      << ": raise LimitNOFILE (systemd) or ulimit -n, or lower max_clients");
   }
 }
 
 }  // namespace
 
-std::string config_key(const std::string& path) {
-  return std::filesystem::absolute(path).lexically_normal().string();
-}
+std::string config_key(const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); }
 
 Gateway::Gateway(config::Config config)
     : config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP), watchdog_(io_) {
@@ -70,9 +69,10 @@ Gateway::Gateway(config::Config config)
   tls_.load(config_.gateway.tls);
   ledger_ = accounting::Ledger::open(config_.gateway.ledger);
   if (ledger_->recovered_intervals() > 0) {
-    PGNAP_LOG(kWarning, "ledger", ledger_->path() << ": " << ledger_->recovered_intervals()
-                                                  << " interval(s) left open by an unclean stop were closed at their "
-                                                     "last heartbeat");
+    PGNAP_LOG(kWarning, "ledger",
+              ledger_->path() << ": " << ledger_->recovered_intervals()
+                              << " interval(s) left open by an unclean stop were closed at their "
+                                 "last heartbeat");
   }
   // `pgnap check` compares a file with the configuration the gateway runs.
   ledger_->record_running_config(config_key(config_.source), config_.text, false);
@@ -191,7 +191,8 @@ std::unique_ptr<Gateway::Listener> Gateway::open_listener(const config::ListenAd
 
 void Gateway::open_listeners() {
   if (!config_.metrics.listen.empty()) {
-    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(io_, config_.metrics.listen, [this] { return render_metrics(); });
+    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(io_, config_.metrics.listen,
+                                                          [this] { return render_metrics(); });
   }
   // Socket activation (pgnap.socket): systemd owns the listening sockets and passes them
   // here; they replace [gateway] listen.
@@ -251,7 +252,8 @@ void Gateway::arm_watchdog() {
 asio::awaitable<void> Gateway::accept_loop(Listener& listener) {
   for (;;) {
     auto [ec, socket] = co_await listener.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (shutting_down_ || listener.closed || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+    if (shutting_down_ || listener.closed || ec == asio::error::operation_aborted ||
+        ec == asio::error::bad_descriptor) {
       co_return;
     }
     if (ec) {
@@ -277,14 +279,14 @@ asio::awaitable<void> Gateway::refuse_connection(Socket socket) {
   // The line counts the refusals left out since the last one.
   std::size_t left_out = 0;
   if (max_clients_log_.take(Clock::now(), left_out) == log::LineBudget::Verdict::kWrite) {
-    PGNAP_LOG(kWarning, "gateway", "refused " << left_out + 1 << " connection(s): max_clients ("
-                                              << config_.gateway.max_clients << ") reached");
+    PGNAP_LOG(kWarning, "gateway",
+              "refused " << left_out + 1 << " connection(s): max_clients (" << config_.gateway.max_clients
+                         << ") reached");
   }
-  const protocol::ErrorResponse error{"FATAL", std::string(protocol::sqlstate::kTooManyConnections),
-                                      "too many connections",
-                                      "max_clients (" + std::to_string(config_.gateway.max_clients) +
-                                          ") connections are already open",
-                                      "Retry later, or raise max_clients in pgnap's configuration."};
+  const protocol::ErrorResponse error{
+      "FATAL", std::string(protocol::sqlstate::kTooManyConnections), "too many connections",
+      "max_clients (" + std::to_string(config_.gateway.max_clients) + ") connections are already open",
+      "Retry later, or raise max_clients in pgnap's configuration."};
   // As PostgreSQL does, the refusal comes after the client's startup (its SSLRequest answered,
   // TLS included): libpq shows an error sent in the middle of SSL negotiation only as "server
   // sent an error response during SSL exchange". A cancel request is still forwarded: it is
@@ -301,7 +303,8 @@ asio::awaitable<void> Gateway::refuse_connection(Socket socket) {
     ~Release() { --n; }
   } release{refusing_};
   Stream client(std::move(socket));
-  const auto deadline = Clock::now() + std::min<config::Duration>(config_.gateway.login_timeout, std::chrono::seconds(5));
+  const auto deadline = Clock::now() +
+                        std::min<config::Duration>(config_.gateway.login_timeout, std::chrono::seconds(5));
   const auto startup = co_await read_startup(client, deadline, &tls_);
   if (startup.kind == StartupOutcome::Kind::kCancel) {
     co_await forward_cancel(cancels_, gateway_metrics_, startup.cancel, "refused connection");
@@ -401,8 +404,9 @@ asio::awaitable<void> Gateway::finish_shutdown() {
     }
   };
   if (!sessions_.empty()) {
-    PGNAP_LOG(kInfo, "gateway", "draining " << sessions_.size() << " session(s) for up to "
-                                             << config::format_duration(config_.gateway.shutdown_timeout));
+    PGNAP_LOG(kInfo, "gateway",
+              "draining " << sessions_.size() << " session(s) for up to "
+                          << config::format_duration(config_.gateway.shutdown_timeout));
     co_await wait_for_sessions(Clock::now() + config_.gateway.shutdown_timeout);
   }
   if (!sessions_.empty()) {

@@ -19,8 +19,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "daemon/cancel_registry.h"
+#include "accounting/ledger.h"
 #include "config/config.h"
+#include "daemon/cancel_registry.h"
 #include "daemon/instance.h"
 #include "daemon/ledger_recorder.h"
 #include "daemon/metrics_endpoint.h"
@@ -28,7 +29,6 @@
 #include "daemon/session.h"
 #include "daemon/tls.h"
 #include "metrics/instance_metrics.h"
-#include "accounting/ledger.h"
 
 namespace pgnap::daemon {
 
@@ -51,9 +51,9 @@ class Gateway {
   using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
   struct Listener {
     Acceptor acceptor;
-    std::string name;         // as logged: "127.0.0.1:6432" or the socket path
-    std::string unlink_path;  // Unix socket file to remove at exit
-    config::ListenAddress address;    // as configured (socket activation: none)
+    std::string name;               // as logged: "127.0.0.1:6432" or the socket path
+    std::string unlink_path;        // Unix socket file to remove at exit
+    config::ListenAddress address;  // as configured (socket activation: none)
     bool closed = false;
   };
   struct SessionSlot {
@@ -73,9 +73,9 @@ class Gateway {
   void release_memory_when_idle();
   asio::awaitable<void> handle_signals();
   void arm_watchdog();
-  [[nodiscard]] std::unique_ptr<Instance> make_instance(const config::InstanceConfig& config,
-                                                        const std::map<std::string, accounting::LifetimeTotals>& lifetime,
-                                                        const std::map<std::string, accounting::ReportedCounters>& reported);
+  [[nodiscard]] std::unique_ptr<Instance> make_instance(
+      const config::InstanceConfig& config, const std::map<std::string, accounting::LifetimeTotals>& lifetime,
+      const std::map<std::string, accounting::ReportedCounters>& reported);
   void rebuild_router();
   void begin_shutdown(const std::string& why);
   asio::awaitable<void> finish_shutdown();
@@ -103,7 +103,7 @@ class Gateway {
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::list<SessionSlot> sessions_;
   std::size_t active_connections_ = 0;
-  std::size_t refusing_ = 0;  // refused connections whose startup is being read
+  std::size_t refusing_ = 0;               // refused connections whose startup is being read
   std::uint64_t connections_at_trim_ = 0;  // connections_total when memory was last given back
   log::LineBudget max_clients_log_{1};
   std::uint64_t next_session_id_ = 1;

@@ -21,8 +21,8 @@ void Gateway::reload() {
   } catch (const config::ConfigLoadError& e) {
     ++gateway_metrics_.reloads_failed;
     for (const auto& error : e.errors()) PGNAP_LOG(kError, "reload", error.to_string());
-    PGNAP_LOG(kError, "reload", config_.source << " has " << e.errors().size()
-                                               << " error(s): keeping the running configuration");
+    PGNAP_LOG(kError, "reload",
+              config_.source << " has " << e.errors().size() << " error(s): keeping the running configuration");
     systemd::notify("READY=1\nSTATUS=reload failed: keeping the running configuration");
     return;
   }
@@ -61,8 +61,8 @@ void Gateway::reload() {
     metrics_endpoint_.reset();
     if (!merged.metrics.listen.empty()) {
       try {
-        metrics_endpoint_ =
-            std::make_unique<MetricsEndpoint>(io_, merged.metrics.listen, [this] { return render_metrics(); });
+        metrics_endpoint_ = std::make_unique<MetricsEndpoint>(io_, merged.metrics.listen,
+                                                              [this] { return render_metrics(); });
         metrics_endpoint_->start();
         PGNAP_LOG(kInfo, "gateway", "metrics on http://" << metrics_endpoint_->name() << "/metrics");
       } catch (const std::exception& e) {
@@ -86,8 +86,9 @@ void Gateway::reload() {
 
 void Gateway::apply_listeners(const std::vector<config::ListenAddress>& next) {
   if (socket_activated_) {
-    PGNAP_LOG(kWarning, "reload", "[gateway] listen changed, but the listening sockets come from systemd "
-                                  "(socket activation): change pgnap.socket instead");
+    PGNAP_LOG(kWarning, "reload",
+              "[gateway] listen changed, but the listening sockets come from systemd "
+              "(socket activation): change pgnap.socket instead");
     return;
   }
   // Close what is no longer listed...

@@ -94,8 +94,9 @@ Instance::~Instance() { *alive_ = false; }
 bool Instance::change_state(InstanceState next, const std::string& reason) {
   const InstanceState previous = state_;
   if (!legal_transition(previous, next)) {
-    PGNAP_LOG(kError, context(), "internal error: refused the state change " << to_string(previous) << " -> "
-                                                                            << to_string(next) << " (" << reason << ")");
+    PGNAP_LOG(kError, context(),
+              "internal error: refused the state change " << to_string(previous) << " -> " << to_string(next) << " ("
+                                                          << reason << ")");
     return false;
   }
   state_ = next;
@@ -120,8 +121,7 @@ Refusal Instance::refusal(Refusal::Kind kind, std::string detail, std::string hi
     case Kind::kBackingOff:
     case Kind::kWakeFailed:
     case Kind::kWakeTimedOut:
-    case Kind::kConnectFailed:
-      break;
+    case Kind::kConnectFailed: break;
   }
   return Refusal::make(kind, sqlstate::kCannotConnectNow, "instance \"" + config_.name + "\" could not be started",
                        std::move(detail), std::move(hint));
@@ -210,8 +210,8 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   }
   if (waiters_.size() >= config_.max_waiting) {
     co_return refusal(Refusal::Kind::kTooManyWaiting,
-                      std::to_string(waiters_.size()) + " clients are already waiting (max_waiting = " +
-                          std::to_string(config_.max_waiting) + ")",
+                      std::to_string(waiters_.size()) +
+                          " clients are already waiting (max_waiting = " + std::to_string(config_.max_waiting) + ")",
                       "Retry in a moment, or raise max_waiting for this instance.");
   }
 
@@ -240,14 +240,16 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   } else if (state_ == InstanceState::kWaking) {
     ++wake_clients_;
   } else if (state_ == InstanceState::kSuspending) {
-    PGNAP_LOG(kDebug, context(), "client " << client << " queued while suspending; it wakes the instance after the stop");
+    PGNAP_LOG(kDebug, context(),
+              "client " << client << " queued while suspending; it wakes the instance after the stop");
   }
 
   // Each client waits at most wake_timeout. When that ends with the wake's own deadline
   // (the client that triggered it), give the wake a moment to report why it failed: its
   // reason is more use to the client than "timed out".
   auto deadline = Clock::now() + config_.wake_timeout;
-  if (state_ == InstanceState::kWaking && deadline <= wake_deadline_ + kReasonGrace) deadline = wake_deadline_ + kReasonGrace;
+  if (state_ == InstanceState::kWaking && deadline <= wake_deadline_ + kReasonGrace)
+    deadline = wake_deadline_ + kReasonGrace;
   waiter.signal.expires_at(deadline);
   co_await waiter.signal.async_wait(asio::as_tuple(asio::use_awaitable));
   if (waiter.outcome) co_return std::move(*waiter.outcome);
@@ -338,8 +340,9 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
     consecutive_failures_ = 0;
     last_failure_.clear();
     change_state(InstanceState::kAwake, "ready after " + std::to_string(report.duration.count()) + " ms");
-    PGNAP_LOG(kInfo, context(), "ready after " << report.duration.count() << " ms (" << report.detail << "), "
-                                               << waiters_.size() << " client(s) waited");
+    PGNAP_LOG(kInfo, context(),
+              "ready after " << report.duration.count() << " ms (" << report.detail << "), " << waiters_.size()
+                             << " client(s) waited");
     finish_waiters([this] { return Admission(Lease(this)); });
     co_return;  // after_operation() arms the idle timer
   }
@@ -349,9 +352,9 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
   retry_at_ = Clock::now() + backoff();
   change_state(InstanceState::kFailed,
                std::string(report.timed_out ? "wake timed out: " : "wake failed: ") + first_line(report.detail));
-  PGNAP_LOG(kWarning, context(), "wake failed after " << report.duration.count() << " ms: " << report.detail
-                                                      << "\nnext attempt for a client arriving after "
-                                                      << format_elapsed(backoff()));
+  PGNAP_LOG(kWarning, context(),
+            "wake failed after " << report.duration.count() << " ms: " << report.detail
+                                 << "\nnext attempt for a client arriving after " << format_elapsed(backoff()));
   const std::string hint = "pgnap tries again for the next client after " + format_elapsed(backoff()) +
                            ". Fix the cause shown above (pgnap's log has the full story).";
   const auto kind = report.timed_out ? Refusal::Kind::kWakeTimedOut : Refusal::Kind::kWakeFailed;
@@ -384,7 +387,8 @@ asio::awaitable<void> Instance::stop_unready_server() {
   const auto stopped = co_await backend_->stop(Clock::now() + stop_budget());
   if (!stopped.ok) PGNAP_LOG(kWarning, context(), "could not stop it: " << stopped.detail);
   if (shutting_down_) co_return;
-  change_state(InstanceState::kFailed, stopped.ok ? "stopped after the failed wake" : "stop after the failed wake failed");
+  change_state(InstanceState::kFailed,
+               stopped.ok ? "stopped after the failed wake" : "stop after the failed wake failed");
 }
 
 void Instance::suspend_now(const std::string& reason) {

@@ -75,8 +75,8 @@ class InstanceObserver {
     std::chrono::system_clock::time_point requested;
     std::chrono::system_clock::time_point finished;
     std::chrono::milliseconds duration{0};  // measured on the monotonic clock
-    std::string outcome;           // ok | failed | timeout
-    bool started = false;          // the start command ran (false: found running)
+    std::string outcome;                    // ok | failed | timeout
+    bool started = false;                   // the start command ran (false: found running)
     std::uint32_t clients_waited = 0;
     std::string detail;
   };
@@ -88,8 +88,8 @@ class InstanceObserver {
 
 // Timing knobs that are not in the config (tests shorten them).
 struct InstanceTuning {
-  std::chrono::milliseconds backoff_initial{1000};  // after the first failed wake
-  std::chrono::milliseconds backoff_max{30000};     // doubling per consecutive failure, up to this
+  std::chrono::milliseconds backoff_initial{1000};                 // after the first failed wake
+  std::chrono::milliseconds backoff_max{30000};                    // doubling per consecutive failure, up to this
   std::chrono::milliseconds stop_timeout{std::chrono::hours(24)};  // caps the driver's own stop timeout
   std::chrono::milliseconds adopt_probe_timeout{1000};
 };
@@ -209,7 +209,7 @@ class Instance {
   std::size_t sessions_ = 0;
   std::list<Waiter*> waiters_;
   std::list<SessionActivity*> watched_;  // sessions being relayed (sessions_ counts connecting ones too)
-  Clock::time_point last_release_{};      // when the last session ended
+  Clock::time_point last_release_{};     // when the last session ended
   asio::steady_timer idle_timer_;
   Clock::time_point awake_since_{};
   // The wake in progress: its deadline, when it was asked for, how many clients joined it.

@@ -81,8 +81,9 @@ void Instance::close_idle_sessions() {
     }
   }
   metrics_.idle_sessions_closed(closed);
-  PGNAP_LOG(kInfo, context(), "closed " << closed << " idle session(s) so that it can sleep (no traffic for "
-                                        << format_duration(config_.effective_idle_session_timeout()) << ")");
+  PGNAP_LOG(kInfo, context(),
+            "closed " << closed << " idle session(s) so that it can sleep (no traffic for "
+                      << format_duration(config_.effective_idle_session_timeout()) << ")");
 }
 
 }  // namespace pgnap::daemon

@@ -8,8 +8,7 @@ namespace pgnap::daemon {
 
 namespace {
 accounting::UnixTime to_unix(std::chrono::system_clock::time_point t) {
-  return static_cast<double>(
-             std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) /
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) /
          1000.0;
 }
 }  // namespace
@@ -43,9 +42,9 @@ void LedgerRecorder::report_write_failures() {
   const auto failures = ledger_.failed_writes();
   if (failures == failures_reported_) return;
   // Once per heartbeat at most: a full disk must not flood the log.
-  PGNAP_LOG(kError, "ledger", (failures - failures_reported_)
-                                  << " write(s) to " << ledger_.path() << " failed: " << ledger_.last_error()
-                                  << "; accounting for that time is lost");
+  PGNAP_LOG(kError, "ledger",
+            (failures - failures_reported_) << " write(s) to " << ledger_.path() << " failed: " << ledger_.last_error()
+                                            << "; accounting for that time is lost");
   failures_reported_ = failures;
 }
 

@@ -9,9 +9,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "accounting/ledger.h"
 #include "config/config.h"
 #include "daemon/instance.h"
-#include "accounting/ledger.h"
 
 namespace pgnap::daemon {
 

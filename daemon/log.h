@@ -27,8 +27,8 @@ void pin_level(Level level);
 void write(Level level, std::string_view context, std::string_view message);
 // The line write() sends, newline included: with `journal`, the syslog priority prefix and no
 // timestamp; otherwise `now` as an ISO 8601 UTC timestamp and the level in words.
-[[nodiscard]] std::string format_line(Level level, std::string_view context, std::string_view message,
-                                      bool journal, std::chrono::system_clock::time_point now);
+[[nodiscard]] std::string format_line(Level level, std::string_view context, std::string_view message, bool journal,
+                                      std::chrono::system_clock::time_point now);
 // Whether stderr goes to the journal (decided once, from $JOURNAL_STREAM and stderr's device
 // and inode, as sd_journal_stream_fd's protocol documents).
 [[nodiscard]] bool to_journal();
@@ -40,9 +40,9 @@ class LineBudget {
  public:
   explicit LineBudget(std::size_t per_second) : per_second_(per_second) {}
   enum class Verdict {
-    kWrite,            // write the line
-    kFirstLeftOut,     // the budget just ran out: write a line saying lines are left out
-    kLeftOut,          // write nothing
+    kWrite,         // write the line
+    kFirstLeftOut,  // the budget just ran out: write a line saying lines are left out
+    kLeftOut,       // write nothing
   };
   // What to do with a line now. With kWrite, `suppressed` is the number of lines left out
   // since the last one written (to say so in that line), else 0.
@@ -58,14 +58,13 @@ class LineBudget {
 }  // namespace pgnap::daemon::log
 
 // PGNAP_LOG(kInfo, "instance=" << name, "ready after " << ms << " ms");
-#define PGNAP_LOG(LEVEL, CONTEXT, MESSAGE)                                               \
-  do {                                                                                   \
-    if (::pgnap::daemon::log::enabled(::pgnap::daemon::log::Level::LEVEL)) {             \
-      std::ostringstream pgnap_log_ctx_;                                                 \
-      pgnap_log_ctx_ << CONTEXT;                                                         \
-      std::ostringstream pgnap_log_msg_;                                                 \
-      pgnap_log_msg_ << MESSAGE;                                                         \
-      ::pgnap::daemon::log::write(::pgnap::daemon::log::Level::LEVEL, pgnap_log_ctx_.str(), \
-                                  pgnap_log_msg_.str());                                 \
-    }                                                                                    \
+#define PGNAP_LOG(LEVEL, CONTEXT, MESSAGE)                                                                         \
+  do {                                                                                                             \
+    if (::pgnap::daemon::log::enabled(::pgnap::daemon::log::Level::LEVEL)) {                                       \
+      std::ostringstream pgnap_log_ctx_;                                                                           \
+      pgnap_log_ctx_ << CONTEXT;                                                                                   \
+      std::ostringstream pgnap_log_msg_;                                                                           \
+      pgnap_log_msg_ << MESSAGE;                                                                                   \
+      ::pgnap::daemon::log::write(::pgnap::daemon::log::Level::LEVEL, pgnap_log_ctx_.str(), pgnap_log_msg_.str()); \
+    }                                                                                                              \
   } while (0)

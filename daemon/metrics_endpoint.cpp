@@ -54,8 +54,7 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
   return true;
 }
 
-MetricsEndpoint::MetricsEndpoint(asio::io_context& io, const std::string& listen,
-                                 std::function<std::string()> render)
+MetricsEndpoint::MetricsEndpoint(asio::io_context& io, const std::string& listen, std::function<std::string()> render)
     : io_(io), acceptor_(io), render_(std::move(render)) {
   std::string host;
   std::uint16_t port = 0;
@@ -131,7 +130,8 @@ asio::awaitable<void> MetricsEndpoint::serve(Socket socket) {
     target = target.substr(0, target.find('?'));
     const bool head = method == "HEAD";
     if (method != "GET" && !head) {
-      out = response(405, "Method Not Allowed", "text/plain; charset=utf-8", "only GET\n", false, "Allow: GET, HEAD\r\n");
+      out = response(405, "Method Not Allowed", "text/plain; charset=utf-8", "only GET\n", false,
+                     "Allow: GET, HEAD\r\n");
     } else if (target == "/metrics") {
       out = response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", render_(), head);
     } else if (target == "/") {

@@ -1,10 +1,10 @@
 #include "daemon/net.h"
 
 #include <netinet/in.h>
-#include <algorithm>
-#include <cstdint>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <algorithm>
+#include <cstdint>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

@@ -32,7 +32,7 @@ struct ConnectResult {
   std::size_t index = 0;
 };
 [[nodiscard]] asio::awaitable<ConnectResult> connect_any(Socket& socket, const std::vector<Endpoint>& endpoints,
-                                                          std::chrono::milliseconds timeout);
+                                                         std::chrono::milliseconds timeout);
 
 // Sends a FATAL ErrorResponse (best effort, bounded by a short deadline) then closes the
 // socket for writing, so the client reads the error rather than a reset.

@@ -24,8 +24,8 @@ struct Refusal {
 
   static Refusal make(Kind kind, std::string_view sqlstate, std::string message, std::string detail = {},
                       std::string hint = {}) {
-    return Refusal{kind, protocol::ErrorResponse{"FATAL", std::string(sqlstate), std::move(message),
-                                                 std::move(detail), std::move(hint)}};
+    return Refusal{kind, protocol::ErrorResponse{"FATAL", std::string(sqlstate), std::move(message), std::move(detail),
+                                                 std::move(hint)}};
   }
 };
 

@@ -78,9 +78,7 @@ std::string_view to_string(RelayEnd::Why why) {
 
 void Relay::on_client_message(const protocol::ScannedMessage& m) {
   switch (m.type) {
-    case fmsg::kTerminate:
-      client_terminated_ = true;
-      break;
+    case fmsg::kTerminate: client_terminated_ = true; break;
     case fmsg::kQuery:
     case fmsg::kFunctionCall:
       ++unanswered_;  // each ends with a ReadyForQuery
@@ -123,7 +121,8 @@ std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes byte
       return std::nullopt;
     }
     const bool too_large = from_client_.error_kind() == protocol::ScanError::kLengthAboveMaximum;
-    return RelayEnd{too_large ? RelayEnd::Why::kClientTooLarge : RelayEnd::Why::kClientProtocol, from_client_.error(),
+    return RelayEnd{too_large ? RelayEnd::Why::kClientTooLarge : RelayEnd::Why::kClientProtocol,
+                    from_client_.error(),
                     {}};
   }
   if (from_server_.scan(bytes, [this](const protocol::ScannedMessage& m) { on_server_message(m); }) ==

@@ -26,14 +26,14 @@ namespace pgnap::daemon {
 
 struct RelayEnd {
   enum class Why {
-    kClientClosed,     // EOF or reset from the client (normal after Terminate)
-    kServerClosed,     // EOF or reset from PostgreSQL; `server_sqlstate` says what it said before
-    kClientProtocol,   // the client's stream broke the framing
-    kClientTooLarge,   // the client sent a message above max_message_size
-    kServerProtocol,   // PostgreSQL's stream broke the framing (never expected)
-    kWriteFailed,      // a write to either side failed
-    kIdleClosed,       // close_idle(): the instance closed the session so that it can sleep
-    kShutdown,         // cancelled: the gateway is shutting down
+    kClientClosed,    // EOF or reset from the client (normal after Terminate)
+    kServerClosed,    // EOF or reset from PostgreSQL; `server_sqlstate` says what it said before
+    kClientProtocol,  // the client's stream broke the framing
+    kClientTooLarge,  // the client sent a message above max_message_size
+    kServerProtocol,  // PostgreSQL's stream broke the framing (never expected)
+    kWriteFailed,     // a write to either side failed
+    kIdleClosed,      // close_idle(): the instance closed the session so that it can sleep
+    kShutdown,        // cancelled: the gateway is shutting down
   };
   Why why = Why::kClientClosed;
   std::string detail;  // for the log: the socket error, or what was wrong with the stream

@@ -58,7 +58,7 @@ asio::awaitable<std::string> negotiate_instance_tls(const Instance& instance, St
 }  // namespace
 
 asio::awaitable<ServerConnectResult> connect_server(const Instance& instance,
-                                                   std::shared_ptr<ssl::context> tls_context) {
+                                                    std::shared_ptr<ssl::context> tls_context) {
   auto executor = co_await asio::this_coro::executor;
   const config::BackendAddress& address = instance.config().address;
   auto resolved = co_await resolve_backend(address);

@@ -24,7 +24,7 @@ struct ServerConnection {
 };
 
 struct ServerConnectFailure {
-  std::string why;               // for the client's 57P03 detail and the log
+  std::string why;                 // for the client's 57P03 detail and the log
   bool nothing_listening = false;  // refused or no such socket: the server is down
   bool timed_out = false;          // connect_timeout passed
   bool tls = false;                // the connection was made, TLS to it failed
@@ -35,7 +35,7 @@ using ServerConnectResult = std::variant<ServerConnection, ServerConnectFailure>
 // Connects to `instance` and negotiates TLS with `tls_context` (the client side of TLS to
 // instances). Never throws for a network error.
 [[nodiscard]] asio::awaitable<ServerConnectResult> connect_server(const Instance& instance,
-                                                                 std::shared_ptr<ssl::context> tls_context);
+                                                                  std::shared_ptr<ssl::context> tls_context);
 
 // Asks PostgreSQL for TLS (SSLRequest) and returns its one-byte answer: 'S' or 'N' (0 with
 // `why` set when it gives neither before `deadline`).

@@ -27,8 +27,9 @@ void log_refusal(SessionEnv& env, const std::string& context, const std::string&
   switch (env.refusal_log.take(std::chrono::steady_clock::now(), suppressed)) {
     case log::LineBudget::Verdict::kWrite:
       PGNAP_LOG(kInfo, context,
-                text << (suppressed == 0 ? ""
-                                         : " (" + std::to_string(suppressed) + " similar line(s) left out before this one)"));
+                text << (suppressed == 0
+                             ? ""
+                             : " (" + std::to_string(suppressed) + " similar line(s) left out before this one)"));
       return;
     case log::LineBudget::Verdict::kFirstLeftOut:
       PGNAP_LOG(kWarning, "gateway",
@@ -36,8 +37,7 @@ void log_refusal(SessionEnv& env, const std::string& context, const std::string&
                              << " refused connections in a second: the next ones are left out of the log "
                                 "(pgnap_gateway_errors_total and pgnap_limit_hits_total count them all)");
       return;
-    case log::LineBudget::Verdict::kLeftOut:
-      return;
+    case log::LineBudget::Verdict::kLeftOut: return;
   }
 }
 
@@ -62,9 +62,7 @@ asio::awaitable<void> client_gone(Socket& client) {
   }
 }
 
-bool is_cancelled(const asio::cancellation_state& state) {
-  return state.cancelled() != asio::cancellation_type::none;
-}
+bool is_cancelled(const asio::cancellation_state& state) { return state.cancelled() != asio::cancellation_type::none; }
 
 // What connecting a client to its instance produces, for the relay. Kept small: it lives in
 // the session's frame for the whole session (the connection phase's many locals and
@@ -82,8 +80,9 @@ asio::awaitable<void> refuse(SessionEnv& env, Stream& client, Instance& instance
                              const Refusal& refusal) {
   if (refusal.kind == Refusal::Kind::kTooManyWaiting) env.metrics->limit_hit("max_waiting");
   instance.metrics().client_error(refusal.error.sqlstate);
-  PGNAP_LOG(kInfo, context, "refused (" << refusal.error.sqlstate << "): " << refusal.error.message
-                                        << (refusal.error.detail.empty() ? "" : ": " + refusal.error.detail));
+  PGNAP_LOG(kInfo, context,
+            "refused (" << refusal.error.sqlstate << "): " << refusal.error.message
+                        << (refusal.error.detail.empty() ? "" : ": " + refusal.error.detail));
   co_await send_fatal(client, refusal.error);
 }
 
@@ -95,8 +94,7 @@ asio::awaitable<std::optional<StartupOutcome>> read_client_startup(SessionEnv& e
   if (startup.login_timeout) env.metrics->limit_hit("login_timeout");
   using Kind = StartupOutcome::Kind;
   switch (startup.kind) {
-    case Kind::kStartup:
-      co_return startup;
+    case Kind::kStartup: co_return startup;
     case Kind::kCancel:
       co_await forward_cancel(*env.cancels, *env.metrics, startup.cancel, context);
       co_return std::nullopt;
@@ -159,7 +157,8 @@ asio::awaitable<std::optional<Admitted>> admit_and_connect(SessionEnv& env, Stre
     }
     Lease lease = std::move(std::get<Lease>(admitted));
     auto connected = co_await connect_server(instance, env.instance_tls);
-    if (auto* server = std::get_if<ServerConnection>(&connected)) co_return Admitted{std::move(lease), std::move(*server)};
+    if (auto* server = std::get_if<ServerConnection>(&connected))
+      co_return Admitted{std::move(lease), std::move(*server)};
 
     const auto& failure = std::get<ServerConnectFailure>(connected);
     if (failure.timed_out) env.metrics->limit_hit("connect_timeout");
@@ -188,10 +187,9 @@ asio::awaitable<bool> forward_startup(SessionEnv& env, Stream& client, Instance&
   const auto negotiated = protocol::negotiate_startup(startup.startup);
   const std::string first_bytes = protocol::encode_startup_message(negotiated.forwarded) + startup.pipelined;
   if (auto ec = co_await write_all(server, first_bytes, Clock::now() + instance.config().connect_timeout); ec) {
-    const Refusal refusal =
-        Refusal::make(Refusal::Kind::kConnectFailed, sqlstate::kCannotConnectNow,
-                      "instance \"" + instance.name() + "\" could not be started",
-                      "sending the startup packet failed: " + ec.message());
+    const Refusal refusal = Refusal::make(Refusal::Kind::kConnectFailed, sqlstate::kCannotConnectNow,
+                                          "instance \"" + instance.name() + "\" could not be started",
+                                          "sending the startup packet failed: " + ec.message());
     co_await refuse(env, client, instance, context, refusal);
     co_return false;
   }
@@ -225,9 +223,9 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
   if (!admitted) co_return std::nullopt;
   Stream& server = admitted->server.stream;
   if (!co_await forward_startup(env, client, *instance, server, *startup, icontext)) co_return std::nullopt;
-  PGNAP_LOG(kDebug, icontext, "connected to " << endpoint_to_string(admitted->server.endpoint)
-                                             << (server.tls() ? " with TLS" : "")
-                                             << (client.tls() ? "; client has TLS" : ""));
+  PGNAP_LOG(kDebug, icontext,
+            "connected to " << endpoint_to_string(admitted->server.endpoint) << (server.tls() ? " with TLS" : "")
+                            << (client.tls() ? "; client has TLS" : ""));
   co_return Established{instance, std::move(admitted->lease), std::move(server), admitted->server.endpoint, icontext};
 }
 
@@ -298,7 +296,8 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& 
       instance->metrics().client_error(sqlstate::kProtocolViolation);
       if (too_large) env.metrics->limit_hit("max_message_size");
       const std::string message = "invalid message from client: " + end.detail;
-      const std::string hint = too_large ? "Send smaller messages, or raise max_message_size in pgnap's [gateway]." : "";
+      const std::string hint = too_large ? "Send smaller messages, or raise max_message_size in pgnap's [gateway]."
+                                         : "";
       co_await say_goodbye(client, e.server, at_boundary, sqlstate::kProtocolViolation, message, hint);
       co_await drain_until_closed(client, Clock::now() + std::chrono::seconds(2));
       break;
@@ -308,19 +307,19 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& 
       // on (a killed postmaster ends its backends silently; one that is shut down or crashed
       // says 57Pxx): find out now whether the instance is down, not when the next client fails.
       if (!relay.client_terminated() && (end.server_sqlstate.empty() || end.server_sqlstate.starts_with("57"))) {
-        instance->check_reachable("it closed a session's connection" +
-                                  (end.server_sqlstate.empty() ? std::string(" without an error")
-                                                               : " with " + end.server_sqlstate));
+        instance->check_reachable("it closed a session's connection" + (end.server_sqlstate.empty()
+                                                                            ? std::string(" without an error")
+                                                                            : " with " + end.server_sqlstate));
       }
       break;
     case RelayEnd::Why::kClientClosed:
     case RelayEnd::Why::kServerProtocol:
-    case RelayEnd::Why::kWriteFailed:
-      break;
+    case RelayEnd::Why::kWriteFailed: break;
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-  PGNAP_LOG(kDebug, e.context, "ended after " << ms << " ms: " << to_string(end.why)
-                                              << (end.detail.empty() ? "" : " (" + end.detail + ")"));
+  PGNAP_LOG(kDebug, e.context,
+            "ended after " << ms << " ms: " << to_string(end.why)
+                           << (end.detail.empty() ? "" : " (" + end.detail + ")"));
 }
 
 }  // namespace

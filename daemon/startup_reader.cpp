@@ -109,8 +109,7 @@ asio::awaitable<StartupOutcome> read_startup(Stream& client, Clock::time_point d
 
     // Need more bytes.
     std::array<std::uint8_t, 1024> chunk;
-    auto r = co_await (client.read_some(asio::buffer(chunk)) ||
-                       timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    auto r = co_await (client.read_some(asio::buffer(chunk)) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (r.index() == 1) {
       out.login_timeout = true;
       const std::string why = "invalid startup packet: startup not completed within login_timeout";

@@ -95,8 +95,9 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_client_sessions", MetricType::Gauge, "Client sessions relayed to the instance now."},
     {"pgnap_client_sessions_total", MetricType::Counter, "Client sessions relayed to the instance."},
     {"pgnap_waiting_clients", MetricType::Gauge, "Clients waiting for the instance to wake now."},
-    {"pgnap_client_wait_seconds", MetricType::Histogram, "How long clients waited for a wake before they were served "
-                                                         "or refused."},
+    {"pgnap_client_wait_seconds", MetricType::Histogram,
+     "How long clients waited for a wake before they were served "
+     "or refused."},
     {"pgnap_client_errors_total", MetricType::Counter, "Errors pgnap sent to clients of the instance, by SQLSTATE."},
     {"pgnap_relay_bytes_total", MetricType::Counter, "Bytes relayed, by direction."},
     {"pgnap_accounting_info", MetricType::Gauge,
@@ -151,11 +152,13 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
 
   add(kBuildInfo, gauge({{"version", std::string(version)}}, 1));
   add(kConnections, counter({}, static_cast<double>(gateway.connections_total)));
-  for (const auto& [code, n] : gateway.errors) add(kGatewayErrors, counter({{"sqlstate", code}}, static_cast<double>(n)));
+  for (const auto& [code, n] : gateway.errors)
+    add(kGatewayErrors, counter({{"sqlstate", code}}, static_cast<double>(n)));
   add(kCancelRequests, counter({{"outcome", "forwarded"}}, static_cast<double>(gateway.cancels_forwarded)));
   add(kCancelRequests, counter({{"outcome", "unmatched"}}, static_cast<double>(gateway.cancels_unmatched)));
   add(kLedgerWriteErrors, counter({}, static_cast<double>(gateway.ledger_write_errors)));
-  for (const auto& [limit, n] : gateway.limit_hits) add(kLimitHits, counter({{"limit", limit}}, static_cast<double>(n)));
+  for (const auto& [limit, n] : gateway.limit_hits)
+    add(kLimitHits, counter({{"limit", limit}}, static_cast<double>(n)));
   add(kTlsHandshakeFailures, counter({}, static_cast<double>(gateway.tls_handshake_failures)));
   add(kReloads, counter({{"outcome", "ok"}}, static_cast<double>(gateway.reloads_ok)));
   add(kReloads, counter({{"outcome", "failed"}}, static_cast<double>(gateway.reloads_failed)));
@@ -196,8 +199,10 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
     for (const auto& [code, n] : im->client_errors()) {
       add(kClientErrors, counter(labels({{"sqlstate", code}}), static_cast<double>(n)));
     }
-    add(kRelayBytes, counter(labels({{"direction", "client_to_server"}}), static_cast<double>(im->bytes_client_to_server)));
-    add(kRelayBytes, counter(labels({{"direction", "server_to_client"}}), static_cast<double>(im->bytes_server_to_client)));
+    add(kRelayBytes,
+        counter(labels({{"direction", "client_to_server"}}), static_cast<double>(im->bytes_client_to_server)));
+    add(kRelayBytes,
+        counter(labels({{"direction", "server_to_client"}}), static_cast<double>(im->bytes_server_to_client)));
 
     const Power p = power_of(a);
     add(kAccountingInfo, gauge(labels({{"grid_source", a.grid_source},

@@ -14,9 +14,7 @@ std::size_t index_of(const std::array<std::string_view, N>& names, std::string_v
   return N;
 }
 
-bool counts_as_awake(std::string_view state) {
-  return state == "waking" || state == "awake" || state == "suspending";
-}
+bool counts_as_awake(std::string_view state) { return state == "waking" || state == "awake" || state == "suspending"; }
 
 }  // namespace
 
@@ -86,8 +84,8 @@ Accrued InstanceMetrics::accrued(Clock::time_point now) const {
 
 ReportedCounters InstanceMetrics::counters(Clock::time_point now) const {
   const Accrued a = accrued(now);
-  const Savings s = savings(accounting_, Activity{a.asleep_seconds / 3600.0, a.awake_seconds / 3600.0, a.starts,
-                                                   a.start_seconds});
+  const Savings s = savings(accounting_,
+                            Activity{a.asleep_seconds / 3600.0, a.awake_seconds / 3600.0, a.starts, a.start_seconds});
   held_.asleep_seconds = std::max(held_.asleep_seconds, a.asleep_seconds);
   held_.awake_seconds = std::max(held_.awake_seconds, a.awake_seconds);
   held_.energy_kwh = std::max(held_.energy_kwh, s.energy_kwh);

@@ -14,18 +14,18 @@
 #include <string>
 #include <string_view>
 
-#include "accounting/savings.h"
 #include "accounting/ledger.h"
+#include "accounting/savings.h"
 
 namespace pgnap::metrics {
 
 // The savings model and the ledger's lifetime figures, which the counters build on.
 using accounting::Accounting;
+using accounting::Activity;
 using accounting::LifetimeTotals;
-using accounting::ReportedCounters;
 using accounting::Power;
 using accounting::power_of;
-using accounting::Activity;
+using accounting::ReportedCounters;
 using accounting::Savings;
 using accounting::savings;
 
@@ -40,7 +40,7 @@ inline constexpr std::array<std::string_view, 4> kGatewayErrorCodes{"08P01", "28
 
 // Upper bounds of the wake-time and client-wait histograms: 10 ms to 10 min.
 inline constexpr std::array<double, 15> kDurationBuckets{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,  2.5,
-                                                         5,    10,    30,   60,  120, 300, 600};
+                                                         5,    10,    30,   60,  120,  300, 600};
 
 struct DurationHistogram {
   std::array<std::uint64_t, kDurationBuckets.size()> buckets{};  // not cumulative
@@ -123,11 +123,11 @@ class InstanceMetrics {
   Accounting accounting_;
   Lifetime lifetime_;
 
-  std::string state_;           // "" until the first set_state
+  std::string state_;  // "" until the first set_state
   Clock::time_point state_since_{};
-  double closed_asleep_ = 0;    // this run, closed intervals
+  double closed_asleep_ = 0;  // this run, closed intervals
   double closed_awake_ = 0;
-  std::uint64_t starts_ = 0;    // this run
+  std::uint64_t starts_ = 0;  // this run
   double start_seconds_ = 0;
 
   std::array<std::uint64_t, kWakeOutcomes.size()> wakes_{};
@@ -145,7 +145,7 @@ class InstanceMetrics {
 
 // Limits that turn clients away or end sessions ([gateway] and instance settings).
 inline constexpr std::array<std::string_view, 5> kLimits{"max_clients", "login_timeout", "max_message_size",
-                                                        "connect_timeout", "max_waiting"};
+                                                         "connect_timeout", "max_waiting"};
 
 struct GatewayMetrics {
   std::uint64_t connections_total = 0;

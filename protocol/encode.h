@@ -15,7 +15,7 @@ namespace pgnap::protocol {
 // SQLSTATE codes pgnap emits (https://www.postgresql.org/docs/15/errcodes-appendix.html).
 namespace sqlstate {
 inline constexpr std::string_view kProtocolViolation = "08P01";
-inline constexpr std::string_view kInvalidCatalogName = "3D000";       // unknown database
+inline constexpr std::string_view kInvalidCatalogName = "3D000";  // unknown database
 inline constexpr std::string_view kTooManyConnections = "53300";
 inline constexpr std::string_view kCannotConnectNow = "57P03";
 inline constexpr std::string_view kAdminShutdown = "57P01";

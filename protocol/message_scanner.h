@@ -113,8 +113,7 @@ ScanStatus MessageScanner::scan(Bytes input, OnMessage&& on_message) {
       pos += take;
       if (capture_have_ == capture_want_) {
         capturing_ = false;
-        ScannedMessage m{static_cast<char>(header_[0]), read_u32(&header_[1]),
-                         Bytes(capture_.data(), capture_have_)};
+        ScannedMessage m{static_cast<char>(header_[0]), read_u32(&header_[1]), Bytes(capture_.data(), capture_have_)};
         on_message(m);
         if (body_remaining_ == 0) ++messages_;
       }

@@ -70,8 +70,8 @@ std::string check_code(std::uint32_t length, std::uint32_t code) {
   // CancelRequest is exactly 16 bytes: postmaster.c rejects any other length
   // ("if (len != sizeof(CancelRequestPacket))").
   if (code == kCancelRequestCode && length != kCancelRequestLength) {
-    return "invalid startup packet: CancelRequest must be " + std::to_string(kCancelRequestLength) +
-           " bytes, got " + std::to_string(length);
+    return "invalid startup packet: CancelRequest must be " + std::to_string(kCancelRequestLength) + " bytes, got " +
+           std::to_string(length);
   }
   // SSLRequest and GSSENCRequest carry nothing after the code (protocol-message-formats).
   // PostgreSQL ignores extra bytes here, but the bytes that follow an SSLRequest are the TLS

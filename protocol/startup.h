@@ -28,7 +28,7 @@ struct StartupMessage {
 
   // Value of the last parameter called `name`, if any.
   [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const;
-  [[nodiscard]] std::string_view user() const;      // "" when absent
+  [[nodiscard]] std::string_view user() const;  // "" when absent
   // The database the client asked for; PostgreSQL defaults it to the user name.
   [[nodiscard]] std::string_view database() const;
 };

@@ -87,8 +87,6 @@ inline void put_u32(std::string& out, std::size_t pos, std::uint32_t v) {
   out[pos + 3] = static_cast<char>(v & 0xff);
 }
 
-inline Bytes as_bytes(std::string_view s) {
-  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
+inline Bytes as_bytes(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
 
 }  // namespace pgnap::protocol

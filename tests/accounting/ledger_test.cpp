@@ -31,7 +31,7 @@ class LedgerTest : public ::testing::Test {
 
 TEST_F(LedgerTest, CreatesAPrivateFileWithTheCurrentSchema) {
   { auto ledger = Ledger::open(path_); }
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u) << "the ledger says when databases were used: owner only";
   sqlite3* db = nullptr;

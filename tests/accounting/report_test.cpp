@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/json/src.hpp>  // header-only Boost.JSON, in this one translation unit
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/json/src.hpp>  // header-only Boost.JSON, in this one translation unit
 
 namespace pgnap::accounting {
 namespace {
@@ -27,8 +27,7 @@ using ::testing::Not;
 constexpr UnixTime kSince = 1793491200;  // 2026-11-01T00:00:00Z
 constexpr UnixTime kUntil = kSince + 86400;
 
-IntervalRow interval(std::string instance, std::string state, UnixTime start, UnixTime end,
-                     bool open = false) {
+IntervalRow interval(std::string instance, std::string state, UnixTime start, UnixTime end, bool open = false) {
   IntervalRow r;
   r.instance = std::move(instance);
   r.state = std::move(state);
@@ -38,8 +37,8 @@ IntervalRow interval(std::string instance, std::string state, UnixTime start, Un
   return r;
 }
 
-WakeRow wake(std::string instance, UnixTime at, std::string outcome, double seconds,
-             std::uint32_t clients, bool started) {
+WakeRow wake(std::string instance, UnixTime at, std::string outcome, double seconds, std::uint32_t clients,
+             bool started) {
   WakeRow w;
   w.instance = std::move(instance);
   w.requested_at = at;
@@ -64,11 +63,11 @@ Accounting priced(double price, std::string currency) {
 LedgerData sample_day() {
   LedgerData d;
   d.intervals = {
-      interval("main", "awake", kSince - 7200, kSince - 3600),   // wholly before: dropped
-      interval("main", "asleep", kSince - 3600, kSince + 7200),  // straddles since: 7200 s
-      interval("main", "waking", kSince + 7200, kSince + 7201),  // 1 s
-      interval("main", "awake", kSince + 7201, kSince + 10800),  // 3599 s
-      interval("main", "suspending", kSince + 10800, kSince + 10805),  // 5 s
+      interval("main", "awake", kSince - 7200, kSince - 3600),          // wholly before: dropped
+      interval("main", "asleep", kSince - 3600, kSince + 7200),         // straddles since: 7200 s
+      interval("main", "waking", kSince + 7200, kSince + 7201),         // 1 s
+      interval("main", "awake", kSince + 7201, kSince + 10800),         // 3599 s
+      interval("main", "suspending", kSince + 10800, kSince + 10805),   // 5 s
       interval("main", "asleep", kSince + 10805, kUntil + 3600, true),  // straddles until: 75595 s
       interval("blog", "asleep", kSince, kSince + 100),
       interval("blog", "failed", kSince + 100, kSince + 400),
@@ -257,12 +256,37 @@ TEST(ParseReportTime, DurationsGoBackFromNow) {
 
 TEST(ParseReportTime, Garbage) {
   const UnixTime now = kSince;
-  for (const char* bad :
-       {"", " ", "yesterday", "7", "d", "-7d", "+7d", "7 d", "1h30m", "7D", "1.5h", "7days",
-        "99999999999w", "2026-13-01", "2026-00-10", "2026-02-29", "2026-04-31", "2026-11-1",
-        "26-11-01", "2026/11/01", "2026-11-01T", "2026-11-01T08", "2026-11-01T24:00",
-        "2026-11-01T08:60", "2026-11-01T08:00:61", "2026-11-01T08:00+02:00", "2026-11-01T08:00ZZ",
-        "2026-11-01Z", "2026-11-01x", "1969-12-31", "2026-11-01T08:00:00.5"}) {
+  for (const char* bad : {"",
+                          " ",
+                          "yesterday",
+                          "7",
+                          "d",
+                          "-7d",
+                          "+7d",
+                          "7 d",
+                          "1h30m",
+                          "7D",
+                          "1.5h",
+                          "7days",
+                          "99999999999w",
+                          "2026-13-01",
+                          "2026-00-10",
+                          "2026-02-29",
+                          "2026-04-31",
+                          "2026-11-1",
+                          "26-11-01",
+                          "2026/11/01",
+                          "2026-11-01T",
+                          "2026-11-01T08",
+                          "2026-11-01T24:00",
+                          "2026-11-01T08:60",
+                          "2026-11-01T08:00:61",
+                          "2026-11-01T08:00+02:00",
+                          "2026-11-01T08:00ZZ",
+                          "2026-11-01Z",
+                          "2026-11-01x",
+                          "1969-12-31",
+                          "2026-11-01T08:00:00.5"}) {
     EXPECT_EQ(parse_report_time(bad, now), std::nullopt) << '"' << bad << '"';
   }
 }
@@ -504,9 +528,9 @@ TEST(FormatJson, ParsesWithEveryFieldPresentAndTyped) {
     const auto& i = instances[k].as_object();
     EXPECT_EQ(i.at("name").as_string(), boost::json::string_view(k == 0 ? "main" : i.at("name").as_string()));
     expect_string(i, "name");
-    for (const char* f : {"hours_asleep", "hours_awake", "hours_failed", "share_asleep", "wake_p50_seconds",
-                          "wake_p95_seconds", "start_seconds", "energy_saved_kwh", "carbon_saved_g",
-                          "cost_saved", "embodied_saved_g"}) {
+    for (const char* f :
+         {"hours_asleep", "hours_awake", "hours_failed", "share_asleep", "wake_p50_seconds", "wake_p95_seconds",
+          "start_seconds", "energy_saved_kwh", "carbon_saved_g", "cost_saved", "embodied_saved_g"}) {
       expect_number(i, f);
     }
     for (const char* f : {"wakes", "wakes_failed", "clients_waited", "starts"}) expect_integer(i, f);
@@ -519,8 +543,8 @@ TEST(FormatJson, ParsesWithEveryFieldPresentAndTyped) {
 
     const auto& c = i.at("coefficients").as_object();
     for (const char* f : {"vcpus", "memory_gb", "idle_watts_per_vcpu", "busy_watts_per_vcpu", "watts_per_gb",
-                          "residual_watts", "pue", "grid_intensity", "price_per_hour",
-                          "wake_billed_minimum_seconds", "embodied_g_per_hour", "idle_watts", "busy_watts"}) {
+                          "residual_watts", "pue", "grid_intensity", "price_per_hour", "wake_billed_minimum_seconds",
+                          "embodied_g_per_hour", "idle_watts", "busy_watts"}) {
       expect_number(c, f);
     }
     for (const char* f : {"power_watts", "busy_power_watts"}) {
@@ -550,9 +574,9 @@ TEST(FormatJson, ParsesWithEveryFieldPresentAndTyped) {
   EXPECT_TRUE(found_odd);
 
   const auto& total = root.at("total").as_object();
-  for (const char* f : {"hours_asleep", "hours_awake", "hours_failed", "share_asleep", "wake_p50_seconds",
-                        "wake_p95_seconds", "start_seconds", "energy_saved_kwh", "carbon_saved_g",
-                        "embodied_saved_g"}) {
+  for (const char* f :
+       {"hours_asleep", "hours_awake", "hours_failed", "share_asleep", "wake_p50_seconds", "wake_p95_seconds",
+        "start_seconds", "energy_saved_kwh", "carbon_saved_g", "embodied_saved_g"}) {
     expect_number(total, f);
   }
   for (const char* f : {"wakes", "wakes_failed", "clients_waited", "starts"}) expect_integer(total, f);
@@ -586,12 +610,32 @@ TEST(FormatCsv, HeaderThenOneRowPerInstanceThenTotal) {
   ASSERT_EQ(rows.size(), report.instances.size() + 2);
   const auto& header = rows.front();
   for (const auto& row : rows) EXPECT_EQ(row.size(), header.size());
-  for (const char* column : {"since", "until", "name", "hours_asleep", "hours_awake", "hours_failed",
-                             "share_asleep", "wakes", "wakes_failed", "wake_p50_seconds", "wake_p95_seconds",
-                             "clients_waited", "starts", "energy_saved_kwh", "carbon_saved_g", "cost_saved",
-                             "currency", "embodied_saved_g", "grid_intensity_g_per_kwh", "grid_source",
-                             "grid_year", "coefficients_idle_watts", "coefficients_busy_watts",
-                             "parts_idle_energy_kwh", "parts_wake_energy_kwh", "parts_wake_cost"}) {
+  for (const char* column : {"since",
+                             "until",
+                             "name",
+                             "hours_asleep",
+                             "hours_awake",
+                             "hours_failed",
+                             "share_asleep",
+                             "wakes",
+                             "wakes_failed",
+                             "wake_p50_seconds",
+                             "wake_p95_seconds",
+                             "clients_waited",
+                             "starts",
+                             "energy_saved_kwh",
+                             "carbon_saved_g",
+                             "cost_saved",
+                             "currency",
+                             "embodied_saved_g",
+                             "grid_intensity_g_per_kwh",
+                             "grid_source",
+                             "grid_year",
+                             "coefficients_idle_watts",
+                             "coefficients_busy_watts",
+                             "parts_idle_energy_kwh",
+                             "parts_wake_energy_kwh",
+                             "parts_wake_cost"}) {
     EXPECT_NE(std::find(header.begin(), header.end(), column), header.end()) << column;
   }
   auto column = [&](const std::string& name) {
@@ -699,8 +743,8 @@ TEST(FormatHtml, WellFormedWithOneTimelinePerInstance) {
 }
 
 TEST(FormatHtml, WellFormedForEveryWindowLength) {
-  for (const double span : {0.0, 600.0, 3 * 3600.0, 86400.0, 7 * 86400.0, 40 * 86400.0, 400 * 86400.0,
-                            12 * 365 * 86400.0}) {
+  for (const double span :
+       {0.0, 600.0, 3 * 3600.0, 86400.0, 7 * 86400.0, 40 * 86400.0, 400 * 86400.0, 12 * 365 * 86400.0}) {
     const Report report = build_report(sample_day(), kSince, kSince + span, sample_config());
     const std::string html = format_html(report);
     EXPECT_EQ(xml_problem(html), "") << "span " << span;

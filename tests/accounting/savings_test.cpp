@@ -142,14 +142,14 @@ TEST(Savings, ResidualWattsReduceTheSaving) {
 
 TEST(Savings, PowerWattsAndBusyPowerWatts) {
   Accounting a;
-  a.power_watts = 30.0;       // a measured small VM
+  a.power_watts = 30.0;  // a measured small VM
   a.busy_power_watts = 60.0;
-  a.pue = 1.0;                // self-hosted: no data-centre overhead counted
+  a.pue = 1.0;  // self-hosted: no data-centre overhead counted
   a.grid_intensity = 100;
   Activity act;
   act.hours_asleep = 2;
   act.starts = 1;
-  act.start_seconds = 36;     // 0.01 h
+  act.start_seconds = 36;  // 0.01 h
   const Savings s = savings(a, act);
   // asleep: 1.0 × 30 W × 2 h = 60 Wh = 0.06 kWh; wake: 1.0 × 60 W × 0.01 h = 0.6 Wh
   expect_near_rel(s.idle_energy_kwh, 0.06);
@@ -163,7 +163,7 @@ TEST(Savings, WakeOverheadCanMakeTheSavingNegative) {
   Activity act;
   act.hours_asleep = 0.001;  // 3.6 s asleep
   act.starts = 1;
-  act.start_seconds = 2;     // and a 2 s start to end it
+  act.start_seconds = 2;  // and a 2 s start to end it
   const Savings s = savings(Accounting{}, act);
   // asleep: 1.135 × 1.872 × 0.001 / 1000 = 0.00000212472 kWh
   expect_near_rel(s.idle_energy_kwh, 0.00000212472);

@@ -2,24 +2,23 @@
 
 #include <signal.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <thread>
-#include <unistd.h>
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-#include <gtest/gtest.h>
 
 namespace pgnap::backends {
 namespace {
 
 CommandResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                  std::size_t max_output = 16 * 1024,
-                  std::vector<std::pair<std::string, std::string>> env = {}) {
+                  std::size_t max_output = 16 * 1024, std::vector<std::pair<std::string, std::string>> env = {}) {
   asio::io_context io;
   CommandSpec spec;
   spec.argv = std::move(argv);
@@ -68,7 +67,8 @@ TEST(ChildProcess, TimeoutKillsTheWholeProcessGroup) {
   const auto marker = std::filesystem::temp_directory_path() / ("pgnap-child-" + std::to_string(::getpid()));
   std::filesystem::remove(marker);
   // The grandchild would create the marker after 2 s if it survived the timeout.
-  auto r = run({"/bin/sh", "-c", "(sleep 2; touch " + marker.string() + ") & sleep 30"}, std::chrono::milliseconds(300));
+  auto r = run({"/bin/sh", "-c", "(sleep 2; touch " + marker.string() + ") & sleep 30"},
+               std::chrono::milliseconds(300));
   EXPECT_EQ(r.end, CommandResult::End::kTimedOut) << r.describe();
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   EXPECT_FALSE(std::filesystem::exists(marker)) << "a process of the command's group outlived its timeout";

@@ -9,11 +9,11 @@
 #include <optional>
 #include <string>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace pgnap::backends {
 namespace {
@@ -35,16 +35,16 @@ TEST(ExplainBusError, AccessDeniedNamesThePolkitActionAndTheUser) {
 
 TEST(ExplainBusError, InteractiveAuthorizationRequiredIsAPermissionProblemToo) {
   // What systemd answers when polkit would have asked for a password.
-  const std::string text =
-      explain_bus_error("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
-                        "Interactive authentication required.", "postgresql@15-main.service", "stop");
+  const std::string text = explain_bus_error("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+                                             "Interactive authentication required.", "postgresql@15-main.service",
+                                             "stop");
   EXPECT_THAT(text, AllOf(HasSubstr("permission denied to stop"), HasSubstr("org.freedesktop.systemd1.manage-units")));
 }
 
 TEST(ExplainBusError, NoSuchUnitSaysWhichUnitAndHowToLook) {
   const std::string text = explain_bus_error("org.freedesktop.systemd1.NoSuchUnit",
-                                             "Unit postgresql@15-mian.service not found.",
-                                             "postgresql@15-mian.service", "start");
+                                             "Unit postgresql@15-mian.service not found.", "postgresql@15-mian.service",
+                                             "start");
   EXPECT_THAT(text, HasSubstr("systemd has no unit postgresql@15-mian.service"));
   EXPECT_THAT(text, HasSubstr("systemctl status postgresql@15-mian.service"));
   EXPECT_THAT(text, Not(HasSubstr("polkit")));

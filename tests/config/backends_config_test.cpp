@@ -84,8 +84,7 @@ address = "127.0.0.1:5432"
               HasSubstr("instances.main.exec.start: expected a non-empty string in the command"));
   EXPECT_THAT(error_of(head + "start = [\"docker\", \"\"]\nstop = [\"true\"]\n"),
               HasSubstr("instances.main.exec.start: expected a non-empty string in the command"));
-  EXPECT_EQ(error_of(head + "start = [\"true\"]\n"),
-            "4:1: instances.main.exec.stop: required key \"stop\" is missing");
+  EXPECT_EQ(error_of(head + "start = [\"true\"]\n"), "4:1: instances.main.exec.stop: required key \"stop\" is missing");
   EXPECT_EQ(error_of(head + "start = [\"true\"]\nstop = [\"true\"]\nenv = { PORT = 5432 }\n"),
             "7:16: instances.main.exec.env.PORT: expected a string, got an integer");
   EXPECT_THAT(error_of(head + "start = [\"true\"]\nstop = [\"true\"]\nenv = [\"A=b\"]\n"),
@@ -99,8 +98,10 @@ address = "127.0.0.1:5432"
 
 TEST(SystemdConfigTest, UnitGetsTheServiceSuffixTheDriverUses) {
   auto unit_of = [](const std::string& unit) {
-    return parse("[instances.main]\nbackend = \"systemd\"\naddress = \"/var/run/postgresql\"\n"
-                 "[instances.main.systemd]\nunit = \"" + unit + "\"\n")
+    return parse(
+               "[instances.main]\nbackend = \"systemd\"\naddress = \"/var/run/postgresql\"\n"
+               "[instances.main.systemd]\nunit = \"" +
+               unit + "\"\n")
         .instances.at(0)
         .systemd.unit;
   };

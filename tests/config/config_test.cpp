@@ -251,9 +251,8 @@ pue = 1
   EXPECT_DOUBLE_EQ(config.instances[0].accounting.vcpus, 1);
   EXPECT_DOUBLE_EQ(config.instances[0].accounting.pue, 1);
 
-  EXPECT_EQ(
-      error_of(minimal_with("max_waiting = 10.0")),
-      "4:15: instances.main.max_waiting: expected an integer between 0 and 1000000, got 10.0");
+  EXPECT_EQ(error_of(minimal_with("max_waiting = 10.0")),
+            "4:15: instances.main.max_waiting: expected an integer between 0 and 1000000, got 10.0");
 }
 
 TEST(ConfigTest, BackendAddressForms) {
@@ -355,9 +354,8 @@ TEST(DurationTest, ParsesEveryUnit) {
 }
 
 TEST(DurationTest, RejectsEverythingElse) {
-  for (std::string_view bad :
-       {"", "10", "s", "10 s", " 10s", "10s ", "-5s", "+5s", "1.5s", "10y", "10S", "10sec", "1h30m",
-        "5ms5", "99999999999999999999s", "9223372036854775807d"}) {
+  for (std::string_view bad : {"", "10", "s", "10 s", " 10s", "10s ", "-5s", "+5s", "1.5s", "10y", "10S", "10sec",
+                               "1h30m", "5ms5", "99999999999999999999s", "9223372036854775807d"}) {
     EXPECT_EQ(parse_duration(bad), std::nullopt) << bad;
   }
 }
@@ -465,28 +463,24 @@ os_user = "blog"
                               "  blog                   blog\n"
                               "  wordpress              blog\n"
                               "  (any other database)   main\n"));
-  EXPECT_THAT(text,
-              HasSubstr("Instance main\n"
-                        "  backend           pg_ctl\n"
-                        "  address           /var/run/postgresql/.s.PGSQL.5432 (Unix socket)\n"
-                        "  idle_timeout      10m\n"
-                        "  min_awake         30s\n"
-                        "  wake_timeout      1500ms\n"
-                        "  max_waiting       200\n"
-                        "  connect_timeout   10s\n"));
-  EXPECT_THAT(
-      text,
-      HasSubstr("    start: /usr/lib/postgresql/15/bin/pg_ctl start -D /etc/postgresql/15/main "
-                "-l '/var/log/postgresql/pgnap main.log' -w -t 2 -s\n"
-                "    stop: /usr/lib/postgresql/15/bin/pg_ctl stop -D /etc/postgresql/15/main "
-                "-m fast -w -t 60 -s\n"
-                "    status: /usr/lib/postgresql/15/bin/pg_ctl status -D "
-                "/etc/postgresql/15/main\n"
-                "    as OS user: postgres (when pgnap runs as root)\n"));
+  EXPECT_THAT(text, HasSubstr("Instance main\n"
+                              "  backend           pg_ctl\n"
+                              "  address           /var/run/postgresql/.s.PGSQL.5432 (Unix socket)\n"
+                              "  idle_timeout      10m\n"
+                              "  min_awake         30s\n"
+                              "  wake_timeout      1500ms\n"
+                              "  max_waiting       200\n"
+                              "  connect_timeout   10s\n"));
+  EXPECT_THAT(text, HasSubstr("    start: /usr/lib/postgresql/15/bin/pg_ctl start -D /etc/postgresql/15/main "
+                              "-l '/var/log/postgresql/pgnap main.log' -w -t 2 -s\n"
+                              "    stop: /usr/lib/postgresql/15/bin/pg_ctl stop -D /etc/postgresql/15/main "
+                              "-m fast -w -t 60 -s\n"
+                              "    status: /usr/lib/postgresql/15/bin/pg_ctl status -D "
+                              "/etc/postgresql/15/main\n"
+                              "    as OS user: postgres (when pgnap runs as root)\n"));
   EXPECT_THAT(text, HasSubstr("  max_waiting       0 (never queue)\n"));
-  EXPECT_THAT(
-      text, HasSubstr("    start: (auto: PATH, then the newest /usr/lib/postgresql/*/bin)"
-                      "/pg_ctl start -D /srv/blog -l /srv/blog/pgnap-postgres.log -w -t 60 -s\n"));
+  EXPECT_THAT(text, HasSubstr("    start: (auto: PATH, then the newest /usr/lib/postgresql/*/bin)"
+                              "/pg_ctl start -D /srv/blog -l /srv/blog/pgnap-postgres.log -w -t 60 -s\n"));
   EXPECT_THAT(text, HasSubstr("    as OS user: blog (when pgnap runs as root)\n"));
   // Instances in file order.
   EXPECT_LT(text.find("Instance main"), text.find("Instance blog"));
@@ -538,13 +532,11 @@ TEST_F(ConfigFileTest, ErrorsNameTheFile) {
     FAIL() << "expected an error";
   } catch (const ConfigLoadError& e) {
     ASSERT_EQ(e.errors().size(), 2u);
-    EXPECT_EQ(e.errors()[0].to_string(),
-              path +
-                  ":1:1: instances: at least one instance is required: add an "
-                  "[instances.NAME] table");
-    EXPECT_EQ(
-        e.errors()[1].to_string(),
-        path + ":2:15: gateway.max_clients: expected an integer between 1 and 1000000, got -1");
+    EXPECT_EQ(e.errors()[0].to_string(), path +
+                                             ":1:1: instances: at least one instance is required: add an "
+                                             "[instances.NAME] table");
+    EXPECT_EQ(e.errors()[1].to_string(),
+              path + ":2:15: gateway.max_clients: expected an integer between 1 and 1000000, got -1");
   }
 }
 
@@ -592,8 +584,7 @@ TEST(ExampleConfigTest, DocsCompleteExampleLoads) {
   std::size_t end = markdown.find("```", begin);
   ASSERT_NE(end, std::string::npos);
 
-  Config config =
-      parse_config(markdown.substr(begin, end - begin), "configuration.md", "/etc/pgnap");
+  Config config = parse_config(markdown.substr(begin, end - begin), "configuration.md", "/etc/pgnap");
   ASSERT_EQ(config.instances.size(), 3u);
   EXPECT_EQ(config.instances[0].name, "shop");
   EXPECT_EQ(config.instances[0].backend, "pg_ctl");

@@ -31,8 +31,7 @@ max_clients =
     EXPECT_GT(error.column, 0u);
     EXPECT_EQ(error.key, "");
     EXPECT_THAT(error.message, HasSubstr("expected value"));
-    EXPECT_EQ(error.to_string(),
-              "pgnap.toml:2:" + std::to_string(error.column) + ": " + error.message);
+    EXPECT_EQ(error.to_string(), "pgnap.toml:2:" + std::to_string(error.column) + ": " + error.message);
   }
   EXPECT_THAT(error_of("[gateway\n"), ::testing::StartsWith("1:"));
   EXPECT_THAT(error_of("a = 1\na = 2\n"), ::testing::StartsWith("2:"));
@@ -49,11 +48,15 @@ TEST(ConfigErrorTest, NonAsciiOutsideStringsAndCommentsIsRefusedWithItsPosition)
               HasSubstr("the first character after a line-ending backslash must be ASCII"));
   // Inside strings and comments it is ordinary text.
   const Config config = parse(std::string(kMinimal) +
-                              "# Donn\xc3\xa9" "es de production\n"
+                              "# Donn\xc3\xa9"
+                              "es de production\n"
                               "[instances.main.accounting]\n"
-                              "grid_source = \"RTE \xc3\xa9" "CO2mix, France\"  # \xe2\x82\xac\n"
+                              "grid_source = \"RTE \xc3\xa9"
+                              "CO2mix, France\"  # \xe2\x82\xac\n"
                               "currency = 'EUR'\n");
-  EXPECT_EQ(config.instances.at(0).accounting.grid_source, "RTE \xc3\xa9" "CO2mix, France");
+  EXPECT_EQ(config.instances.at(0).accounting.grid_source,
+            "RTE \xc3\xa9"
+            "CO2mix, France");
 }
 
 TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
@@ -94,8 +97,7 @@ TEST(ConfigErrorTest, WrongTypes) {
             "8:29: gateway.listen: expected a listen address (a string), got an integer");
   EXPECT_EQ(error_of(minimal_plus("[metrics]\nlisten = false\n")),
             "8:10: metrics.listen: expected a string, got a boolean");
-  EXPECT_EQ(error_of("gateway = \"x\"\n" + doc(kMinimal)),
-            "1:11: gateway: expected a table, got a string");
+  EXPECT_EQ(error_of("gateway = \"x\"\n" + doc(kMinimal)), "1:11: gateway: expected a table, got a string");
   EXPECT_EQ(error_of(minimal_with("suspend_on_exit = \"yes\"")),
             "4:19: instances.main.suspend_on_exit: expected true or false, got \"yes\"");
   EXPECT_EQ(error_of(minimal_with("databases = \"app\"")),
@@ -108,8 +110,7 @@ TEST(ConfigErrorTest, WrongTypes) {
 }
 
 TEST(ConfigErrorTest, BadDurations) {
-  const std::string expected =
-      R"(expected a duration with a unit ("250ms", "30s", "10m", "2h"), got )";
+  const std::string expected = R"(expected a duration with a unit ("250ms", "30s", "10m", "2h"), got )";
   EXPECT_EQ(error_of(minimal_with("idle_timeout = \"10\"")),
             "4:16: instances.main.idle_timeout: " + expected + "\"10\"");
   EXPECT_EQ(error_of(minimal_with("idle_timeout = \"10 s\"")),
@@ -120,13 +121,10 @@ TEST(ConfigErrorTest, BadDurations) {
             "4:16: instances.main.idle_timeout: " + expected + "\"1.5s\"");
   EXPECT_EQ(error_of(minimal_with("idle_timeout = \"10y\"")),
             "4:16: instances.main.idle_timeout: " + expected + "\"10y\"");
-  EXPECT_EQ(error_of(minimal_with("idle_timeout = 600")),
-            "4:16: instances.main.idle_timeout: " + expected + "600");
-  EXPECT_EQ(error_of(minimal_with("idle_timeout = \"\"")),
-            "4:16: instances.main.idle_timeout: " + expected + "\"\"");
-  EXPECT_EQ(
-      error_of(minimal_plus("[instances.main.accounting]\nwake_billed_minimum = \"10min\"\n")),
-      "8:23: instances.main.accounting.wake_billed_minimum: " + expected + "\"10min\"");
+  EXPECT_EQ(error_of(minimal_with("idle_timeout = 600")), "4:16: instances.main.idle_timeout: " + expected + "600");
+  EXPECT_EQ(error_of(minimal_with("idle_timeout = \"\"")), "4:16: instances.main.idle_timeout: " + expected + "\"\"");
+  EXPECT_EQ(error_of(minimal_plus("[instances.main.accounting]\nwake_billed_minimum = \"10min\"\n")),
+            "8:23: instances.main.accounting.wake_billed_minimum: " + expected + "\"10min\"");
 
   EXPECT_EQ(error_of(minimal_with("wake_timeout = \"0s\"")),
             "4:16: instances.main.wake_timeout: expected a duration greater than 0 and at most "
@@ -138,8 +136,7 @@ TEST(ConfigErrorTest, BadDurations) {
             "most 365d, got \"366d\"");
   // Zero is fine where it means "at once".
   EXPECT_EQ(parse(minimal_with("min_awake = \"0s\"")).instances[0].min_awake, seconds(0));
-  EXPECT_EQ(parse(minimal_plus("[gateway]\nshutdown_timeout = \"0ms\"\n")).gateway.shutdown_timeout,
-            seconds(0));
+  EXPECT_EQ(parse(minimal_plus("[gateway]\nshutdown_timeout = \"0ms\"\n")).gateway.shutdown_timeout, seconds(0));
 }
 
 TEST(ConfigErrorTest, NumbersOutOfRange) {
@@ -157,14 +154,11 @@ TEST(ConfigErrorTest, NumbersOutOfRange) {
   EXPECT_EQ(accounting("grid_year = 1989"),
             "8:13: instances.main.accounting.grid_year: expected an integer between 1990 and "
             "2100, got 1989");
-  EXPECT_EQ(accounting("pue = 0.9"),
-            "8:7: instances.main.accounting.pue: expected a number >= 1, got 0.9");
-  EXPECT_EQ(accounting("vcpus = 0"),
-            "8:9: instances.main.accounting.vcpus: expected a number > 0, got 0");
+  EXPECT_EQ(accounting("pue = 0.9"), "8:7: instances.main.accounting.pue: expected a number >= 1, got 0.9");
+  EXPECT_EQ(accounting("vcpus = 0"), "8:9: instances.main.accounting.vcpus: expected a number > 0, got 0");
   EXPECT_EQ(accounting("memory_gb = -0.5"),
             "8:13: instances.main.accounting.memory_gb: expected a number >= 0, got -0.5");
-  EXPECT_EQ(accounting("power_watts = 0"),
-            "8:15: instances.main.accounting.power_watts: expected a number > 0, got 0");
+  EXPECT_EQ(accounting("power_watts = 0"), "8:15: instances.main.accounting.power_watts: expected a number > 0, got 0");
   EXPECT_EQ(accounting("price_per_hour = nan"),
             "8:18: instances.main.accounting.price_per_hour: expected a number >= 0, got nan");
   EXPECT_EQ(accounting("grid_intensity = inf"),
@@ -172,8 +166,7 @@ TEST(ConfigErrorTest, NumbersOutOfRange) {
   EXPECT_EQ(accounting("currency = \"usd\""),
             "8:12: instances.main.accounting.currency: expected a currency code of three "
             "upper-case letters (ISO 4217, e.g. \"USD\", \"EUR\"), got \"usd\"");
-  EXPECT_EQ(accounting("vcpus = \"2\""),
-            "8:9: instances.main.accounting.vcpus: expected a number > 0, got \"2\"");
+  EXPECT_EQ(accounting("vcpus = \"2\""), "8:9: instances.main.accounting.vcpus: expected a number > 0, got \"2\"");
 }
 
 TEST(ConfigErrorTest, BadChoices) {
@@ -289,9 +282,8 @@ TEST(ConfigErrorTest, BadAddresses) {
             "\"/run/pgnap/.s.PGSQL.6432\"), got \"run/.s.PGSQL.6432\"");
   EXPECT_THAT(listen("/" + std::string(120, 'd') + "/.s.PGSQL.6432"),
               HasSubstr("is too long (135 bytes; the kernel allows at most 107)"));
-  EXPECT_EQ(
-      error_of(minimal_plus("[gateway]\nlisten = [\"127.0.0.1:6432\", \"127.0.0.1:6432\"]\n")),
-      "8:29: gateway.listen: listen address \"127.0.0.1:6432\" is given twice");
+  EXPECT_EQ(error_of(minimal_plus("[gateway]\nlisten = [\"127.0.0.1:6432\", \"127.0.0.1:6432\"]\n")),
+            "8:29: gateway.listen: listen address \"127.0.0.1:6432\" is given twice");
   EXPECT_EQ(error_of(minimal_plus("[gateway]\nlisten = []\n")),
             "8:10: gateway.listen: expected at least one listen address, got an empty array");
 
@@ -368,8 +360,7 @@ pg_ctl.data_dir = "/srv/b"
 }
 
 TEST(ConfigErrorTest, NoInstances) {
-  EXPECT_EQ(error_of(""),
-            "1:1: instances: at least one instance is required: add an [instances.NAME] table");
+  EXPECT_EQ(error_of(""), "1:1: instances: at least one instance is required: add an [instances.NAME] table");
   EXPECT_EQ(error_of("[gateway]\nmax_clients = 10\n[instances]\n"),
             "3:1: instances: at least one instance is required: add an [instances.NAME] table");
   EXPECT_EQ(error_of("instances = 5\n"),
@@ -392,8 +383,7 @@ pg_ctl.data_dir = "/srv/a"
 }
 
 TEST(ConfigErrorTest, SeveralErrorsAreReportedTogetherInFileOrder) {
-  EXPECT_THAT(
-      errors_of(R"(
+  EXPECT_THAT(errors_of(R"(
 [gateway]
 listen = "localhost"
 max_clients = 0
@@ -407,32 +397,29 @@ max_waiting = 10.5
 [instances.main.pg_ctl]
 os_user = 0
 )"),
-      ElementsAre("2:10: gateway.listen: expected host:port (e.g. \"127.0.0.1:6432\") or a Unix "
-                  "socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got \"localhost\"",
-                  "3:15: gateway.max_clients: expected an integer between 1 and 1000000, got 0",
-                  "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
-                  "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
-                  "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, tls",
-                  "6:1: instances.main.address: required key \"address\" is missing",
-                  "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
-                  "\"30s\", \"10m\", \"2h\"), got \"10\"",
-                  "9:15: instances.main.max_waiting: expected an integer between 0 and 1000000, "
-                  "got 10.5",
-                  "11:1: instances.main.pg_ctl.data_dir: required key \"data_dir\" is missing",
-                  "12:11: instances.main.pg_ctl.os_user: expected a string, got an integer"));
+              ElementsAre("2:10: gateway.listen: expected host:port (e.g. \"127.0.0.1:6432\") or a Unix "
+                          "socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got \"localhost\"",
+                          "3:15: gateway.max_clients: expected an integer between 1 and 1000000, got 0",
+                          "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
+                          "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
+                          "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, tls",
+                          "6:1: instances.main.address: required key \"address\" is missing",
+                          "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
+                          "\"30s\", \"10m\", \"2h\"), got \"10\"",
+                          "9:15: instances.main.max_waiting: expected an integer between 0 and 1000000, "
+                          "got 10.5",
+                          "11:1: instances.main.pg_ctl.data_dir: required key \"data_dir\" is missing",
+                          "12:11: instances.main.pg_ctl.os_user: expected a string, got an integer"));
 }
 
 TEST(ConfigErrorTest, ToStringOmitsUnknownParts) {
-  EXPECT_EQ((ConfigError{"a.toml", 3, 7, "gateway.ledger", "bad"}).to_string(),
-            "a.toml:3:7: gateway.ledger: bad");
-  EXPECT_EQ((ConfigError{"a.toml", 3, 0, "gateway.ledger", "bad"}).to_string(),
-            "a.toml:3: gateway.ledger: bad");
+  EXPECT_EQ((ConfigError{"a.toml", 3, 7, "gateway.ledger", "bad"}).to_string(), "a.toml:3:7: gateway.ledger: bad");
+  EXPECT_EQ((ConfigError{"a.toml", 3, 0, "gateway.ledger", "bad"}).to_string(), "a.toml:3: gateway.ledger: bad");
   EXPECT_EQ((ConfigError{"a.toml", 0, 0, "", "cannot read: Permission denied"}).to_string(),
             "a.toml: cannot read: Permission denied");
   EXPECT_EQ((ConfigError{"a.toml", 2, 1, "", "syntax"}).to_string(), "a.toml:2:1: syntax");
 
-  ConfigLoadError error(
-      {ConfigError{"a.toml", 1, 1, "x", "one"}, ConfigError{"a.toml", 2, 1, "y", "two"}});
+  ConfigLoadError error({ConfigError{"a.toml", 1, 1, "x", "one"}, ConfigError{"a.toml", 2, 1, "y", "two"}});
   EXPECT_STREQ(error.what(), "a.toml:1:1: x: one\na.toml:2:1: y: two");
 }
 

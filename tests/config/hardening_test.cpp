@@ -25,9 +25,7 @@ constexpr std::uint64_t kMiB = 1024 * kKiB;
 constexpr std::uint64_t kGiB = 1024 * kMiB;
 
 // kMinimal plus a [gateway] table holding `line` (line 8).
-std::string gateway_with(std::string_view line) {
-  return minimal_plus("[gateway]\n" + std::string(line) + "\n");
-}
+std::string gateway_with(std::string_view line) { return minimal_plus("[gateway]\n" + std::string(line) + "\n"); }
 
 // ---- [gateway.tls] ---------------------------------------------------------------------------
 
@@ -46,7 +44,8 @@ TEST(ConfigTlsTest, EveryModeWithCertAndKeyLoads) {
 mode = ")" + mode + R"("
 cert = "/etc/ssl/pgnap.crt"
 key = "/etc/ssl/private/pgnap.key"
-)")).gateway.tls;
+)"))
+                              .gateway.tls;
     EXPECT_EQ(tls.mode, mode);
     EXPECT_EQ(tls.cert, "/etc/ssl/pgnap.crt");
     EXPECT_EQ(tls.key, "/etc/ssl/private/pgnap.key");
@@ -61,7 +60,8 @@ mode = "require"
 cert = "tls/server.crt"
 key = "./tls/../tls/server.key"
 ca = "clients-ca.pem"
-)")).gateway.tls;
+)"))
+                            .gateway.tls;
   EXPECT_EQ(tls.cert, "/etc/pgnap/tls/server.crt");
   EXPECT_EQ(tls.key, "/etc/pgnap/tls/server.key");
   EXPECT_EQ(tls.ca, "/etc/pgnap/clients-ca.pem");
@@ -154,8 +154,8 @@ std::string instance_at(std::string_view address, std::string_view extra = "") {
   return doc(R"(
 [instances.main]
 backend = "pg_ctl"
-address = ")") + std::string(address) + "\"\n" + std::string(extra) +
-         "\n[instances.main.pg_ctl]\ndata_dir = \"/srv/pg\"\n";
+address = ")") +
+         std::string(address) + "\"\n" + std::string(extra) + "\n[instances.main.pg_ctl]\ndata_dir = \"/srv/pg\"\n";
 }
 
 TEST(ConfigInstanceTlsTest, DefaultIsDisableOnTheMachineAndPreferAcrossANetwork) {
@@ -252,19 +252,19 @@ TEST(ConfigMessageSizeTest, RejectsWhatIsNotASize) {
       "8:20: gateway.max_message_size: expected a size: bytes as an integer, or a string with PostgreSQL's units "
       "(\"64kB\", \"16MB\", \"1GB\"; 1kB = 1024 bytes), got ";
   for (std::string_view bad : {
-           "\"64kb\"",             // units are case-sensitive, as in postgresql.conf
-           "\"64KB\"",             //
-           "\"16mb\"",             //
-           "\"1.5MB\"",            // whole numbers only
-           "\"MB\"",               // no number
-           "\"\"",                 //
-           "\"-1024\"",            //
-           "\"+1024\"",            //
-           "\" 1024\"",            //
-           "\"1TB\"",              // not a unit here
-           "\"1kiB\"",             //
-           "\"64k\"",              //
-           "\"1000000000000\"",    // more than 12 digits
+           "\"64kb\"",           // units are case-sensitive, as in postgresql.conf
+           "\"64KB\"",           //
+           "\"16mb\"",           //
+           "\"1.5MB\"",          // whole numbers only
+           "\"MB\"",             // no number
+           "\"\"",               //
+           "\"-1024\"",          //
+           "\"+1024\"",          //
+           "\" 1024\"",          //
+           "\"1TB\"",            // not a unit here
+           "\"1kiB\"",           //
+           "\"64k\"",            //
+           "\"1000000000000\"",  // more than 12 digits
        }) {
     EXPECT_EQ(error_of(gateway_with("max_message_size = " + std::string(bad))), expected + std::string(bad));
   }
@@ -300,7 +300,8 @@ TEST(ConfigKeepaliveTest, ValuesAreRead) {
 tcp_keepalive_idle = "5m"
 tcp_keepalive_interval = "1500ms"
 tcp_keepalive_count = 127
-)")).gateway;
+)"))
+                              .gateway;
   EXPECT_EQ(g.tcp_keepalive_idle, minutes(5));
   EXPECT_EQ(g.tcp_keepalive_interval, std::chrono::milliseconds(1500));
   EXPECT_EQ(g.tcp_keepalive_count, 127u);

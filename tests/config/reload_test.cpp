@@ -21,9 +21,7 @@ using ::testing::IsEmpty;
 using namespace test_util;
 
 // Printable, so that ElementsAre shows which change it did not expect.
-std::string show(const ConfigChange& c) {
-  return c.key + " " + c.what + (c.needs_restart ? " (restart)" : " (live)");
-}
+std::string show(const ConfigChange& c) { return c.key + " " + c.what + (c.needs_restart ? " (restart)" : " (live)"); }
 std::vector<std::string> changes(const Config& running, const Config& next) {
   std::vector<std::string> out;
   for (const ConfigChange& c : diff_config(running, next)) out.push_back(show(c));
@@ -147,7 +145,8 @@ TEST_F(ConfigReloadTest, ListenersMetricsAndTlsApplyLive) {
   EXPECT_THAT(change_of("mode = \"allow\"", "mode = \"disable\""), ElementsAre("gateway.tls changed (live)"));
   EXPECT_THAT(change_of("cert = \"/etc/pgnap/server.crt\"", "cert = \"/etc/pgnap/renewed.crt\""),
               ElementsAre("gateway.tls changed (live)"));
-  EXPECT_THAT(change_of("key = \"/etc/pgnap/server.key\"", "key = \"/etc/pgnap/server.key\"\nca = \"/etc/pgnap/ca.pem\""),
+  EXPECT_THAT(change_of("key = \"/etc/pgnap/server.key\"",
+                        "key = \"/etc/pgnap/server.key\"\nca = \"/etc/pgnap/ca.pem\""),
               ElementsAre("gateway.tls changed (live)"));
 }
 
@@ -299,7 +298,7 @@ TEST_F(ConfigReloadTest, MergeTakesAddedInstancesWholeAndDropsRemovedOnes) {
 TEST_F(ConfigReloadTest, MergeMatchesInstancesByNameNotPosition) {
   Config next = running_;
   std::swap(next.instances[0], next.instances[1]);
-  next.instances[0].address.port = 6000;  // blog's, restart-only
+  next.instances[0].address.port = 6000;        // blog's, restart-only
   next.instances[1].idle_timeout = minutes(1);  // main's, live
   const Config merged = merge_live(running_, next);
   ASSERT_EQ(merged.instances.size(), 2u);
@@ -307,8 +306,8 @@ TEST_F(ConfigReloadTest, MergeMatchesInstancesByNameNotPosition) {
   EXPECT_EQ(merged.instances[0].address.to_string(), "10.0.0.7:5432");
   EXPECT_EQ(merged.instances[1].name, "main");
   EXPECT_EQ(merged.instances[1].idle_timeout, minutes(1));
-  EXPECT_THAT(changes(running_, next), ElementsAre("instances.main.idle_timeout changed (live)",
-                                                   "instances.blog.address changed (restart)"));
+  EXPECT_THAT(changes(running_, next),
+              ElementsAre("instances.main.idle_timeout changed (live)", "instances.blog.address changed (restart)"));
 }
 
 // ---- merge_live for one instance -------------------------------------------------------------

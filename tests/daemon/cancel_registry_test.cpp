@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include <boost/asio/local/stream_protocol.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio/local/stream_protocol.hpp>
 
 namespace pgnap::daemon {
 namespace {

@@ -15,19 +15,19 @@ constexpr S kAll[] = {S::kAdopting, S::kAsleep, S::kWaking, S::kAwake, S::kSuspe
 
 TEST(InstanceState, EveryPairIsLegalExactlyWhenTheLifecycleHasIt) {
   const std::set<std::pair<S, S>> lifecycle = {
-      {S::kAdopting, S::kAsleep},       // adopted: not running
-      {S::kAdopting, S::kAwake},        // adopted: accepting connections
-      {S::kAdopting, S::kWaking},       // adopted: found starting
-      {S::kAsleep, S::kWaking},         // a client
-      {S::kWaking, S::kAwake},          // ready
-      {S::kWaking, S::kFailed},         // the start failed or timed out
-      {S::kAwake, S::kSuspending},      // idle
-      {S::kAwake, S::kAsleep},          // stopped without pgnap; suspended on exit
-      {S::kSuspending, S::kAsleep},     // stopped
-      {S::kSuspending, S::kAwake},      // the stop failed
-      {S::kSuspending, S::kFailed},     // a start that timed out was stopped
-      {S::kFailed, S::kWaking},         // the next client, after the backoff
-      {S::kFailed, S::kSuspending},     // stopping a start that timed out
+      {S::kAdopting, S::kAsleep},    // adopted: not running
+      {S::kAdopting, S::kAwake},     // adopted: accepting connections
+      {S::kAdopting, S::kWaking},    // adopted: found starting
+      {S::kAsleep, S::kWaking},      // a client
+      {S::kWaking, S::kAwake},       // ready
+      {S::kWaking, S::kFailed},      // the start failed or timed out
+      {S::kAwake, S::kSuspending},   // idle
+      {S::kAwake, S::kAsleep},       // stopped without pgnap; suspended on exit
+      {S::kSuspending, S::kAsleep},  // stopped
+      {S::kSuspending, S::kAwake},   // the stop failed
+      {S::kSuspending, S::kFailed},  // a start that timed out was stopped
+      {S::kFailed, S::kWaking},      // the next client, after the backoff
+      {S::kFailed, S::kSuspending},  // stopping a start that timed out
   };
   for (const S from : kAll) {
     for (const S to : kAll) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -18,7 +19,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
 
 #include "protocol/encode.h"
 
@@ -30,12 +30,12 @@ using namespace boost::asio::experimental::awaitable_operators;
 namespace sqlstate = protocol::sqlstate;
 
 // gtest's ASSERT_* return from the function, which a coroutine cannot do.
-#define CO_ASSERT_TRUE(cond)                                      \
-  do {                                                            \
-    if (!(cond)) {                                                \
-      ADD_FAILURE() << "assertion failed: " #cond;                \
-      co_return;                                                  \
-    }                                                             \
+#define CO_ASSERT_TRUE(cond)                       \
+  do {                                             \
+    if (!(cond)) {                                 \
+      ADD_FAILURE() << "assertion failed: " #cond; \
+      co_return;                                   \
+    }                                              \
   } while (0)
 #define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
 
@@ -117,11 +117,16 @@ struct InstanceTest : ::testing::Test {
   template <typename F>
   void run(F body) {
     bool done = false;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await body();
-      done = true;
-      instance->begin_shutdown();
-    }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await body();
+          done = true;
+          instance->begin_shutdown();
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
     io.run_for(20s);
     ASSERT_TRUE(done) << "the scenario did not finish";
   }
@@ -154,11 +159,14 @@ TEST_F(InstanceTest, OneWakeForManyWaiters) {
     auto executor = co_await asio::this_coro::executor;
     int finished = 0;
     for (int i = 0; i < 20; ++i) {
-      asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
-        auto a = co_await instance->acquire("db", "c");
-        results.push_back(std::move(a));
-        ++finished;
-      }, asio::detached);
+      asio::co_spawn(
+          executor,
+          [&]() -> asio::awaitable<void> {
+            auto a = co_await instance->acquire("db", "c");
+            results.push_back(std::move(a));
+            ++finished;
+          },
+          asio::detached);
     }
     co_await sleep_for(5ms);
     EXPECT_EQ(instance->state(), InstanceState::kWaking);
@@ -180,10 +188,13 @@ TEST_F(InstanceTest, QueueBeyondMaxWaitingIsRefusedWith53300) {
     co_await instance->adopt();
     auto executor = co_await asio::this_coro::executor;
     for (int i = 0; i < 5; ++i) {
-      asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
-        auto a = co_await instance->acquire("db", "c");
-        codes.emplace_back(code(a));
-      }, asio::detached);
+      asio::co_spawn(
+          executor,
+          [&]() -> asio::awaitable<void> {
+            auto a = co_await instance->acquire("db", "c");
+            codes.emplace_back(code(a));
+          },
+          asio::detached);
     }
     while (codes.size() < 5) co_await sleep_for(5ms);
   });
@@ -348,10 +359,13 @@ TEST_F(InstanceTest, ShutdownReleasesWaitersWith57P01) {
     co_await instance->adopt();
     auto executor = co_await asio::this_coro::executor;
     for (int i = 0; i < 3; ++i) {
-      asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
-        auto a = co_await instance->acquire("db", "c");
-        codes.emplace_back(code(a));
-      }, asio::detached);
+      asio::co_spawn(
+          executor,
+          [&]() -> asio::awaitable<void> {
+            auto a = co_await instance->acquire("db", "c");
+            codes.emplace_back(code(a));
+          },
+          asio::detached);
     }
     co_await sleep_for(20ms);
     instance->begin_shutdown();

@@ -187,7 +187,10 @@ TEST_F(LogTest, MacroWritesNothingAndFormatsNothingBelowTheLevel) {
   PGNAP_LOG(kDebug, "ctx" << count(), "debug " << count());
   PGNAP_LOG(kInfo, "ctx" << count(), "info " << count());
   EXPECT_EQ(formatted, 0);  // the level is checked before the operands are evaluated
-  PGNAP_LOG(kWarning, "instance=" << "main", "warning " << 42);
+  PGNAP_LOG(kWarning,
+            "instance="
+                << "main",
+            "warning " << 42);
   PGNAP_LOG(kError, "ctx" << count(), "error " << count());
   EXPECT_EQ(formatted, 2);
   const std::string out = captured.take();

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <gtest/gtest.h>
 
 #include "protocol/encode.h"
 #include "tests/daemon/test_sockets.h"
@@ -92,9 +92,10 @@ struct RelayTest : ::testing::Test {
     auto [ss, s] = socket_pair(io);
     server = std::move(s);
     server_side.emplace(std::move(ss));
-    relay.emplace(*client_side, *server_side, kMaxClientMessage,
-                  [this](const protocol::BackendKeyData& key) { keys.push_back(key); },
-                  RelayCounters{&bytes_to_server, &bytes_to_client});
+    relay.emplace(
+        *client_side, *server_side, kMaxClientMessage,
+        [this](const protocol::BackendKeyData& key) { keys.push_back(key); },
+        RelayCounters{&bytes_to_server, &bytes_to_client});
   }
 
   SessionActivity& activity() { return relay->activity(); }
@@ -105,12 +106,20 @@ struct RelayTest : ::testing::Test {
   template <typename Script>
   void run(Script script) {
     bool scripted = false;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> { end = co_await relay->run(); },
-                   [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await script();
-      scripted = true;
-    }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { end = co_await relay->run(); },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await script();
+          scripted = true;
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
     io.run_for(20s);
     ASSERT_TRUE(scripted) << "the script did not finish";
     ASSERT_TRUE(end.has_value()) << "the relay did not end";
@@ -140,7 +149,8 @@ TEST_F(RelayTest, BytesPassUnchangedBothWays) {
   run([&]() -> asio::awaitable<void> {
     const std::string up = query("SELECT 1") + parse("SELECT $1") + bind() + execute() + sync();
     EXPECT_EQ(co_await to_server(up), up);
-    const std::string down = message('T', "\0\0"s) + data_row("1") + command_complete("SELECT 1") + ready_for_query('I');
+    const std::string down = message('T', "\0\0"s) + data_row("1") + command_complete("SELECT 1") +
+                             ready_for_query('I');
     EXPECT_EQ(co_await to_client(down), down);
     relay->close_idle();
   });
@@ -474,16 +484,22 @@ TEST_F(RelayTest, CloseIdleEndsTheRelayWithIdleClosed) {
 TEST_F(RelayTest, CancellingTheRelayEndsItWithShutdown) {
   asio::cancellation_signal shutdown;
   bool scripted = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> { end = co_await relay->run(); },
-                 asio::bind_cancellation_slot(shutdown.slot(), [](std::exception_ptr e) {
-                   if (e) std::rethrow_exception(e);
-                 }));
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    (void)co_await to_client(ready_for_query('I'));
-    shutdown.emit(asio::cancellation_type::terminal);
-    co_await wait_for_end();
-    scripted = true;
-  }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { end = co_await relay->run(); },
+      asio::bind_cancellation_slot(shutdown.slot(), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      }));
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        (void)co_await to_client(ready_for_query('I'));
+        shutdown.emit(asio::cancellation_type::terminal);
+        co_await wait_for_end();
+        scripted = true;
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
   io.run_for(20s);
   ASSERT_TRUE(scripted);
   ASSERT_TRUE(end.has_value());

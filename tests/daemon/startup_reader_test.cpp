@@ -7,12 +7,12 @@
 #include <optional>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <gtest/gtest.h>
 
-#include "tests/daemon/test_sockets.h"
 #include "protocol/encode.h"
+#include "tests/daemon/test_sockets.h"
 
 namespace pgnap::daemon {
 namespace {
@@ -57,15 +57,25 @@ struct StartupReaderTest : ::testing::Test {
     const Clock::time_point deadline = Clock::now() + login_timeout;
     bool read = false;
     bool scripted = false;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      const TlsServer* no_tls = nullptr;
-      outcome = co_await read_startup(*gateway, deadline, no_tls);
-      read = true;
-    }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await script();
-      scripted = true;
-    }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          const TlsServer* no_tls = nullptr;
+          outcome = co_await read_startup(*gateway, deadline, no_tls);
+          read = true;
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await script();
+          scripted = true;
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
     io.run_for(20s);
     ASSERT_TRUE(read) << "read_startup() did not finish";
     ASSERT_TRUE(scripted) << "the client's script did not finish";
@@ -202,7 +212,8 @@ void expect_protocol_violation(const StartupOutcome& outcome, const std::string&
   EXPECT_EQ(outcome.error.sqlstate, protocol::sqlstate::kProtocolViolation);
   EXPECT_EQ(outcome.error.severity, "FATAL");
   const auto fields = decode_error_response(wire);
-  ASSERT_TRUE(fields.has_value()) << "the client did not receive exactly one ErrorResponse: " << ::testing::PrintToString(wire);
+  ASSERT_TRUE(fields.has_value()) << "the client did not receive exactly one ErrorResponse: "
+                                  << ::testing::PrintToString(wire);
   EXPECT_EQ(fields->at('C'), "08P01");
   EXPECT_EQ(fields->at('S'), "FATAL");
   EXPECT_EQ(fields->at('M'), outcome.error.message);
@@ -323,10 +334,13 @@ TEST_F(StartupReaderTest, SilenceUntilTheDeadlineIsRefusedAsALoginTimeout) {
 TEST_F(StartupReaderTest, AnSslRequestDoesNotRestartTheLoginDeadline) {
   // The deadline covers the whole startup phase, negotiation included.
   std::string answer;
-  run(kSslRequest, [&]() -> asio::awaitable<void> {
-    answer = co_await read_exactly(client, 1);
-    refusal_on_the_wire = co_await read_to_eof(client);
-  }, 500ms);
+  run(
+      kSslRequest,
+      [&]() -> asio::awaitable<void> {
+        answer = co_await read_exactly(client, 1);
+        refusal_on_the_wire = co_await read_to_eof(client);
+      },
+      500ms);
   EXPECT_EQ(answer, "N");
   ASSERT_EQ(outcome.kind, Kind::kLoginTimeout) << outcome.reason;
   expect_protocol_violation(outcome, refusal_on_the_wire);

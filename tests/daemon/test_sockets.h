@@ -14,6 +14,7 @@
 #include <system_error>
 #include <utility>
 
+#include <gtest/gtest.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
@@ -21,7 +22,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <gtest/gtest.h>
 
 #include "daemon/net.h"
 #include "protocol/wire.h"
@@ -29,12 +29,12 @@
 namespace pgnap::daemon::test_support {
 
 // gtest's ASSERT_* return from the function, which a coroutine cannot do.
-#define CO_ASSERT_TRUE(cond)                                      \
-  do {                                                            \
-    if (!(cond)) {                                                \
-      ADD_FAILURE() << "assertion failed: " #cond;                \
-      co_return;                                                  \
-    }                                                             \
+#define CO_ASSERT_TRUE(cond)                       \
+  do {                                             \
+    if (!(cond)) {                                 \
+      ADD_FAILURE() << "assertion failed: " #cond; \
+      co_return;                                   \
+    }                                              \
   } while (0)
 #define CO_ASSERT_FALSE(cond) CO_ASSERT_TRUE(!(cond))
 

@@ -57,8 +57,8 @@ Cert make_cert(EVP_PKEY* key, const std::string& common_name) {
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                             -1, 0);
   X509_set_issuer_name(cert.get(), name);
   const EVP_MD* digest = EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 ? nullptr : EVP_sha256();
   if (X509_sign(cert.get(), key, digest) == 0) throw std::runtime_error("cannot sign the certificate");
@@ -91,16 +91,13 @@ class TlsServerTest : public ::testing::Test {
   config::TlsConfig write_pair(const std::string& name, const std::string& cn, const char* key_type = "EC") {
     Pkey key = make_key(key_type);
     Cert cert = make_cert(key.get(), cn);
-    write_pem(path(name + ".key"), [&](FILE* f) {
-      return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-    });
+    write_pem(path(name + ".key"),
+              [&](FILE* f) { return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr); });
     write_pem(path(name + ".crt"), [&](FILE* f) { return PEM_write_X509(f, cert.get()); });
     return config::TlsConfig{"require", path(name + ".crt"), path(name + ".key"), ""};
   }
 
-  void write_text(const std::string& file, const std::string& text) {
-    std::ofstream(path(file)) << text;
-  }
+  void write_text(const std::string& file, const std::string& text) { std::ofstream(path(file)) << text; }
 
   template <class Write>
   static void write_pem(const std::string& file, Write write) {
@@ -193,8 +190,7 @@ TEST_F(TlsServerTest, CaRequiresAndVerifiesClientCertificates) {
   std::string error;
   auto context = make_server_context(config, error);
   ASSERT_NE(context, nullptr) << error;
-  EXPECT_EQ(SSL_CTX_get_verify_mode(context->native_handle()),
-            SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+  EXPECT_EQ(SSL_CTX_get_verify_mode(context->native_handle()), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
   // The client context has no certificate to show.
   EXPECT_EQ(handshake(context), "");
 }

@@ -65,9 +65,8 @@ std::vector<Expected> walk(std::string_view s, bool& invalid) {
 }
 
 bool is_sqlstate(std::string_view v) {
-  return v.size() == 5 && std::all_of(v.begin(), v.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
-         });
+  return v.size() == 5 &&
+         std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
 }
 
 // The first 'C' field of an ErrorResponse/NoticeResponse body, if it ends inside `head` and
@@ -117,7 +116,8 @@ void check_stream(std::string_view stream, std::size_t chunk_size) {
 
       // ReadyForQuery: 5 bytes, one of the three statuses.
       const auto ready = parse_ready_for_query(m);
-      const bool ready_ok = e.type == 'Z' && e.length == 5 && std::string_view("ITE").find(head[0]) != std::string_view::npos;
+      const bool ready_ok = e.type == 'Z' && e.length == 5 &&
+                            std::string_view("ITE").find(head[0]) != std::string_view::npos;
       check(ready.has_value() == ready_ok);
       if (ready) check(*ready == head[0]);
 

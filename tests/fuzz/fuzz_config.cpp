@@ -100,9 +100,8 @@ void check_instance(const config::InstanceConfig& instance) {
   check(a.vcpus > 0 && a.pue >= 1);
   check(!a.power_watts || (std::isfinite(*a.power_watts) && *a.power_watts > 0));
   check(!a.busy_power_watts || (std::isfinite(*a.busy_power_watts) && *a.busy_power_watts > 0));
-  check(a.currency.size() == 3 && std::all_of(a.currency.begin(), a.currency.end(), [](char c) {
-          return c >= 'A' && c <= 'Z';
-        }));
+  check(a.currency.size() == 3 &&
+        std::all_of(a.currency.begin(), a.currency.end(), [](char c) { return c >= 'A' && c <= 'Z'; }));
   check(a.grid_year >= 1990 && a.grid_year <= 2100);
   check_duration(a.wake_billed_minimum, config::Duration(0), kYear);
 }
@@ -155,9 +154,9 @@ void check_addresses_round_trip(const config::Config& config) {
   for (const config::ListenAddress& address : config.gateway.listen) text += toml_string(address.to_string()) + ", ";
   text += "]\n[metrics]\nlisten = " + toml_string(config.metrics.listen) + "\n";
   for (const config::InstanceConfig& instance : config.instances) {
-    text += "[instances." + instance.name + "]\nbackend = \"exec\"\naddress = " +
-            toml_string(instance.address.to_string()) + "\ndatabases = [" + toml_string(instance.name) +
-            "]\nexec = { start = [\"true\"], stop = [\"true\"] }\n";
+    text += "[instances." + instance.name +
+            "]\nbackend = \"exec\"\naddress = " + toml_string(instance.address.to_string()) + "\ndatabases = [" +
+            toml_string(instance.name) + "]\nexec = { start = [\"true\"], stop = [\"true\"] }\n";
   }
   config::Config again;
   try {
@@ -227,7 +226,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const config::ConfigLoadError& e) {
     check_errors(e, text);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "fuzz_config: config::parse_config threw something other than config::ConfigLoadError: %s\n", e.what());
+    std::fprintf(stderr, "fuzz_config: config::parse_config threw something other than config::ConfigLoadError: %s\n",
+                 e.what());
     std::abort();
   } catch (...) {
     std::fprintf(stderr, "fuzz_config: config::parse_config threw something other than an exception\n");

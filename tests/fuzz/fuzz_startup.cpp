@@ -58,9 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const StartupDecodeResult r = decode_startup(input);
   check(r.consumed <= size);
   switch (r.status) {
-    case DecodeStatus::kNeedMoreData:
-      check(r.consumed == 0 && r.error.empty());
-      break;
+    case DecodeStatus::kNeedMoreData: check(r.consumed == 0 && r.error.empty()); break;
     case DecodeStatus::kInvalid:
       check(r.consumed == 0);
       check_error_text(r.error);

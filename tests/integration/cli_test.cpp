@@ -51,13 +51,19 @@ TEST_F(CliTest, CheckAcceptsAGoodConfigAndPrintsTheRoutingTable) {
   Cluster main_cluster;
   Cluster shop_cluster;
   auto options = GatewayOptions::for_cluster(main_cluster);
-  options.extra_toml = "\n[instances.shop]\n"
-                       "databases = [\"shop\", \"shop_staging\"]\n"
-                       "backend = \"pg_ctl\"\n"
-                       "address = \"" + shop_cluster.address() + "\"\n"
-                       "[instances.shop.pg_ctl]\n"
-                       "data_dir = \"" + shop_cluster.data_dir() + "\"\n"
-                       "bin_dir = \"" + pg_bin_dir() + "\"\n";
+  options.extra_toml =
+      "\n[instances.shop]\n"
+      "databases = [\"shop\", \"shop_staging\"]\n"
+      "backend = \"pg_ctl\"\n"
+      "address = \"" +
+      shop_cluster.address() +
+      "\"\n"
+      "[instances.shop.pg_ctl]\n"
+      "data_dir = \"" +
+      shop_cluster.data_dir() +
+      "\"\n"
+      "bin_dir = \"" +
+      pg_bin_dir() + "\"\n";
   const std::string path = write_config(options);
 
   const auto r = pgnap({"check", "-c", path});

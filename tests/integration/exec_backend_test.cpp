@@ -71,18 +71,25 @@ class Scripts {
     const std::string pg_ctl = sh_quote(pg_bin_dir() + "/pg_ctl");
     const std::string data = sh_quote(cluster.data_dir());
     const std::string log = dir_.path() + "/calls.log";
-    write_script("start.sh",
-                 "echo \"start $MARKER\" >>" + sh_quote(log) + "\n"
-                 "if [ -f " + sh_quote(path("hang")) + " ]; then\n"
-                 "  echo $$ >>" + sh_quote(path("hung.pids")) + "\n"
-                 "  sleep 1000 &\n"
-                 "  echo $! >>" + sh_quote(path("hung.pids")) + "\n"
-                 "  wait\n"
-                 "fi\n"
-                 "exec " + pg_ctl + " start -D " + data + " -l " + sh_quote(cluster.log_file()) +
-                     " -w -t 30 -s\n");
-    write_script("stop.sh", "echo stop >>" + sh_quote(log) + "\nexec " + pg_ctl + " stop -D " + data +
-                                " -m fast -w -t 30 -s\n");
+    write_script("start.sh", "echo \"start $MARKER\" >>" + sh_quote(log) +
+                                 "\n"
+                                 "if [ -f " +
+                                 sh_quote(path("hang")) +
+                                 " ]; then\n"
+                                 "  echo $$ >>" +
+                                 sh_quote(path("hung.pids")) +
+                                 "\n"
+                                 "  sleep 1000 &\n"
+                                 "  echo $! >>" +
+                                 sh_quote(path("hung.pids")) +
+                                 "\n"
+                                 "  wait\n"
+                                 "fi\n"
+                                 "exec " +
+                                 pg_ctl + " start -D " + data + " -l " + sh_quote(cluster.log_file()) +
+                                 " -w -t 30 -s\n");
+    write_script("stop.sh",
+                 "echo stop >>" + sh_quote(log) + "\nexec " + pg_ctl + " stop -D " + data + " -m fast -w -t 30 -s\n");
     write_script("status.sh", "echo status >>" + sh_quote(log) + "\nexec " + pg_ctl + " status -D " + data + "\n");
     chown_to_postgres(dir_.path());
   }
@@ -90,9 +97,7 @@ class Scripts {
   [[nodiscard]] const std::string& dir() const { return dir_.path(); }
   [[nodiscard]] std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
   [[nodiscard]] std::string calls() const { return read_file(path("calls.log")); }
-  [[nodiscard]] std::size_t count(std::string_view call) const {
-    return count_lines_containing(calls(), call);
-  }
+  [[nodiscard]] std::size_t count(std::string_view call) const { return count_lines_containing(calls(), call); }
   void set_hang(bool hang) {
     if (hang) {
       write_file(path("hang"), "");
@@ -234,9 +239,7 @@ void hanging_start(const std::string& wake_timeout, const std::string& exec_extr
   EXPECT_TRUE(gateway.running());
 }
 
-TEST(ExecBackendTest, AHangingStartIsKilledAtItsStartTimeout) {
-  hanging_start("30s", "start_timeout = \"2s\"\n", 8s);
-}
+TEST(ExecBackendTest, AHangingStartIsKilledAtItsStartTimeout) { hanging_start("30s", "start_timeout = \"2s\"\n", 8s); }
 
 TEST(ExecBackendTest, AHangingStartIsKilledAtTheWakeTimeout) {
   // start_timeout defaults to wake_timeout.
@@ -318,8 +321,7 @@ TEST(ExecBackendTest, ABareProgramIsFoundOnThePathSetInEnv) {
   instance.start = {"start.sh"};
   instance.stop = {"stop.sh"};
   instance.status = {"status.sh"};
-  instance.exec_extra =
-      "env = { MARKER = \"on-path\", PATH = " + toml_quote(scripts.dir() + ":/usr/bin:/bin") + " }\n";
+  instance.exec_extra = "env = { MARKER = \"on-path\", PATH = " + toml_quote(scripts.dir() + ":/usr/bin:/bin") + " }\n";
   Gateway gateway(with_instances(exec_toml(instance)), &cluster);
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
 

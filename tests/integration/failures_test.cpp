@@ -54,8 +54,7 @@ TEST(FailuresTest, WakeOfABrokenClusterFailsWith57P03ThatSaysWhyThenServesOnceFi
   // The detail carries the server log's tail: the operator sees the bad setting.
   EXPECT_THAT(first.server.detail, HasSubstr("shared_buffers")) << first.error;
   EXPECT_TRUE(gateway.wait_for_log("wake failed", 5s)) << gateway.log();
-  EXPECT_EQ(count_lines_with_all(gateway.log(), {"wake failed", "instance=main"}),
-            gateway.count_in_log("wake failed"));
+  EXPECT_EQ(count_lines_with_all(gateway.log(), {"wake failed", "instance=main"}), gateway.count_in_log("wake failed"));
   EXPECT_FALSE(cluster.is_running());
 
   // Still broken: the next client is refused as well (at once during the backoff, or by a

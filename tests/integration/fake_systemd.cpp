@@ -172,8 +172,8 @@ int main(int argc, char** argv) {
 
   r = sd_bus_add_object_vtable(fake.bus, nullptr, kManagerPath, kManager, kManagerVtable, &fake);
   if (r < 0) return fatal("add the Manager object", r);
-  r = sd_bus_add_object_vtable(fake.bus, nullptr, fake.unit_path.c_str(), "org.freedesktop.systemd1.Unit",
-                               kUnitVtable, &fake);
+  r = sd_bus_add_object_vtable(fake.bus, nullptr, fake.unit_path.c_str(), "org.freedesktop.systemd1.Unit", kUnitVtable,
+                               &fake);
   if (r < 0) return fatal("add the Unit object", r);
   r = sd_bus_request_name(fake.bus, "org.freedesktop.systemd1", 0);
   if (r < 0) return fatal("request the name org.freedesktop.systemd1", r);

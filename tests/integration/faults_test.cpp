@@ -59,9 +59,7 @@ long rss_kb(pid_t pid) {
   processes.push_back(postmaster);
   if (::kill(postmaster, SIGKILL) != 0) return ::testing::AssertionFailure() << "kill failed";
   const bool gone = wait_until(
-      [&] {
-        return std::all_of(processes.begin(), processes.end(), [](pid_t pid) { return process_gone(pid); });
-      },
+      [&] { return std::all_of(processes.begin(), processes.end(), [](pid_t pid) { return process_gone(pid); }); },
       15s);
   if (!gone) return ::testing::AssertionFailure() << "the killed postmaster or its children were not reaped";
   return ::testing::AssertionSuccess();
@@ -279,8 +277,8 @@ TEST(FaultsTest, Kill9WhileWakingAwakeAndAsleepRestartsAdoptRealityAndTheLedgerN
   double counted = 0;
   for (std::size_t i = 0; i < intervals.size(); ++i) {
     const auto& iv = intervals[i];
-    SCOPED_TRACE("interval " + std::to_string(i) + " (" + iv.state + ", " + iv.start_reason + " .. " +
-                 iv.end_reason + ")");
+    SCOPED_TRACE("interval " + std::to_string(i) + " (" + iv.state + ", " + iv.start_reason + " .. " + iv.end_reason +
+                 ")");
     states.push_back(iv.state);
     EXPECT_FALSE(iv.open);
     EXPECT_LE(iv.start, iv.end);
@@ -411,11 +409,11 @@ rlim_t soft_descriptor_limit(pid_t pid) {
 }
 
 struct FloodResult {
-  std::size_t served = 0;   // got ReadyForQuery after their startup
-  int working = 0;          // of those, answered a query
-  int refused = 0;          // FATAL 53300 "too many connections"
+  std::size_t served = 0;  // got ReadyForQuery after their startup
+  int working = 0;         // of those, answered a query
+  int refused = 0;         // FATAL 53300 "too many connections"
   std::vector<std::string> other;
-  long peak_rss = 0;        // pgnap's VmRSS, sampled while it held the connections
+  long peak_rss = 0;  // pgnap's VmRSS, sampled while it held the connections
   Millis took{0};
 };
 
@@ -536,7 +534,8 @@ TEST(FaultsTest, TwoThousandConnectionsAtOnceAgainstMaxClients500) {
   // (Polled: pgnap gives its memory back just after it has closed the last socket.)
   constexpr long kMarginKb = 6 * 1024;
   long after_rss = 0;
-  EXPECT_TRUE(!kRssIsPgnaps || wait_until([&] { return (after_rss = rss_kb(gateway.pid())) <= idle_rss + kMarginKb; }, 5s))
+  EXPECT_TRUE(!kRssIsPgnaps ||
+              wait_until([&] { return (after_rss = rss_kb(gateway.pid())) <= idle_rss + kMarginKb; }, 5s))
       << "idle " << idle_rss << " kB, peak " << first.peak_rss << " kB, after " << after_rss << " kB";
 
   // A second flood reuses what the first left: a leak of 500 bytes per connection would add 1 MB.
@@ -547,7 +546,8 @@ TEST(FaultsTest, TwoThousandConnectionsAtOnceAgainstMaxClients500) {
   EXPECT_TRUE(second.other.empty()) << ::testing::PrintToString(second.other);
   EXPECT_TRUE(back_to_rest()) << "pgnap holds " << sockets << " sockets, " << baseline << " at rest";
   long after_second = 0;
-  EXPECT_TRUE(!kRssIsPgnaps || wait_until([&] { return (after_second = rss_kb(gateway.pid())) <= after_rss + 1024; }, 5s))
+  EXPECT_TRUE(!kRssIsPgnaps ||
+              wait_until([&] { return (after_second = rss_kb(gateway.pid())) <= after_rss + 1024; }, 5s))
       << "the second flood left " << after_second - after_rss << " kB more";
   std::cout << "pgnap RSS: idle " << idle_rss << " kB; first flood (" << first.took.count() << " ms): peak "
             << first.peak_rss << " kB, after " << after_rss << " kB; second flood (" << second.took.count()

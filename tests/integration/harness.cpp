@@ -101,12 +101,11 @@ const std::string& ensure_template() {
       fs::remove_all(staging);
       TempDir work(true);
       const std::string work_data = work.path() + "/data";
-      const auto init = run_command(
-          as_postgres({pg_bin_dir() + "/initdb", "-D", work_data, "-U", "postgres",
-                       "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions",
-                       // 1 MB WAL segments instead of 16: a smaller template copies faster.
-                       "--wal-segsize=1"}),
-          180s);
+      const auto init = run_command(as_postgres({pg_bin_dir() + "/initdb", "-D", work_data, "-U", "postgres",
+                                                 "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions",
+                                                 // 1 MB WAL segments instead of 16: a smaller template copies faster.
+                                                 "--wal-segsize=1"}),
+                                    180s);
       if (init.exit_code != 0) fail("initdb of the template cluster failed: " + init.describe());
       append_file(work_data + "/postgresql.conf",
                   "\n# pgnap integration tests: durability off (throwaway clusters), small, and\n"
@@ -137,8 +136,8 @@ Cluster::Cluster(ClusterOptions options) : dir_(true), tcp_(options.tcp) {
   fs::create_directory(socket_dir());
   fs::permissions(socket_dir(), fs::perms::owner_all, fs::perm_options::replace);
   if (tcp_) port_ = free_tcp_port();
-  append_conf("port = " + std::to_string(port_) + "\nunix_socket_directories = '" +
-              socket_dir() + "'\n" + (tcp_ ? "listen_addresses = '127.0.0.1'\n" : ""));
+  append_conf("port = " + std::to_string(port_) + "\nunix_socket_directories = '" + socket_dir() + "'\n" +
+              (tcp_ ? "listen_addresses = '127.0.0.1'\n" : ""));
   chown_to_postgres(dir());
 }
 
@@ -146,9 +145,9 @@ Cluster::~Cluster() {
   dump_on_failure();
   if (fs::exists(data_dir() + "/postmaster.pid")) {
     const pid_t pid = postmaster_pid();
-    (void)run_command(as_postgres({pg_bin_dir() + "/pg_ctl", "stop", "-D", data_dir(), "-m",
-                                   "immediate", "-w", "-t", "30", "-s"}),
-                      40s);
+    (void)run_command(
+        as_postgres({pg_bin_dir() + "/pg_ctl", "stop", "-D", data_dir(), "-m", "immediate", "-w", "-t", "30", "-s"}),
+        40s);
     if (pid > 0 && process_alive(pid)) ::kill(pid, SIGKILL);
   }
 }
@@ -161,36 +160,31 @@ void Cluster::dump_on_failure() const {
                 log.empty() ? "(empty: the server never started)\n" : tail_lines(log, 40));
 }
 
-std::string Cluster::address() const {
-  return tcp_ ? "127.0.0.1:" + std::to_string(port_) : socket_dir();
-}
+std::string Cluster::address() const { return tcp_ ? "127.0.0.1:" + std::to_string(port_) : socket_dir(); }
 
 std::string Cluster::conninfo_direct(const std::string& dbname) const {
-  return "host=" + (tcp_ ? std::string("127.0.0.1") : socket_dir()) +
-         " port=" + std::to_string(port_) + " user=postgres dbname=" + dbname;
+  return "host=" + (tcp_ ? std::string("127.0.0.1") : socket_dir()) + " port=" + std::to_string(port_) +
+         " user=postgres dbname=" + dbname;
 }
 
 void Cluster::start() {
-  const auto r = run_command(as_postgres({pg_bin_dir() + "/pg_ctl", "start", "-D", data_dir(),
-                                          "-l", log_file(), "-w", "-t", "60", "-s"}),
-                             90s);
+  const auto r = run_command(
+      as_postgres({pg_bin_dir() + "/pg_ctl", "start", "-D", data_dir(), "-l", log_file(), "-w", "-t", "60", "-s"}),
+      90s);
   if (r.exit_code != 0) {
-    fail("pg_ctl start failed: " + r.describe() + "\nserver log:\n" +
-         tail_lines(server_log(), 20));
+    fail("pg_ctl start failed: " + r.describe() + "\nserver log:\n" + tail_lines(server_log(), 20));
   }
 }
 
 void Cluster::stop(const std::string& mode) {
-  const auto r = run_command(as_postgres({pg_bin_dir() + "/pg_ctl", "stop", "-D", data_dir(),
-                                          "-m", mode, "-w", "-t", "60", "-s"}),
-                             90s);
+  const auto r = run_command(
+      as_postgres({pg_bin_dir() + "/pg_ctl", "stop", "-D", data_dir(), "-m", mode, "-w", "-t", "60", "-s"}), 90s);
   if (r.exit_code != 0) fail("pg_ctl stop failed: " + r.describe());
 }
 
 bool Cluster::is_running() const {
   // pg_ctl status: 0 running, 3 not running, 4 no data directory.
-  return run_command(as_postgres({pg_bin_dir() + "/pg_ctl", "status", "-D", data_dir()}), 30s)
-             .exit_code == 0;
+  return run_command(as_postgres({pg_bin_dir() + "/pg_ctl", "status", "-D", data_dir()}), 30s).exit_code == 0;
 }
 
 pid_t Cluster::postmaster_pid() const {
@@ -200,17 +194,14 @@ pid_t Cluster::postmaster_pid() const {
 }
 
 int Cluster::ready_count() const {
-  return static_cast<int>(
-      count_lines_containing(server_log(), "database system is ready to accept connections"));
+  return static_cast<int>(count_lines_containing(server_log(), "database system is ready to accept connections"));
 }
 
 std::string Cluster::server_log() const { return read_file(log_file()); }
 std::string Cluster::conf() const { return read_file(data_dir() + "/postgresql.conf"); }
 // The file exists and belongs to postgres; rewriting it in place keeps its owner.
 void Cluster::set_conf(const std::string& text) { write_file(data_dir() + "/postgresql.conf", text); }
-void Cluster::append_conf(const std::string& lines) {
-  append_file(data_dir() + "/postgresql.conf", "\n" + lines);
-}
+void Cluster::append_conf(const std::string& lines) { append_file(data_dir() + "/postgresql.conf", "\n" + lines); }
 
 // ---- WrapperBinDir ---------------------------------------------------------------------------
 
@@ -225,7 +216,9 @@ WrapperBinDir::WrapperBinDir() : dir_(true) {
       "# harness.cpp): logs each call; if the test asked for a slow or hung start or stop\n"
       "# (file start_delay / stop_delay: seconds, or \"infinity\"), sleeps first, in the\n"
       "# foreground like any slow command; then runs the real pg_ctl.\n"
-      "dir='" + path() + "'\n"
+      "dir='" +
+      path() +
+      "'\n"
       "echo \"$$ $*\" >>\"$dir/invocations.log\"\n"
       "action=\n"
       "for arg in \"$@\"; do\n"
@@ -241,12 +234,12 @@ WrapperBinDir::WrapperBinDir() : dir_(true) {
       "  # The inner shell records its pid, then becomes the sleep (exec keeps the pid).\n"
       "  sh -c 'echo $$ >>\"$1\"; exec sleep \"$2\"' pg_ctl-delay \"$dir/sleep.pids\" \"$delay\"\n"
       "fi\n"
-      "exec '" + pg_bin_dir() + "/pg_ctl' \"$@\"\n";
+      "exec '" +
+      pg_bin_dir() + "/pg_ctl' \"$@\"\n";
   const std::string script_path = path() + "/pg_ctl";
   write_file(script_path, script);
-  fs::permissions(script_path, fs::perms::owner_all | fs::perms::group_read |
-                                   fs::perms::group_exec | fs::perms::others_read |
-                                   fs::perms::others_exec);
+  fs::permissions(script_path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                   fs::perms::others_read | fs::perms::others_exec);
   chown_to_postgres(path());
 }
 
@@ -255,8 +248,7 @@ WrapperBinDir::~WrapperBinDir() {
     print_section("pg_ctl wrapper calls in " + path(), tail_lines(invocation_log(), 40));
   }
   for (pid_t pid : sleep_pids()) {
-    if (process_alive(pid) &&
-        read_file("/proc/" + std::to_string(pid) + "/comm").starts_with("sleep")) {
+    if (process_alive(pid) && read_file("/proc/" + std::to_string(pid) + "/comm").starts_with("sleep")) {
       ::kill(pid, SIGKILL);
     }
   }
@@ -277,9 +269,7 @@ void WrapperBinDir::set_start_delay(std::optional<double> seconds) {
   write_file(path() + "/start_delay", sleep_argument(seconds));
 }
 
-void WrapperBinDir::set_stop_delay(double seconds) {
-  write_file(path() + "/stop_delay", sleep_argument(seconds));
-}
+void WrapperBinDir::set_stop_delay(double seconds) { write_file(path() + "/stop_delay", sleep_argument(seconds)); }
 
 int WrapperBinDir::invocations(const std::string& action) const {
   int count = 0;
@@ -365,8 +355,7 @@ std::string render_config(const GatewayOptions& o, const std::string& ledger_pat
   return s.str();
 }
 
-Gateway::Gateway(GatewayOptions options, const Cluster* cluster)
-    : dir_(false), cluster_(cluster) {
+Gateway::Gateway(GatewayOptions options, const Cluster* cluster) : dir_(false), cluster_(cluster) {
   const std::string binary = pgnap_binary();
   if (::access(binary.c_str(), X_OK) != 0) fail("no pgnap binary at " + binary);
   ledger_ = options.ledger.empty() ? dir_.path() + "/ledger.db" : options.ledger;
@@ -400,11 +389,10 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster)
     if (port_ != 0 && (options.metrics_listen.empty() || metrics_port_ != 0)) return;
   }
   const std::string why = running() ? "did not log `listening on 127.0.0.1:PORT` within 15 s"
-                                    : "exited with status " +
-                                          std::to_string(decode_wait_status(status_));
+                                    : "exited with status " + std::to_string(decode_wait_status(status_));
   kill9();
-  fail("pgnap " + why + "\nconfig " + config_path() + ":\n" + read_file(config_path()) +
-       "\npgnap log:\n" + tail_lines(this->log(), 40));
+  fail("pgnap " + why + "\nconfig " + config_path() + ":\n" + read_file(config_path()) + "\npgnap log:\n" +
+       tail_lines(this->log(), 40));
 }
 
 Gateway::~Gateway() {
@@ -437,8 +425,7 @@ std::string Gateway::conninfo(const std::string& dbname) const {
 
 std::string Gateway::log() const { return read_file(log_path()); }
 
-std::size_t Gateway::count_in_log(std::string_view needle,
-                                  std::initializer_list<std::string_view> unless) const {
+std::size_t Gateway::count_in_log(std::string_view needle, std::initializer_list<std::string_view> unless) const {
   return count_lines_containing(log(), needle, unless);
 }
 

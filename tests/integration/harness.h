@@ -46,11 +46,11 @@ namespace pgnap::it {
 
 // ---- Build-time facts (compile definitions from tests/integration/CMakeLists.txt) --------
 
-[[nodiscard]] std::string pgnap_binary();  // the pgnap built alongside the tests
-[[nodiscard]] std::string pg_bin_dir();    // PostgreSQL server binaries (initdb, pg_ctl, ...)
-[[nodiscard]] std::string template_dir();  // where the template cluster is kept
-[[nodiscard]] std::string source_dir();    // the repository (for examples/)
-[[nodiscard]] std::string pgnap_version(); // the project version pgnap --version must print
+[[nodiscard]] std::string pgnap_binary();   // the pgnap built alongside the tests
+[[nodiscard]] std::string pg_bin_dir();     // PostgreSQL server binaries (initdb, pg_ctl, ...)
+[[nodiscard]] std::string template_dir();   // where the template cluster is kept
+[[nodiscard]] std::string source_dir();     // the repository (for examples/)
+[[nodiscard]] std::string pgnap_version();  // the project version pgnap --version must print
 
 // ---- Quoting, for the config files and scripts the tests write -------------------------------
 
@@ -152,7 +152,7 @@ class WrapperBinDir {
 // rendered [instances.main] and its [instances.main.pg_ctl] (another backend, several
 // instances); the instance keys above are then unused.
 struct GatewayOptions {
-  std::string address;   // the instance's address (socket dir or host:port)
+  std::string address;  // the instance's address (socket dir or host:port)
   std::string data_dir;
   std::string log_file;  // the server log pg_ctl -l writes
   std::string bin_dir = pg_bin_dir();
@@ -163,7 +163,7 @@ struct GatewayOptions {
   std::string min_awake = "0s";
   std::string wake_timeout = "30s";
   int max_waiting = 200;
-  std::string ledger;  // "" = ledger.db in the gateway's own directory (gone with it)
+  std::string ledger;          // "" = ledger.db in the gateway's own directory (gone with it)
   std::string metrics_listen;  // [metrics] listen: "" disables, "127.0.0.1:0" for a free port
   std::string gateway_extra;
   std::string instance_extra;
@@ -178,8 +178,7 @@ struct GatewayOptions {
 };
 
 // The TOML text for `options`, with the ledger at `ledger_path`.
-[[nodiscard]] std::string render_config(const GatewayOptions& options,
-                                        const std::string& ledger_path);
+[[nodiscard]] std::string render_config(const GatewayOptions& options, const std::string& ledger_path);
 
 // The real pgnap binary running `pgnap run -c CONFIG` as a child, stderr and stdout to a log
 // file. The constructor returns once pgnap logged `listening on 127.0.0.1:PORT` (throws with

@@ -172,9 +172,8 @@ TEST(HarnessTest, WrapperBinDirDelaysStartAndRecordsItsSleep) {
   WrapperBinDir wrapper;
   wrapper.set_start_delay(1.0);
   const auto start = std::chrono::steady_clock::now();
-  const auto r = run_command(as_postgres({wrapper.path() + "/pg_ctl", "start", "-D",
-                                          cluster.data_dir(), "-l", cluster.log_file(), "-w",
-                                          "-t", "30", "-s"}),
+  const auto r = run_command(as_postgres({wrapper.path() + "/pg_ctl", "start", "-D", cluster.data_dir(), "-l",
+                                          cluster.log_file(), "-w", "-t", "30", "-s"}),
                              60s);
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_GE(std::chrono::steady_clock::now() - start, 1s);
@@ -191,9 +190,8 @@ TEST(HarnessTest, WrapperHungStartDiesWithItsProcessGroup) {
   Cluster cluster;
   WrapperBinDir wrapper;
   wrapper.set_start_delay(std::nullopt);
-  const auto r = run_command(as_postgres({wrapper.path() + "/pg_ctl", "start", "-D",
-                                          cluster.data_dir(), "-l", cluster.log_file(), "-w",
-                                          "-s"}),
+  const auto r = run_command(as_postgres({wrapper.path() + "/pg_ctl", "start", "-D", cluster.data_dir(), "-l",
+                                          cluster.log_file(), "-w", "-s"}),
                              1500ms);
   EXPECT_TRUE(r.timed_out);
   ASSERT_EQ(wrapper.sleep_pids().size(), 1u);
@@ -216,8 +214,7 @@ TEST(HarnessTest, PsqlAndPgbenchRunDirectly) {
   const auto init = run_command({"pgbench", "-i", "-s", "1", "-q", cluster.conninfo_direct()}, 60s);
   ASSERT_EQ(init.exit_code, 0) << init.describe();
   const auto run = run_command(
-      {"pgbench", "-M", "prepared", "-c", "2", "-j", "2", "-T", "1", cluster.conninfo_direct()},
-      60s);
+      {"pgbench", "-M", "prepared", "-c", "2", "-j", "2", "-T", "1", cluster.conninfo_direct()}, 60s);
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   const auto summary = parse_pgbench(run.out);
   EXPECT_TRUE(summary.parsed) << run.out;
@@ -227,10 +224,10 @@ TEST(HarnessTest, PsqlAndPgbenchRunDirectly) {
 }
 
 TEST(HarnessTest, SplitsBackendMessagesAndKeepsAPartialOne) {
-  const std::string error_body = std::string("SFATAL") + '\0' + "VFATAL" + '\0' + "C08P01" +
-                                 '\0' + "Minvalid startup packet" + '\0' + "Dwhy" + '\0' + '\0';
-  const std::string bytes = "E" + be32(static_cast<std::uint32_t>(error_body.size() + 4)) +
-                            error_body + "Z" + be32(5) + "I" + "Z" + be32(5);
+  const std::string error_body = std::string("SFATAL") + '\0' + "VFATAL" + '\0' + "C08P01" + '\0' +
+                                 "Minvalid startup packet" + '\0' + "Dwhy" + '\0' + '\0';
+  const std::string bytes = "E" + be32(static_cast<std::uint32_t>(error_body.size() + 4)) + error_body + "Z" + be32(5) +
+                            "I" + "Z" + be32(5);
   const auto messages = split_backend_messages(bytes);
   ASSERT_EQ(messages.size(), 2u);
   EXPECT_EQ(messages[1].type, 'Z');

@@ -27,9 +27,9 @@ constexpr std::uint32_t kCancelRequest = 80877102;
 struct Malformed {
   std::string name;
   std::string bytes;
-  // docs/architecture.md ("What a client sees"): a malformed packet's message starts "invalid startup packet". A well-formed
-  // packet asking for a protocol version the gateway does not speak may instead say so in
-  // PostgreSQL's own words; the SQLSTATE is 08P01 either way.
+  // docs/architecture.md ("What a client sees"): a malformed packet's message starts "invalid startup packet". A
+  // well-formed packet asking for a protocol version the gateway does not speak may instead say so in PostgreSQL's own
+  // words; the SQLSTATE is 08P01 either way.
   bool unsupported_version = false;
 };
 
@@ -45,8 +45,7 @@ std::vector<Malformed> malformed_startups() {
       {"a length of 4 (no room for a version)", be32(4)},
       {"garbage: an HTTP request", "GET / HTTP/1.1\r\nHost: localhost:5432\r\n\r\n"},
       {"garbage: random-looking bytes",
-       std::string("\x00\x00\x00\x10\xde\xad\xbe\xef\x01\x02\x03\x04\x05\x06\x07\x08", 16),
-       true},
+       std::string("\x00\x00\x00\x10\xde\xad\xbe\xef\x01\x02\x03\x04\x05\x06\x07\x08", 16), true},
       {"protocol 2.0", v2, true},
       {"a length over 10000 bytes", be32(10001) + be32(kProtocol3)},
       {"a packet without its final terminator",
@@ -86,8 +85,7 @@ TEST(HostileInputTest, MalformedStartupsGetFatal08P01AndTheGatewayKeepsServing) 
     EXPECT_EQ(e->severity, "FATAL");
     EXPECT_EQ(e->sqlstate, "08P01");
     if (m.unsupported_version) {
-      EXPECT_THAT(e->message, AnyOf(StartsWith("invalid startup packet"),
-                                    StartsWith("unsupported frontend protocol")));
+      EXPECT_THAT(e->message, AnyOf(StartsWith("invalid startup packet"), StartsWith("unsupported frontend protocol")));
     } else {
       EXPECT_THAT(e->message, StartsWith("invalid startup packet"));
     }
@@ -145,9 +143,7 @@ TEST(HostileInputTest, EncryptionRequestsAreRefusedWithNThenTheStartupIsRelayed)
 
   ASSERT_TRUE(raw.send(startup_packet({{"user", "postgres"}, {"database", "postgres"}})));
   // Trust authentication: AuthenticationOk, ParameterStatus..., BackendKeyData, ReadyForQuery.
-  const auto reply = raw.read_until(
-      ready_for_query_or_error,
-      60s);
+  const auto reply = raw.read_until(ready_for_query_or_error, 60s);
   const auto messages = split_backend_messages(reply.bytes);
   ASSERT_FALSE(messages.empty()) << "no reply to the startup";
   ASSERT_FALSE(first_error(reply.bytes).has_value()) << first_error(reply.bytes)->message;
@@ -176,11 +172,9 @@ TEST(HostileInputTest, NewerMinorVersionIsNegotiatedDownTo30) {
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
 
   auto raw = RawClient::tcp(gateway.port());
-  ASSERT_TRUE(raw.send(startup_packet(
-      {{"user", "postgres"}, {"database", "postgres"}, {"_pq_.future_extension", "on"}}, (3u << 16) | 2u)));
-  const auto reply = raw.read_until(
-      ready_for_query_or_error,
-      60s);
+  ASSERT_TRUE(raw.send(startup_packet({{"user", "postgres"}, {"database", "postgres"}, {"_pq_.future_extension", "on"}},
+                                      (3u << 16) | 2u)));
+  const auto reply = raw.read_until(ready_for_query_or_error, 60s);
   const auto messages = split_backend_messages(reply.bytes);
   ASSERT_GE(messages.size(), 2u) << "no reply to the startup";
   ASSERT_FALSE(first_error(reply.bytes).has_value()) << first_error(reply.bytes)->message;
@@ -219,10 +213,10 @@ struct Barrage {
   // Sent one after the other; before each send but the first, the one-byte answer to an
   // encryption request ('N') is read and must be `preamble`'s next byte.
   std::vector<std::string> sends;
-  std::string preamble;       // bytes that precede the ErrorResponse ("N" per answered request)
-  std::string message;        // the ErrorResponse's message starts with this
-  bool after_startup = false; // a real session first (startup, ReadyForQuery), then `sends`
-  bool stalls = false;        // refused only at login_timeout (an incomplete packet)
+  std::string preamble;        // bytes that precede the ErrorResponse ("N" per answered request)
+  std::string message;         // the ErrorResponse's message starts with this
+  bool after_startup = false;  // a real session first (startup, ReadyForQuery), then `sends`
+  bool stalls = false;         // refused only at login_timeout (an incomplete packet)
 };
 
 constexpr auto kBarrageLoginTimeout = 3s;
@@ -248,8 +242,12 @@ std::vector<Barrage> barrage_cases() {
       {"a negative length (0x80000000)", {be32(0x80000000u) + be32(kProtocol3)}, "", too_long},
       {"a negative length (-1)", {be32(0xffffffffu) + be32(kProtocol3)}, "", too_long},
       // Announced 200 bytes, sent 30, then silence: refused at login_timeout.
-      {"a truncated packet, then silence", {be32(200) + be32(kProtocol3) + user.substr(0, 22)}, "",
-       "invalid startup packet: startup not completed within login_timeout", false, true},
+      {"a truncated packet, then silence",
+       {be32(200) + be32(kProtocol3) + user.substr(0, 22)},
+       "",
+       "invalid startup packet: startup not completed within login_timeout",
+       false,
+       true},
       {"protocol 4.0", {packet(0x00040000, user + '\0')}, "", unsupported},
       {"protocol 0.0", {packet(0, user + '\0')}, "", unsupported},
       {"protocol 1234.5677 (beside the request codes)", {packet(80877101, user + '\0')}, "", unsupported},
@@ -261,30 +259,47 @@ std::vector<Barrage> barrage_cases() {
       // PostgreSQL answers these two with 28000 ("no PostgreSQL user name specified in
       // startup packet"); pgnap refuses them as malformed, before routing.
       {"no user", {packet(kProtocol3, db + '\0')}, "", "invalid startup packet: no user name specified"},
-      {"an empty user", {packet(kProtocol3, std::string("user") + '\0' + '\0' + db + '\0')}, "",
+      {"an empty user",
+       {packet(kProtocol3, std::string("user") + '\0' + '\0' + db + '\0')},
+       "",
        "invalid startup packet: no user name specified"},
       {"a CancelRequest of 12 bytes", {be32(12) + be32(kCancelRequest) + be32(1)}, "", bad},
       {"a CancelRequest of 20 bytes", {be32(20) + be32(kCancelRequest) + be32(1) + be32(2) + be32(3)}, "", bad},
       {"an SSLRequest of 12 bytes", {be32(12) + be32(kSslRequest) + be32(0)}, "", bad},
       // Anything sent before the answer to an encryption request is refused (PostgreSQL:
       // "received unencrypted data after SSL request").
-      {"a startup pipelined after an SSLRequest", {ssl + startup}, "",
+      {"a startup pipelined after an SSLRequest",
+       {ssl + startup},
+       "",
        "invalid startup packet: received unencrypted data after SSL request"},
-      {"a startup pipelined after a GSSENCRequest", {gss + startup}, "",
+      {"a startup pipelined after a GSSENCRequest",
+       {gss + startup},
+       "",
        "invalid startup packet: received unencrypted data after GSSAPI encryption request"},
-      {"one byte pipelined after an SSLRequest", {ssl + "x"}, "",
+      {"one byte pipelined after an SSLRequest",
+       {ssl + "x"},
+       "",
        "invalid startup packet: received unencrypted data after SSL request"},
       {"a second SSLRequest", {ssl, ssl}, "N", "invalid startup packet: duplicate SSLRequest"},
       {"a second GSSENCRequest", {gss, gss}, "N", "invalid startup packet: duplicate GSSENCRequest"},
       {"GSSENC, SSL, then SSL again", {gss, ssl, ssl}, "NN", "invalid startup packet: duplicate SSLRequest"},
       // After a real startup: a message header claiming far more than max_message_size
       // (1 MiB here) is refused at once, without waiting for (or forwarding) its body.
-      {"a Query claiming 2^31-1 bytes after startup", {"Q" + be32(0x7fffffff)}, "",
-       "invalid message from client: message of type 'Q' claims length 2147483647, above the maximum", true},
-      {"a message claiming 0xffffffff bytes after startup", {"P" + be32(0xffffffffu)}, "",
-       "invalid message from client: message of type 'P' claims length 4294967295, above the maximum", true},
-      {"a message claiming 3 bytes after startup", {"Q" + be32(3)}, "",
-       "invalid message from client: message of type 'Q' claims invalid length 3", true},
+      {"a Query claiming 2^31-1 bytes after startup",
+       {"Q" + be32(0x7fffffff)},
+       "",
+       "invalid message from client: message of type 'Q' claims length 2147483647, above the maximum",
+       true},
+      {"a message claiming 0xffffffff bytes after startup",
+       {"P" + be32(0xffffffffu)},
+       "",
+       "invalid message from client: message of type 'P' claims length 4294967295, above the maximum",
+       true},
+      {"a message claiming 3 bytes after startup",
+       {"Q" + be32(3)},
+       "",
+       "invalid message from client: message of type 'Q' claims invalid length 3",
+       true},
   };
   // The malformed startups of the first test, here under load and in parallel.
   for (const auto& m : malformed_startups()) {
@@ -298,7 +313,11 @@ std::vector<Barrage> barrage_cases() {
     std::string blob(size(random), '\0');
     for (char& c : blob) c = static_cast<char>(random() & 0xff);
     cases.push_back({"random garbage #" + std::to_string(i) + " (" + std::to_string(blob.size()) + " bytes)",
-                     {blob}, "", "", false, true});
+                     {blob},
+                     "",
+                     "",
+                     false,
+                     true});
   }
   return cases;
 }

@@ -15,10 +15,10 @@
 namespace pgnap::it {
 
 struct HttpResponse {
-  int status = 0;          // 0 when no valid response arrived
-  std::string headers;     // the raw header block
+  int status = 0;       // 0 when no valid response arrived
+  std::string headers;  // the raw header block
   std::string body;
-  std::string error;       // why status is 0
+  std::string error;  // why status is 0
 };
 // A plain HTTP/1.1 GET to 127.0.0.1:port (Connection: close), read to EOF, with a deadline.
 [[nodiscard]] HttpResponse http_get(std::uint16_t port, const std::string& target, Millis timeout = 10s);

@@ -257,17 +257,26 @@ TEST(LedgerTest, EveryReportFormatFromARealLedgerOfTwoInstances) {
   auto options = GatewayOptions::for_cluster(main_cluster);
   options.idle_timeout = "1s";
   options.gateway_extra = "ledger_heartbeat = \"1s\"\n";
-  options.extra_toml = "[instances.blog]\n"
-                       "databases = [\"blog\"]\n"
-                       "backend = \"pg_ctl\"\n"
-                       "address = \"" + blog_cluster.address() + "\"\n"
-                       "[instances.blog.pg_ctl]\n"
-                       "data_dir = \"" + blog_cluster.data_dir() + "\"\n"
-                       "bin_dir = \"" + pg_bin_dir() + "\"\n"
-                       "os_user = \"postgres\"\n"
-                       "log_file = \"" + blog_cluster.log_file() + "\"\n"
-                       "[instances.blog.accounting]\n"
-                       "currency = \"EUR\"\nprice_per_hour = 0.05\n";
+  options.extra_toml =
+      "[instances.blog]\n"
+      "databases = [\"blog\"]\n"
+      "backend = \"pg_ctl\"\n"
+      "address = \"" +
+      blog_cluster.address() +
+      "\"\n"
+      "[instances.blog.pg_ctl]\n"
+      "data_dir = \"" +
+      blog_cluster.data_dir() +
+      "\"\n"
+      "bin_dir = \"" +
+      pg_bin_dir() +
+      "\"\n"
+      "os_user = \"postgres\"\n"
+      "log_file = \"" +
+      blog_cluster.log_file() +
+      "\"\n"
+      "[instances.blog.accounting]\n"
+      "currency = \"EUR\"\nprice_per_hour = 0.05\n";
   Gateway gateway(options, &main_cluster);
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s, 2)) << gateway.log();
   ASSERT_EQ(psql(gateway.conninfo(), "select 1").exit_code, 0);
@@ -292,9 +301,9 @@ TEST(LedgerTest, EveryReportFormatFromARealLedgerOfTwoInstances) {
   EXPECT_EQ(instances[1].at("name").as_string(), "blog");
   for (const auto& value : instances) {
     const auto& i = value.as_object();
-    for (const char* number : {"hours_asleep", "hours_awake", "hours_failed", "share_asleep", "wake_p50_seconds",
-                               "wake_p95_seconds", "energy_saved_kwh", "carbon_saved_g", "cost_saved",
-                               "embodied_saved_g"}) {
+    for (const char* number :
+         {"hours_asleep", "hours_awake", "hours_failed", "share_asleep", "wake_p50_seconds", "wake_p95_seconds",
+          "energy_saved_kwh", "carbon_saved_g", "cost_saved", "embodied_saved_g"}) {
       EXPECT_TRUE(i.at(number).is_number()) << number;
     }
     for (const char* count : {"wakes", "wakes_failed", "clients_waited", "starts"}) {
@@ -343,8 +352,8 @@ TEST(LedgerTest, EveryReportFormatFromARealLedgerOfTwoInstances) {
   EXPECT_THAT(table, HasSubstr("Ember"));
 
   // One instance only, and a bad option value.
-  const auto only = boost::json::parse(run_command({pgnap_binary(), "report", "-c", gateway.config_path(),
-                                                    "--instance", "blog", "--format", "json"})
+  const auto only = boost::json::parse(run_command({pgnap_binary(), "report", "-c", gateway.config_path(), "--instance",
+                                                    "blog", "--format", "json"})
                                            .out)
                         .as_object();
   ASSERT_EQ(only.at("instances").as_array().size(), 1u);

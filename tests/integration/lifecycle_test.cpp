@@ -35,11 +35,9 @@ TEST(LifecycleTest, IdleInstanceIsStoppedCleanlyAfterIdleTimeout) {
   ASSERT_TRUE(cluster.is_running());
 
   // pg_ctl status is the judge; the 20 s bound only keeps a broken gateway from hanging CI.
-  EXPECT_TRUE(wait_until([&] { return !cluster.is_running(); }, 20s, 100ms))
-      << "still running long after idle_timeout";
+  EXPECT_TRUE(wait_until([&] { return !cluster.is_running(); }, 20s, 100ms)) << "still running long after idle_timeout";
   EXPECT_TRUE(gateway.wait_for_log("asleep", 10s, 1, {kAdopted})) << gateway.log();
-  EXPECT_EQ(count_lines_with_all(gateway.log(), {"suspending", "instance=main"}), 1u)
-      << gateway.log();
+  EXPECT_EQ(count_lines_with_all(gateway.log(), {"suspending", "instance=main"}), 1u) << gateway.log();
   // A suspend is a clean shutdown (pg_ctl stop -m fast), never immediate.
   EXPECT_THAT(cluster.server_log(), HasSubstr("received fast shutdown request"));
   EXPECT_THAT(cluster.server_log(), Not(HasSubstr("immediate shutdown")));
@@ -91,8 +89,7 @@ TEST(LifecycleTest, ClientArrivingWhileTheInstanceSuspendsIsServed) {
 
     const auto r = psql(gateway.conninfo(), "select 1");
     ASSERT_EQ(r.exit_code, 0) << r.describe();
-    ASSERT_TRUE(gateway.wait_for_log("suspending", 20s, static_cast<std::size_t>(cycle) + 1,
-                                     {kQueued}))
+    ASSERT_TRUE(gateway.wait_for_log("suspending", 20s, static_cast<std::size_t>(cycle) + 1, {kQueued}))
         << gateway.log();
 
     auto c = connect(gateway.conninfo(), 60s);
@@ -103,9 +100,8 @@ TEST(LifecycleTest, ClientArrivingWhileTheInstanceSuspendsIsServed) {
     if (cycle + 1 < kCycles) held.reset();
   }
 
-  EXPECT_GE(gateway.count_in_log(kQueued), 1u)
-      << "no client ever arrived while the instance was suspending\n"
-      << gateway.log();
+  EXPECT_GE(gateway.count_in_log(kQueued), 1u) << "no client ever arrived while the instance was suspending\n"
+                                               << gateway.log();
   // Each cycle: one clean stop, then one fresh start for the client that came during it.
   EXPECT_EQ(count_lines_containing(cluster.server_log(), "received fast shutdown request"),
             static_cast<std::size_t>(kCycles));

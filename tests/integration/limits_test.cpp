@@ -44,9 +44,9 @@ TEST(LimitsTest, MaxClientsRefusesTheNextClientWith53300UntilOneLeaves) {
 TEST(LimitsTest, LoginTimeoutClosesAStalledSocketAndAStalledTlsHandshakeOnTime) {
   Cluster cluster;
   TempDir pki(false);
-  const auto gen = run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", pki.path() + "/k.pem", "-out",
-                                pki.path() + "/c.pem", "-days", "1", "-subj", "/CN=localhost"},
+  const auto gen = run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                                "-nodes", "-keyout", pki.path() + "/k.pem", "-out", pki.path() + "/c.pem", "-days", "1",
+                                "-subj", "/CN=localhost"},
                                30s);
   ASSERT_EQ(gen.exit_code, 0) << gen.describe();
   auto options = GatewayOptions::for_cluster(cluster);

@@ -18,18 +18,30 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string pg_ctl_instance(const std::string& name, const std::string& database, const Cluster& cluster) {
-  return "[instances." + name + "]\n"
-         "databases = [" + toml_quote(database) + "]\n"
+  return "[instances." + name +
+         "]\n"
+         "databases = [" +
+         toml_quote(database) +
+         "]\n"
          "backend = \"pg_ctl\"\n"
-         "address = " + toml_quote(cluster.address()) + "\n"
+         "address = " +
+         toml_quote(cluster.address()) +
+         "\n"
          "idle_timeout = \"1s\"\n"
          "min_awake = \"0s\"\n"
          "wake_timeout = \"30s\"\n"
-         "[instances." + name + ".pg_ctl]\n"
-         "data_dir = " + toml_quote(cluster.data_dir()) + "\n"
-         "bin_dir = " + toml_quote(pg_bin_dir()) + "\n"
+         "[instances." +
+         name +
+         ".pg_ctl]\n"
+         "data_dir = " +
+         toml_quote(cluster.data_dir()) +
+         "\n"
+         "bin_dir = " +
+         toml_quote(pg_bin_dir()) +
+         "\n"
          "os_user = \"postgres\"\n"
-         "log_file = " + toml_quote(cluster.log_file()) + "\n";
+         "log_file = " +
+         toml_quote(cluster.log_file()) + "\n";
 }
 
 // Two clusters, each with its own database ("app" in one, "blog" in the other), both stopped,
@@ -99,8 +111,8 @@ TEST_F(MultiInstanceTest, TrafficToOneInstanceDoesNotKeepTheOtherAwake) {
   const auto metrics = http_get(gateway.metrics_port(), "/metrics");
   ASSERT_EQ(metrics.status, 200) << metrics.error;
   for (const char* name : {"app", "blog"}) {
-    EXPECT_EQ(sample(metrics.body, std::string("pgnap_instance_wakes_total{db_instance=\"") + name +
-                                       "\",outcome=\"ok\"}"),
+    EXPECT_EQ(sample(metrics.body,
+                     std::string("pgnap_instance_wakes_total{db_instance=\"") + name + "\",outcome=\"ok\"}"),
               "1")
         << name;
   }
@@ -112,8 +124,11 @@ TEST_F(MultiInstanceTest, TrafficToOneInstanceDoesNotKeepTheOtherAwake) {
   EXPECT_EQ(sample(metrics.body, "pgnap_client_sessions_total{db_instance=\"blog\"}"), "1");
 
   // Quiet now, app follows on its own timer.
-  EXPECT_TRUE(wait_until([&] { return count_lines_with_all(gateway.log(), {"instance=app", "asleep (was awake"}) == 1; },
-                         20s))
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return count_lines_with_all(gateway.log(), {"instance=app", "asleep (was awake"}) == 1;
+      },
+      20s))
       << gateway.log();
   EXPECT_FALSE(app_.is_running());
 }

@@ -57,8 +57,7 @@ ConnectResult connect(const std::string& conninfo, Millis timeout) {
     int ready = 0;
     while (ready == 0) {
       if (Clock::now() >= deadline) {
-        return failed("harness: connection not established within " +
-                      std::to_string(timeout.count()) + " ms");
+        return failed("harness: connection not established within " + std::to_string(timeout.count()) + " ms");
       }
       ready = ::poll(&p, 1, remaining_ms(deadline));
       if (ready < 0 && errno == EINTR) ready = 0;
@@ -84,8 +83,7 @@ ServerError parse_libpq_error(const std::string& text) {
   static const std::regex head(R"((PANIC|FATAL|ERROR|WARNING):  ([0-9A-Z]{5}): ([^\n]*))");
   ServerError e;
   std::size_t detail_from = std::string::npos;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), head); it != std::sregex_iterator();
-       ++it) {
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), head); it != std::sregex_iterator(); ++it) {
     e.severity = (*it)[1].str();
     e.sqlstate = (*it)[2].str();
     e.message = (*it)[3].str();
@@ -121,8 +119,7 @@ ServerError result_error(const PGresult* res, PGconn* conn) {
   e.detail = field(PG_DIAG_MESSAGE_DETAIL);
   if (e.message.empty()) {
     // libpq's own errors (connection lost, ...) have no fields, only the text.
-    e.message = res != nullptr && *PQresultErrorMessage(res) != '\0' ? PQresultErrorMessage(res)
-                                                                      : PQerrorMessage(conn);
+    e.message = res != nullptr && *PQresultErrorMessage(res) != '\0' ? PQresultErrorMessage(res) : PQerrorMessage(conn);
   }
   return e;
 }
@@ -163,8 +160,7 @@ std::string be32(std::uint32_t value) {
   return std::string(reinterpret_cast<const char*>(&n), 4);
 }
 
-std::string startup_packet(const std::vector<std::pair<std::string, std::string>>& params,
-                           std::uint32_t version) {
+std::string startup_packet(const std::vector<std::pair<std::string, std::string>>& params, std::uint32_t version) {
   std::string body = be32(version);
   for (const auto& [name, value] : params) {
     body += name;
@@ -225,8 +221,7 @@ std::optional<ServerError> first_error(std::string_view bytes) {
 
 namespace {
 
-int connect_socket(int family, const sockaddr* addr, socklen_t len, Millis timeout,
-                   const std::string& what) {
+int connect_socket(int family, const sockaddr* addr, socklen_t len, Millis timeout, const std::string& what) {
   const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
   if (::connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
@@ -240,8 +235,7 @@ int connect_socket(int family, const sockaddr* addr, socklen_t len, Millis timeo
   if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1 ||
       ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0 || err != 0) {
     ::close(fd);
-    throw std::runtime_error("connect " + what + ": " +
-                             (err != 0 ? std::strerror(err) : "timed out"));
+    throw std::runtime_error("connect " + what + ": " + (err != 0 ? std::strerror(err) : "timed out"));
   }
   return fd;
 }
@@ -253,8 +247,8 @@ RawClient RawClient::tcp(std::uint16_t port, Millis timeout) {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(port);
-  return RawClient(connect_socket(AF_INET, reinterpret_cast<sockaddr*>(&addr), sizeof addr,
-                                  timeout, "127.0.0.1:" + std::to_string(port)));
+  return RawClient(connect_socket(AF_INET, reinterpret_cast<sockaddr*>(&addr), sizeof addr, timeout,
+                                  "127.0.0.1:" + std::to_string(port)));
 }
 
 RawClient RawClient::unix_socket(const std::string& path, Millis timeout) {
@@ -262,8 +256,7 @@ RawClient RawClient::unix_socket(const std::string& path, Millis timeout) {
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return RawClient(connect_socket(AF_UNIX, reinterpret_cast<sockaddr*>(&addr), sizeof addr,
-                                  timeout, path));
+  return RawClient(connect_socket(AF_UNIX, reinterpret_cast<sockaddr*>(&addr), sizeof addr, timeout, path));
 }
 
 RawClient::RawClient(RawClient&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
@@ -293,8 +286,7 @@ RawClient::Reply RawClient::read_until_closed(Millis timeout) {
   return read_until([](std::string_view) { return false; }, timeout);
 }
 
-RawClient::Reply RawClient::read_until(const std::function<bool(std::string_view)>& done,
-                                       Millis timeout) {
+RawClient::Reply RawClient::read_until(const std::function<bool(std::string_view)>& done, Millis timeout) {
   Reply reply;
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline && !done(reply.bytes)) {

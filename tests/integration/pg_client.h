@@ -43,9 +43,9 @@ struct ServerError {
 };
 
 struct ConnectResult {
-  PgConnPtr conn;       // set on success
-  std::string error;    // PQerrorMessage on failure
-  ServerError server;   // the server's ErrorResponse, when the failure was one
+  PgConnPtr conn;      // set on success
+  std::string error;   // PQerrorMessage on failure
+  ServerError server;  // the server's ErrorResponse, when the failure was one
   Millis elapsed{0};
   [[nodiscard]] bool ok() const { return conn != nullptr; }
 };
@@ -86,9 +86,8 @@ struct PgbenchSummary {
 
 [[nodiscard]] std::string be32(std::uint32_t value);
 // A StartupMessage: length, protocol version, name\0value\0 ..., final \0.
-[[nodiscard]] std::string startup_packet(
-    const std::vector<std::pair<std::string, std::string>>& params,
-    std::uint32_t version = 196608 /* 3.0 */);
+[[nodiscard]] std::string startup_packet(const std::vector<std::pair<std::string, std::string>>& params,
+                                         std::uint32_t version = 196608 /* 3.0 */);
 
 struct BackendMessage {
   char type = 0;

@@ -111,8 +111,7 @@ TEST(PooledAppsTest, IdleSessionTimeoutZeroKeepsOpenSessionsAwake) {
 
 // A Python application with a pool, kept running: it queries, then waits (its pool holding
 // the connection) until the test has seen the instance fall asleep, then queries again.
-void run_pool_app(const std::string& name, const std::string& program, const Gateway& gateway,
-                  const Cluster& cluster) {
+void run_pool_app(const std::string& name, const std::string& program, const Gateway& gateway, const Cluster& cluster) {
   TempDir dir(false);
   const std::string go = dir.path() + "/go";
   const std::string app = dir.path() + "/app.py";

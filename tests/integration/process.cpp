@@ -116,8 +116,7 @@ int spawn_logged(const std::vector<std::string>& argv, const std::string& log_pa
 }
 
 bool test_failed() {
-  return ::testing::UnitTest::GetInstance()->current_test_info() != nullptr &&
-         ::testing::Test::HasFailure();
+  return ::testing::UnitTest::GetInstance()->current_test_info() != nullptr && ::testing::Test::HasFailure();
 }
 
 void print_section(const std::string& title, const std::string& body) {
@@ -129,8 +128,7 @@ void print_section(const std::string& title, const std::string& body) {
 void expect_no_sanitizer_report(const std::string& who, const std::string& output) {
   // The first line of each sanitizer's report ("==PID==ERROR: AddressSanitizer: ...",
   // "==PID==ERROR: LeakSanitizer: ...", "FILE:LINE:COL: runtime error: ..." for UBSan).
-  for (const std::string_view marker :
-       {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+  for (const std::string_view marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
     const std::size_t at = output.find(marker);
     if (at == std::string::npos) continue;
     const std::size_t line = output.rfind('\n', at);
@@ -148,18 +146,16 @@ using namespace internal;
 
 std::string CommandResult::describe() const {
   std::ostringstream s;
-  s << (timed_out ? "timed out (killed), " : "") << "exit " << exit_code << "\nstdout: "
-    << tail_lines(out, 40) << "\nstderr: " << tail_lines(err, 40);
+  s << (timed_out ? "timed out (killed), " : "") << "exit " << exit_code << "\nstdout: " << tail_lines(out, 40)
+    << "\nstderr: " << tail_lines(err, 40);
   return s.str();
 }
 
-CommandResult run_command(const std::vector<std::string>& argv, Millis timeout,
-                          const std::string& input) {
+CommandResult run_command(const std::vector<std::string>& argv, Millis timeout, const std::string& input) {
   CommandResult result;
   if (argv.empty()) return result;
   std::array<int, 2> in{}, out{}, err{};
-  if (pipe2(in.data(), O_CLOEXEC) != 0 || pipe2(out.data(), O_CLOEXEC) != 0 ||
-      pipe2(err.data(), O_CLOEXEC) != 0) {
+  if (pipe2(in.data(), O_CLOEXEC) != 0 || pipe2(out.data(), O_CLOEXEC) != 0 || pipe2(err.data(), O_CLOEXEC) != 0) {
     fail("pipe2: " + std::string(std::strerror(errno)));
   }
   auto args = c_argv(argv);
@@ -270,8 +266,7 @@ void chown_to_postgres(const std::string& path) {
 }
 
 CommandResult psql(const std::string& conninfo, const std::string& sql, Millis timeout) {
-  return run_command({"psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, conninfo},
-                     timeout);
+  return run_command({"psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, conninfo}, timeout);
 }
 
 bool process_alive(pid_t pid) {
@@ -360,8 +355,7 @@ std::size_t count_lines_containing(const std::string& text, std::string_view nee
   return count;
 }
 
-std::size_t count_lines_with_all(const std::string& text,
-                                std::initializer_list<std::string_view> needles) {
+std::size_t count_lines_with_all(const std::string& text, std::initializer_list<std::string_view> needles) {
   std::size_t count = 0;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
@@ -448,8 +442,8 @@ TempDir::TempDir(bool for_postgres) {
   if (for_postgres) chown_to_postgres(path_);
 }
 
-BackgroundProcess::BackgroundProcess(std::string name, const std::vector<std::string>& argv,
-                                     std::string log_path, const EnvVars& env)
+BackgroundProcess::BackgroundProcess(std::string name, const std::vector<std::string>& argv, std::string log_path,
+                                     const EnvVars& env)
     : name_(std::move(name)), log_path_(std::move(log_path)) {
   pid_ = spawn_logged(argv, log_path_, env);
 }

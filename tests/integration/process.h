@@ -41,8 +41,8 @@ struct CommandResult {
 
 // Runs argv (PATH lookup for argv[0]) in its own process group with `input` on stdin,
 // capturing stdout and stderr. At the deadline the whole group is SIGKILLed.
-[[nodiscard]] CommandResult run_command(const std::vector<std::string>& argv,
-                                        Millis timeout = 60s, const std::string& input = {});
+[[nodiscard]] CommandResult run_command(const std::vector<std::string>& argv, Millis timeout = 60s,
+                                        const std::string& input = {});
 
 [[nodiscard]] bool running_as_root();
 // argv prefixed with `runuser -u postgres --` when running as root; unchanged otherwise.
@@ -51,8 +51,7 @@ struct CommandResult {
 void chown_to_postgres(const std::string& path);
 
 // psql -X -A -t -v ON_ERROR_STOP=1 -c SQL "CONNINFO": the tool a user would reach for.
-[[nodiscard]] CommandResult psql(const std::string& conninfo, const std::string& sql,
-                                 Millis timeout = 60s);
+[[nodiscard]] CommandResult psql(const std::string& conninfo, const std::string& sql, Millis timeout = 60s);
 
 // True while `pid` exists and is not a zombie.
 [[nodiscard]] bool process_alive(pid_t pid);

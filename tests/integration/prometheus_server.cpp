@@ -30,34 +30,34 @@ std::string installed_tool(const char* env, const char* path, const char* name) 
   return name;
 }
 
-std::string seconds(Millis interval) {
-  return std::to_string(std::max<long long>(1, interval.count() / 1000)) + "s";
-}
+std::string seconds(Millis interval) { return std::to_string(std::max<long long>(1, interval.count() / 1000)) + "s"; }
 
 }  // namespace
 
-std::string prometheus_binary() {
-  return installed_tool("PGNAP_IT_PROMETHEUS", "/usr/bin/prometheus", "prometheus");
-}
+std::string prometheus_binary() { return installed_tool("PGNAP_IT_PROMETHEUS", "/usr/bin/prometheus", "prometheus"); }
 
-std::string promtool_binary() {
-  return installed_tool("PGNAP_IT_PROMTOOL", "/usr/bin/promtool", "promtool");
-}
+std::string promtool_binary() { return installed_tool("PGNAP_IT_PROMTOOL", "/usr/bin/promtool", "promtool"); }
 
-PrometheusServer::PrometheusServer(std::uint16_t target_port, Millis scrape_interval)
-    : dir_(false) {
+PrometheusServer::PrometheusServer(std::uint16_t target_port, Millis scrape_interval) : dir_(false) {
   // scrape_timeout may not exceed scrape_interval (Prometheus refuses the config otherwise).
   const std::string interval = seconds(scrape_interval);
   write_file(config_path(),
              "# written by pgnap's integration-test harness\n"
              "global:\n"
-             "  scrape_interval: " + interval + "\n"
-             "  scrape_timeout: " + interval + "\n"
-             "  evaluation_interval: " + interval + "\n"
-             "scrape_configs:\n"
-             "  - job_name: pgnap\n"
-             "    static_configs:\n"
-             "      - targets: ['127.0.0.1:" + std::to_string(target_port) + "']\n");
+             "  scrape_interval: " +
+                 interval +
+                 "\n"
+                 "  scrape_timeout: " +
+                 interval +
+                 "\n"
+                 "  evaluation_interval: " +
+                 interval +
+                 "\n"
+                 "scrape_configs:\n"
+                 "  - job_name: pgnap\n"
+                 "    static_configs:\n"
+                 "      - targets: ['127.0.0.1:" +
+                 std::to_string(target_port) + "']\n");
 
   // free_tcp_port() can lose a race with another process; Prometheus then exits at once
   // with "address already in use", and a second port is tried.
@@ -66,8 +66,8 @@ PrometheusServer::PrometheusServer(std::uint16_t target_port, Millis scrape_inte
     port_ = free_tcp_port();
     if (start(why)) return;
   }
-  fail("prometheus did not start: " + why + "\nconfig " + config_path() + ":\n" +
-       read_file(config_path()) + "\nprometheus log:\n" + tail_lines(log(), 40));
+  fail("prometheus did not start: " + why + "\nconfig " + config_path() + ":\n" + read_file(config_path()) +
+       "\nprometheus log:\n" + tail_lines(log(), 40));
 }
 
 bool PrometheusServer::start(std::string& why) {
@@ -85,8 +85,7 @@ bool PrometheusServer::start(std::string& why) {
   pid_ = spawn_logged(argv, log_path());
 
   // /-/ready answers 503 until the TSDB is open and the scrape manager runs, then 200.
-  const bool ready = wait_until(
-      [&] { return !running() || http_get(port_, "/-/ready", 1s).status == 200; }, 30s, 50ms);
+  const bool ready = wait_until([&] { return !running() || http_get(port_, "/-/ready", 1s).status == 200; }, 30s, 50ms);
   if (ready && running()) return true;
   why = running() ? "/-/ready did not answer 200 within 30 s"
                   : "it exited with status " + std::to_string(decode_wait_status(status_));

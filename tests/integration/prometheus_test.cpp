@@ -123,10 +123,8 @@ std::vector<DashboardQuery> dashboard_queries(const json::value& dashboard) {
 // that covers the whole run, and a rate window of several 1 s scrapes.
 std::string substitute(std::string expr) {
   static const std::vector<std::pair<std::string, std::string>> values{
-      {"${db_instance}", "main"},  {"$db_instance", "main"},
-      {"${__rate_interval}", "15s"}, {"$__rate_interval", "15s"},
-      {"${__range}", "5m"},        {"$__range", "5m"},
-      {"${__interval}", "5s"},     {"$__interval", "5s"},
+      {"${db_instance}", "main"}, {"$db_instance", "main"}, {"${__rate_interval}", "15s"}, {"$__rate_interval", "15s"},
+      {"${__range}", "5m"},       {"$__range", "5m"},       {"${__interval}", "5s"},       {"$__interval", "5s"},
   };
   for (const auto& [name, value] : values) {
     for (auto at = expr.find(name); at != std::string::npos; at = expr.find(name, at + value.size())) {
@@ -148,10 +146,10 @@ std::optional<std::string> label_values_as_promql(const std::string& expr) {
 // ---- Prometheus's answers -----------------------------------------------------------------------
 
 struct Evaluation {
-  bool ok = false;          // HTTP 200 and status "success"
-  std::string error;        // Prometheus's errorType and error, or what went wrong on the way
-  std::size_t series = 0;   // samples in the result (a scalar counts as one)
-  std::string first;        // the first sample, "{labels} value", for the log
+  bool ok = false;              // HTTP 200 and status "success"
+  std::string error;            // Prometheus's errorType and error, or what went wrong on the way
+  std::size_t series = 0;       // samples in the result (a scalar counts as one)
+  std::string first;            // the first sample, "{labels} value", for the log
   std::optional<double> value;  // the first sample's value
 };
 
@@ -206,8 +204,8 @@ Evaluation evaluate(const PrometheusServer& prom, const std::string& promql) {
 }
 
 // Polls `promql` until its first sample satisfies `good`.
-bool wait_for_value(const PrometheusServer& prom, const std::string& promql,
-                    const std::function<bool(double)>& good, Millis timeout, std::string& last) {
+bool wait_for_value(const PrometheusServer& prom, const std::string& promql, const std::function<bool(double)>& good,
+                    Millis timeout, std::string& last) {
   return wait_until(
       [&] {
         const Evaluation e = evaluate(prom, promql);
@@ -229,9 +227,9 @@ TEST(PrometheusDashboardTest, DeclaresItsDatasourceForImportAndForFileProvisioni
   bool input_found = false;
   if (const auto* inputs = d.if_contains("__inputs"); inputs && inputs->is_array()) {
     for (const auto& i : inputs->as_array()) {
-      input_found = input_found || (i.is_object() && str(i.as_object(), "name") == "DS_PROMETHEUS" &&
-                                    str(i.as_object(), "type") == "datasource" &&
-                                    str(i.as_object(), "pluginId") == "prometheus");
+      input_found = input_found ||
+                    (i.is_object() && str(i.as_object(), "name") == "DS_PROMETHEUS" &&
+                     str(i.as_object(), "type") == "datasource" && str(i.as_object(), "pluginId") == "prometheus");
     }
   }
   EXPECT_TRUE(input_found) << "__inputs must declare DS_PROMETHEUS (type datasource, pluginId prometheus)";
@@ -253,8 +251,7 @@ TEST(PrometheusDashboardTest, DeclaresItsDatasourceForImportAndForFileProvisioni
   ASSERT_NE(inst, nullptr) << "no templating variable db_instance";
   EXPECT_EQ(str(*inst, "type"), "query");
   EXPECT_TRUE(inst->contains("multi") && inst->at("multi").is_bool() && inst->at("multi").as_bool());
-  EXPECT_TRUE(inst->contains("includeAll") && inst->at("includeAll").is_bool() &&
-              inst->at("includeAll").as_bool());
+  EXPECT_TRUE(inst->contains("includeAll") && inst->at("includeAll").is_bool() && inst->at("includeAll").as_bool());
   EXPECT_EQ(str(inst->if_contains("datasource") ? inst->at("datasource").as_object().if_contains("uid") : nullptr),
             kDatasourceUid);
 
@@ -282,8 +279,8 @@ TEST(PrometheusDashboardTest, DeclaresItsDatasourceForImportAndForFileProvisioni
     EXPECT_GE(box.h, 1);
     EXPECT_LE(box.x + box.w, 24);
     for (const auto& other : boxes) {
-      const bool overlap = box.x < other.x + other.w && other.x < box.x + box.w &&
-                           box.y < other.y + other.h && other.y < box.y + box.h;
+      const bool overlap = box.x < other.x + other.w && other.x < box.x + box.w && box.y < other.y + other.h &&
+                           other.y < box.y + box.h;
       EXPECT_FALSE(overlap) << "overlaps panel \"" << other.title << "\"";
     }
     boxes.push_back(box);
@@ -343,7 +340,8 @@ TEST(PrometheusTest, EveryDashboardExpressionParsesAndReturnsData) {
   PrometheusServer prom(gateway.metrics_port());
 
   std::string last;
-  ASSERT_TRUE(wait_for_value(prom, R"(up{job="pgnap"})", [](double v) { return v == 1; }, 30s, last))
+  ASSERT_TRUE(wait_for_value(
+      prom, R"(up{job="pgnap"})", [](double v) { return v == 1; }, 30s, last))
       << "Prometheus never scraped pgnap's /metrics successfully; last answer to up: " << last;
 
   drive_a_wake_and_a_suspend(gateway);
@@ -351,17 +349,20 @@ TEST(PrometheusTest, EveryDashboardExpressionParsesAndReturnsData) {
 
   // Prometheus has seen the whole cycle, and a few scrapes of the sleep after it (rates and
   // increases need two samples in their window).
-  ASSERT_TRUE(wait_for_value(prom, R"(pgnap_instance_wakes_total{db_instance="main", outcome="ok"})",
-                             [](double v) { return v >= 1; }, 30s, last))
+  ASSERT_TRUE(wait_for_value(
+      prom, R"(pgnap_instance_wakes_total{db_instance="main", outcome="ok"})", [](double v) { return v >= 1; }, 30s,
+      last))
       << "pgnap_instance_wakes_total{outcome=\"ok\"} never reached 1 in Prometheus; last: " << last;
-  ASSERT_TRUE(wait_for_value(prom, R"(pgnap_instance_suspends_total{db_instance="main", reason="idle"})",
-                             [](double v) { return v >= 1; }, 30s, last))
+  ASSERT_TRUE(wait_for_value(
+      prom, R"(pgnap_instance_suspends_total{db_instance="main", reason="idle"})", [](double v) { return v >= 1; }, 30s,
+      last))
       << "no idle suspend in Prometheus; last: " << last;
-  ASSERT_TRUE(wait_for_value(prom, R"(pgnap_instance_state{db_instance="main", state="asleep"})",
-                             [](double v) { return v == 1; }, 30s, last))
+  ASSERT_TRUE(wait_for_value(
+      prom, R"(pgnap_instance_state{db_instance="main", state="asleep"})", [](double v) { return v == 1; }, 30s, last))
       << "Prometheus never saw the instance asleep again; last: " << last;
-  ASSERT_TRUE(wait_for_value(prom, R"(increase(pgnap_instance_asleep_seconds_total{db_instance="main"}[15s]))",
-                             [](double v) { return v > 0; }, 30s, last))
+  ASSERT_TRUE(wait_for_value(
+      prom, R"(increase(pgnap_instance_asleep_seconds_total{db_instance="main"}[15s]))", [](double v) { return v > 0; },
+      30s, last))
       << "asleep seconds did not advance between scrapes; last: " << last;
 
   std::ostringstream report;
@@ -372,7 +373,9 @@ TEST(PrometheusTest, EveryDashboardExpressionParsesAndReturnsData) {
     const Evaluation e = evaluate(prom, promql);
     const bool good = e.ok && e.series > 0;
     report << (good ? "[data] " : "[FAIL] ") << q.where << ": "
-           << (!e.ok ? e.error : e.series == 0 ? "no data" : std::to_string(e.series) + " series, first " + e.first)
+           << (!e.ok           ? e.error
+               : e.series == 0 ? "no data"
+                               : std::to_string(e.series) + " series, first " + e.first)
            << "\n";
     if (!e.ok) {
       failures.push_back(q.where + "\n    expression: " + promql + "\n    Prometheus: " + e.error);
@@ -383,8 +386,8 @@ TEST(PrometheusTest, EveryDashboardExpressionParsesAndReturnsData) {
   std::cout << "dashboard expressions evaluated by Prometheus:\n" << report.str();
   std::string all;
   for (const auto& f : failures) all += "  " + f + "\n";
-  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << queries.size()
-                                << " dashboard expressions failed:\n" << all;
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << queries.size() << " dashboard expressions failed:\n"
+                                << all;
 }
 
 TEST(PrometheusTest, MetricsPassPromtoolCheck) {
@@ -405,7 +408,8 @@ TEST(PrometheusTest, MetricsPassPromtoolCheck) {
   const auto check = run_command({promtool_binary(), "check", "metrics"}, 30s, r.body);
   EXPECT_EQ(check.exit_code, 0) << check.describe() << "\nexposition:\n" << r.body;
   EXPECT_EQ(check.out + check.err, "") << "promtool printed lint problems:\n"
-                                       << check.out << check.err << "\nexposition:\n" << r.body;
+                                       << check.out << check.err << "\nexposition:\n"
+                                       << r.body;
 }
 
 // The value of NAME{db_instance="main",...} in an exposition (the first such series).
@@ -435,9 +439,9 @@ TEST(PrometheusTest, LifetimeCountersNeverGoDownAcrossARestart) {
   auto options = metrics_options(cluster);
   options.idle_timeout = "1m";  // stays awake through the restart
   options.ledger = keep.path() + "/ledger.db";
-  const std::vector<std::string> names{
-      "pgnap_instance_asleep_seconds_total", "pgnap_instance_awake_seconds_total",
-      "pgnap_energy_saved_joules_total", "pgnap_carbon_saved_grams_total", "pgnap_cost_saved_total"};
+  const std::vector<std::string> names{"pgnap_instance_asleep_seconds_total", "pgnap_instance_awake_seconds_total",
+                                       "pgnap_energy_saved_joules_total", "pgnap_carbon_saved_grams_total",
+                                       "pgnap_cost_saved_total"};
   options.extra_toml = "[instances.main.accounting]\nprice_per_hour = 0.5\nwake_billed_minimum = \"1s\"\n";
 
   std::map<std::string, double> before;

@@ -61,8 +61,7 @@ TEST_P(RelayTest, PgbenchWithPreparedStatementsRunsWithoutFailures) {
   const auto init = run_command({"pgbench", "-i", "-s", "1", "-q", conninfo_}, 90s);
   ASSERT_EQ(init.exit_code, 0) << init.describe();
 
-  const auto run = run_command(
-      {"pgbench", "-M", "prepared", "-c", "4", "-j", "2", "-T", "3", conninfo_}, 90s);
+  const auto run = run_command({"pgbench", "-M", "prepared", "-c", "4", "-j", "2", "-T", "3", conninfo_}, 90s);
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   const auto summary = parse_pgbench(run.out);
   ASSERT_TRUE(summary.parsed) << run.out;
@@ -154,8 +153,8 @@ TEST_P(RelayTest, TwentyMegabyteValuesBothWays) {
 
   const std::string big(kSize, 'y');
   const char* params[] = {big.c_str()};
-  PgResultPtr up(PQexecParams(conn.get(), "select length($1::text), md5($1::text) = md5(repeat('y', 20000000))",
-                              1, nullptr, params, nullptr, nullptr, 0));
+  PgResultPtr up(PQexecParams(conn.get(), "select length($1::text), md5($1::text) = md5(repeat('y', 20000000))", 1,
+                              nullptr, params, nullptr, nullptr, 0));
   ASSERT_EQ(PQresultStatus(up.get()), PGRES_TUPLES_OK) << PQerrorMessage(conn.get());
   EXPECT_STREQ(PQgetvalue(up.get(), 0, 0), "20000000");
   EXPECT_STREQ(PQgetvalue(up.get(), 0, 1), "t");
@@ -166,8 +165,7 @@ TEST_P(RelayTest, ExtendedProtocolParametersPreparedStatementsAndPipelining) {
   PGconn* c = conn.get();
 
   const char* add_params[] = {"40", "2"};
-  PgResultPtr added(PQexecParams(c, "select $1::int + $2::int", 2, nullptr, add_params, nullptr,
-                                 nullptr, 0));
+  PgResultPtr added(PQexecParams(c, "select $1::int + $2::int", 2, nullptr, add_params, nullptr, nullptr, 0));
   ASSERT_EQ(PQresultStatus(added.get()), PGRES_TUPLES_OK) << PQerrorMessage(c);
   EXPECT_STREQ(PQgetvalue(added.get(), 0, 0), "42");
 
@@ -251,9 +249,7 @@ TEST_P(RelayTest, CancelOfPgSleepArrivesWithinSeconds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(, RelayTest, ::testing::Values(Path::kDirect, Path::kThroughPgnap),
-                         [](const ::testing::TestParamInfo<Path>& info) {
-                           return std::string(name(info.param));
-                         });
+                         [](const ::testing::TestParamInfo<Path>& info) { return std::string(name(info.param)); });
 
 }  // namespace
 }  // namespace pgnap::it

@@ -46,8 +46,8 @@ TEST(ReloadTest, SighupRaisesMaxClientsAndAddsAnInstanceWithoutDroppingSessions)
   append_file(gateway.config_path(),
               "\n[instances.second]\ndatabases = [\"template1\"]\nbackend = \"pg_ctl\"\naddress = " +
                   toml_quote(added.address) + "\nidle_timeout = \"1m\"\n[instances.second.pg_ctl]\nbin_dir = " +
-                  toml_quote(added.bin_dir) + "\ndata_dir = " + toml_quote(added.data_dir) + "\nos_user = " +
-                  toml_quote(added.os_user) + "\nlog_file = " + toml_quote(added.log_file) + "\n");
+                  toml_quote(added.bin_dir) + "\ndata_dir = " + toml_quote(added.data_dir) +
+                  "\nos_user = " + toml_quote(added.os_user) + "\nlog_file = " + toml_quote(added.log_file) + "\n");
   sighup(gateway);
   ASSERT_TRUE(gateway.wait_for_log("configuration reloaded", 10s)) << gateway.log();
   EXPECT_THAT(gateway.log(), HasSubstr("max_clients"));
@@ -77,10 +77,10 @@ TEST(ReloadTest, SighupMovesTheListenerAndRemovesAnInstanceWhileItsSessionGoesOn
   auto options = GatewayOptions::for_cluster(cluster);
   auto added = GatewayOptions::for_cluster(second_cluster);
   options.extra_toml = "\n[instances.second]\ndatabases = [\"template1\"]\nbackend = \"pg_ctl\"\naddress = " +
-                       toml_quote(added.address) + "\nidle_timeout = \"1m\"\n[instances.second.pg_ctl]\nbin_dir = " +
-                       toml_quote(added.bin_dir) + "\ndata_dir = " + toml_quote(added.data_dir) +
-                       "\nos_user = " + toml_quote(added.os_user) + "\nlog_file = " + toml_quote(added.log_file) +
-                       "\n";
+                       toml_quote(added.address) +
+                       "\nidle_timeout = \"1m\"\n[instances.second.pg_ctl]\nbin_dir = " + toml_quote(added.bin_dir) +
+                       "\ndata_dir = " + toml_quote(added.data_dir) + "\nos_user = " + toml_quote(added.os_user) +
+                       "\nlog_file = " + toml_quote(added.log_file) + "\n";
   Gateway gateway(options, &cluster);
   auto held = connect_or_throw(gateway.conninfo("template1"), 60s);
   const auto on_second = query(held.get(), "select current_setting('data_directory')");

@@ -18,8 +18,7 @@ namespace {
 // for the instance's data directory.
 void expect_nothing_left(pid_t gateway_pid, const Cluster& cluster) {
   EXPECT_TRUE(wait_until([&] { return processes_in_group(gateway_pid).empty(); }, 5s))
-      << "processes left in pgnap's process group: "
-      << ::testing::PrintToString(processes_in_group(gateway_pid));
+      << "processes left in pgnap's process group: " << ::testing::PrintToString(processes_in_group(gateway_pid));
   EXPECT_TRUE(processes_with_cmdline({"pg_ctl", cluster.data_dir()}).empty())
       << "a pg_ctl for " << cluster.data_dir() << " is still running";
 }
@@ -105,7 +104,8 @@ TEST(ShutdownTest, SigtermDrainsASessionThatFinishesAndEndsOneThatDoesNotWith57P
   PQsetErrorVerbosity(lingering.get(), PQERRORS_VERBOSE);
   const auto after = query(lingering.get(), "select 1");
   EXPECT_FALSE(after.ok);
-  EXPECT_THAT(std::string(PQerrorMessage(lingering.get())), ::testing::HasSubstr("FATAL:  57P01: the gateway is shutting down"));
+  EXPECT_THAT(std::string(PQerrorMessage(lingering.get())),
+              ::testing::HasSubstr("FATAL:  57P01: the gateway is shutting down"));
   EXPECT_THAT(gateway.log(), ::testing::HasSubstr("ending 1 session(s) still open after shutdown_timeout"));
   EXPECT_TRUE(cluster.is_running()) << "suspend_on_exit is false: the instance stays as it is";
 }

@@ -25,18 +25,32 @@ constexpr int kBenchClients = 32;
 
 std::string pg_ctl_instance(const std::string& name, const std::string& databases, const Cluster& cluster,
                             const std::string& idle_timeout) {
-  return "[instances." + name + "]\n"
-         "databases = " + databases + "\n"
+  return "[instances." + name +
+         "]\n"
+         "databases = " +
+         databases +
+         "\n"
          "backend = \"pg_ctl\"\n"
-         "address = " + toml_quote(cluster.address()) + "\n"
-         "idle_timeout = " + toml_quote(idle_timeout) + "\n"
+         "address = " +
+         toml_quote(cluster.address()) +
+         "\n"
+         "idle_timeout = " +
+         toml_quote(idle_timeout) +
+         "\n"
          "min_awake = \"0s\"\n"
          "wake_timeout = \"30s\"\n"
-         "[instances." + name + ".pg_ctl]\n"
-         "data_dir = " + toml_quote(cluster.data_dir()) + "\n"
-         "bin_dir = " + toml_quote(pg_bin_dir()) + "\n"
+         "[instances." +
+         name +
+         ".pg_ctl]\n"
+         "data_dir = " +
+         toml_quote(cluster.data_dir()) +
+         "\n"
+         "bin_dir = " +
+         toml_quote(pg_bin_dir()) +
+         "\n"
          "os_user = \"postgres\"\n"
-         "log_file = " + toml_quote(cluster.log_file()) + "\n";
+         "log_file = " +
+         toml_quote(cluster.log_file()) + "\n";
 }
 
 // One sample of pgnap's /metrics; -1 if absent, -2 if the scrape failed.
@@ -69,8 +83,8 @@ TEST(SoakTest, PgbenchForAMinuteOnOneInstanceWhileTheOtherWakesAndSuspendsOverAn
   CommandResult bench;
   std::atomic<bool> bench_done{false};
   std::thread bench_thread([&] {
-    bench = run_command({"pgbench", "-c", std::to_string(kBenchClients), "-j", "2", "-T",
-                         std::to_string(kBenchSeconds), gateway.conninfo()},
+    bench = run_command({"pgbench", "-c", std::to_string(kBenchClients), "-j", "2", "-T", std::to_string(kBenchSeconds),
+                         gateway.conninfo()},
                         std::chrono::seconds(kBenchSeconds + 60));
     bench_done = true;
   });

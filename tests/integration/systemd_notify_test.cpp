@@ -151,8 +151,7 @@ TEST(SystemdNotifyTest, LogsUnderJournaldHavePriorityPrefixesAndNoTimestamps) {
   auto options = GatewayOptions::for_cluster(cluster);
   // JOURNAL_STREAM is "DEVICE:INODE" of stderr; the harness sends stderr to the log file, so
   // a wrapper fills it in from that file's stat before exec.
-  options.command_prefix = {"sh", "-c",
-                            "JOURNAL_STREAM=$(stat -L -c '%d:%i' /proc/self/fd/2) exec \"$@\"", "sh"};
+  options.command_prefix = {"sh", "-c", "JOURNAL_STREAM=$(stat -L -c '%d:%i' /proc/self/fd/2) exec \"$@\"", "sh"};
   Gateway gateway(options, &cluster);
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
   const std::string log = gateway.log();

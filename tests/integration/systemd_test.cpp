@@ -42,22 +42,26 @@ class PrivateSystemBus {
                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
                "<busconfig>\n"
                "  <type>system</type>\n"
-               "  <listen>unix:path=" + dir_.path() + "/system_bus_socket</listen>\n"
-               "  <auth>EXTERNAL</auth>\n"
-               "  <policy context=\"default\">\n"
-               "    <allow user=\"*\"/>\n"
-               "    <allow own=\"*\"/>\n"
-               "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-               "    <allow eavesdrop=\"true\"/>\n"
-               "  </policy>\n"
-               "</busconfig>\n");
+               "  <listen>unix:path=" +
+                   dir_.path() +
+                   "/system_bus_socket</listen>\n"
+                   "  <auth>EXTERNAL</auth>\n"
+                   "  <policy context=\"default\">\n"
+                   "    <allow user=\"*\"/>\n"
+                   "    <allow own=\"*\"/>\n"
+                   "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+                   "    <allow eavesdrop=\"true\"/>\n"
+                   "  </policy>\n"
+                   "</busconfig>\n");
     daemon_ = std::make_unique<BackgroundProcess>(
-        "dbus-daemon", std::vector<std::string>{dbus_daemon_binary(), "--config-file=" + config, "--print-address",
-                                                "--nofork"},
+        "dbus-daemon",
+        std::vector<std::string>{dbus_daemon_binary(), "--config-file=" + config, "--print-address", "--nofork"},
         dir_.path() + "/dbus-daemon.log");
     if (!daemon_->wait_for_log("unix:path=", 10s)) {
-      throw std::runtime_error("dbus-daemon did not print its address (is the dbus-daemon package installed? "
-                               "scripts/install-deps.sh installs it):\n" + daemon_->log());
+      throw std::runtime_error(
+          "dbus-daemon did not print its address (is the dbus-daemon package installed? "
+          "scripts/install-deps.sh installs it):\n" +
+          daemon_->log());
     }
     // --print-address: "unix:path=...,guid=..." on the first line.
     const std::string log = daemon_->log();
@@ -84,9 +88,8 @@ class FakeSystemd {
   };
 
   FakeSystemd(const PrivateSystemBus& bus, const std::string& unit, const Commands& commands, bool deny = false) {
-    std::vector<std::string> argv{PGNAP_FAKE_SYSTEMD, "--unit",   unit,           "--start",
-                                  commands.start,     "--stop",   commands.stop,  "--status",
-                                  commands.status};
+    std::vector<std::string> argv{PGNAP_FAKE_SYSTEMD, "--unit",      unit,       "--start",      commands.start,
+                                  "--stop",           commands.stop, "--status", commands.status};
     if (deny) argv.push_back("--deny");
     process_ = std::make_unique<BackgroundProcess>("fake systemd", argv, dir_.path() + "/fake-systemd.log", bus.env());
     if (!process_->wait_for_log("fake-systemd: ready", 10s)) {
@@ -97,8 +100,8 @@ class FakeSystemd {
   // pg_ctl for `cluster`, as its owner.
   static Commands for_cluster(const Cluster& cluster) {
     const std::string pg_ctl = pg_bin_dir() + "/pg_ctl";
-    return {sh_line(as_postgres({pg_ctl, "start", "-D", cluster.data_dir(), "-l", cluster.log_file(), "-w", "-t",
-                                 "30", "-s"})),
+    return {sh_line(as_postgres({pg_ctl, "start", "-D", cluster.data_dir(), "-l", cluster.log_file(), "-w", "-t", "30",
+                                 "-s"})),
             sh_line(as_postgres({pg_ctl, "stop", "-D", cluster.data_dir(), "-m", "fast", "-w", "-t", "30", "-s"})),
             sh_line(as_postgres({pg_ctl, "status", "-D", cluster.data_dir()})) + " >/dev/null"};
   }
@@ -113,15 +116,23 @@ class FakeSystemd {
 
 std::string systemd_instance(const std::string& name, const std::string& databases, const std::string& address,
                              const std::string& unit) {
-  return "[instances." + name + "]\n"
-         "databases = " + databases + "\n"
+  return "[instances." + name +
+         "]\n"
+         "databases = " +
+         databases +
+         "\n"
          "backend = \"systemd\"\n"
-         "address = " + toml_quote(address) + "\n"
+         "address = " +
+         toml_quote(address) +
+         "\n"
          "idle_timeout = \"1s\"\n"
          "min_awake = \"0s\"\n"
          "wake_timeout = \"30s\"\n"
-         "[instances." + name + ".systemd]\n"
-         "unit = " + toml_quote(unit) + "\n";
+         "[instances." +
+         name +
+         ".systemd]\n"
+         "unit = " +
+         toml_quote(unit) + "\n";
 }
 
 GatewayOptions on_bus(const PrivateSystemBus& bus, const std::string& instances_toml) {
@@ -198,7 +209,8 @@ TEST(SystemdTest, AFailedJobAnUnknownUnitAndAMissingSystemdAreExplained) {
   const auto failing = connect(gateway.conninfo("failing"), 30s);
   ASSERT_FALSE(failing.ok());
   EXPECT_EQ(failing.server.sqlstate, "57P03") << failing.error;
-  EXPECT_THAT(failing.server.detail, HasSubstr("systemd could not start pgnap-failing.service (job result \"failed\")"));
+  EXPECT_THAT(failing.server.detail,
+              HasSubstr("systemd could not start pgnap-failing.service (job result \"failed\")"));
   EXPECT_THAT(failing.server.detail, HasSubstr("journalctl -u pgnap-failing.service"));
 
   const auto unknown = connect(gateway.conninfo("unknown"), 30s);

@@ -33,7 +33,8 @@ class Pki {
     openssl({"x509", "-req", "-in", path(name + ".csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"),
              "-CAcreateserial", "-out", path(name + ".crt"), "-days", "2", "-extfile", path("san.ext")});
     // PostgreSQL refuses a key that others may read.
-    std::filesystem::permissions(path(name + ".key"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::permissions(path(name + ".key"),
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     chown_to_postgres(dir_.path());
   }
 
@@ -98,9 +99,10 @@ TEST(TlsTest, PsqlWithSslmodeRequireAndVerifyFullGetsEncryptedSessions) {
 
   // The same check against another CA fails: verification is real.
   Pki other;
-  const auto wrong_ca = psql("host=localhost hostaddr=127.0.0.1 port=" + port +
-                                 " user=postgres dbname=postgres sslmode=verify-full sslrootcert=" + other.path("ca.crt"),
-                             "select 1");
+  const auto wrong_ca = psql(
+      "host=localhost hostaddr=127.0.0.1 port=" + port +
+          " user=postgres dbname=postgres sslmode=verify-full sslrootcert=" + other.path("ca.crt"),
+      "select 1");
   EXPECT_NE(wrong_ca.exit_code, 0);
   EXPECT_THAT(wrong_ca.err, HasSubstr("certificate verify failed"));
 
@@ -141,8 +143,7 @@ TEST(TlsTest, BytesPipelinedAfterAnSslRequestAreRefusedBeforeAnyHandshake) {
   // SSLRequest with a plaintext startup packet behind it in the same write: what a
   // man-in-the-middle injects so that the server reads it as if it came over TLS.
   auto raw = RawClient::tcp(gateway.port());
-  ASSERT_TRUE(raw.send(be32(8) + be32(kSslRequest) +
-                       startup_packet({{"user", "postgres"}, {"database", "postgres"}})));
+  ASSERT_TRUE(raw.send(be32(8) + be32(kSslRequest) + startup_packet({{"user", "postgres"}, {"database", "postgres"}})));
   const auto reply = raw.read_until_closed(10s);
   EXPECT_TRUE(reply.closed);
   ASSERT_FALSE(reply.bytes.empty());

@@ -42,9 +42,9 @@ TEST(WakeTest, AsleepAtStartPsqlThroughPgnapWakesTheClusterAndGetsItsRow) {
   // Every lifecycle line names its instance.
   const std::string log = gateway.log();
   for (const char* event : {"adopted asleep", "waking", "ready after"}) {
-    EXPECT_EQ(count_lines_with_all(log, {event, "instance=main"}),
-              count_lines_containing(log, event))
-        << event << " logged without instance=main:\n" << log;
+    EXPECT_EQ(count_lines_with_all(log, {event, "instance=main"}), count_lines_containing(log, event))
+        << event << " logged without instance=main:\n"
+        << log;
   }
 }
 

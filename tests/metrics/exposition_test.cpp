@@ -97,15 +97,29 @@ TEST(Exposition, ListsEveryFamilyWithHelpTypeAndLabels) {
   ++g.connections_total;
   g.error("3D000");
   const std::string text = render_exposition({&m}, g, "9.9.9");
-  for (const char* family :
-       {"pgnap_build_info", "pgnap_connections_total", "pgnap_gateway_errors_total", "pgnap_cancel_requests_total",
-        "pgnap_ledger_write_errors_total", "pgnap_instance_state", "pgnap_instance_wakes_total",
-        "pgnap_instance_suspends_total", "pgnap_instance_unexpected_stops_total",
-        "pgnap_instance_wake_duration_seconds", "pgnap_instance_asleep_seconds_total",
-        "pgnap_instance_awake_seconds_total", "pgnap_energy_saved_joules_total", "pgnap_carbon_saved_grams_total",
-        "pgnap_cost_saved_total", "pgnap_embodied_carbon_saved_grams_total", "pgnap_client_sessions",
-        "pgnap_client_sessions_total", "pgnap_waiting_clients", "pgnap_client_wait_seconds",
-        "pgnap_client_errors_total", "pgnap_relay_bytes_total", "pgnap_accounting_info"}) {
+  for (const char* family : {"pgnap_build_info",
+                             "pgnap_connections_total",
+                             "pgnap_gateway_errors_total",
+                             "pgnap_cancel_requests_total",
+                             "pgnap_ledger_write_errors_total",
+                             "pgnap_instance_state",
+                             "pgnap_instance_wakes_total",
+                             "pgnap_instance_suspends_total",
+                             "pgnap_instance_unexpected_stops_total",
+                             "pgnap_instance_wake_duration_seconds",
+                             "pgnap_instance_asleep_seconds_total",
+                             "pgnap_instance_awake_seconds_total",
+                             "pgnap_energy_saved_joules_total",
+                             "pgnap_carbon_saved_grams_total",
+                             "pgnap_cost_saved_total",
+                             "pgnap_embodied_carbon_saved_grams_total",
+                             "pgnap_client_sessions",
+                             "pgnap_client_sessions_total",
+                             "pgnap_waiting_clients",
+                             "pgnap_client_wait_seconds",
+                             "pgnap_client_errors_total",
+                             "pgnap_relay_bytes_total",
+                             "pgnap_accounting_info"}) {
     EXPECT_THAT(text, HasSubstr(std::string("# HELP ") + family + " ")) << family;
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + family + " ")) << family;
   }

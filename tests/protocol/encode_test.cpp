@@ -6,8 +6,8 @@
 
 #include <bitset>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "protocol/message_scanner.h"
@@ -53,7 +53,8 @@ TEST(EncodeErrorResponse, EmbeddedNulsAreCut) {
 }
 
 TEST(EncodeErrorResponse, ReadsBackThroughTheScanner) {
-  const std::string got = encode_error_response({"FATAL", std::string(sqlstate::kInvalidCatalogName), "no such db", "", ""});
+  const std::string got = encode_error_response({"FATAL", std::string(sqlstate::kInvalidCatalogName), "no such db", "",
+                                                 ""});
   std::bitset<256> watched;
   watched.set('E');
   MessageScanner scanner(1 << 20, watched);
@@ -117,7 +118,6 @@ TEST(EncodeCancelRequest, ExactBytes) {
 
 TEST(EncodeTerminate, ExactBytes) { EXPECT_EQ(encode_terminate(), "X\0\0\0\x04"s); }
 
-
 // ---- negotiate_startup ----
 
 // A NegotiateProtocolVersion message read back: Int32 newest minor version, Int32 count,
@@ -178,10 +178,8 @@ TEST(NegotiateStartup, Protocol32IsAnsweredWithNewestMinorZeroAndNoOptions) {
 }
 
 TEST(NegotiateStartup, PqOptionsAreRemovedFromTheForwardedStartupAndNamedInTheMessage) {
-  const auto got = negotiate_startup(startup(0, {{"user", "alice"},
-                                                 {"_pq_.compression", "on"},
-                                                 {"database", "shop"},
-                                                 {"_pq_.x", "1"}}));
+  const auto got = negotiate_startup(
+      startup(0, {{"user", "alice"}, {"_pq_.compression", "on"}, {"database", "shop"}, {"_pq_.x", "1"}}));
   EXPECT_EQ(got.forwarded.parameters, (Parameters{{"user", "alice"}, {"database", "shop"}}));
   ASSERT_TRUE(got.negotiate_message.has_value());
   const auto negotiation = decode_negotiate(*got.negotiate_message);

@@ -67,7 +67,7 @@ struct ScanLog {
 // Feeds `stream` to a fresh scanner in pieces ending at `cuts` (ascending offsets), each
 // piece in its own buffer so an overread would be a heap overflow under ASan.
 ScanLog scan_in_pieces(const std::string& stream, const std::vector<std::size_t>& cuts, std::uint32_t max_length,
-                   std::bitset<256> watched) {
+                       std::bitset<256> watched) {
   MessageScanner scanner(max_length, watched);
   ScanLog run;
   std::size_t from = 0;
@@ -111,24 +111,25 @@ BackendStream realistic_stream() {
   s.add(msg('R', u32(0)));  // AuthenticationOk
   s.add(msg('S', "application_name\0psql\0"s));
   s.add(msg('S', "client_encoding\0UTF8\0"s));
-  s.add(msg('S', "server_version\0" "15.6\0"s));
+  s.add(msg('S',
+            "server_version\0"
+            "15.6\0"s));
   s.add(msg('K', u32(4242) + u32(0xdeadbeef)));
   s.add(msg('Z', "I"));
   // RowDescription: one int4 column "n".
   s.add(msg('T', "\0\x01n\0"s + u32(0) + "\0\0"s + u32(23) + "\0\x04"s + u32(0xffffffff) + "\0\0"s));
   for (int i = 0; i < 5; ++i) s.add(msg('D', "\0\x01"s + u32(1) + std::to_string(i)));
   s.add(msg('C', "SELECT 5\0"s));
-  s.add(msg('E', "SERROR\0VERROR\0C42P01\0Mrelation \"nope\" does not exist\0P15\0Fparse_relation.c\0L1392\0"
-                 "RparserOpenTable\0\0"s));
+  s.add(msg('E',
+            "SERROR\0VERROR\0C42P01\0Mrelation \"nope\" does not exist\0P15\0Fparse_relation.c\0L1392\0"
+            "RparserOpenTable\0\0"s));
   s.add(msg('Z', "T"));
   return s;
 }
 
 void expect_realistic_events(const ScanLog& run) {
   ASSERT_EQ(run.events.size(), 5u);
-  const auto as_message = [](const Event& e) {
-    return ScannedMessage{e.type, e.length, as_bytes(e.head)};
-  };
+  const auto as_message = [](const Event& e) { return ScannedMessage{e.type, e.length, as_bytes(e.head)}; };
   EXPECT_EQ(parse_authentication_code(as_message(run.events[0])), 0);
   const auto key = parse_backend_key_data(as_message(run.events[1]));
   ASSERT_TRUE(key);
@@ -288,7 +289,7 @@ TEST(MessageScanner, OversizeLength) {
   EXPECT_EQ(run.status, ScanStatus::kInvalid);
   EXPECT_EQ(run.error, "message of type 'D' claims length 1001, above the maximum of 1000 bytes");
   EXPECT_EQ(run.error_kind, ScanError::kLengthAboveMaximum);  // what the relay decides on
-  EXPECT_EQ(run.events.size(), 1u);  // the message before the bad one is still reported
+  EXPECT_EQ(run.events.size(), 1u);                           // the message before the bad one is still reported
   EXPECT_EQ(run.messages, 1u);
   EXPECT_FALSE(run.at_boundary);
 
@@ -309,8 +310,8 @@ TEST(MessageScanner, UndersizeLengths) {
   for (std::uint32_t len = 0; len < 4; ++len) {
     const ScanLog run = scan_whole(raw_header('Z', len) + msg('Z', "I"), 1000, kRelayWatch);
     EXPECT_EQ(run.status, ScanStatus::kInvalid);
-    EXPECT_EQ(run.error, "message of type 'Z' claims invalid length " + std::to_string(len) +
-                             ", below the minimum of 4 bytes");
+    EXPECT_EQ(run.error,
+              "message of type 'Z' claims invalid length " + std::to_string(len) + ", below the minimum of 4 bytes");
     EXPECT_EQ(run.error_kind, ScanError::kLengthBelowMinimum);
     EXPECT_TRUE(run.events.empty());
   }

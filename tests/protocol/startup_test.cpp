@@ -56,8 +56,9 @@ TEST(DecodeStartup, StartupMessage) {
   ASSERT_NE(msg, nullptr);
   EXPECT_EQ(msg->major, 3);
   EXPECT_EQ(msg->minor, 0);
-  const std::vector<std::pair<std::string, std::string>> want = {
-      {"user", "alice"}, {"database", "shop"}, {"application_name", "psql"}};
+  const std::vector<std::pair<std::string, std::string>> want = {{"user", "alice"},
+                                                                 {"database", "shop"},
+                                                                 {"application_name", "psql"}};
   EXPECT_EQ(msg->parameters, want);
   EXPECT_EQ(msg->user(), "alice");
   EXPECT_EQ(msg->database(), "shop");
@@ -66,8 +67,8 @@ TEST(DecodeStartup, StartupMessage) {
 }
 
 TEST(DecodeStartup, EveryPrefixNeedsMoreData) {
-  for (const std::string& p : {packet(kProtocol3, kParams), packet(kSslRequestCode, ""),
-                               packet(kGssEncRequestCode, ""), encode_cancel_request({42, 4242})}) {
+  for (const std::string& p : {packet(kProtocol3, kParams), packet(kSslRequestCode, ""), packet(kGssEncRequestCode, ""),
+                               encode_cancel_request({42, 4242})}) {
     for (std::size_t n = 0; n < p.size(); ++n) {
       const auto r = decode(p.substr(0, n));
       ASSERT_EQ(r.status, DecodeStatus::kNeedMoreData) << "prefix of " << n << " bytes: " << r.error;
@@ -157,8 +158,7 @@ TEST(DecodeStartup, LengthsAboveTheMaximum) {
   for (const std::uint32_t len : {10001u, 65536u, 0x7fffffffu, 0x80000000u, 0xfffffffbu, 0xffffffffu}) {
     const auto r = decode(length_word(len));
     ASSERT_EQ(r.status, DecodeStatus::kInvalid) << len;
-    EXPECT_EQ(r.error,
-              "invalid startup packet: length " + std::to_string(len) + " exceeds the maximum of 10000 bytes");
+    EXPECT_EQ(r.error, "invalid startup packet: length " + std::to_string(len) + " exceeds the maximum of 10000 bytes");
   }
 }
 
@@ -196,8 +196,7 @@ TEST(DecodeStartup, MalformedParameterLists) {
       {"user\0alice"s, "invalid startup packet: value of parameter \"user\" is not NUL-terminated"},
       {"user\0alice\0\0xyz"s,
        "invalid startup packet: 3 unexpected byte(s) after the terminator of the parameter list"},
-      {"user\0alice\0\0\0"s,
-       "invalid startup packet: 1 unexpected byte(s) after the terminator of the parameter list"},
+      {"user\0alice\0\0\0"s, "invalid startup packet: 1 unexpected byte(s) after the terminator of the parameter list"},
       {"\0"s, "invalid startup packet: no user name specified"},
       {"database\0shop\0\0"s, "invalid startup packet: no user name specified"},
       {"user\0\0\0"s, "invalid startup packet: no user name specified"},
@@ -225,8 +224,11 @@ TEST(DecodeStartup, LongNamesAreCutInErrors) {
 
 TEST(DecodeStartup, UnsupportedVersionsAreRefusedFromTheFirstEightBytes) {
   const std::vector<std::pair<std::uint32_t, std::string>> cases = {
-      {make_protocol(2, 0), "2.0"},   {make_protocol(1, 0), "1.0"},           {make_protocol(0, 0), "0.0"},
-      {make_protocol(4, 0), "4.0"},   {make_protocol(1234, 9999), "1234.9999"},
+      {make_protocol(2, 0), "2.0"},
+      {make_protocol(1, 0), "1.0"},
+      {make_protocol(0, 0), "0.0"},
+      {make_protocol(4, 0), "4.0"},
+      {make_protocol(1234, 9999), "1234.9999"},
       {make_protocol(65535, 65535), "65535.65535"},
   };
   for (const auto& [code, name] : cases) {
@@ -284,7 +286,7 @@ TEST(DecodeStartup, CancelRequest) {
 TEST(DecodeStartup, RoundTripsThroughTheEncoder) {
   StartupMessage in;
   in.minor = 2;  // not copied: the encoder always writes 3.0
-  in.parameters = {{"user", "alice"}, {"database", "shop"}, {"options", "-c search_path=x"},
+  in.parameters = {{"user", "alice"},  {"database", "shop"},        {"options", "-c search_path=x"},
                    {"_pq_.ext", "on"}, {"client_encoding", "UTF8"}, {"empty", ""}};
   const std::string p = encode_startup_message(in);
   const auto r = decode(p);
@@ -371,8 +373,8 @@ TEST(DecodeStartup, RandomBodiesBehindPlausibleHeaders) {
   const std::string names[] = {"user", "database", "_pq_.y", "x", ""};
   const std::string values[] = {"alice", "", "x"};
   const std::string extras[] = {"", "", "", "\0"s, "x", "user\0"s, "\0\0"s};
-  const std::uint32_t codes[] = {kProtocol3, make_protocol(3, 1), kSslRequestCode, kGssEncRequestCode,
-                                 kCancelRequestCode, make_protocol(2, 0)};
+  const std::uint32_t codes[] = {kProtocol3,         make_protocol(3, 1), kSslRequestCode,
+                                 kGssEncRequestCode, kCancelRequestCode,  make_protocol(2, 0)};
   std::uniform_int_distribution<std::size_t> name(0, std::size(names) - 1);
   std::uniform_int_distribution<std::size_t> value(0, std::size(values) - 1);
   std::uniform_int_distribution<std::size_t> extra(0, std::size(extras) - 1);
