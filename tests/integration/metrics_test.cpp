@@ -106,10 +106,14 @@ TEST(MetricsTest, AWakeASessionAndASuspendShowInTheMetrics) {
   EXPECT_GE(slept, least - 0.01);
   EXPECT_LE(slept, most + 0.01);
   EXPECT_GT(value(second, "pgnap_instance_awake_seconds_total" + kMain), 1.0);
-  // Savings: positive and growing while it sleeps.
+  // Savings: positive, and growing while it sleeps. The counter is held at its highest value
+  // while the wake's own energy is made good (docs/metrics.md), which takes longer the
+  // longer the wake took on a loaded machine: wait for it to grow rather than assume when.
   EXPECT_GT(value(second, "pgnap_energy_saved_joules_total" + kMain), 0);
-  EXPECT_GT(value(second, "pgnap_energy_saved_joules_total" + kMain),
-            value(first, "pgnap_energy_saved_joules_total" + kMain));
+  const double energy_before = value(first, "pgnap_energy_saved_joules_total" + kMain);
+  EXPECT_TRUE(wait_until(
+      [&] { return value(scrape(gateway), "pgnap_energy_saved_joules_total" + kMain) > energy_before; }, 30s, 250ms))
+      << "the energy saved did not grow while the instance slept";
   EXPECT_GT(value(second, "pgnap_carbon_saved_grams_total" + kMain), 0);
   EXPECT_GE(value(second, "pgnap_cost_saved_total{db_instance=\"main\",currency=\"EUR\"}"), 0);
   EXPECT_EQ(value(second, "pgnap_connections_total"), 1);
