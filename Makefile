@@ -53,7 +53,7 @@ fuzz: deps
 	tests/fuzz/run.sh
 
 # .clang-format matches the code's style; format applies it, format-check lists what it would change.
-FORMAT_SOURCES = find protocol config accounting metrics backends daemon tests bench \( -name '*.cpp' -o -name '*.h' \) \
+FORMAT_SOURCES = find protocol auth config accounting metrics backends daemon tests bench \( -name '*.cpp' -o -name '*.h' \) \
   -not -path 'tests/fuzz/corpus/*' -print0
 format:
 	$(FORMAT_SOURCES) | xargs -0 clang-format -i

@@ -1,7 +1,7 @@
 // The ledger's write side: the schema and its forward migrations, the crash recovery of
 // open(), and the one writer thread that commits the daemon's queued writes in batches, so
 // that no SQLite call (and no fsync) ever runs on the event loop. The read side is
-// ledger_read.cpp.
+// ledger_read.cpp; the authenticating mode's caches are ledger_cache.cpp.
 #include "accounting/ledger.h"
 
 #include <fcntl.h>
@@ -91,6 +91,27 @@ const char* const kMigrations[] = {
       started_text   TEXT NOT NULL,
       reloaded_at    REAL,
       reloaded_text  TEXT
+    );
+    )sql",
+    // 3 -> 4: the caches of the authenticating mode (accounting/ledger_cache.cpp): the
+    // password verifiers auth_query returned, and the ParameterStatus values of each user's
+    // and database's last real login, so that a restart can answer clients without waking
+    // the database. A verifier is what pg_authid holds: the file stays 0600.
+    R"sql(
+    CREATE TABLE credentials (
+      instance    TEXT NOT NULL,
+      "user"      TEXT NOT NULL,
+      secret      TEXT NOT NULL,       -- as pg_authid.rolpassword: SCRAM-SHA-256$... or md5...
+      learned_at  REAL NOT NULL,
+      PRIMARY KEY (instance, "user")
+    );
+    CREATE TABLE session_parameters (
+      instance    TEXT NOT NULL,
+      "user"      TEXT NOT NULL,
+      "database"  TEXT NOT NULL,
+      parameters  TEXT NOT NULL,       -- name=value lines, %XX-escaped (ledger_cache.cpp)
+      learned_at  REAL NOT NULL,
+      PRIMARY KEY (instance, "user", "database")
     );
     )sql",
 };

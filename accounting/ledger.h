@@ -6,6 +6,9 @@
 // time; after a crash, the next open closes them at their last heartbeat, so at most one
 // heartbeat of accounting is lost and intervals never overlap.
 //
+// It also keeps two caches for the authenticating mode (docs/security.md): the password
+// verifiers learned by auth_query, and the parameters of each user's last real login.
+//
 // Writes never block the event loop: the daemon's calls only queue the write, and one
 // writer thread owns the connection and commits (WAL mode, synchronous=NORMAL: a crash of
 // pgnap loses nothing committed; a power cut, at most the last transactions).
@@ -34,7 +37,7 @@ namespace pgnap::accounting {
 using UnixTime = double;
 [[nodiscard]] UnixTime unix_now();
 
-inline constexpr int kLedgerSchemaVersion = 3;
+inline constexpr int kLedgerSchemaVersion = 4;
 
 // ---- rows, as read back ----
 
@@ -111,6 +114,36 @@ struct RunningConfig {
 };
 [[nodiscard]] std::optional<RunningConfig> read_running_config(const std::string& path, const std::string& source);
 
+// ---- the authenticating mode's caches (schema version 4; accounting/ledger_cache.cpp) ----
+
+// A password verifier auth_query returned for `user`: what pg_authid.rolpassword holds
+// ("SCRAM-SHA-256$...", "md5..."). Not the password, but a secret all the same: protected
+// like pg_authid (docs/security.md).
+struct CachedCredential {
+  std::string instance;
+  std::string user;
+  std::string secret;
+  UnixTime learned_at = 0;
+};
+
+// The ParameterStatus values PostgreSQL sent at the last real login of `user` to `database`
+// (server_version, server_encoding, client_encoding, ...), in the order it sent them.
+struct CachedParameters {
+  std::string instance;
+  std::string user;
+  std::string database;
+  std::vector<std::pair<std::string, std::string>> parameters;
+  UnixTime learned_at = 0;
+};
+
+// Every cached verifier, ordered by instance and user; opened read-only like the readers
+// above. Empty for a ledger older than schema version 4. Throws std::runtime_error naming the
+// file when it cannot be read.
+[[nodiscard]] std::vector<CachedCredential> read_credentials(const std::string& path);
+// Every cached set of parameters, ordered by instance, user and database; the same. A row
+// whose parameters do not decode (written by hand, or damaged) is left out: it is only a cache.
+[[nodiscard]] std::vector<CachedParameters> read_session_parameters(const std::string& path);
+
 // ---- the writer ----
 
 class Ledger {
@@ -136,6 +169,16 @@ class Ledger {
   void record_reported(const std::string& instance, const ReportedCounters& counters);
   // The configuration text the gateway started with (`reload` false) or reloaded.
   void record_running_config(const std::string& source, const std::string& text, bool reload);
+  // The authenticating mode's caches. A verifier learned by auth_query (insert or replace);
+  // one that is no longer valid; all of an instance's (its cache switched to memory, or the
+  // instance was removed).
+  void record_credential(const std::string& instance, const std::string& user, const std::string& secret, UnixTime at);
+  void forget_credential(const std::string& instance, const std::string& user);
+  void forget_credentials(const std::string& instance);
+  // The ParameterStatus values of a real login (insert or replace). Names and values may hold
+  // any byte; they come back exactly.
+  void record_session_parameters(const std::string& instance, const std::string& user, const std::string& database,
+                                 const std::vector<std::pair<std::string, std::string>>& parameters, UnixTime at);
   // The open intervals are known to have lasted until `at`.
   void heartbeat(UnixTime at);
   // A clean stop: every open interval ends at `at`.

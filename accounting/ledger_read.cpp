@@ -20,6 +20,7 @@ using detail::exec;
 using detail::open_db;
 using detail::schema_version;
 using detail::Statement;
+using detail::with_read_only;
 
 LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until, const std::string& instance) {
   if (::access(path.c_str(), R_OK) != 0) {
@@ -94,9 +95,8 @@ std::optional<RunningConfig> read_running_config(const std::string& path, const 
 }
 
 std::map<std::string, ReportedCounters> read_reported_counters(const std::string& path) {
-  sqlite3* db = open_db(path, SQLITE_OPEN_READONLY);
-  std::map<std::string, ReportedCounters> out;
-  try {
+  return with_read_only(path, [](sqlite3* db) {
+    std::map<std::string, ReportedCounters> out;
     Statement s(db, "SELECT instance, name, value FROM reported_counters");
     while (s.step()) {
       auto& c = out[s.text(0)];
@@ -109,18 +109,13 @@ std::map<std::string, ReportedCounters> read_reported_counters(const std::string
       else if (name == "cost") c.cost = v;
       else if (name == "embodied_g") c.embodied_g = v;
     }
-  } catch (const std::exception& e) {
-    sqlite3_close(db);
-    throw std::runtime_error("ledger " + path + ": " + e.what());
-  }
-  sqlite3_close(db);
-  return out;
+    return out;
+  });
 }
 
 std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& path) {
-  sqlite3* db = open_db(path, SQLITE_OPEN_READONLY);
-  std::map<std::string, LifetimeTotals> totals;
-  try {
+  return with_read_only(path, [](sqlite3* db) {
+    std::map<std::string, LifetimeTotals> totals;
     exec(db, "BEGIN");
     {
       Statement s(db,
@@ -142,12 +137,8 @@ std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& pa
       }
     }
     exec(db, "COMMIT");
-  } catch (const std::exception& e) {
-    sqlite3_close(db);
-    throw std::runtime_error("ledger " + path + ": " + e.what());
-  }
-  sqlite3_close(db);
-  return totals;
+    return totals;
+  });
 }
 
 }  // namespace pgnap::accounting

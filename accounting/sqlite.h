@@ -1,6 +1,6 @@
-// Private to the ledger: the few SQLite calls its writer (ledger.cpp) and its readers
-// (ledger_read.cpp) share, each turning a failure into std::runtime_error with SQLite's own
-// message, so that no call's result code goes unchecked.
+// Private to the ledger: the few SQLite calls its writer (ledger.cpp), its readers
+// (ledger_read.cpp) and its caches (ledger_cache.cpp) share, each turning a failure into
+// std::runtime_error with SQLite's own message, so that no call's result code goes unchecked.
 #pragma once
 
 #include <sqlite3.h>
@@ -66,6 +66,21 @@ class Statement {
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
 };
+
+// Opens `path` read-only (it must exist), returns body(db) and closes it, whatever happens; a
+// failure becomes std::runtime_error naming the ledger.
+template <typename F>
+auto with_read_only(const std::string& path, F body) -> decltype(body(static_cast<sqlite3*>(nullptr))) {
+  sqlite3* db = open_db(path, SQLITE_OPEN_READONLY);
+  try {
+    auto result = body(db);
+    sqlite3_close(db);
+    return result;
+  } catch (const std::exception& e) {
+    sqlite3_close(db);
+    throw std::runtime_error("ledger " + path + ": " + e.what());
+  }
+}
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back if the body throws.
 template <typename F>

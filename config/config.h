@@ -101,6 +101,23 @@ struct AccountingConfig {
   bool operator==(const AccountingConfig&) const = default;
 };
 
+// [instances.NAME.auth]: who authenticates clients (docs/configuration.md, "Authentication").
+// passthrough relays the client's authentication to PostgreSQL; gateway answers it from the
+// verifiers pgnap holds, without waking the database, and logs in to PostgreSQL for the
+// client on its first query.
+struct AuthConfig {
+  std::string mode = "passthrough";  // passthrough | gateway
+  std::string file;                  // a PgBouncer-format auth_file; "" = none (a path, relative to the config file)
+  std::string query = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";  // auth_query
+  std::string user;                                          // auth_user, who runs `query`; "" = no auth_query
+  std::vector<std::string> methods{"scram-sha-256", "md5"};  // accepted: scram-sha-256, md5, trust
+  std::string cache = "ledger";  // ledger | memory: where verifiers learned by the query are kept
+  // Bytes one session may queue while its instance wakes (gateway mode: the client's first
+  // queries arrive before the server is up).
+  std::uint64_t queue_limit = 1024ull * 1024;
+  bool operator==(const AuthConfig&) const = default;
+};
+
 struct InstanceConfig {
   std::string name;
   std::vector<std::string> databases{"*"};
@@ -124,6 +141,7 @@ struct InstanceConfig {
   ExecConfig exec;
   SystemdConfig systemd;
   AccountingConfig accounting;
+  AuthConfig auth;
   bool operator==(const InstanceConfig&) const = default;
 
   // Defaults that follow other keys are resolved where they are used, never stored: a reload
@@ -164,6 +182,9 @@ struct GatewayConfig {
   Duration tcp_keepalive_idle = std::chrono::seconds(60);
   Duration tcp_keepalive_interval = std::chrono::seconds(10);
   std::uint32_t tcp_keepalive_count = 6;
+  // Bytes all sessions together may queue while their instances wake (each within its
+  // instance's auth.queue_limit).
+  std::uint64_t queue_limit_total = 64ull * 1024 * 1024;
   TlsConfig tls;
   bool operator==(const GatewayConfig&) const = default;
 };
@@ -221,8 +242,8 @@ struct ConfigChange {
 // restart, which keep their `running` values.
 [[nodiscard]] Config merge_live(const Config& running, const Config& next);
 // The same for one instance, as an instance applies a reload to itself: `next` (its name
-// included), except the keys whose schema row says Reload::kRestart (today backend, address
-// and the backends' sub-tables), which keep `running`'s values.
+// included), except the keys whose schema row says Reload::kRestart (today backend, address,
+// the backends' sub-tables and auth.cache), which keep `running`'s values.
 [[nodiscard]] InstanceConfig merge_live(const InstanceConfig& running, const InstanceConfig& next);
 
 // The human-readable summary `pgnap check` prints: listeners, limits, the routing table,

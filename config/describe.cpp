@@ -5,9 +5,12 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "config/config.h"
+#include "config/keys.h"
 
 namespace pgnap::config {
 namespace {
@@ -130,6 +133,57 @@ std::string describe_tls(const TlsConfig& tls) {
   return out;
 }
 
+std::string joined(const std::vector<std::string>& words) {
+  std::string text;
+  for (const std::string& word : words) text += (text.empty() ? "" : ", ") + word;
+  return text;
+}
+
+// A query written over several lines, on one: runs of whitespace become one space.
+std::string one_line(std::string_view text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    const bool blank = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (blank) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
+// Who authenticates the instance's clients, and from what.
+void describe_auth(std::string& out, const AuthConfig& auth) {
+  if (auth.mode != "gateway") {
+    // The other keys are accepted in passthrough mode but nothing reads them: say so.
+    std::vector<std::string> ignored;
+    const AuthConfig defaults;
+    for (const auto& row : detail::kAuthKeys) {
+      if (row.name != "mode" && !row.same(auth, defaults)) ignored.push_back("auth." + std::string(row.name));
+    }
+    line(out, "auth",
+         "clients authenticate with PostgreSQL (passthrough)" +
+             (ignored.empty() ? std::string() : "; ignored in this mode: " + joined(ignored)));
+    return;
+  }
+  line(out, "auth",
+       "gateway: pgnap authenticates clients (" + joined(auth.methods) +
+           ") and logs in to PostgreSQL on their first query; queue_limit " + format_size(auth.queue_limit));
+  std::string sources;
+  auto add = [&sources](const std::string& source) { sources += (sources.empty() ? "" : "; ") + source; };
+  if (!auth.file.empty()) add("auth_file " + auth.file);
+  if (!auth.user.empty()) {
+    add("auth_query as " + auth.user + ": " + one_line(auth.query) +
+        (auth.cache == "memory" ? " (learned verifiers kept in memory only)"
+                                : " (learned verifiers cached in the ledger)"));
+  }
+  line(out, "auth sources", sources.empty() ? "none (trust only)" : sources);
+}
+
 }  // namespace
 
 std::string describe_config(const Config& config) {
@@ -145,6 +199,8 @@ std::string describe_config(const Config& config) {
   line(out, "ledger", gateway.ledger + " (heartbeat every " + format_duration(gateway.ledger_heartbeat) + ")");
   line(out, "log_level", gateway.log_level);
   line(out, "max_message_size", format_size(gateway.max_message_size));
+  line(out, "queue_limit_total",
+       format_size(gateway.queue_limit_total) + " (queued by all sessions while their instances wake)");
   line(out, "tcp_keepalive",
        "idle " + format_duration(gateway.tcp_keepalive_idle) + ", then every " +
            format_duration(gateway.tcp_keepalive_interval) + ", " + std::to_string(gateway.tcp_keepalive_count) +
@@ -173,6 +229,7 @@ std::string describe_config(const Config& config) {
              ? std::string("0s (open sessions keep it awake)")
              : format_duration(rest) + (instance.close_listeners ? " (listeners too)" : " (not listeners)"));
     line(out, "tls", instance.effective_tls() + (instance.tls.empty() ? " (default for this address)" : ""));
+    describe_auth(out, instance.auth);
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);
     if (instance.backend == "systemd") describe_systemd(out, instance);

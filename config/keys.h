@@ -70,6 +70,10 @@ struct KeyRow {
   std::function<bool(const Target&, const Target&)> same;
   // Copies this key's value from `from` to `to`.
   std::function<void(Target& to, const Target& from)> copy;
+  // Only for a sub-table whose keys reload differently (sub_table() below): the reload diff
+  // and merge descend into its own rows instead of taking the table as one key.
+  std::function<void(const Target&, const Target&, const std::string& dotted, std::vector<ConfigChange>&)> diff;
+  std::function<void(Target& next, const Target& running)> keep_restart;
 };
 
 // One row: `reader` checks the node's type and bounds and returns the value, or reports an
@@ -87,7 +91,9 @@ KeyRow<Target> key(std::string_view name, Field Target::*field, Reader reader, P
                         },
                         reload,
                         [field](const Target& a, const Target& b) { return a.*field == b.*field; },
-                        [field](Target& to, const Target& from) { to.*field = from.*field; }};
+                        [field](Target& to, const Target& from) { to.*field = from.*field; },
+                        {},
+                        {}};
 }
 
 // Applies `table` to `target` row by row: unknown keys and missing required keys are errors.
@@ -128,6 +134,14 @@ struct StringValue {
 struct ChoiceValue {
   std::span<const std::string_view> choices;
   std::optional<std::string> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
+// A non-empty array of distinct words, each one of `choices` (e.g. authentication methods).
+// On error it still returns the words it understood (perhaps none), so the checks across
+// keys do not report phantom problems.
+struct ChoiceListValue {
+  std::span<const std::string_view> choices;
+  std::optional<std::vector<std::string>> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
 // A filesystem path; relative paths resolve against the config file's directory.
@@ -225,6 +239,49 @@ struct TableValue {
   }
 };
 
+// ---- What a reload does with the rows (config/reload.cpp) ---------------------------------
+
+// The keys whose values differ between `a` and `b`, under the dotted `prefix`, in row order.
+template <class Target>
+void diff_rows(std::span<const KeyRow<std::type_identity_t<Target>>> rows, const Target& a, const Target& b,
+               const std::string& prefix, std::vector<ConfigChange>& out) {
+  for (const auto& row : rows) {
+    if (row.same(a, b)) continue;
+    if (row.diff) {
+      row.diff(a, b, join_key(prefix, row.name), out);
+    } else {
+      out.push_back({join_key(prefix, row.name), "changed", row.reload == Reload::kRestart});
+    }
+  }
+}
+
+// The restart-only keys of `next` take their `running` values back.
+template <class Target>
+void keep_restart_keys(std::span<const KeyRow<std::type_identity_t<Target>>> rows, const Target& running,
+                       Target& next) {
+  for (const auto& row : rows) {
+    if (row.reload == Reload::kRestart) {
+      row.copy(next, running);
+    } else if (row.keep_restart) {
+      row.keep_restart(next, running);
+    }
+  }
+}
+
+// A sub-table row whose keys keep their own reload classes (a table read whole, such as a
+// backend's, is one key(..., TableValue) row with one class): a reload names each changed
+// key of it, and keeps its restart-only keys as they run.
+template <class Target, class Sub>
+KeyRow<Target> sub_table(std::string_view name, Sub Target::*field, std::span<const KeyRow<Sub>> rows) {
+  KeyRow<Target> row = key(name, field, TableValue<Sub>{rows});
+  row.diff = [field, rows](const Target& a, const Target& b, const std::string& dotted,
+                           std::vector<ConfigChange>& out) { diff_rows<Sub>(rows, a.*field, b.*field, dotted, out); };
+  row.keep_restart = [field, rows](Target& next, const Target& running) {
+    keep_restart_keys<Sub>(rows, running.*field, next.*field);
+  };
+  return row;
+}
+
 // ---- Address grammar (config/address.cpp), shared with the schema's checks. ---------------
 
 // Parses "host:port" / "[v6]:port" with a port in [min_port, 65535]. On failure returns
@@ -242,5 +299,7 @@ struct TableValue {
 extern const std::vector<KeyRow<GatewayConfig>> kGatewayKeys;
 extern const std::vector<KeyRow<MetricsConfig>> kMetricsKeys;
 extern const std::vector<KeyRow<InstanceConfig>> kInstanceKeys;
+// [instances.NAME.auth], which `pgnap check` also reads (the keys passthrough ignores).
+extern const std::vector<KeyRow<AuthConfig>> kAuthKeys;
 
 }  // namespace pgnap::config::detail

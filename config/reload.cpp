@@ -1,6 +1,7 @@
 // What a SIGHUP does with a new file: which keys changed, and what the gateway runs after it.
 // Both read each key's reload class from its row in the schema's tables (config/schema.cpp),
-// so a key is live or restart-only in exactly one place.
+// so a key is live or restart-only in exactly one place; a sub-table made by sub_table()
+// (config/keys.h) is compared and merged key by key.
 #include <span>
 #include <string>
 #include <vector>
@@ -9,31 +10,10 @@
 #include "config/keys.h"
 
 namespace pgnap::config {
-namespace {
 
+using detail::diff_rows;
 using detail::join_key;
-using detail::KeyRow;
-using detail::Reload;
-
-template <class Target>
-void diff_rows(std::span<const KeyRow<Target>> rows, const Target& a, const Target& b, const std::string& prefix,
-               std::vector<ConfigChange>& out) {
-  for (const auto& row : rows) {
-    if (!row.same(a, b)) {
-      out.push_back({join_key(prefix, row.name), "changed", row.reload == Reload::kRestart});
-    }
-  }
-}
-
-// The restart-only keys of `next` take their `running` values back.
-template <class Target>
-void keep_restart_keys(std::span<const KeyRow<Target>> rows, const Target& running, Target& next) {
-  for (const auto& row : rows) {
-    if (row.reload == Reload::kRestart) row.copy(next, running);
-  }
-}
-
-}  // namespace
+using detail::keep_restart_keys;
 
 InstanceConfig merge_live(const InstanceConfig& running, const InstanceConfig& next) {
   InstanceConfig merged = next;

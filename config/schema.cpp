@@ -1,11 +1,16 @@
 // The configuration schema: every TOML key pgnap knows, declared once per table as a row of
 // (name, struct member, type and bounds, required or not, live or restart-only). Defaults are
 // the initializers in config/config.h; docs/configuration.md documents the same rows. Checks
-// that span several keys (backend sub-tables, routing) follow the tables, then parse_config.
-// The readers behind the rows: config/values.cpp and config/address.cpp; what a reload does
-// with the rows: config/reload.cpp.
+// that span several keys (backend sub-tables, authentication, routing) follow the tables, then
+// parse_config. The readers behind the rows: config/values.cpp and config/address.cpp; what a
+// reload does with the rows: config/reload.cpp.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -29,6 +35,7 @@ namespace fs = std::filesystem;
 using detail::at_least;
 using detail::BackendAddressValue;
 using detail::BoolValue;
+using detail::ChoiceListValue;
 using detail::ChoiceValue;
 using detail::CommandValue;
 using detail::CurrencyValue;
@@ -49,6 +56,7 @@ using detail::quote;
 using detail::Reload;
 using detail::SizeValue;
 using detail::StringValue;
+using detail::sub_table;
 using detail::TableValue;
 using detail::type_name;
 
@@ -61,6 +69,12 @@ constexpr DurationValue kNonNegative{Duration(0), kMaxDuration};
 constexpr std::array<std::string_view, 4> kLogLevels{"debug", "info", "warning", "error"};
 constexpr std::array<std::string_view, 3> kTlsModes{"disable", "allow", "require"};
 constexpr std::array<std::string_view, 3> kBackendTlsModes{"disable", "prefer", "require"};
+constexpr std::array<std::string_view, 2> kAuthModes{"passthrough", "gateway"};
+constexpr std::array<std::string_view, 3> kAuthMethods{"scram-sha-256", "md5", "trust"};
+constexpr std::array<std::string_view, 2> kAuthCaches{"ledger", "memory"};
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = 1024 * kKiB;
+constexpr std::uint64_t kGiB = 1024 * kMiB;
 // Backends docs/architecture.md names. Only the supported ones have a driver (and a sub-table) today.
 constexpr std::array<std::string_view, 3> kSupportedBackends{"pg_ctl", "exec", "systemd"};
 constexpr std::array<std::string_view, 1> kPlannedBackends{"kubernetes"};
@@ -144,6 +158,18 @@ const std::vector<KeyRow<TlsConfig>> kTlsKeys = {
 
 // ---- The tables a reload reads too (config/keys.h) ----------------------------------------
 
+// A reload applies every key at once but `cache`: the verifiers already learned stay where
+// they are until a restart.
+const std::vector<KeyRow<AuthConfig>> detail::kAuthKeys = {
+    key("mode", &AuthConfig::mode, ChoiceValue{kAuthModes}),
+    key("file", &AuthConfig::file, PathValue{.allow_empty = true}),
+    key("query", &AuthConfig::query, StringValue{}),
+    key("user", &AuthConfig::user, StringValue{}),
+    key("methods", &AuthConfig::methods, ChoiceListValue{kAuthMethods}),
+    key("cache", &AuthConfig::cache, ChoiceValue{kAuthCaches}, Presence::kOptional, Reload::kRestart),
+    key("queue_limit", &AuthConfig::queue_limit, SizeValue{8 * kKiB, kGiB}),
+};
+
 const std::vector<KeyRow<InstanceConfig>> detail::kInstanceKeys = {
     key("databases", &InstanceConfig::databases, DatabaseListValue{}),
     key("backend", &InstanceConfig::backend, BackendNameValue{}, Presence::kRequired, Reload::kRestart),
@@ -163,6 +189,8 @@ const std::vector<KeyRow<InstanceConfig>> detail::kInstanceKeys = {
     key("systemd", &InstanceConfig::systemd, TableValue<SystemdConfig>{kSystemdKeys}, Presence::kOptional,
         Reload::kRestart),
     key("accounting", &InstanceConfig::accounting, TableValue<AccountingConfig>{kAccountingKeys}),
+    // Live but for auth.cache: compared and merged key by key.
+    sub_table("auth", &InstanceConfig::auth, std::span<const KeyRow<AuthConfig>>(detail::kAuthKeys)),
 };
 
 const std::vector<KeyRow<GatewayConfig>> detail::kGatewayKeys = {
@@ -173,10 +201,11 @@ const std::vector<KeyRow<GatewayConfig>> detail::kGatewayKeys = {
     key("ledger_heartbeat", &GatewayConfig::ledger_heartbeat, kPositive),
     key("shutdown_timeout", &GatewayConfig::shutdown_timeout, kNonNegative),
     key("log_level", &GatewayConfig::log_level, ChoiceValue{kLogLevels}),
-    key("max_message_size", &GatewayConfig::max_message_size, SizeValue{1024, 1024ull * 1024 * 1024}),
+    key("max_message_size", &GatewayConfig::max_message_size, SizeValue{kKiB, kGiB}),
     key("tcp_keepalive_idle", &GatewayConfig::tcp_keepalive_idle, kPositive),
     key("tcp_keepalive_interval", &GatewayConfig::tcp_keepalive_interval, kPositive),
     key("tcp_keepalive_count", &GatewayConfig::tcp_keepalive_count, IntegerValue{1, 127}),
+    key("queue_limit_total", &GatewayConfig::queue_limit_total, SizeValue{64 * kKiB, 16 * kGiB}),
     key("tls", &GatewayConfig::tls, TableValue<TlsConfig>{kTlsKeys}),
 };
 
@@ -232,6 +261,57 @@ void check_backend_tables(ParseContext& ctx, ParsedInstance& instance) {
   PgCtlConfig& pg_ctl = instance.config.pg_ctl;
   if (pg_ctl.log_file.empty() && !pg_ctl.data_dir.empty()) {
     pg_ctl.log_file = (fs::path(pg_ctl.data_dir) / "pgnap-postgres.log").string();
+  }
+}
+
+// Why pgnap cannot read `path` as its auth_file now, or nullopt when it can: a regular file
+// (after symlinks) it may open. Opened without blocking and closed at once, so a FIFO or a
+// device named by mistake is refused, never read.
+std::optional<std::string> unreadable_auth_file(const std::string& path) {
+  const auto cannot = [&path](int error) {
+    return "cannot read the auth_file " + quote(path) + ": " + std::generic_category().message(error);
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return cannot(errno);
+  if (S_ISDIR(st.st_mode)) return "expected a PgBouncer-format auth_file, got the directory " + quote(path);
+  if (!S_ISREG(st.st_mode)) {
+    return "expected a PgBouncer-format auth_file, got " + quote(path) + ", which is not a regular file";
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return cannot(errno);
+  ::close(fd);
+  return std::nullopt;
+}
+
+// [instances.NAME.auth] across its keys, in gateway mode only: in passthrough mode nothing
+// reads the other keys, so the rows check their form and no more (the file need not exist).
+void check_auth(ParseContext& ctx, const ParsedInstance& instance) {
+  const AuthConfig& auth = instance.config.auth;
+  const toml::table* table = instance.table->get_as<toml::table>("auth");
+  if (table == nullptr || auth.mode != "gateway") return;
+  const std::string auth_key = join_key(instance.key, "auth");
+  auto where = [table](std::string_view name) -> const toml::source_region& {
+    const toml::node* node = table->get(name);
+    return node != nullptr ? node->source() : table->source();
+  };
+  if (!auth.user.empty() && auth.query.empty()) {
+    ctx.error(where("query"), join_key(auth_key, "query"),
+              "expected a non-empty query when auth.user is set (auth.user runs it to read a client's password "
+              "verifier), got \"\"");
+  }
+  const bool trust = std::find(auth.methods.begin(), auth.methods.end(), "trust") != auth.methods.end();
+  // An empty list was reported by its row.
+  if (auth.file.empty() && auth.user.empty() && !trust && !auth.methods.empty()) {
+    ctx.error(table->source(), auth_key,
+              "mode = \"gateway\" needs a password source: set auth.file (a PgBouncer-format auth_file) or "
+              "auth.user (to run auth.query), or allow \"trust\" in auth.methods");
+  }
+  // Checked at start-up and on every reload, as pgnap check wants: an auth_file pgnap cannot
+  // read is an error naming its key, not a surprise at the first client.
+  if (!auth.file.empty()) {
+    if (std::optional<std::string> why = unreadable_auth_file(auth.file)) {
+      ctx.error(where("file"), join_key(auth_key, "file"), std::move(*why));
+    }
   }
 }
 
@@ -304,6 +384,7 @@ struct InstancesValue {
       instance.config.name = std::string(name.str());
       detail::apply_rows(ctx, *instance_table, instance_key, detail::kInstanceKeys, instance.config);
       check_backend_tables(ctx, instance);
+      check_auth(ctx, instance);
       parsed.push_back(std::move(instance));
     }
     // toml++ keeps keys sorted; the contract is file order (it decides routing messages,

@@ -153,6 +153,35 @@ std::optional<std::string> ChoiceValue::operator()(ParseContext& ctx, const toml
   return std::nullopt;
 }
 
+std::optional<std::vector<std::string>> ChoiceListValue::operator()(ParseContext& ctx, const toml::node& node,
+                                                                    const std::string& key) const {
+  std::string list;
+  for (std::string_view choice : choices) list += (list.empty() ? "" : ", ") + quote(choice);
+  std::vector<std::string> words;
+  const auto* array = node.as_array();
+  if (array == nullptr) {
+    ctx.error(node.source(), key,
+              "expected an array of words from " + list + " (e.g. [" + quote(choices.front()) + "]), got " +
+                  type_name(node));
+    return words;
+  }
+  if (array->empty()) {
+    ctx.error(node.source(), key, "expected at least one of " + list + ", got an empty array");
+    return words;
+  }
+  for (const toml::node& item : *array) {
+    const auto* word = item.as_string();
+    if (word == nullptr || std::find(choices.begin(), choices.end(), word->get()) == choices.end()) {
+      ctx.error(item.source(), key, "expected one of " + list + ", got " + describe_value(item));
+    } else if (std::find(words.begin(), words.end(), word->get()) != words.end()) {
+      ctx.error(item.source(), key, quote(word->get()) + " is listed twice");
+    } else {
+      words.push_back(word->get());
+    }
+  }
+  return words;
+}
+
 std::optional<std::string> PathValue::operator()(ParseContext& ctx, const toml::node& node,
                                                  const std::string& key) const {
   const std::string* s = as_string(ctx, node, key, "a path (a string)");

@@ -14,6 +14,10 @@ void CancelRegistry::remove(const protocol::BackendKeyData& key) {
   entries_.erase(key_of(key.process_id, key.secret_key));
 }
 
+bool CancelRegistry::contains(const protocol::BackendKeyData& key) const {
+  return entries_.contains(key_of(key.process_id, key.secret_key));
+}
+
 std::optional<CancelTarget> CancelRegistry::find(const protocol::CancelRequest& request) const {
   auto it = entries_.find(key_of(request.process_id, request.secret_key));
   if (it == entries_.end()) return std::nullopt;

@@ -1,10 +1,14 @@
-// Cancel routing. pgnap relays BackendKeyData unchanged, so a client's CancelRequest carries
-// the key of the PostgreSQL backend serving its session. The registry remembers, for every
-// live session, which server issued which key, so that the CancelRequest (which arrives on
-// a new connection) goes to that server and no other.
+// Cancel routing. A client's CancelRequest arrives on a new connection and carries only the
+// key the client was given: in the transparent mode PostgreSQL's own (pgnap relays
+// BackendKeyData unchanged); in the authenticating mode one pgnap issued, which stays the
+// session's whatever server connection it is attached to. The registry remembers, for every
+// live session, where a cancel of its key goes: to the server connection it is attached to
+// at that moment, with that backend's key, and to no other; or, for a query still queued
+// while its instance wakes, to the session itself.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -21,7 +25,12 @@ class Instance;
 
 struct CancelTarget {
   Instance* instance = nullptr;
-  asio::generic::stream_protocol::endpoint endpoint;  // the server that issued the key
+  // Attached to a server connection: where to send the CancelRequest, and the key of the
+  // backend serving the session (in the transparent mode the client's key itself).
+  std::optional<asio::generic::stream_protocol::endpoint> endpoint;
+  protocol::BackendKeyData server_key;
+  // Not attached (a query queued while the instance wakes): answers it with 57014 instead.
+  std::function<void()> cancel_queued;
 };
 
 class CancelRegistry {
@@ -31,6 +40,7 @@ class CancelRegistry {
   // The target whose process id and secret key both match; nullopt otherwise.
   [[nodiscard]] std::optional<CancelTarget> find(const protocol::CancelRequest& request) const;
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
+  [[nodiscard]] bool contains(const protocol::BackendKeyData& key) const;
 
  private:
   // Keyed by (process id, secret key): two servers may reuse a process id, never with the

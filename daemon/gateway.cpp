@@ -22,6 +22,7 @@
 #include "daemon/backend_address.h"
 #include "daemon/backend_factory.h"
 #include "daemon/cancel_forward.h"
+#include "daemon/instance_auth.h"
 #include "daemon/log.h"
 #include "daemon/startup_reader.h"
 #include "daemon/stream.h"
@@ -80,6 +81,7 @@ Gateway::Gateway(config::Config config)
   // Lifetime counters continue from the ledger rather than restarting at zero.
   const auto lifetime = accounting::read_lifetime_totals(config_.gateway.ledger);
   const auto reported = accounting::read_reported_counters(config_.gateway.ledger);
+  env_.instance_tls = make_client_context();
   for (const auto& ic : config_.instances) instances_.push_back(make_instance(ic, lifetime, reported));
   rebuild_router();
   env_.gateway = &config_.gateway;
@@ -87,7 +89,11 @@ Gateway::Gateway(config::Config config)
   env_.cancels = &cancels_;
   env_.metrics = &gateway_metrics_;
   env_.tls = &tls_;
-  env_.instance_tls = make_client_context();
+  env_.auth_of = [this](const Instance& instance) -> InstanceAuth* {
+    const auto it = auths_.find(&instance);
+    if (it == auths_.end() || instance.config().auth.mode != "gateway") return nullptr;
+    return it->second.get();
+  };
 }
 
 Gateway::~Gateway() = default;
@@ -96,7 +102,14 @@ std::unique_ptr<Instance> Gateway::make_instance(const config::InstanceConfig& c
                                                  const std::map<std::string, accounting::LifetimeTotals>& lifetime,
                                                  const std::map<std::string, accounting::ReportedCounters>& reported) {
   auto instance = std::make_unique<Instance>(io_.get_executor(), config, make_backend(config));
-  instance->set_observer(recorder_.get());
+  instance->add_observer(recorder_.get());
+  // Every instance can authenticate clients itself: a reload may switch it to gateway mode.
+  auto auth = std::make_unique<InstanceAuth>(*instance, *ledger_, env_.instance_tls,
+                                             accounting::read_credentials(config_.gateway.ledger),
+                                             accounting::read_session_parameters(config_.gateway.ledger));
+  auth->configure(config.auth);
+  instance->add_observer(auth.get());
+  auths_[instance.get()] = std::move(auth);
   if (auto it = lifetime.find(config.name); it != lifetime.end()) instance->metrics().set_lifetime(it->second);
   if (auto it = reported.find(config.name); it != reported.end()) instance->metrics().set_reported_floor(it->second);
   return instance;

@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "daemon/cancel_registry.h"
 #include "daemon/instance.h"
+#include "daemon/instance_auth.h"
 #include "daemon/ledger_recorder.h"
 #include "daemon/metrics_endpoint.h"
 #include "daemon/router.h"
@@ -93,6 +94,8 @@ class Gateway {
   std::unique_ptr<LedgerRecorder> recorder_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<Instance*> retired_;  // removed by a reload: no new clients, sessions finish
+  // Each instance's authenticating-mode state; destroyed before the instances it refers to.
+  std::map<const Instance*, std::unique_ptr<InstanceAuth>> auths_;
   Router router_;
   CancelRegistry cancels_;
   metrics::GatewayMetrics gateway_metrics_;

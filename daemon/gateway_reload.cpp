@@ -130,6 +130,7 @@ void Gateway::apply_instances(const config::Config& next) {
     if (retired) continue;
     if (const config::InstanceConfig* ic = find_config(instance->name())) {
       instance->reconfigure(*ic);
+      auths_.at(instance.get())->configure(instance->config().auth);
     } else {
       retired_.push_back(instance.get());
       PGNAP_LOG(kInfo, "instance=" << instance->name(), "removed from the configuration: no new clients");
@@ -145,6 +146,7 @@ void Gateway::apply_instances(const config::Config& next) {
       if (retired != retired_.end()) {
         retired_.erase(retired);
         (*same_name)->reconfigure(ic);
+        auths_.at(same_name->get())->configure((*same_name)->config().auth);
         PGNAP_LOG(kInfo, "instance=" << ic.name, "back in the configuration");
       }
       continue;

@@ -104,7 +104,7 @@ bool Instance::change_state(InstanceState next, const std::string& reason) {
   // A stop that failed leaves it awake as it was: min_awake still counts from the wake.
   if (next == InstanceState::kAwake && previous != InstanceState::kSuspending) awake_since_ = state_since_;
   metrics_.set_state(to_string(next));
-  if (observer_ != nullptr) observer_->on_state_change(*this, previous, next, reason);
+  for (InstanceObserver* observer : observers_) observer->on_state_change(*this, previous, next, reason);
   return true;
 }
 
@@ -183,7 +183,7 @@ asio::awaitable<void> Instance::adopt() {
   const auto status = co_await backend_->status();
   if (status.state == backends::RunState::kRunning) {
     PGNAP_LOG(kInfo, context(), "adopted starting: the server is running but not accepting connections yet");
-    start_wake("found starting at start-up");
+    start_wake("found starting at start-up", "adoption");
     co_return;
   }
   change_state(InstanceState::kAsleep, "adopted: not running when pgnap started");
@@ -196,7 +196,8 @@ asio::awaitable<void> Instance::adopt() {
   }
 }
 
-asio::awaitable<Admission> Instance::acquire(std::string_view database, std::string_view client) {
+asio::awaitable<Admission> Instance::acquire(std::string_view database, std::string_view client,
+                                             std::string_view cause) {
   if (shutting_down_) co_return refusal(Refusal::Kind::kShuttingDown, "");
   if (state_ == InstanceState::kAwake) co_return Lease(this);
 
@@ -236,7 +237,9 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   } unqueue{this, &waiter, Clock::now()};
 
   if (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed) {
-    start_wake("database \"" + std::string(database) + "\", client " + std::string(client));
+    start_wake("database \"" + std::string(database) + "\", client " + std::string(client) +
+                   ", cause: " + std::string(cause),
+               cause);
   } else if (state_ == InstanceState::kWaking) {
     ++wake_clients_;
   } else if (state_ == InstanceState::kSuspending) {
@@ -271,7 +274,7 @@ void Instance::finish_waiters(const std::function<Admission()>& outcome) {
   }
 }
 
-void Instance::start_wake(std::string reason) {
+void Instance::start_wake(std::string reason, std::string_view cause) {
   // While a stop (or a probe) is running, queued clients wait for it; its completion starts
   // the wake.
   if (operation_ != Operation::kNone && operation_ != Operation::kCloseIdleSessions) return;
@@ -279,6 +282,7 @@ void Instance::start_wake(std::string reason) {
   wake_requested_ = std::chrono::system_clock::now();
   wake_clients_ = static_cast<std::uint32_t>(waiters_.size());
   if (!change_state(InstanceState::kWaking, reason)) return;
+  metrics_.wake_caused(cause);
   launch(Operation::kWake, run_wake(std::move(reason)));
 }
 
@@ -320,7 +324,7 @@ void Instance::on_operation_done(std::exception_ptr error) {
 
 void Instance::after_operation() {
   if (!waiters_.empty() && (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed)) {
-    start_wake(std::to_string(waiters_.size()) + " client(s) arrived while it was stopping");
+    start_wake(std::to_string(waiters_.size()) + " client(s) arrived while it was stopping", "connect");
   } else if (state_ == InstanceState::kAwake) {
     finish_waiters([this] { return Admission(Lease(this)); });
     arm_idle_timer();
@@ -366,7 +370,7 @@ void Instance::record_wake(const backends::WakeReport& report, std::string_view 
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
                                                                           (wake_deadline_ - config_.wake_timeout));
   metrics_.wake_finished(outcome, static_cast<double>(took.count()) / 1000.0, report.started);
-  if (observer_ == nullptr) return;
+  if (observers_.empty()) return;
   const InstanceObserver::Wake record{wake_requested_,
                                       std::chrono::system_clock::now(),
                                       took,
@@ -374,7 +378,7 @@ void Instance::record_wake(const backends::WakeReport& report, std::string_view 
                                       report.started,
                                       wake_clients_,
                                       report.ok ? report.detail : report.detail.substr(0, 2000)};
-  observer_->on_wake(*this, record);
+  for (InstanceObserver* observer : observers_) observer->on_wake(*this, record);
 }
 
 asio::awaitable<void> Instance::stop_unready_server() {

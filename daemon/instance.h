@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -67,8 +68,9 @@ class Lease {
 
 using Admission = std::variant<Lease, Refusal>;
 
-// What an instance tells the outside world (the ledger; later the metrics). Called on the
-// event loop thread at the moment of the event: implementations must not block.
+// What an instance tells the outside world (the ledger; the authenticating mode's caches and
+// connections). Called on the event loop thread at the moment of the event: implementations
+// must not block.
 class InstanceObserver {
  public:
   struct Wake {
@@ -110,17 +112,23 @@ class Instance {
   [[nodiscard]] metrics::InstanceMetrics& metrics() { return metrics_; }
   [[nodiscard]] const metrics::InstanceMetrics& metrics() const { return metrics_; }
   [[nodiscard]] backends::Backend& backend() { return *backend_; }
-  // At most one; set before adopt(). Not owned.
-  void set_observer(InstanceObserver* observer) { observer_ = observer; }
+  [[nodiscard]] const asio::any_io_executor& executor() const { return executor_; }
+  // Told of every state change and wake, in the order added (the ledger first). Added before
+  // adopt(); not owned.
+  void add_observer(InstanceObserver* observer) { observers_.push_back(observer); }
 
   // At start-up: probes and asks the backend, and starts awake or asleep accordingly. Never
   // stops a running server; a server found starting is waited for like a wake.
   asio::awaitable<void> adopt();
 
   // Admits a client: at once when awake, else after the (shared) wake. `database` and
-  // `client` only label the log line of the wake they trigger. Cancelling the awaiting
-  // coroutine (the client went away) leaves the queue; the wake carries on.
-  [[nodiscard]] asio::awaitable<Admission> acquire(std::string_view database, std::string_view client);
+  // `client` only label the log line of the wake they trigger; `cause` says what in the
+  // client needs the server — "connect" (a relayed connection), "query" (a first query in
+  // the authenticating mode), "login" (a user to look up, or a first-ever login) — and is
+  // counted for the wake it triggers. Cancelling the awaiting coroutine (the client went
+  // away) leaves the queue; the wake carries on.
+  [[nodiscard]] asio::awaitable<Admission> acquire(std::string_view database, std::string_view client,
+                                                   std::string_view cause = "connect");
 
   // A session could not connect although the instance was believed awake: it stopped
   // without pgnap. The next client wakes it again.
@@ -166,7 +174,7 @@ class Instance {
   void on_lease_released();
   // Awake, nobody waiting, nothing running, not shutting down: the idle timer may stop it.
   [[nodiscard]] bool may_suspend() const;
-  void start_wake(std::string reason);
+  void start_wake(std::string reason, std::string_view cause);
   // Runs `body` as the instance's operation, isolated from whoever triggered it.
   void launch(Operation operation, asio::awaitable<void> body);
   void on_operation_done(std::exception_ptr error);
@@ -216,7 +224,7 @@ class Instance {
   Clock::time_point wake_deadline_{};
   std::chrono::system_clock::time_point wake_requested_{};
   std::uint32_t wake_clients_ = 0;
-  InstanceObserver* observer_ = nullptr;
+  std::vector<InstanceObserver*> observers_;
   // Failed wakes in a row, the last reason, and when the next client may retry.
   std::uint32_t consecutive_failures_ = 0;
   std::string last_failure_;

@@ -239,6 +239,15 @@ asio::awaitable<RelayEnd> Relay::pump_stream(Direction direction) {
 }
 
 asio::awaitable<RelayEnd> Relay::run() {
+  if (!first_to_server_.empty()) {
+    const std::string first = std::exchange(first_to_server_, {});
+    activity_.last_traffic = Clock::now();
+    if (auto end = inspect(Direction::kToServer, protocol::as_bytes(first))) co_return std::move(*end);
+    if (counters_.bytes_to_server) *counters_.bytes_to_server += first.size();
+    const auto ec = co_await server_stream_.write(first);
+    if (ec == asio::error::operation_aborted) co_return cancelled();
+    if (ec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, ec.message(), {}};
+  }
   if (client_stream_.tls() || server_stream_.tls()) {
     auto r = co_await (pump_stream(Direction::kToServer) || pump_stream(Direction::kToClient));
     co_return r.index() == 0 ? std::get<0>(r) : std::get<1>(r);

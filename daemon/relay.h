@@ -60,6 +60,9 @@ class Relay {
   Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
         std::function<void(const protocol::BackendKeyData&)> on_backend_key, RelayCounters counters);
 
+  // Bytes of the client's stream that pgnap read before the relay (the authenticating
+  // mode's queue, starting at a message boundary): run() scans and sends them first.
+  void send_first_to_server(std::string bytes) { first_to_server_ = std::move(bytes); }
   // Relays until either side closes or fails. Cancellation (shutdown) ends it.
   [[nodiscard]] asio::awaitable<RelayEnd> run();
 
@@ -105,6 +108,7 @@ class Relay {
   std::uint32_t unanswered_ = 0;
   bool unsynced_ = false;
   SessionActivity activity_;
+  std::string first_to_server_;
   bool idle_closed_ = false;
 };
 

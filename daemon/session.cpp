@@ -10,8 +10,10 @@
 
 #include "daemon/backend_address.h"
 #include "daemon/cancel_forward.h"
+#include "daemon/gateway_session.h"
 #include "daemon/instance.h"
 #include "daemon/relay.h"
+#include "daemon/relay_phase.h"
 #include "daemon/server_connection.h"
 #include "daemon/startup_reader.h"
 #include "daemon/stream.h"
@@ -41,10 +43,6 @@ void log_refusal(SessionEnv& env, const std::string& context, const std::string&
   }
 }
 
-namespace {
-
-// Completes when the client closes its connection while it waits for a wake. Data from the
-// client (unusual before authentication) ends the watch, not the wait.
 asio::awaitable<void> client_gone(Socket& client) {
   auto executor = co_await asio::this_coro::executor;
   for (;;) {
@@ -62,27 +60,20 @@ asio::awaitable<void> client_gone(Socket& client) {
   }
 }
 
-bool is_cancelled(const asio::cancellation_state& state) { return state.cancelled() != asio::cancellation_type::none; }
-
-// What connecting a client to its instance produces, for the relay. Kept small: it lives in
-// the session's frame for the whole session (the connection phase's many locals and
-// temporaries live in their own coroutine frame, freed before the relay starts).
-struct Established {
-  Instance* instance = nullptr;
-  Lease lease;
-  Stream server;
-  Endpoint connected_to;
-  std::string context;  // "session=N client=ADDR instance=NAME"
-};
-
-// Counts, logs and sends a refusal of a client that reached an instance.
-asio::awaitable<void> refuse(SessionEnv& env, Stream& client, Instance& instance, const std::string& context,
-                             const Refusal& refusal) {
+void count_refusal(SessionEnv& env, Instance& instance, const std::string& context, const Refusal& refusal) {
   if (refusal.kind == Refusal::Kind::kTooManyWaiting) env.metrics->limit_hit("max_waiting");
   instance.metrics().client_error(refusal.error.sqlstate);
   PGNAP_LOG(kInfo, context,
             "refused (" << refusal.error.sqlstate << "): " << refusal.error.message
                         << (refusal.error.detail.empty() ? "" : ": " + refusal.error.detail));
+}
+
+namespace {
+
+// Counts, logs and sends a refusal of a client that reached an instance.
+asio::awaitable<void> refuse(SessionEnv& env, Stream& client, Instance& instance, const std::string& context,
+                             const Refusal& refusal) {
+  count_refusal(env, instance, context, refusal);
   co_await send_fatal(client, refusal.error);
 }
 
@@ -201,9 +192,12 @@ asio::awaitable<bool> forward_startup(SessionEnv& env, Stream& client, Instance&
   co_return true;
 }
 
-// The connection phase: the steps above in order. nullopt when the session ended there;
-// whatever had to be said to the client has been said.
-asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& client, std::uint64_t id) {
+// The connection phase: the steps above in order, up to the relay in the transparent mode,
+// up to the routing in the authenticating mode (gateway_session.cpp takes over there).
+// Nothing when the session ended; whatever had to be said to the client has been said.
+using Established = std::variant<std::monostate, RelayedSession, RoutedSession>;
+
+asio::awaitable<Established> establish(SessionEnv& env, Stream& client, std::uint64_t id) {
   const std::string peer = peer_name(client.socket());
   const std::string context = "session=" + std::to_string(id) + " client=" + peer;
   const Keepalive keepalive{std::chrono::duration_cast<std::chrono::seconds>(env.gateway->tcp_keepalive_idle),
@@ -211,115 +205,26 @@ asio::awaitable<std::optional<Established>> establish(SessionEnv& env, Stream& c
                             static_cast<int>(env.gateway->tcp_keepalive_count)};
   tune_client_socket(client.socket(), keepalive);
 
-  const auto startup = co_await read_client_startup(env, client, context);
-  if (!startup) co_return std::nullopt;
+  auto startup = co_await read_client_startup(env, client, context);
+  if (!startup) co_return std::monostate{};
   const std::string database(startup->startup.database());
   Instance* instance = co_await route(env, client, context, database);
-  if (instance == nullptr) co_return std::nullopt;
+  if (instance == nullptr) co_return std::monostate{};
   const std::string icontext = context + " instance=" + instance->name();
   PGNAP_LOG(kDebug, icontext, "startup: user \"" << startup->startup.user() << "\", database \"" << database << "\"");
+  if (instance->config().auth.mode == "gateway") {
+    co_return RoutedSession{std::move(*startup), instance, icontext, peer};
+  }
 
   auto admitted = co_await admit_and_connect(env, client, *instance, icontext, database, peer);
-  if (!admitted) co_return std::nullopt;
+  if (!admitted) co_return std::monostate{};
   Stream& server = admitted->server.stream;
-  if (!co_await forward_startup(env, client, *instance, server, *startup, icontext)) co_return std::nullopt;
+  if (!co_await forward_startup(env, client, *instance, server, *startup, icontext)) co_return std::monostate{};
   PGNAP_LOG(kDebug, icontext,
             "connected to " << endpoint_to_string(admitted->server.endpoint) << (server.tls() ? " with TLS" : "")
                             << (client.tls() ? "; client has TLS" : ""));
-  co_return Established{instance, std::move(admitted->lease), std::move(server), admitted->server.endpoint, icontext};
-}
-
-// The end of a relayed session that pgnap ends itself (shutdown, a client breaking the
-// protocol, an idle close): a FATAL to the client when it can be said between messages,
-// Terminate to the server. A coroutine of its own, so its temporaries stay out of the
-// relay's frame. (string_view parameters: the caller's strings outlive the co_await.)
-asio::awaitable<void> say_goodbye(Stream& client, Stream& server, bool at_boundary, std::string_view code,
-                                  std::string_view message, std::string_view hint, std::string detail = {}) {
-  if (at_boundary) {
-    const protocol::ErrorResponse error{"FATAL", std::string(code), std::string(message), std::move(detail),
-                                        std::string(hint)};
-    co_await send_fatal(client, error);
-  }
-  const std::string terminate = protocol::encode_terminate();
-  (void)co_await write_all(server, terminate, Clock::now() + std::chrono::seconds(1));
-}
-
-// Relays until either side ends, then says goodbye when pgnap ended it.
-asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& e) {
-  auto cancellation = co_await asio::this_coro::cancellation_state;
-  Instance* instance = e.instance;
-  std::optional<protocol::BackendKeyData> key;
-  auto on_key = [&](const protocol::BackendKeyData& k) {
-    if (key) env.cancels->remove(*key);
-    key = k;
-    env.cancels->add(k, CancelTarget{instance, e.connected_to});
-  };
-  Relay relay(client, e.server, env.max_client_message(), on_key,
-              {&instance->metrics().bytes_client_to_server, &instance->metrics().bytes_server_to_client});
-  PGNAP_LOG(kDebug, e.context, "relaying");
-  const auto started = Clock::now();
-  // The instance watches the session's traffic while it is relayed, and may close it when
-  // it is only open (idle_session_timeout).
-  relay.activity().last_traffic = started;
-  relay.activity().close = [&relay] { relay.close_idle(); };
-  instance->watch_session(&relay.activity());
-  RelayEnd end;
-  try {
-    end = co_await relay.run();
-  } catch (const boost::system::system_error&) {
-    end = {RelayEnd::Why::kShutdown, {}, {}};
-  }
-  instance->unwatch_session(&relay.activity());
-  if (key) env.cancels->remove(*key);
-  if (is_cancelled(cancellation)) end.why = RelayEnd::Why::kShutdown;
-  const bool at_boundary = relay.client_stream_at_boundary();
-
-  switch (end.why) {
-    case RelayEnd::Why::kIdleClosed: {
-      const auto idle = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - relay.activity().last_traffic);
-      co_await say_goodbye(client, e.server, at_boundary, sqlstate::kAdminShutdown,
-                           "terminating idle connection so that the database can sleep",
-                           "Reconnect to continue: the next connection wakes the database.",
-                           "The connection had no traffic for " + std::to_string(idle.count()) +
-                               " s, and no other session of instance \"" + instance->name() + "\" was in use.");
-      break;
-    }
-    case RelayEnd::Why::kShutdown:
-      // Say why, if it can be said without cutting a message in two.
-      co_await asio::this_coro::reset_cancellation_state();
-      co_await say_goodbye(client, e.server, at_boundary, sqlstate::kAdminShutdown, "the gateway is shutting down",
-                           "Reconnect in a moment.");
-      break;
-    case RelayEnd::Why::kClientTooLarge:
-    case RelayEnd::Why::kClientProtocol: {
-      const bool too_large = end.why == RelayEnd::Why::kClientTooLarge;
-      instance->metrics().client_error(sqlstate::kProtocolViolation);
-      if (too_large) env.metrics->limit_hit("max_message_size");
-      const std::string message = "invalid message from client: " + end.detail;
-      const std::string hint = too_large ? "Send smaller messages, or raise max_message_size in pgnap's [gateway]."
-                                         : "";
-      co_await say_goodbye(client, e.server, at_boundary, sqlstate::kProtocolViolation, message, hint);
-      co_await drain_until_closed(client, Clock::now() + std::chrono::seconds(2));
-      break;
-    }
-    case RelayEnd::Why::kServerClosed:
-      // PostgreSQL went away in the middle of the session without a FATAL that says it lives
-      // on (a killed postmaster ends its backends silently; one that is shut down or crashed
-      // says 57Pxx): find out now whether the instance is down, not when the next client fails.
-      if (!relay.client_terminated() && (end.server_sqlstate.empty() || end.server_sqlstate.starts_with("57"))) {
-        instance->check_reachable("it closed a session's connection" + (end.server_sqlstate.empty()
-                                                                            ? std::string(" without an error")
-                                                                            : " with " + end.server_sqlstate));
-      }
-      break;
-    case RelayEnd::Why::kClientClosed:
-    case RelayEnd::Why::kServerProtocol:
-    case RelayEnd::Why::kWriteFailed: break;
-  }
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-  PGNAP_LOG(kDebug, e.context,
-            "ended after " << ms << " ms: " << to_string(end.why)
-                           << (end.detail.empty() ? "" : " (" + end.detail + ")"));
+  co_return RelayedSession{
+      instance, std::move(admitted->lease), std::move(server), admitted->server.endpoint, icontext, false, {}};
 }
 
 }  // namespace
@@ -327,8 +232,11 @@ asio::awaitable<void> relay_phase(SessionEnv& env, Stream& client, Established& 
 asio::awaitable<void> run_session(SessionEnv& env, Socket socket, std::uint64_t id) {
   Stream client(std::move(socket));
   auto established = co_await establish(env, client, id);
-  if (!established) co_return;
-  co_await relay_phase(env, client, *established);
+  if (auto* relayed = std::get_if<RelayedSession>(&established)) {
+    co_await relay_session(env, client, *relayed);
+  } else if (auto* routed = std::get_if<RoutedSession>(&established)) {
+    co_await run_gateway_session(env, client, std::move(*routed));
+  }
 }
 
 }  // namespace pgnap::daemon

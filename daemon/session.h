@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include <boost/asio/awaitable.hpp>
@@ -24,6 +25,10 @@
 
 namespace pgnap::daemon {
 
+class Instance;
+class InstanceAuth;
+struct Refusal;
+
 // What sessions share, owned by the gateway.
 struct SessionEnv {
   const config::GatewayConfig* gateway = nullptr;  // the running configuration (a reload updates it in place)
@@ -35,6 +40,10 @@ struct SessionEnv {
   // Refusals before a client reaches an instance are logged within this budget.
   static constexpr std::size_t kRefusalLinesPerSecond = 20;
   log::LineBudget refusal_log{kRefusalLinesPerSecond};
+  // The authenticating mode's state of an instance (nullptr in the transparent mode).
+  std::function<InstanceAuth*(const Instance&)> auth_of;
+  // Bytes every session has queued while its instance wakes ([gateway] queue_limit_total).
+  std::uint64_t queued_bytes = 0;
   // The largest message a client may send after its startup ([gateway] max_message_size).
   [[nodiscard]] std::uint32_t max_client_message() const {
     return static_cast<std::uint32_t>(std::min<std::uint64_t>(gateway->max_message_size, 0xffffffffu));
@@ -44,6 +53,13 @@ struct SessionEnv {
 // Runs the session to its end. Cancelling it (gateway shutdown) ends it with 57P01 when the
 // client's stream is between messages, or by closing otherwise.
 asio::awaitable<void> run_session(SessionEnv& env, Socket client, std::uint64_t id);
+
+// Completes when the client closes its connection while it waits (for a wake, a lookup).
+// Data from the client ends the watch, not the wait.
+asio::awaitable<void> client_gone(Socket& client);
+
+// Counts and logs a refusal of a client that reached an instance.
+void count_refusal(SessionEnv& env, Instance& instance, const std::string& context, const Refusal& refusal);
 
 // A refusal any client can cause at will: logged within the session budget, so a flood of
 // bad connections does not flood the journal (the metrics count every one).

@@ -27,6 +27,8 @@ class Stream {
 
   [[nodiscard]] Socket& socket() { return *socket_; }
   [[nodiscard]] bool tls() const { return tls_ != nullptr; }
+  // The OpenSSL session (nullptr without TLS): for the channel binding data of SCRAM-PLUS.
+  [[nodiscard]] SSL* tls_handle() { return tls_ ? tls_->native_handle() : nullptr; }
 
   // TLS handshakes, bounded by `deadline`. The context is kept for the stream's life.
   [[nodiscard]] asio::awaitable<boost::system::error_code> accept_tls(std::shared_ptr<ssl::context> context,

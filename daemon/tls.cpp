@@ -1,9 +1,13 @@
 #include "daemon/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <stdexcept>
+
+#include "auth/scram.h"
 
 namespace pgnap::daemon {
 
@@ -22,6 +26,21 @@ std::string openssl_error(const boost::system::system_error& e) {
 }
 
 }  // namespace
+
+std::optional<std::string> tls_server_end_point(SSL* tls) {
+  if (tls == nullptr) return std::nullopt;
+  X509* certificate = SSL_get_certificate(tls);  // ours, as presented in this handshake
+  if (certificate == nullptr) return std::nullopt;
+  int digest_nid = 0;
+  int key_nid = 0;
+  if (OBJ_find_sigid_algs(X509_get_signature_nid(certificate), &digest_nid, &key_nid) != 1) return std::nullopt;
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(certificate, &der);
+  if (length <= 0) return std::nullopt;
+  const std::string bytes(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+  OPENSSL_free(der);
+  return auth::tls_server_end_point(bytes, digest_nid);
+}
 
 std::shared_ptr<ssl::context> make_server_context(const config::TlsConfig& config, std::string& error) {
   auto context = std::make_shared<ssl::context>(ssl::context::tls_server);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/ssl/context.hpp>
@@ -24,6 +25,11 @@ namespace ssl = boost::asio::ssl;
 
 // The clients' TLS: which mode, and the context sessions start with. Each session keeps the
 // context it started with, so a reload never disturbs a handshake in progress.
+// SCRAM-SHA-256-PLUS's tls-server-end-point binding data for a client connection on TLS:
+// the hash of the certificate pgnap presented in that handshake (RFC 5929). nullopt
+// without TLS, or when the certificate's signature algorithm cannot be hashed.
+[[nodiscard]] std::optional<std::string> tls_server_end_point(SSL* tls);
+
 class TlsServer {
  public:
   // Start-up: throws std::runtime_error naming the file and the problem.

@@ -53,6 +53,11 @@ enum Family : std::size_t {
   kClientErrors,
   kRelayBytes,
   kAccountingInfo,
+  kAuthentications,
+  kWakeCauses,
+  kQueuedMessages,
+  kQueuedBytes,
+  kQueuedCancelled,
   kFamilyCount,
 };
 constexpr FamilySpec kFamilies[kFamilyCount] = {
@@ -62,7 +67,8 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
      "Errors sent to clients before they reached an instance, by SQLSTATE (08P01 bad startup packet or login "
      "timeout, 28000 TLS required, 3D000 database not served, 53300 max_clients)."},
     {"pgnap_cancel_requests_total", MetricType::Counter,
-     "Cancel requests, by outcome: forwarded to the server that issued the key, or unmatched."},
+     "Cancel requests, by outcome: forwarded to the server serving the key's session, queued (the query was still "
+     "queued while its instance woke: answered by pgnap with 57014), or unmatched."},
     {"pgnap_ledger_write_errors_total", MetricType::Counter, "Ledger writes that failed (their accounting is lost)."},
     {"pgnap_limit_hits_total", MetricType::Counter,
      "Clients turned away or sessions ended by a limit: max_clients, login_timeout, max_message_size, "
@@ -102,6 +108,17 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_relay_bytes_total", MetricType::Counter, "Bytes relayed, by direction."},
     {"pgnap_accounting_info", MetricType::Gauge,
      "The coefficients the savings use, as labels (watts, PUE, gCO2e/kWh, price per hour); always 1."},
+    {"pgnap_authentications_total", MetricType::Counter,
+     "Logins pgnap answered itself (auth.mode = gateway), by method and outcome (ok, wrong_password, "
+     "protocol_error, gone, timeout)."},
+    {"pgnap_instance_wake_causes_total", MetricType::Counter,
+     "Wakes started, by what needed the server: connect (a relayed connection), query (a first query of an "
+     "authenticated session), login (a user to look up, a first login), adoption."},
+    {"pgnap_queued_messages_total", MetricType::Counter,
+     "Client messages queued while no server was attached (auth.mode = gateway)."},
+    {"pgnap_queued_bytes", MetricType::Gauge, "Bytes of client messages queued now, waiting for a server."},
+    {"pgnap_queued_queries_cancelled_total", MetricType::Counter,
+     "Queued queries a cancel request ended before they reached a server (answered with 57014)."},
 };
 
 std::string number(double v) {
@@ -156,6 +173,7 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
     add(kGatewayErrors, counter({{"sqlstate", code}}, static_cast<double>(n)));
   add(kCancelRequests, counter({{"outcome", "forwarded"}}, static_cast<double>(gateway.cancels_forwarded)));
   add(kCancelRequests, counter({{"outcome", "unmatched"}}, static_cast<double>(gateway.cancels_unmatched)));
+  add(kCancelRequests, counter({{"outcome", "queued"}}, static_cast<double>(gateway.cancels_queued)));
   add(kLedgerWriteErrors, counter({}, static_cast<double>(gateway.ledger_write_errors)));
   for (const auto& [limit, n] : gateway.limit_hits)
     add(kLimitHits, counter({{"limit", limit}}, static_cast<double>(n)));
@@ -203,6 +221,16 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
         counter(labels({{"direction", "client_to_server"}}), static_cast<double>(im->bytes_client_to_server)));
     add(kRelayBytes,
         counter(labels({{"direction", "server_to_client"}}), static_cast<double>(im->bytes_server_to_client)));
+
+    for (const auto& [key, n] : im->authentications()) {
+      add(kAuthentications, counter(labels({{"method", key.first}, {"outcome", key.second}}), static_cast<double>(n)));
+    }
+    for (const auto& [cause, n] : im->wake_causes()) {
+      add(kWakeCauses, counter(labels({{"cause", cause}}), static_cast<double>(n)));
+    }
+    add(kQueuedMessages, counter(labels(), static_cast<double>(im->queued_messages)));
+    add(kQueuedBytes, gauge(labels(), static_cast<double>(im->queued_bytes)));
+    add(kQueuedCancelled, counter(labels(), static_cast<double>(im->queued_cancelled)));
 
     const Power p = power_of(a);
     add(kAccountingInfo, gauge(labels({{"grid_source", a.grid_source},

@@ -62,6 +62,16 @@ void InstanceMetrics::suspended(std::string_view reason) {
   if (i < suspends_.size()) ++suspends_[i];
 }
 
+void InstanceMetrics::authenticated(std::string_view method, std::string_view outcome) {
+  ++authentications_[{std::string(method), std::string(outcome)}];
+}
+
+void InstanceMetrics::wake_caused(std::string_view cause) {
+  auto it = wake_causes_.find(cause);
+  if (it == wake_causes_.end()) it = wake_causes_.emplace(std::string(cause), 0).first;
+  ++it->second;
+}
+
 void InstanceMetrics::client_error(std::string_view sqlstate) {
   auto it = client_errors_.find(sqlstate);
   if (it == client_errors_.end()) it = client_errors_.emplace(std::string(sqlstate), 0).first;

@@ -92,6 +92,17 @@ class InstanceMetrics {
   // The relay adds to these directly, per read.
   std::uint64_t bytes_client_to_server = 0;
   std::uint64_t bytes_server_to_client = 0;
+  // The authenticating mode: logins pgnap answered itself, by method ("scram-sha-256",
+  // "scram-sha-256-plus", "md5", "trust"; "-" before one was chosen) and outcome ("ok",
+  // "wrong_password", "protocol_error", "gone", "timeout").
+  void authenticated(std::string_view method, std::string_view outcome);
+  // What the wakes were for: "connect", "query", "login", "adoption".
+  void wake_caused(std::string_view cause);
+  // Messages queued while the instance woke (counted as they arrive), the bytes queued now,
+  // and queued queries answered with 57014 because a cancel came first.
+  std::uint64_t queued_messages = 0;
+  std::uint64_t queued_bytes = 0;
+  std::uint64_t queued_cancelled = 0;
 
   // ---- reading (scrape time) ----
   [[nodiscard]] std::string_view state() const { return state_; }
@@ -117,6 +128,10 @@ class InstanceMetrics {
   [[nodiscard]] const std::map<std::string, std::uint64_t, std::less<>>& client_errors() const {
     return client_errors_;
   }
+  [[nodiscard]] const std::map<std::pair<std::string, std::string>, std::uint64_t>& authentications() const {
+    return authentications_;
+  }
+  [[nodiscard]] const std::map<std::string, std::uint64_t, std::less<>>& wake_causes() const { return wake_causes_; }
 
  private:
   std::string name_;
@@ -140,12 +155,15 @@ class InstanceMetrics {
   DurationHistogram wake_duration_;
   DurationHistogram client_wait_;
   std::map<std::string, std::uint64_t, std::less<>> client_errors_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> authentications_;
+  std::map<std::string, std::uint64_t, std::less<>> wake_causes_;
   mutable ReportedCounters held_;  // the highest values shown so far
 };
 
 // Limits that turn clients away or end sessions ([gateway] and instance settings).
-inline constexpr std::array<std::string_view, 5> kLimits{"max_clients", "login_timeout", "max_message_size",
-                                                         "connect_timeout", "max_waiting"};
+inline constexpr std::array<std::string_view, 7> kLimits{"max_clients",      "login_timeout", "max_message_size",
+                                                         "connect_timeout",  "max_waiting",   "queue_limit",
+                                                         "queue_limit_total"};
 
 struct GatewayMetrics {
   std::uint64_t connections_total = 0;
@@ -157,6 +175,7 @@ struct GatewayMetrics {
   std::map<std::string, std::uint64_t, std::less<>> errors;  // by SQLSTATE, not tied to an instance
   std::uint64_t cancels_forwarded = 0;
   std::uint64_t cancels_unmatched = 0;
+  std::uint64_t cancels_queued = 0;  // answered by pgnap: the query was still queued
   std::uint64_t ledger_write_errors = 0;
 
   GatewayMetrics();

@@ -5,32 +5,16 @@
 
 #include <vector>
 
+#include "protocol/wire_writer.h"
+
 namespace pgnap::protocol {
 
 namespace {
 
-// Every string in the protocol is NUL-terminated (the docs' "String" type), so a value with
-// an embedded NUL would end early and the rest would be read as the next field. Cut it.
-std::string_view until_nul(std::string_view s) { return s.substr(0, s.find('\0')); }
-
-void append_string(std::string& out, std::string_view s) {
-  out += until_nul(s);
-  out.push_back('\0');
-}
-
-// Starts a typed message: the type byte and a placeholder length word.
-std::string begin_message(char type) {
-  std::string out;
-  out.push_back(type);
-  append_u32(out, 0);
-  return out;
-}
-
-// The length word counts itself and the body, not the type byte.
-std::string end_message(std::string out) {
-  put_u32(out, 1, static_cast<std::uint32_t>(out.size() - 1));
-  return out;
-}
+using detail::append_string;
+using detail::begin_message;
+using detail::end_message;
+using detail::until_nul;
 
 void append_field(std::string& out, char code, std::string_view value) {
   out.push_back(code);

@@ -20,6 +20,9 @@ inline constexpr std::string_view kTooManyConnections = "53300";
 inline constexpr std::string_view kCannotConnectNow = "57P03";
 inline constexpr std::string_view kAdminShutdown = "57P01";
 inline constexpr std::string_view kInvalidAuthorization = "28000";
+inline constexpr std::string_view kInvalidPassword = "28P01";
+inline constexpr std::string_view kQueryCanceled = "57014";
+inline constexpr std::string_view kConfigurationLimitExceeded = "53400";
 }  // namespace sqlstate
 
 // What pgnap says in an ErrorResponse: the one error type that carries a refusal from where

@@ -2,6 +2,10 @@
 // layouts: https://www.postgresql.org/docs/15/protocol-message-formats.html
 #include "protocol/message_scanner.h"
 
+#include <utility>
+
+#include "protocol/length_check.h"
+
 namespace pgnap::protocol {
 
 namespace {
@@ -18,6 +22,26 @@ bool is_sqlstate_char(std::uint8_t c) { return (c >= '0' && c <= '9') || (c >= '
 
 }  // namespace
 
+namespace detail {
+
+LengthCheck check_length(std::uint8_t type, std::uint32_t length, std::uint32_t max_length) {
+  // The length word counts itself, so anything below 4 cannot be a message; a length above
+  // the limit is refused before the relay buffers or forwards that much (PgBouncer's
+  // get_header() does the same with cf_max_packet_size).
+  if (length < 4) {
+    return {ScanError::kLengthBelowMinimum, "message of type " + describe_type(type) + " claims invalid length " +
+                                                std::to_string(length) + ", below the minimum of 4 bytes"};
+  }
+  if (length > max_length) {
+    return {ScanError::kLengthAboveMaximum, "message of type " + describe_type(type) + " claims length " +
+                                                std::to_string(length) + ", above the maximum of " +
+                                                std::to_string(max_length) + " bytes"};
+  }
+  return {};
+}
+
+}  // namespace detail
+
 MessageScanner::MessageScanner(std::uint32_t max_length, std::bitset<256> watched)
     : max_length_(max_length), watched_(watched) {}
 
@@ -28,19 +52,9 @@ std::size_t MessageScanner::take_header(Bytes input, std::size_t pos) {
   pos += take;
   if (header_have_ < header_.size()) return pos;
 
-  // The length word counts itself, so anything below 4 cannot be a message; a length above
-  // the limit is refused before the relay buffers or forwards that much (PgBouncer's
-  // get_header() does the same with cf_max_packet_size).
-  const std::uint32_t length = read_u32(&header_[1]);
-  if (length < 4) {
-    error_kind_ = ScanError::kLengthBelowMinimum;
-    error_ = "message of type " + describe_type(header_[0]) + " claims invalid length " + std::to_string(length) +
-             ", below the minimum of 4 bytes";
-  } else if (length > max_length_) {
-    error_kind_ = ScanError::kLengthAboveMaximum;
-    error_ = "message of type " + describe_type(header_[0]) + " claims length " + std::to_string(length) +
-             ", above the maximum of " + std::to_string(max_length_) + " bytes";
-  }
+  detail::LengthCheck check = detail::check_length(header_[0], read_u32(&header_[1]), max_length_);
+  error_kind_ = check.kind;
+  error_ = std::move(check.error);
   return pos;
 }
 

@@ -1,5 +1,6 @@
 // The SQLite ledger on its own: schema and file mode, intervals opened and closed by
-// transitions, heartbeats, crash recovery, reading windows while the writer runs.
+// transitions, heartbeats, crash recovery, reading windows while the writer runs, migrations,
+// and the authenticating mode's caches.
 #include "accounting/ledger.h"
 
 #include <sqlite3.h>
@@ -9,6 +10,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -212,6 +215,233 @@ TEST_F(LedgerTest, MigratesAVersionOneFileForward) {
   EXPECT_DOUBLE_EQ(reported.at("main").asleep_seconds, 60);
   EXPECT_DOUBLE_EQ(reported.at("main").energy_kwh, 2e-3);
   EXPECT_DOUBLE_EQ(reported.at("main").carbon_g, 0.4);
+}
+
+}  // namespace
+}  // namespace pgnap::accounting
+
+// ---- The authenticating mode's caches (schema version 4) ---------------------------------------
+
+namespace pgnap::accounting {
+namespace {
+
+using Parameters = std::vector<std::pair<std::string, std::string>>;
+
+// Runs SQL on the file directly, as an older pgnap or a damaged file would have left it.
+void exec_sql(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// Every byte but NUL, in one string.
+std::string every_byte_but_nul() {
+  std::string bytes;
+  for (int c = 1; c < 256; ++c) bytes += static_cast<char>(c);
+  return bytes;
+}
+
+TEST_F(LedgerTest, MigratesAVersionThreeFileForwardKeepingWhatItHeld) {
+  // A ledger as version 3 left it: its five tables, a closed interval and a running config.
+  exec_sql(
+      path_,
+      "CREATE TABLE intervals (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, state TEXT NOT NULL, "
+      "started_at REAL NOT NULL, ended_at REAL, heartbeat_at REAL NOT NULL, start_reason TEXT NOT NULL DEFAULT '', "
+      "end_reason TEXT NOT NULL DEFAULT '');"
+      "CREATE INDEX intervals_by_instance ON intervals (instance, started_at);"
+      "CREATE INDEX intervals_open ON intervals (ended_at) WHERE ended_at IS NULL;"
+      "CREATE TABLE transitions (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, at REAL NOT NULL, from_state "
+      "TEXT NOT NULL, to_state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');"
+      "CREATE INDEX transitions_by_time ON transitions (at);"
+      "CREATE TABLE wakes (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, requested_at REAL NOT NULL, "
+      "finished_at REAL NOT NULL, outcome TEXT NOT NULL, duration_s REAL NOT NULL, clients_waited INTEGER NOT "
+      "NULL, started INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '');"
+      "CREATE INDEX wakes_by_time ON wakes (requested_at);"
+      "CREATE TABLE reported_counters (instance TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, "
+      "PRIMARY KEY (instance, name));"
+      "CREATE TABLE running_config (source TEXT PRIMARY KEY, started_at REAL NOT NULL, started_text TEXT NOT "
+      "NULL, reloaded_at REAL, reloaded_text TEXT);"
+      "INSERT INTO intervals (instance, state, started_at, ended_at, heartbeat_at) VALUES ('main', 'asleep', 0, "
+      "60, 60);"
+      "INSERT INTO running_config (source, started_at, started_text) VALUES ('/etc/pgnap/pgnap.toml', 5, 'x');"
+      "PRAGMA user_version = 3;");
+  // Before the migration the caches read as empty, not as an error.
+  EXPECT_TRUE(read_credentials(path_).empty());
+  EXPECT_TRUE(read_session_parameters(path_).empty());
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_credential("main", "app", "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy", 100.0);
+    ledger->record_session_parameters("main", "app", "shop", {{"server_version", "16.4"}}, 100.0);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 4);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+
+  EXPECT_DOUBLE_EQ(read_lifetime_totals(path_).at("main").asleep_seconds, 60);
+  ASSERT_TRUE(read_running_config(path_, "/etc/pgnap/pgnap.toml").has_value());
+  const auto credentials = read_credentials(path_);
+  ASSERT_EQ(credentials.size(), 1u);
+  EXPECT_EQ(credentials[0].secret, "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy");
+  const auto parameters = read_session_parameters(path_);
+  ASSERT_EQ(parameters.size(), 1u);
+  EXPECT_EQ(parameters[0].parameters, (Parameters{{"server_version", "16.4"}}));
+}
+
+TEST_F(LedgerTest, CredentialsRoundTripAndTheSameUserIsReplaced) {
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_credential("main", "app", "md5c0ffee", 10.0);
+    ledger->record_credential("main", "report\"er", "SCRAM-SHA-256$4096:a==$b:c", 11.5);
+    ledger->record_credential("blog", "app", "md5beef", 12.0);
+    ledger->record_credential("main", "app", "SCRAM-SHA-256$4096:new==$s:k", 20.25);  // rotated
+  }
+  const auto credentials = read_credentials(path_);
+  ASSERT_EQ(credentials.size(), 3u);
+  // Ordered by instance, then user.
+  EXPECT_EQ(credentials[0].instance, "blog");
+  EXPECT_EQ(credentials[0].secret, "md5beef");
+  EXPECT_EQ(credentials[1].instance, "main");
+  EXPECT_EQ(credentials[1].user, "app");
+  EXPECT_EQ(credentials[1].secret, "SCRAM-SHA-256$4096:new==$s:k");
+  EXPECT_DOUBLE_EQ(credentials[1].learned_at, 20.25);
+  EXPECT_EQ(credentials[2].user, "report\"er");
+  EXPECT_DOUBLE_EQ(credentials[2].learned_at, 11.5);
+}
+
+TEST_F(LedgerTest, ForgetsOneCredentialOrAllOfAnInstance) {
+  auto ledger = Ledger::open(path_);
+  ledger->record_credential("main", "app", "md5a", 1.0);
+  ledger->record_credential("main", "admin", "md5b", 1.0);
+  ledger->record_credential("main", "batch", "md5c", 1.0);
+  ledger->record_credential("blog", "app", "md5d", 1.0);
+  ledger->forget_credential("main", "admin");
+  ledger->forget_credential("main", "nobody");  // not there: nothing happens
+  ledger->flush();
+  auto credentials = read_credentials(path_);
+  ASSERT_EQ(credentials.size(), 3u);
+  EXPECT_EQ(credentials[1].user, "app");
+  EXPECT_EQ(credentials[2].user, "batch");
+
+  ledger->record_session_parameters("main", "app", "shop", {{"server_version", "16.4"}}, 2.0);
+  ledger->forget_credentials("main");
+  ledger->flush();
+  credentials = read_credentials(path_);
+  ASSERT_EQ(credentials.size(), 1u);
+  EXPECT_EQ(credentials[0].instance, "blog");
+  // Parameters are no secret: they stay.
+  EXPECT_EQ(read_session_parameters(path_).size(), 1u);
+  EXPECT_EQ(ledger->failed_writes(), 0u);
+}
+
+TEST_F(LedgerTest, SessionParametersComeBackExactlyWhateverTheirBytes) {
+  const Parameters odd = {
+      {"server_version", "16.4 (Debian 16.4-1.pgdg120+1)"},
+      {"application_name", "caf\xc3\xa9 = 100% \"bar\"\n\r\tend"},
+      {"name=with=equals", "a=b=c"},
+      {"%41", "%%"},
+      {"", ""},
+      {"invalid utf-8", "\xff\xfe\x80"},
+      {every_byte_but_nul(), every_byte_but_nul()},
+      {"trailing newline", "x\n"},
+  };
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_session_parameters("main", "app", "shop", odd, 50.0);
+    ledger->record_session_parameters("main", "app\nuser", "d\xc3\xa9mo", {}, 51.0);
+    ledger->record_session_parameters("main", "app", "blog", {{"TimeZone", "Europe/Paris"}}, 52.0);
+  }
+  const auto rows = read_session_parameters(path_);
+  ASSERT_EQ(rows.size(), 3u);
+  // Ordered by instance, user, database.
+  EXPECT_EQ(rows[0].database, "blog");
+  EXPECT_EQ(rows[1].database, "shop");
+  EXPECT_EQ(rows[1].parameters, odd);
+  EXPECT_DOUBLE_EQ(rows[1].learned_at, 50.0);
+  EXPECT_EQ(rows[2].user, "app\nuser");
+  EXPECT_EQ(rows[2].database, "d\xc3\xa9mo");
+  EXPECT_TRUE(rows[2].parameters.empty());
+}
+
+TEST_F(LedgerTest, SessionParametersOfTheSameUserAndDatabaseAreReplaced) {
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_session_parameters("main", "app", "shop", {{"server_version", "15.8"}, {"DateStyle", "ISO"}}, 1.0);
+    ledger->record_session_parameters("main", "app", "shop", {{"server_version", "16.4"}}, 2.0);
+  }
+  const auto rows = read_session_parameters(path_);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].parameters, (Parameters{{"server_version", "16.4"}}));
+  EXPECT_DOUBLE_EQ(rows[0].learned_at, 2.0);
+}
+
+TEST_F(LedgerTest, TheCachesAreStoredReadablyAndADamagedRowIsLeftOut) {
+  { auto ledger = Ledger::open(path_); }
+  exec_sql(path_,
+           "INSERT INTO session_parameters VALUES ('main', 'u1', 'db', 'no equals sign\n', 1);"
+           "INSERT INTO session_parameters VALUES ('main', 'u2', 'db', 'a=b', 1);"  // no final newline
+           "INSERT INTO session_parameters VALUES ('main', 'u3', 'db', 'a=%4', 1);"
+           "INSERT INTO session_parameters VALUES ('main', 'u4', 'db', 'a=%zz\n', 1);"
+           "INSERT INTO session_parameters VALUES ('main', 'u5', 'db', 'a=b=c\n', 1);"  // a raw '='
+           "INSERT INTO session_parameters VALUES ('main', 'u6', 'db', 'a=%3D%25%0A\n', 1);");
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_session_parameters("main", "u7", "db", {{"a=b", "50%\n"}}, 2.0);
+  }
+  const auto rows = read_session_parameters(path_);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].user, "u6");
+  EXPECT_EQ(rows[0].parameters, (Parameters{{"a", "=%\n"}}));
+  EXPECT_EQ(rows[1].parameters, (Parameters{{"a=b", "50%\n"}}));
+  // What the sqlite3 shell shows: one name=value line per parameter.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT parameters FROM session_parameters WHERE \"user\" = 'u7'", -1, &s, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "a%3Db=50%25%0A\n");
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_F(LedgerTest, CachesAreReadWhileTheWriterHoldsTheFileAndTheFileStaysPrivate) {
+  auto ledger = Ledger::open(path_);
+  ledger->record_credential("main", "app", "md5c0ffee", 1.0);
+  ledger->record_session_parameters("main", "app", "shop", {{"client_encoding", "UTF8"}}, 1.0);
+  ledger->record_transition("main", "", "awake", 1.0, "adopted");
+  ledger->flush();
+  ASSERT_EQ(read_credentials(path_).size(), 1u);
+  ASSERT_EQ(read_session_parameters(path_).size(), 1u);
+  // A verifier is enough to log in as its user: the ledger and its WAL stay owner-only.
+  for (const std::string& file : {path_, path_ + "-wal"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+  }
+  // The report reads its own tables only.
+  const auto data = read_ledger(path_, 0, 1e12);
+  EXPECT_EQ(data.intervals.size(), 1u);
+  EXPECT_EQ(data.transitions.size(), 1u);
+  EXPECT_TRUE(data.wakes.empty());
+  EXPECT_EQ(ledger->failed_writes(), 0u);
+}
+
+TEST_F(LedgerTest, ReadingTheCachesOfAMissingFileIsAClearError) {
+  try {
+    (void)read_credentials(dir_ + "/missing.db");
+    FAIL() << "read a ledger that does not exist";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir_ + "/missing.db"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)read_session_parameters(dir_ + "/missing.db"), std::runtime_error);
 }
 
 }  // namespace

@@ -199,6 +199,10 @@ TEST(ConfigTest, MinimalConfigGetsEveryDocumentedDefault) {
   EXPECT_EQ(a.currency, "USD");
   EXPECT_EQ(a.wake_billed_minimum, seconds(0));
   EXPECT_DOUBLE_EQ(a.embodied_g_per_hour, 0);
+
+  // [instances.NAME.auth] and queue_limit_total: see auth_config_test.cpp.
+  EXPECT_EQ(i.auth, AuthConfig{});
+  EXPECT_EQ(g.queue_limit_total, 64u * 1024 * 1024);
 }
 
 TEST(ConfigTest, ListenAcceptsASingleString) {
@@ -592,6 +596,9 @@ TEST(ExampleConfigTest, DocsCompleteExampleLoads) {
   EXPECT_EQ(config.instances[1].name, "reports");
   EXPECT_EQ(config.instances[1].backend, "exec");
   EXPECT_EQ(config.instances[1].exec.env.size(), 1u);
+  EXPECT_EQ(config.instances[1].auth.mode, "gateway");
+  EXPECT_EQ(config.instances[1].auth.user, "pgnap_auth");
+  EXPECT_EQ(config.gateway.queue_limit_total, 64u * 1024 * 1024);
   EXPECT_EQ(config.instances[2].name, "main");
   EXPECT_EQ(config.instances[2].backend, "systemd");
   EXPECT_EQ(config.instances[2].systemd.unit, "postgresql@15-main.service");

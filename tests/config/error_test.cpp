@@ -62,17 +62,18 @@ TEST(ConfigErrorTest, NonAsciiOutsideStringsAndCommentsIsRefusedWithItsPosition)
 TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
   EXPECT_EQ(error_of("gatway = {}\n" + doc(kMinimal)),
             "1:1: gatway: unknown key \"gatway\"; valid keys here: gateway, metrics, instances");
-  EXPECT_EQ(error_of(minimal_plus("[gateway]\nmax_client = 5\n")),
-            "8:1: gateway.max_client: unknown key \"max_client\"; valid keys here: listen, "
-            "max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
-            "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, tls");
+  EXPECT_EQ(
+      error_of(minimal_plus("[gateway]\nmax_client = 5\n")),
+      "8:1: gateway.max_client: unknown key \"max_client\"; valid keys here: listen, "
+      "max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
+      "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls");
   EXPECT_EQ(error_of(minimal_plus("[metrics]\nport = 9\n")),
             "8:1: metrics.port: unknown key \"port\"; valid keys here: listen");
   EXPECT_EQ(error_of(minimal_with("idle_timout = \"5m\"")),
             "4:1: instances.main.idle_timout: unknown key \"idle_timout\"; valid keys here: "
             "databases, backend, address, idle_timeout, min_awake, wake_timeout, max_waiting, "
             "connect_timeout, suspend_on_exit, idle_session_timeout, close_listeners, tls, pg_ctl, exec, systemd, "
-            "accounting");
+            "accounting, auth");
   EXPECT_EQ(error_of(minimal_plus("bindir = \"/usr/bin\"\n")),
             "7:1: instances.main.pg_ctl.bindir: unknown key \"bindir\"; valid keys here: "
             "data_dir, bin_dir, os_user, log_file");
@@ -383,7 +384,8 @@ pg_ctl.data_dir = "/srv/a"
 }
 
 TEST(ConfigErrorTest, SeveralErrorsAreReportedTogetherInFileOrder) {
-  EXPECT_THAT(errors_of(R"(
+  EXPECT_THAT(
+      errors_of(R"(
 [gateway]
 listen = "localhost"
 max_clients = 0
@@ -397,19 +399,20 @@ max_waiting = 10.5
 [instances.main.pg_ctl]
 os_user = 0
 )"),
-              ElementsAre("2:10: gateway.listen: expected host:port (e.g. \"127.0.0.1:6432\") or a Unix "
-                          "socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got \"localhost\"",
-                          "3:15: gateway.max_clients: expected an integer between 1 and 1000000, got 0",
-                          "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
-                          "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
-                          "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, tls",
-                          "6:1: instances.main.address: required key \"address\" is missing",
-                          "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
-                          "\"30s\", \"10m\", \"2h\"), got \"10\"",
-                          "9:15: instances.main.max_waiting: expected an integer between 0 and 1000000, "
-                          "got 10.5",
-                          "11:1: instances.main.pg_ctl.data_dir: required key \"data_dir\" is missing",
-                          "12:11: instances.main.pg_ctl.os_user: expected a string, got an integer"));
+      ElementsAre(
+          "2:10: gateway.listen: expected host:port (e.g. \"127.0.0.1:6432\") or a Unix "
+          "socket path (e.g. \"/run/pgnap/.s.PGSQL.6432\"), got \"localhost\"",
+          "3:15: gateway.max_clients: expected an integer between 1 and 1000000, got 0",
+          "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
+          "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
+          "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls",
+          "6:1: instances.main.address: required key \"address\" is missing",
+          "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
+          "\"30s\", \"10m\", \"2h\"), got \"10\"",
+          "9:15: instances.main.max_waiting: expected an integer between 0 and 1000000, "
+          "got 10.5",
+          "11:1: instances.main.pg_ctl.data_dir: required key \"data_dir\" is missing",
+          "12:11: instances.main.pg_ctl.os_user: expected a string, got an integer"));
 }
 
 TEST(ConfigErrorTest, ToStringOmitsUnknownParts) {

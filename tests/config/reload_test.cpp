@@ -42,6 +42,7 @@ max_message_size = "64MB"
 tcp_keepalive_idle = "60s"
 tcp_keepalive_interval = "10s"
 tcp_keepalive_count = 6
+queue_limit_total = "64MB"
 
 [gateway.tls]
 mode = "allow"
@@ -68,6 +69,14 @@ data_dir = "/srv/pg/main"
 
 [instances.main.accounting]
 vcpus = 2
+
+[instances.main.auth]
+mode = "gateway"
+user = "pgnap_auth"
+query = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1"
+methods = ["scram-sha-256", "md5"]
+cache = "ledger"
+queue_limit = "1MB"
 
 [instances.blog]
 databases = ["blog"]
@@ -134,6 +143,8 @@ TEST_F(ConfigReloadTest, GatewayLimitsTimeoutsAndLoggingApplyLive) {
               ElementsAre("gateway.tcp_keepalive_interval changed (live)"));
   EXPECT_THAT(change_of("tcp_keepalive_count = 6", "tcp_keepalive_count = 3"),
               ElementsAre("gateway.tcp_keepalive_count changed (live)"));
+  EXPECT_THAT(change_of("queue_limit_total = \"64MB\"", "queue_limit_total = \"1GB\""),
+              ElementsAre("gateway.queue_limit_total changed (live)"));
 }
 
 TEST_F(ConfigReloadTest, ListenersMetricsAndTlsApplyLive) {
@@ -181,6 +192,54 @@ TEST_F(ConfigReloadTest, AnInstancesBackendAndAddressNeedARestart) {
   EXPECT_THAT(change_of("stop = [\"docker\", \"stop\", \"blog\"]", "stop = [\"docker\", \"kill\", \"blog\"]"),
               ElementsAre("instances.blog.exec changed (restart)"));
   // A new backend: see MergeKeepsABackendChangeWhole.
+}
+
+// [instances.NAME.auth] is compared key by key: each key is live but cache, whose verifiers
+// stay where they are until a restart.
+TEST_F(ConfigReloadTest, AuthKeysApplyLiveButTheCacheNeedsARestart) {
+  EXPECT_THAT(change_of("mode = \"gateway\"", "mode = \"passthrough\""),
+              ElementsAre("instances.main.auth.mode changed (live)"));
+  EXPECT_THAT(change_of("user = \"pgnap_auth\"", "user = \"pgnap_lookup\""),
+              ElementsAre("instances.main.auth.user changed (live)"));
+  EXPECT_THAT(change_of("WHERE usename = $1\"", "WHERE usename = $1 AND NOT rolcanlogin\""),
+              ElementsAre("instances.main.auth.query changed (live)"));
+  EXPECT_THAT(change_of("methods = [\"scram-sha-256\", \"md5\"]", "methods = [\"scram-sha-256\"]"),
+              ElementsAre("instances.main.auth.methods changed (live)"));
+  EXPECT_THAT(change_of("queue_limit = \"1MB\"", "queue_limit = \"2MB\""),
+              ElementsAre("instances.main.auth.queue_limit changed (live)"));
+  EXPECT_THAT(change_of("cache = \"ledger\"", "cache = \"memory\""),
+              ElementsAre("instances.main.auth.cache changed (restart)"));
+  // Several keys of the table: each is named, in the table's row order.
+  std::string text = edited("cache = \"ledger\"", "cache = \"memory\"");
+  replace_in(text, "queue_limit = \"1MB\"", "queue_limit = \"8MB\"");
+  replace_in(text, "mode = \"gateway\"", "mode = \"passthrough\"");
+  EXPECT_THAT(changes(running_, parse(text)),
+              ElementsAre("instances.main.auth.mode changed (live)", "instances.main.auth.cache changed (restart)",
+                          "instances.main.auth.queue_limit changed (live)"));
+}
+
+TEST_F(ConfigReloadTest, MergeTakesTheLiveAuthKeysAndKeepsTheRunningCache) {
+  std::string text = edited("cache = \"ledger\"", "cache = \"memory\"");
+  replace_in(text, "user = \"pgnap_auth\"", "user = \"pgnap_lookup\"");
+  replace_in(text, "methods = [\"scram-sha-256\", \"md5\"]", "methods = [\"scram-sha-256\"]");
+  replace_in(text, "queue_limit = \"1MB\"", "queue_limit = \"64kB\"");
+  const Config next = parse(text);
+  const Config merged = merge_live(running_, next);
+  const AuthConfig& auth = merged.instances.at(0).auth;
+  EXPECT_EQ(auth.cache, "ledger");
+  EXPECT_EQ(auth.user, "pgnap_lookup");
+  EXPECT_THAT(auth.methods, ElementsAre("scram-sha-256"));
+  EXPECT_EQ(auth.queue_limit, 64u * 1024);
+  EXPECT_EQ(auth.mode, "gateway");
+  // One instance merged alone gives the same.
+  EXPECT_EQ(merge_live(running_.instances[0], next.instances[0]), merged.instances[0]);
+  // What stays different from the file is the cache alone, and it needs a restart.
+  EXPECT_THAT(changes(merged, next), ElementsAre("instances.main.auth.cache changed (restart)"));
+  // An instance added with its own auth takes it whole, cache included.
+  Config added = next;
+  added.instances[1].name = "shop";
+  added.instances[1].auth = next.instances[0].auth;
+  EXPECT_EQ(merge_live(running_, added).instances[1].auth.cache, "memory");
 }
 
 TEST_F(ConfigReloadTest, AddedAndRemovedInstancesApplyLive) {

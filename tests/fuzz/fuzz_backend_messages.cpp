@@ -2,11 +2,16 @@
 // as the relay scans it, and every decoder of message_scanner.h (parse_backend_key_data,
 // parse_ready_for_query, parse_authentication_code, parse_error_sqlstate) runs on every
 // message. Each answer must equal the one read straight off the whole stream, written here
-// independently of the decoders. The same bytes then feed the encoders of the backend
-// messages pgnap writes itself (ErrorResponse, NegotiateProtocolVersion), whose output must
-// frame as one message and read back field by field.
+// independently of the decoders. The stream is then framed with next_frame() (frame_walk.h:
+// against its length words and MessageScanner), and every body decoder of messages.h runs on
+// every frame's body whatever its type: what one decodes must re-encode to the same bytes.
+// The same bytes then feed the encoders of the backend messages pgnap writes itself
+// (ErrorResponse, NegotiateProtocolVersion, Authentication*, ParameterStatus,
+// BackendKeyData, ReadyForQuery), whose output must frame as one message and read back
+// field by field.
 // Layouts: https://www.postgresql.org/docs/15/protocol-message-formats.html
 #include <algorithm>
+#include <array>
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
@@ -17,8 +22,11 @@
 #include <string_view>
 #include <vector>
 
+#include "frame_walk.h"
 #include "protocol/encode.h"
+#include "protocol/frame.h"
 #include "protocol/message_scanner.h"
+#include "protocol/messages.h"
 
 using namespace pgnap::protocol;
 
@@ -193,6 +201,14 @@ void check_error_response(const std::vector<std::string_view>& parts) {
   }
   check(pos + 1 == encoded.size() && encoded[pos] == '\0');
 
+  // The whole-body decoder reads every field back, cut as the encoder cut it.
+  const std::vector<std::uint8_t> body(encoded.begin() + 5, encoded.end());
+  const auto parsed = parse_error_response(Bytes(body.data(), body.size()));
+  check(parsed.has_value());
+  check(parsed->severity == severity && parsed->sqlstate == sqlstate);
+  check(parsed->message == until_nul(fields.message) && parsed->detail == until_nul(fields.detail) &&
+        parsed->hint == until_nul(fields.hint));
+
   // The relay's decoder finds the SQLSTATE when 'S', 'V' and 'C' fit in the captured head.
   const std::size_t c_end = 2 * (severity.size() + 2) + sqlstate.size() + 2;
   const bool readable = is_sqlstate(sqlstate) && c_end <= kScanCaptureBytes;
@@ -211,6 +227,143 @@ void check_negotiate_protocol_version(std::uint16_t minor, const std::vector<std
   check(pos == encoded.size());
 }
 
+// ---- Whole messages: next_frame() and the body decoders of messages.h ----
+
+std::string text(Bytes b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+// `encoded` is one whole message of type `type`: returns its body.
+std::string body_of(const std::string& encoded, char type) {
+  check(encoded.size() >= 5 && encoded[0] == type && u32_at(encoded, 1) == encoded.size() - 1);
+  return encoded.substr(5);
+}
+
+// A DataRow body as PostgreSQL writes it (printtup.c): Int16 count, then per column an Int32
+// length (-1 for NULL) and the bytes. Written here, independently of parse_data_row().
+std::string data_row_body(const std::vector<std::optional<std::string>>& columns) {
+  std::string out;
+  append_u16(out, static_cast<std::uint16_t>(columns.size()));
+  for (const auto& column : columns) {
+    append_u32(out, column ? static_cast<std::uint32_t>(column->size()) : 0xffffffffu);
+    if (column) out += *column;
+  }
+  return out;
+}
+
+bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// Every backend body decoder on one frame's body, whatever its type: each either refuses it or
+// decodes something that encodes back to exactly these bytes (or, for ErrorResponse, whose
+// unknown fields are dropped, to a message that decodes to the same fields).
+void check_body_decoders(const Frame& frame) {
+  const std::string body = text(frame.body);
+
+  if (const auto auth = parse_authentication(frame.body)) {
+    check(body.size() >= 4 && auth->code == static_cast<std::int32_t>(u32_at(body, 0)));
+    check(text(auth->payload) == body.substr(4));
+    std::optional<std::string> again;
+    switch (auth->code) {
+      case auth_code::kOk: again = encode_authentication_ok(); break;
+      case auth_code::kCleartextPassword: again = encode_authentication_cleartext(); break;
+      case auth_code::kMd5Password: {
+        check(auth->payload.size() == 4);
+        std::array<std::uint8_t, 4> salt{};
+        std::copy(auth->payload.begin(), auth->payload.end(), salt.begin());
+        again = encode_authentication_md5(salt);
+        break;
+      }
+      case auth_code::kSasl:
+        if (const auto names = parse_sasl_mechanisms(auth->payload)) again = encode_authentication_sasl(*names);
+        break;
+      case auth_code::kSaslContinue: again = encode_authentication_sasl_continue(text(auth->payload)); break;
+      case auth_code::kSaslFinal: again = encode_authentication_sasl_final(text(auth->payload)); break;
+      default: break;
+    }
+    if (again) check(body_of(*again, 'R') == body);
+  }
+  if (const auto names = parse_sasl_mechanisms(frame.body)) {
+    for (const std::string& name : *names) check(!name.empty() && !has_nul(name));
+    check(body_of(encode_authentication_sasl(*names), 'R').substr(4) == body);
+  }
+  if (const auto status = parse_parameter_status(frame.body)) {
+    check(!has_nul(status->first) && !has_nul(status->second));
+    check(body_of(encode_parameter_status(status->first, status->second), 'S') == body);
+  }
+  const auto key = parse_backend_key_data_body(frame.body);
+  if (key) check(body_of(encode_backend_key_data(*key), 'K') == body);
+  const auto ready = parse_ready_for_query_body(frame.body);
+  if (ready) check(body_of(encode_ready_for_query(*ready), 'Z') == body);
+  if (const auto error = parse_error_response(frame.body)) {
+    for (const std::string* f : {&error->severity, &error->sqlstate, &error->message, &error->detail, &error->hint}) {
+      check(!has_nul(*f));
+    }
+    const std::string again = body_of(encode_error_response(*error), 'E');
+    const auto reread = parse_error_response(as_bytes(again));
+    check(reread && reread->severity == error->severity && reread->sqlstate == error->sqlstate &&
+          reread->message == error->message && reread->detail == error->detail && reread->hint == error->hint);
+  }
+  if (const auto row = parse_data_row(frame.body)) check(data_row_body(*row) == body);
+  if (const auto tag = parse_command_complete(frame.body)) check(*tag + '\0' == body);
+
+  // Where the relay's head decoders and the body decoders both speak of a whole message, they
+  // agree.
+  const ScannedMessage head{frame.type, static_cast<std::uint32_t>(frame.size - 1),
+                            frame.body.first(std::min(frame.body.size(), kScanCaptureBytes))};
+  if (frame.type == 'K') {
+    const auto head_key = parse_backend_key_data(head);
+    check(head_key.has_value() == key.has_value());
+    if (key) check(head_key->process_id == key->process_id && head_key->secret_key == key->secret_key);
+  }
+  if (frame.type == 'Z') check(parse_ready_for_query(head) == ready);
+}
+
+// The backend encoders of messages.h, fed the input's strings: each output is one message that
+// reads back as what was written (strings cut at their first NUL, raw data kept whole).
+void check_backend_encoders(const std::vector<std::string_view>& parts, std::uint8_t seed) {
+  auto part = [&](std::size_t i) { return i < parts.size() ? parts[i] : std::string_view(); };
+  auto owned = [](const std::string& body) { return std::vector<std::uint8_t>(body.begin(), body.end()); };
+
+  const auto status_body = owned(body_of(encode_parameter_status(part(0), part(1)), 'S'));
+  const auto status = parse_parameter_status(status_body);
+  check(status && status->first == until_nul(part(0)) && status->second == until_nul(part(1)));
+
+  const std::vector<std::string> mechanisms(parts.begin(), parts.end());
+  std::vector<std::string> listed;
+  for (const std::string& name : mechanisms) {
+    if (!until_nul(name).empty()) listed.emplace_back(until_nul(name));
+  }
+  const auto sasl_body = owned(body_of(encode_authentication_sasl(mechanisms), 'R'));
+  const auto sasl = parse_authentication(sasl_body);
+  check(sasl && sasl->code == auth_code::kSasl && parse_sasl_mechanisms(sasl->payload) == listed);
+
+  for (const std::int32_t code : {auth_code::kSaslContinue, auth_code::kSaslFinal}) {
+    const std::string encoded = code == auth_code::kSaslContinue ? encode_authentication_sasl_continue(part(0))
+                                                                 : encode_authentication_sasl_final(part(0));
+    const auto body = owned(body_of(encoded, 'R'));
+    const auto auth = parse_authentication(body);
+    check(auth && auth->code == code && text(auth->payload) == part(0));
+  }
+
+  const std::array<std::uint8_t, 4> salt = {seed, static_cast<std::uint8_t>(~seed), 0, 0xff};
+  const auto md5_body = owned(body_of(encode_authentication_md5(salt), 'R'));
+  const auto md5 = parse_authentication(md5_body);
+  check(md5 && md5->code == auth_code::kMd5Password && std::equal(salt.begin(), salt.end(), md5->payload.begin()));
+  for (const auto& [encoded, code] : {std::pair{encode_authentication_ok(), auth_code::kOk},
+                                      std::pair{encode_authentication_cleartext(), auth_code::kCleartextPassword}}) {
+    const auto body = owned(body_of(encoded, 'R'));
+    const auto auth = parse_authentication(body);
+    check(auth && auth->code == code && auth->payload.empty());
+  }
+
+  const BackendKeyData key{seed * 0x01010101u, ~(seed * 0x00010001u)};
+  const auto key_body = owned(body_of(encode_backend_key_data(key), 'K'));
+  const auto key_back = parse_backend_key_data_body(key_body);
+  check(key_back && key_back->process_id == key.process_id && key_back->secret_key == key.secret_key);
+
+  const char state = "ITE"[seed % 3];
+  const auto ready_body = owned(body_of(encode_ready_for_query(state), 'Z'));
+  check(parse_ready_for_query_body(ready_body) == state);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -218,6 +371,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::string_view stream(reinterpret_cast<const char*>(data) + 1, size - 1);
   check_stream(stream, data[0]);
+  // Whole messages as pgnap reads them when it logs in for a client: with the relay's limit,
+  // every frame through every body decoder; with a small one, the refusals.
+  (void)pgnap::fuzz::walk_frames(as_bytes(stream), kMaxServerMessage, check_body_decoders);
+  (void)pgnap::fuzz::walk_frames(as_bytes(stream), 4u + data[0], [](const Frame&) {});
 
   // The stream, cut at 0x1f bytes, gives the encoders their strings.
   std::vector<std::string_view> parts;
@@ -229,6 +386,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   check_error_response(parts);
   check_negotiate_protocol_version(static_cast<std::uint16_t>(data[0] * 257u), parts);
+  check_backend_encoders(parts, data[0]);
   check(encode_terminate() == std::string_view("X\0\0\0\x04", 5));
   return 0;
 }

@@ -22,7 +22,10 @@
 extern "C" int fuzz_startup_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int fuzz_message_scanner_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int fuzz_backend_messages_one_input(const std::uint8_t* data, std::size_t size);
+extern "C" int fuzz_frontend_messages_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int fuzz_config_one_input(const std::uint8_t* data, std::size_t size);
+extern "C" int fuzz_scram_one_input(const std::uint8_t* data, std::size_t size);
+extern "C" int fuzz_auth_file_one_input(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
@@ -37,7 +40,10 @@ constexpr Target kTargets[] = {
     {"startup", fuzz_startup_one_input},
     {"message_scanner", fuzz_message_scanner_one_input},
     {"backend_messages", fuzz_backend_messages_one_input},
+    {"frontend_messages", fuzz_frontend_messages_one_input},
     {"config", fuzz_config_one_input},
+    {"scram", fuzz_scram_one_input},
+    {"auth_file", fuzz_auth_file_one_input},
 };
 
 const fs::path kFuzzDir = PGNAP_FUZZ_DIR;

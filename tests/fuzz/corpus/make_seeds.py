@@ -1,16 +1,28 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets (run from anywhere; output is checked in):
-real packets for the protocol targets, the example configurations for fuzz_config.
+real packets for the protocol targets, the example configurations for fuzz_config, SCRAM
+exchanges and auth_files for auth/'s targets.
+With target names as arguments (e.g. `make_seeds.py frontend_messages`), writes only theirs.
 Layouts: https://www.postgresql.org/docs/15/protocol-message-formats.html"""
 import os
 import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
+ONLY = set(sys.argv[1:])
 
 
 def u32(v):
     return struct.pack("!I", v)
+
+
+def i32(v):
+    return struct.pack("!i", v)
+
+
+def u16(v):
+    return struct.pack("!H", v)
 
 
 def startup(code, body=b""):
@@ -22,6 +34,8 @@ def msg(t, body=b""):
 
 
 def write(sub, name, data):
+    if ONLY and sub not in ONLY:
+        return
     if isinstance(data, str):
         data = data.encode()
     os.makedirs(os.path.join(HERE, sub), exist_ok=True)
@@ -98,6 +112,46 @@ write("backend_messages", "length_below_minimum", b"\0" + msg(b"Z", b"I") + b"Z"
 # The encoders' strings: severity, SQLSTATE, message, detail, hint, cut at 0x1f.
 write("backend_messages", "encoder_fields",
       b"\0FATAL\x1f57P03\x1fthe database system is starting up\x1fwoken by pgnap\x1fretry in a moment")
+
+# What pgnap reads back when it logs in for a client and runs its auth_query: the
+# extended-protocol answers, a row with a NULL, a French server's error (S localized, V not).
+write("backend_messages", "auth_query_answers",
+      b"\x09" + msg(b"1") + msg(b"2")
+      + msg(b"T", u16(2) + b"usename\0" + u32(0) + b"\0\0" + u32(19) + b"\0\x40" + u32(0xFFFFFFFF) + b"\0\0"
+            + b"passwd\0" + u32(0) + b"\0\0" + u32(25) + b"\xff\xff" + u32(0xFFFFFFFF) + b"\0\0")
+      + msg(b"D", u16(2) + i32(5) + b"alice" + i32(-1)) + msg(b"C", b"SELECT 1\0") + msg(b"Z", b"I")
+      + msg(b"E", fields((b"S", b"ERREUR"), (b"V", b"ERROR"), (b"C", b"42501"),
+                         (b"M", b"droit refus\xc3\xa9 pour la table pg_authid"), (b"F", b"aclchk.c"),
+                         (b"L", b"3650"), (b"R", b"aclcheck_error")))
+      + msg(b"Z", b"I"))
+# A wrong password, as PostgreSQL 15 ends the login (auth_failed() in auth.c).
+write("backend_messages", "login_password_failed",
+      b"\0" + msg(b"R", u32(3))
+      + msg(b"E", fields((b"S", b"FATAL"), (b"V", b"FATAL"), (b"C", b"28P01"),
+                         (b"M", b'password authentication failed for user "x"'), (b"F", b"auth.c"),
+                         (b"L", b"335"), (b"R", b"auth_failed"))))
+
+# fuzz_frontend_messages: 1 byte for the length limit (0: 1 GiB; n: 4 + 8n), then a
+# client-to-server stream. A 0x1f byte also cuts the stream into the encoders' strings.
+CLIENT_FIRST = b"n,,n=,r=rOprNGfwEbeRWgbNEkqO"
+write("frontend_messages", "scram_login",
+      b"\0" + msg(b"p", b"SCRAM-SHA-256\0" + i32(len(CLIENT_FIRST)) + CLIENT_FIRST)
+      + msg(b"p", b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                  b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+      + msg(b"Q", b"SELECT 1;\0") + msg(b"X"))
+write("frontend_messages", "sasl_without_initial_data", b"\0" + msg(b"p", b"SCRAM-SHA-256\0" + i32(-1)))
+write("frontend_messages", "md5_password_then_extended_query",
+      b"\x40" + msg(b"p", b"md5" + b"0123456789abcdef" * 2 + b"\0")
+      + msg(b"P", b"\0SELECT $1::text\0\0\0")
+      + msg(b"B", b"\0\0\0\0\0\x02" + i32(5) + b"alice" + i32(-1) + b"\0\0")
+      + msg(b"D", b"P\0") + msg(b"E", b"\0" + u32(0)) + msg(b"S"))
+write("frontend_messages", "cleartext_password", b"\x01" + msg(b"p", b"s3cr\xc3\xa9t\0"))
+# Above the limit of 4 + 8 * 2 = 20 bytes, then a length below 4.
+write("frontend_messages", "length_above_limit", b"\x02" + msg(b"Q", b"SELECT 'far too long';\0"))
+write("frontend_messages", "length_below_minimum", b"\0" + msg(b"Q", b";\0") + b"p" + u32(2))
+# The encoders' strings: portal or mechanism, statement or data, then Bind's parameters.
+write("frontend_messages", "encoder_parts",
+      b"\0SCRAM-SHA-256\x1fSELECT usename, passwd FROM pg_shadow WHERE usename = $1\x1falice\x1f\\N\x1f")
 
 # fuzz_config: the example configurations as they ship, the demo's template filled in, and a
 # few small documents that reach the other keys and the cross-key checks.
@@ -196,3 +250,50 @@ address = "[::1]:99999"
 databases = ["x"]
 """)
 write("config", "errors_toml_syntax.toml", "[instances.main\nbackend = 'pg_ctl\n")
+
+
+# fuzz_scram: "<mechanism>\0<client-first>\0<client-final>" for the ScramServers, and the same
+# three parts as "<ignored>\0<server-first>\0<server-final>" for the pass-through ScramClients
+# (fuzz_scram.cpp). RFC 7677 section 3's nonces and salt, password "pencil"; the proofs for
+# "n=" and for SCRAM-SHA-256-PLUS (binding data SHA-256(b"pgnap test certificate")) computed
+# with hashlib, as in tests/auth/scram_exchange_test.cpp.
+NONCE = b"rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+SERVER_FIRST = b"r=" + NONCE + b",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+write("scram", "rfc7677_exchange",
+      b"SCRAM-SHA-256\0n,,n=user,r=rOprNGfwEbeRWgbNEkqO\0c=biws,r=" + NONCE
+      + b",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+write("scram", "libpq_exchange",
+      b"SCRAM-SHA-256\0n,,n=,r=rOprNGfwEbeRWgbNEkqO\0c=biws,r=" + NONCE
+      + b",p=qvT2SWdEH5Q06albL+hjSYuUhCG7VndFyzIb7CK4n9k=")
+write("scram", "plus_exchange",
+      b"SCRAM-SHA-256-PLUS\0p=tls-server-end-point,,n=,r=rOprNGfwEbeRWgbNEkqO\0"
+      b"c=cD10bHMtc2VydmVyLWVuZC1wb2ludCws9bcRWoX7T9Aozkg8J/EGrbvNG0TPq5x6i2zu5NQDYmc=,r=" + NONCE
+      + b",p=wCIWjM5HlmP24u3hfv6q7GXHVbw1QjpX+WbTZMyYs68=")
+write("scram", "client_supports_binding_exchange",
+      b"SCRAM-SHA-256\0y,,n=,r=rOprNGfwEbeRWgbNEkqO\0c=eSws,r=" + NONCE
+      + b",p=VpuC5DGQa5ro9tXE9MnKs69NH1nxnuregZZcclqIGfM=")
+write("scram", "extensions_and_authzid",
+      b"SCRAM-SHA-256\0n,a=admin,n=,r=rOprNGfwEbeRWgbNEkqO,x=ext\0c=biws,r=" + NONCE
+      + b",y=1,p=qvT2SWdEH5Q06albL+hjSYuUhCG7VndFyzIb7CK4n9k=")
+write("scram", "mandatory_extension", b"SCRAM-SHA-256-PLUS\0m=ext,n=,r=abc\0c=biws,r=abc,p=AAAA")
+write("scram", "pass_through_client",
+      b"SCRAM-SHA-256\0" + SERVER_FIRST + b"\0v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg=")
+write("scram", "server_error", b"\0" + SERVER_FIRST + b"\0e=invalid-proof")
+write("scram", "server_with_another_salt", b"\0r=" + NONCE + b",s=c2FsdA==,i=10000\0v=")
+# A verifier PostgreSQL 15 stored for "pencil" (pg_authid.rolpassword).
+write("scram", "postgresql_verifier",
+      b"SCRAM-SHA-256$4096:xUv35rCwGy4LhMIbRKk04g==$LoGOamCuwWWqZS0Trr7h50dZrlFHM15U6bmVwf3QjUY=:"
+      b"bc1G1seESOy3FB6R+Gg8V2joPkjY7bzWMxqdGHVhak8=")
+
+# fuzz_auth_file: PgBouncer's auth_file as people write it, and broken lines.
+VERIFIER = (b"SCRAM-SHA-256$4096:xUv35rCwGy4LhMIbRKk04g==$LoGOamCuwWWqZS0Trr7h50dZrlFHM15U6bmVwf3QjUY=:"
+            b"bc1G1seESOy3FB6R+Gg8V2joPkjY7bzWMxqdGHVhak8=")
+write("auth_file", "userlist.txt",
+      b'; pgbouncer userlist\n"alice" "pencil"\n"bob" "md50098e7fab7b4d8d091067152a80b3f12"\n'
+      b'"carol" "' + VERIFIER + b'"\n')
+write("auth_file", "quotes_comments_third_field",
+      b'  ; indented comment\n\n"we""ird" "p""w;d" "third field"\n"x" "y" trailing words\n"x" "last wins"\n')
+write("auth_file", "crlf.txt", b'"alice" "pencil"\r\n\r\n"bob" "' + VERIFIER + b'"\r\n')
+write("auth_file", "broken_lines",
+      b'bob "b"\n"unterminated\n"erin"\n"" "x"\n"frank" ""\n"grace" "SCRAM-SHA-256$4096:broken"\n'
+      b'# hash comment\n"heidi" "h"\n"nul\0byte" "x"\n"ivan" "multi\nline"')

@@ -1,0 +1,431 @@
+#include "daemon/gateway_session.h"
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <optional>
+#include <variant>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "daemon/backend_address.h"
+#include "daemon/client_auth.h"
+#include "daemon/client_queue.h"
+#include "daemon/instance_auth.h"
+#include "daemon/log.h"
+#include "daemon/message_reader.h"
+#include "daemon/random.h"
+#include "daemon/relay_phase.h"
+#include "daemon/server_login.h"
+#include "protocol/messages.h"
+
+namespace pgnap::daemon {
+
+using namespace boost::asio::experimental::awaitable_operators;
+
+namespace {
+
+namespace sqlstate = protocol::sqlstate;
+namespace fmsg = protocol::frontend_msg;
+
+// Writes to a client that stops reading give up after this long (the session then ends).
+constexpr auto kClientWriteTimeout = std::chrono::seconds(30);
+
+// The BackendKeyData pgnap gives the client: random, unique among the live sessions, and the
+// session's for its whole life, whatever server connection serves it. Registered in the
+// cancel registry while the session lives.
+class IssuedKey {
+ public:
+  IssuedKey(CancelRegistry& registry, Instance& instance) : registry_(registry), instance_(instance) {
+    do {
+      // PostgreSQL's process ids are positive 32-bit numbers; clients only echo the value.
+      key_.process_id = (random_u32() & 0x7fffffffu) | 1u;
+      key_.secret_key = random_u32();
+    } while (registry_.contains(key_));
+  }
+  ~IssuedKey() { registry_.remove(key_); }
+  IssuedKey(const IssuedKey&) = delete;
+  IssuedKey& operator=(const IssuedKey&) = delete;
+
+  [[nodiscard]] const protocol::BackendKeyData& key() const { return key_; }
+  // No server: a cancel answers the queued query at the head (`cancel_queued`).
+  void detached(std::function<void()> cancel_queued) {
+    registry_.add(key_, CancelTarget{&instance_, std::nullopt, {}, std::move(cancel_queued)});
+  }
+  // A cancel goes to this server connection's backend.
+  void attached(const Endpoint& endpoint, const protocol::BackendKeyData& server_key) {
+    registry_.add(key_, CancelTarget{&instance_, endpoint, server_key, {}});
+  }
+
+ private:
+  CancelRegistry& registry_;
+  Instance& instance_;
+  protocol::BackendKeyData key_;
+};
+
+struct Attached {
+  Lease lease;
+  ServerSession server;
+};
+using AttachResult = std::variant<Attached, Refusal, LoginFailure>;
+
+// A lease on the instance (waking it if need be), a connection to it and a login as the
+// client. A server found dead although believed awake gets one fresh wake.
+asio::awaitable<AttachResult> attach_server(SessionEnv& env, Instance& instance, protocol::StartupMessage startup,
+                                            LoginSecret secret, std::string peer, std::string cause) {
+  const std::string database(startup.database());
+  for (int attempt = 0;; ++attempt) {
+    auto admitted = co_await instance.acquire(database, peer, cause);
+    if (auto* refusal = std::get_if<Refusal>(&admitted)) co_return std::move(*refusal);
+    Lease lease = std::move(std::get<Lease>(admitted));
+    auto connected = co_await connect_server(instance, env.instance_tls);
+    if (auto* failure = std::get_if<ServerConnectFailure>(&connected)) {
+      if (failure->timed_out) env.metrics->limit_hit("connect_timeout");
+      lease.release();
+      if (attempt == 0 && failure->nothing_listening) {
+        instance.report_unreachable(failure->why);
+        continue;
+      }
+      co_return Refusal::make(Refusal::Kind::kConnectFailed, sqlstate::kCannotConnectNow,
+                              "instance \"" + instance.name() + "\" could not be started", failure->why);
+    }
+    auto login = co_await login_to_server(std::move(std::get<ServerConnection>(connected)), startup, secret,
+                                          Clock::now() + instance.config().connect_timeout);
+    if (auto* failure = std::get_if<LoginFailure>(&login)) co_return std::move(*failure);
+    co_return Attached{std::move(lease), std::move(std::get<ServerSession>(login))};
+  }
+}
+
+// An attach running beside the session, which keeps reading the client meanwhile. Shared:
+// the session may end first (the client left), and the attach then gives back what it got.
+struct PendingAttach {
+  std::optional<AttachResult> result;
+  asio::steady_timer* notify = nullptr;  // the session's event timer; null once it has gone
+  asio::cancellation_signal stop;        // the session ended: stop waiting for the wake
+};
+
+std::shared_ptr<PendingAttach> start_attach(SessionEnv& env, Instance& instance,
+                                            const protocol::StartupMessage& startup, const LoginSecret& secret,
+                                            const std::string& peer, asio::steady_timer& notify) {
+  auto pending = std::make_shared<PendingAttach>();
+  pending->notify = &notify;
+  auto run = [](std::shared_ptr<PendingAttach> p, SessionEnv& e, Instance& i, protocol::StartupMessage s, LoginSecret k,
+                std::string who) -> asio::awaitable<void> {
+    auto result = co_await attach_server(e, i, std::move(s), std::move(k), std::move(who), "query");
+    p->result = std::move(result);
+    if (p->notify != nullptr) p->notify->cancel();
+  };
+  // Spawned apart from the session's coroutine: the wake it may trigger must not share the
+  // session's cancellation (others may wait for the same wake). The completion handler holds
+  // the shared state: the cancellation signal its slot belongs to must outlive it.
+  asio::co_spawn(instance.executor(), run(pending, env, instance, startup, secret, peer),
+                 asio::bind_cancellation_slot(pending->stop.slot(), [pending](std::exception_ptr) {}));
+  return pending;
+}
+
+// The client's own startup values of the parameters PostgreSQL reports back, over what the
+// last real login reported: what this client would see from a login of its own.
+Parameters greeting_parameters(const Parameters& remembered, const protocol::StartupMessage& startup) {
+  Parameters out = remembered;
+  auto set = [&](const std::string& name, const std::string& value) {
+    for (auto& [n, v] : out) {
+      if (n == name) {
+        v = value;
+        return;
+      }
+    }
+    out.emplace_back(name, value);
+  };
+  if (auto name = startup.get("application_name")) set("application_name", std::string(*name));
+  if (auto encoding = startup.get("client_encoding"); encoding && *encoding != "auto") {
+    std::string upper(*encoding);
+    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+    if (upper == "UTF-8" || upper == "UNICODE") upper = "UTF8";
+    set("client_encoding", upper);
+  }
+  return out;
+}
+
+std::string encode_parameters(const Parameters& parameters) {
+  std::string out;
+  for (const auto& [name, value] : parameters) out += protocol::encode_parameter_status(name, value);
+  return out;
+}
+
+// ParameterStatus for every value the server reports differently from what the client was
+// told: sent before the server's first answer reaches the client.
+std::string parameter_changes(const Parameters& told, const Parameters& server) {
+  std::string out;
+  for (const auto& [name, value] : server) {
+    const auto it = std::find_if(told.begin(), told.end(), [&](const auto& p) { return p.first == name; });
+    if (it == told.end() || it->second != value) out += protocol::encode_parameter_status(name, value);
+  }
+  return out;
+}
+
+// What the client's session carries from step to step.
+struct GatewaySession {
+  SessionEnv& env;
+  Stream& client;
+  RoutedSession routed;
+  Instance& instance;
+  InstanceAuth& auth;
+  MessageReader reader;
+  std::string user;
+  std::string database;
+  LoginSecret secret;
+  std::optional<IssuedKey> key;
+  Parameters told;  // the ParameterStatus values the client has been given
+};
+
+asio::awaitable<bool> write_client(GatewaySession& s, const std::string& bytes) {
+  if (bytes.empty()) co_return true;
+  co_return !co_await write_all(s.client, bytes, Clock::now() + kClientWriteTimeout);
+}
+
+// Tells a client whose session ends why, counts it, and logs it.
+asio::awaitable<void> end_with(GatewaySession& s, const Refusal& refusal) {
+  count_refusal(s.env, s.instance, s.routed.context, refusal);
+  co_await send_fatal(s.client, refusal.error);
+}
+
+// The login to PostgreSQL failed. Refused by PostgreSQL (a dropped role, pg_hba, a missing
+// database): its own error, then the close, as a direct connection would have seen at its
+// start. Otherwise pgnap's FATAL saying why.
+asio::awaitable<void> end_with(GatewaySession& s, const LoginFailure& failure) {
+  s.instance.metrics().client_error(failure.error.sqlstate);
+  PGNAP_LOG(kInfo, s.routed.context,
+            "login to the instance as \""
+                << s.user << "\" failed (" << failure.error.sqlstate << "): " << failure.error.message
+                << (failure.error.detail.empty() ? "" : ": " + failure.error.detail)
+                << (failure.verifier_mismatch.empty()
+                        ? ""
+                        : " (pgnap's verifier was not the server's: " + failure.verifier_mismatch + ")"));
+  if (failure.kind == LoginFailure::Kind::kRefused) {
+    (void)co_await write_client(s, failure.server_error);
+    boost::system::error_code ignored;
+    s.client.socket().shutdown(Socket::shutdown_send, ignored);
+  } else {
+    co_await send_fatal(s.client, failure.error);
+  }
+}
+
+// Steps 1 and 2: the user's credential, and the exchange with the client. False when the
+// session ended there.
+asio::awaitable<bool> authenticate(GatewaySession& s) {
+  const auto deadline = Clock::now() + s.env.gateway->login_timeout;
+  auto found = co_await (s.auth.lookup(s.user, s.database, s.routed.peer) || client_gone(s.client.socket()));
+  if (found.index() == 1) co_return false;
+  auto& lookup = std::get<0>(found);
+  if (lookup.refusal) {
+    co_await end_with(s, *lookup.refusal);
+    co_return false;
+  }
+  const auto& config = s.auth.config();
+  const ClientAuthRequest request{s.user, config.methods, lookup.credential,
+                                  tls_server_end_point(s.client.tls_handle()), s.auth.mock_secret()};
+  auto outcome = co_await authenticate_client(s.client, s.reader, request, deadline);
+  if (auto* failure = std::get_if<ClientAuthFailure>(&outcome)) {
+    s.instance.metrics().authenticated("-", to_string(failure->kind));
+    if (failure->kind == ClientAuthFailure::Kind::kTimedOut) s.env.metrics->limit_hit("login_timeout");
+    if (failure->kind == ClientAuthFailure::Kind::kGone) co_return false;
+    s.instance.metrics().client_error(failure->error.sqlstate);
+    log_refusal(s.env, s.routed.context,
+                "refused (" + failure->error.sqlstate + "): " + failure->error.message +
+                    (failure->error.detail.empty() ? "" : ": " + failure->error.detail));
+    co_await send_fatal(s.client, failure->error);
+    co_return false;
+  }
+  auto& login = std::get<ClientLogin>(outcome);
+  s.instance.metrics().authenticated(login.method, "ok");
+  s.secret = LoginSecret{lookup.credential, login.client_key};
+  PGNAP_LOG(kDebug, s.routed.context, "authenticated user \"" << s.user << "\" (" << login.method << ")");
+  co_return true;
+}
+
+// AuthenticationOk, the parameters, pgnap's key and ReadyForQuery.
+std::string greeting(const GatewaySession& s) {
+  return protocol::encode_authentication_ok() + encode_parameters(s.told) +
+         protocol::encode_backend_key_data(s.key->key()) + protocol::encode_ready_for_query('I');
+}
+
+// The relay, once a server is attached: it answers what the client queued, then everything.
+asio::awaitable<void> relay_attached(GatewaySession& s, Attached& attached, std::string queued) {
+  const std::string changes = parameter_changes(s.told, attached.server.parameters);
+  s.auth.remember(s.user, s.database, attached.server.parameters);
+  if (!co_await write_client(s, changes)) co_return;
+  const Endpoint endpoint = attached.server.connection.endpoint;
+  s.key->attached(endpoint, attached.server.key);
+  PGNAP_LOG(kDebug, s.routed.context,
+            "attached to " << attached.server.key.process_id << " at " << endpoint_to_string(endpoint));
+  RelayedSession relayed{&s.instance,      std::move(attached.lease), std::move(attached.server.connection.stream),
+                         endpoint,         s.routed.context,          true,
+                         std::move(queued)};
+  co_await relay_session(s.env, s.client, relayed);
+}
+
+// The first login of this user to this database that pgnap sees: no parameters to repeat
+// yet, so the session waits for the database as a relayed one does.
+asio::awaitable<void> first_login(GatewaySession& s) {
+  // (operator|| flattens the variant: Attached, Refusal, LoginFailure, or monostate when the
+  // client left first.)
+  auto attach = co_await (attach_server(s.env, s.instance, s.routed.startup.startup, s.secret, s.routed.peer,
+                                        "login") ||
+                          client_gone(s.client.socket()));
+  if (std::holds_alternative<std::monostate>(attach)) co_return;
+  if (auto* refusal = std::get_if<Refusal>(&attach)) co_return co_await end_with(s, *refusal);
+  if (auto* failure = std::get_if<LoginFailure>(&attach)) co_return co_await end_with(s, *failure);
+  auto& attached = std::get<Attached>(attach);
+  s.told = greeting_parameters(attached.server.parameters, s.routed.startup.startup);
+  s.auth.remember(s.user, s.database, attached.server.parameters);
+  if (!co_await write_client(s, greeting(s))) co_return;
+  co_await relay_attached(s, attached, s.reader.take_buffered());
+}
+
+// Ready and attaching: reads the client's messages; the first one starts an attach, and
+// they queue until it ends. A cancel answers the query at the head; a failed wake answers
+// them all and the session is ready again.
+asio::awaitable<void> serve_until_attached(GatewaySession& s) {
+  auto executor = co_await asio::this_coro::executor;
+  const auto& config = s.auth.config();
+  ClientQueue queue(&s.env.queued_bytes, &s.instance.metrics().queued_bytes);
+  asio::steady_timer events(executor, Clock::time_point::max());
+  bool cancel_requested = false;
+  s.key->detached([&] {
+    cancel_requested = true;
+    events.cancel();
+  });
+  std::shared_ptr<PendingAttach> pending;
+  struct Abandon {  // the session ends before its attach: the attach gives back what it got
+    std::shared_ptr<PendingAttach>& pending;
+    ~Abandon() {
+      if (!pending) return;
+      pending->notify = nullptr;
+      pending->stop.emit(asio::cancellation_type::terminal);
+    }
+  } abandon{pending};
+  // A message above queue_limit cannot be queued: refused from its header, before it is read.
+  const bool limited_by_queue = config.queue_limit < s.env.gateway->max_message_size;
+  s.reader.set_max_length(static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(limited_by_queue ? config.queue_limit : s.env.gateway->max_message_size, 0xffffffffu)));
+
+  for (;;) {
+    if (cancel_requested) {
+      cancel_requested = false;
+      if (queue.has_command()) {
+        ++s.instance.metrics().queued_cancelled;
+        const protocol::ErrorResponse canceled{
+            "ERROR", std::string(sqlstate::kQueryCanceled), "canceling statement due to user request", {}, {}};
+        if (!co_await write_client(s, queue.answer_first(canceled))) co_return;
+      }
+    }
+    if (pending && pending->result) {
+      AttachResult result = std::move(*pending->result);
+      pending.reset();
+      if (auto* attached = std::get_if<Attached>(&result)) {
+        co_return co_await relay_attached(s, *attached, queue.take_all() + s.reader.take_buffered());
+      }
+      if (auto* failure = std::get_if<LoginFailure>(&result)) co_return co_await end_with(s, *failure);
+      const auto& refusal = std::get<Refusal>(result);
+      count_refusal(s.env, s.instance, s.routed.context, refusal);
+      if (refusal.kind == Refusal::Kind::kShuttingDown) co_return co_await send_fatal(s.client, refusal.error);
+      // The wake failed: an ERROR for each queued query, not a FATAL — the session is fine.
+      protocol::ErrorResponse error = refusal.error;
+      error.severity = "ERROR";
+      const std::size_t queued = queue.size();
+      const std::string answers = queue.answer_all(error);
+      PGNAP_LOG(kDebug, s.routed.context,
+                "answered " << queued << " queued message(s) with " << error.sqlstate << " (" << answers.size()
+                            << " bytes)");
+      if (!co_await write_client(s, answers)) co_return;
+    }
+    if (!pending && !queue.empty()) {
+      PGNAP_LOG(kDebug, s.routed.context, "attaching for " << queue.size() << " queued message(s)");
+      pending = start_attach(s.env, s.instance, s.routed.startup.startup, s.secret, s.routed.peer, events);
+      // co_spawn may run the attach inline to its end (an admission refused at once): look
+      // at its result before waiting for the event that already happened.
+      continue;
+    }
+    // Nothing in this iteration suspended since the checks above, so no event can have been
+    // missed: the wait below sees every later one.
+
+    events.expires_at(Clock::time_point::max());
+    auto next = co_await (s.reader.next() || events.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (next.index() == 1) continue;  // an event: looked at above
+    const auto& read = std::get<0>(next);
+    if (read.status == MessageReader::Status::kClosed) co_return;
+    if (read.status == MessageReader::Status::kInvalid) {
+      const bool too_large = read.error_kind == protocol::ScanError::kLengthAboveMaximum;
+      if (too_large && limited_by_queue) {
+        s.env.metrics->limit_hit("queue_limit");
+        co_return co_await send_fatal(
+            s.client,
+            protocol::ErrorResponse{"FATAL", std::string(sqlstate::kConfigurationLimitExceeded),
+                                    "too much data queued while instance \"" + s.instance.name() + "\" starts",
+                                    read.detail, "Raise auth.queue_limit, or send less before the first answer."});
+      }
+      if (too_large) s.env.metrics->limit_hit("max_message_size");
+      co_return co_await send_fatal(s.client, protocol::ErrorResponse{"FATAL",
+                                                                      std::string(sqlstate::kProtocolViolation),
+                                                                      "invalid message from client: " + read.detail,
+                                                                      {},
+                                                                      {}});
+    }
+    if (read.frame.type == fmsg::kTerminate) co_return;
+    PGNAP_LOG(kDebug, s.routed.context, "queued message '" << read.frame.type << "' (" << read.frame.size << " bytes)");
+    const std::string reply = queue.push(read.frame.type, s.reader.last_message());
+    ++s.instance.metrics().queued_messages;
+    if (!co_await write_client(s, reply)) co_return;
+    if (queue.bytes() > config.queue_limit || s.env.queued_bytes > s.env.gateway->queue_limit_total) {
+      const bool total = queue.bytes() <= config.queue_limit;
+      s.env.metrics->limit_hit(total ? "queue_limit_total" : "queue_limit");
+      co_return co_await send_fatal(
+          s.client, protocol::ErrorResponse{"FATAL", std::string(sqlstate::kConfigurationLimitExceeded),
+                                            "too much data queued while instance \"" + s.instance.name() + "\" starts",
+                                            total ? "All sessions together have queued more than queue_limit_total."
+                                                  : "This session queued more than auth.queue_limit.",
+                                            total ? "Raise [gateway] queue_limit_total." : "Raise auth.queue_limit."});
+    }
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> run_gateway_session(SessionEnv& env, Stream& client, RoutedSession routed) {
+  Instance& instance = *routed.instance;
+  InstanceAuth* auth = env.auth_of(instance);
+  if (auth == nullptr) co_return;  // not configured: cannot happen once routed in this mode
+  GatewaySession s{env, client, std::move(routed), instance, *auth, MessageReader(client, 65535), {}, {}, {}, {}, {}};
+  s.user = std::string(s.routed.startup.startup.user());
+  s.database = std::string(s.routed.startup.startup.database());
+  s.reader.prime(std::move(s.routed.startup.pipelined));
+  try {
+    if (!co_await authenticate(s)) co_return;
+    s.key.emplace(*env.cancels, instance);
+    const Parameters* remembered = auth->remembered(s.user, s.database);
+    if (remembered == nullptr) co_return co_await first_login(s);
+    // The instant session: no server, whatever the instance is doing.
+    s.told = greeting_parameters(*remembered, s.routed.startup.startup);
+    if (!co_await write_client(s, greeting(s))) co_return;
+    co_await serve_until_attached(s);
+  } catch (const boost::system::system_error& e) {
+    // Cancelled: the gateway is shutting down. Between messages here, so it can be said.
+    PGNAP_LOG(kDebug, s.routed.context, "session interrupted: " << e.what());
+  }
+  auto cancellation = co_await asio::this_coro::cancellation_state;
+  if (cancellation.cancelled() != asio::cancellation_type::none) {
+    co_await asio::this_coro::reset_cancellation_state();
+    const protocol::ErrorResponse bye{
+        "FATAL", std::string(sqlstate::kAdminShutdown), "the gateway is shutting down", {}, "Reconnect in a moment."};
+    co_await send_fatal(client, bye);
+  }
+}
+
+}  // namespace pgnap::daemon

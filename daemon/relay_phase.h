@@ -1,0 +1,37 @@
+// The last phase of every session that reaches a server: the relay (relay.h) run to its end,
+// and what pgnap says when it is the one ending it — the idle close, the shutdown, a client
+// message over the size limit — and what it learns when the server is the one that left.
+#pragma once
+
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "daemon/instance.h"
+#include "daemon/net.h"
+#include "daemon/session.h"
+#include "daemon/stream.h"
+
+namespace pgnap::daemon {
+
+// What the connection phase hands over to the relay. Kept small: it lives in the session's
+// frame for the whole session (the connection phase's many locals and temporaries live in
+// frames of their own, freed before the relay starts).
+struct RelayedSession {
+  Instance* instance = nullptr;
+  Lease lease;
+  Stream server;
+  Endpoint connected_to;
+  std::string context;  // "session=N client=ADDR instance=NAME"
+  // The authenticating mode: the client holds a key pgnap issued (the session keeps its
+  // cancel registration); the transparent mode registers the server's keys as they pass.
+  bool key_issued_by_pgnap = false;
+  // Messages the client sent before the relay, to go to the server first (the
+  // authenticating mode's queue): the relay sees them as if they had just arrived.
+  std::string first_to_server;
+};
+
+// Relays until either side ends, then says goodbye when pgnap ended it.
+asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSession& session);
+
+}  // namespace pgnap::daemon
