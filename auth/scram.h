@@ -28,6 +28,10 @@ inline constexpr std::string_view kScramSha256Plus = "SCRAM-SHA-256-PLUS";
 inline constexpr std::string_view kTlsServerEndPoint = "tls-server-end-point";
 // PostgreSQL's default scram_iterations.
 inline constexpr int kDefaultIterations = 4096;
+// The most PBKDF2 iterations ScramClient computes for a password: the count comes from the
+// server, and pgnap computes it on its event loop (4096 take about 1 ms; this, some 30 ms).
+// PostgreSQL's scram_iterations is rarely raised beyond this.
+inline constexpr int kMaxClientIterations = 100'000;
 
 using ScramKey = std::array<std::uint8_t, 32>;
 

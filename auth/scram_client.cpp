@@ -67,8 +67,13 @@ std::variant<std::string, ScramFailure> ScramClient::handle_server_first(std::st
   ScramKey client_key{};
   ScramKey stored_key{};
   if (password_) {
-    // Note: PBKDF2 with the server's iteration count; the caller keeps this off its event loop
-    // or bounds the count.
+    // PBKDF2 with the server's iteration count, bounded: pgnap computes it on its event loop.
+    if (server.iterations > kMaxClientIterations) {
+      return failure(detail::kInvalidAuthorization, "the server's SCRAM iteration count is too high",
+                     "PostgreSQL asks for " + std::to_string(server.iterations) + " iterations; pgnap computes at most " +
+                         std::to_string(kMaxClientIterations) + " for a password it holds in cleartext. Give pgnap the "
+                         "user's verifier instead of the password.");
+    }
     const auto keys = detail::password_keys(*password_, server.salt, server.iterations);
     if (!keys) return failure(detail::kInternalError, "could not compute the SCRAM salted password");
     client_key = keys->client_key;

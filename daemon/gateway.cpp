@@ -403,8 +403,11 @@ void Gateway::begin_shutdown(const std::string& why) {
     boost::system::error_code ec;
     l->acceptor.close(ec);
   }
-  // Clients waiting for a wake are told at once; sessions in progress may finish.
+  // Clients waiting for a wake are told at once; sessions in progress may finish; sessions
+  // with no server attached have nothing to finish and end now.
   for (auto& instance : instances_) instance->begin_shutdown();
+  env_.draining = true;
+  for (asio::steady_timer* events : env_.unattached_sessions) events->cancel();
   asio::co_spawn(io_, finish_shutdown(), asio::detached);
 }
 

@@ -302,6 +302,12 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
     cancel_requested = true;
     events.cancel();
   });
+  const auto registration = s.env.unattached_sessions.insert(s.env.unattached_sessions.end(), &events);
+  struct Unregister {
+    std::list<asio::steady_timer*>& list;
+    std::list<asio::steady_timer*>::iterator position;
+    ~Unregister() { list.erase(position); }
+  } unregister{s.env.unattached_sessions, registration};
   std::shared_ptr<PendingAttach> pending;
   struct Abandon {  // the session ends before its attach: the attach gives back what it got
     std::shared_ptr<PendingAttach>& pending;
@@ -317,6 +323,12 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
       std::min<std::uint64_t>(limited_by_queue ? config.queue_limit : s.env.gateway->max_message_size, 0xffffffffu)));
 
   for (;;) {
+    if (s.env.draining && !pending) {
+      // Shutting down, and nothing of this session is in flight: say so and end it now.
+      const protocol::ErrorResponse bye{"FATAL", std::string(sqlstate::kAdminShutdown), "the gateway is shutting down",
+                                        {}, "Reconnect in a moment."};
+      co_return co_await send_fatal(s.client, bye);
+    }
     if (cancel_requested) {
       cancel_requested = false;
       if (queue.has_command()) {

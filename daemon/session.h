@@ -11,9 +11,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "config/config.h"
 #include "daemon/cancel_registry.h"
@@ -44,6 +46,10 @@ struct SessionEnv {
   std::function<InstanceAuth*(const Instance&)> auth_of;
   // Bytes every session has queued while its instance wakes ([gateway] queue_limit_total).
   std::uint64_t queued_bytes = 0;
+  // Sessions of the authenticating mode while no server is attached: on SIGTERM nothing of
+  // theirs is in flight, so the drain ends them at once (their event timers are cancelled).
+  bool draining = false;
+  std::list<asio::steady_timer*> unattached_sessions;
   // The largest message a client may send after its startup ([gateway] max_message_size).
   [[nodiscard]] std::uint32_t max_client_message() const {
     return static_cast<std::uint32_t>(std::min<std::uint64_t>(gateway->max_message_size, 0xffffffffu));

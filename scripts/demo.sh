@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # `make demo`: pgnap in the foreground on 127.0.0.1:6432, in front of a throwaway PostgreSQL
-# cluster under var/demo/ that it wakes on the first client and suspends after 30 s idle.
+# cluster under var/demo/. pgnap authenticates clients itself (auth.mode = "gateway"): a login
+# is answered at once while the cluster sleeps, the session's first query wakes it, and pgnap
+# suspends it after 30 s idle.
 #
 #   scripts/demo.sh           set up (once; reused afterwards) and run pgnap until Ctrl-C
 #   scripts/demo.sh --stop    stop the demo cluster if it is running (make distclean)
 #
 # var/demo/data      the cluster (initdb as the `postgres` OS user when run as root);
-#                    it listens only on a Unix socket in var/demo/run, port 5432
+#                    it listens only on a Unix socket in var/demo/run, port 5432. The role
+#                    `postgres` is trusted on that socket (the demo's own setup, pgnap's
+#                    readiness probe); every other role logs in with its password.
 # var/demo/postgres.log   its server log
+# var/demo/userlist.txt   the auth_file pgnap reads (mode 0600): role `demo` (password `demo`)
+#                         with its SCRAM verifier, read from pg_authid on every run
 # var/demo/pgnap.toml     examples/demo.toml with its @DEMO_DIR@/@PG_BIN_DIR@ filled in
+# var/demo/setup-pgnap.log  the log of the short-lived pgnap that makes demo's first login
 #
 # pgnap runs as a child of this script rather than replacing it (exec), so that when it
 # exits — Ctrl-C, or an error — the trap below can stop the demo cluster it may have woken,
@@ -120,11 +127,20 @@ unix_socket_directories = '$RUN'
 EOF
 fi
 
-sed -e "s|@DEMO_DIR@|$DEMO_DIR|g" -e "s|@PG_BIN_DIR@|$PG_BIN|g" "$ROOT/examples/demo.toml" >"$CONFIG"
-if ! check_out=$("$PGNAP" check -c "$CONFIG" 2>&1); then
-  printf '%s\n' "$check_out" >&2
-  die "pgnap check rejected $CONFIG (made from examples/demo.toml)"
+# The role `postgres` is trusted on the socket, as initdb --auth=trust made it: the setup below
+# and pgnap's readiness probe log in as it. Every other role must give its password, so that
+# pgnap's login to PostgreSQL for a client is a real SCRAM exchange (with the key the client
+# proved to pgnap), as on a real server. Rewritten when it differs; the cluster reads it at start.
+HBA="# pgnap demo (scripts/demo.sh): Unix socket only (see postgresql.conf), reached through pgnap.
+local   all   postgres   trust
+local   all   all        scram-sha-256"
+if [ "$(cat "$DATA/pg_hba.conf")" != "$HBA" ]; then
+  printf '%s\n' "$HBA" >"$DATA/pg_hba.conf"
+  if is_root; then chown postgres: "$DATA/pg_hba.conf"; fi
+  if cluster_running; then as_postgres "$PG_BIN/pg_ctl" reload -D "$DATA" -s; fi
 fi
+
+sed -e "s|@DEMO_DIR@|$DEMO_DIR|g" -e "s|@PG_BIN_DIR@|$PG_BIN|g" "$ROOT/examples/demo.toml" >"$CONFIG"
 
 # ---- Port 6432 must be free ------------------------------------------------------------------
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
@@ -132,25 +148,109 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 Find it with: ss -ltnp 'sport = :$PORT'   — stop it, then run 'make demo' again."
 fi
 
+# ---- The role `demo` and pgnap's auth_file ---------------------------------------------------
+# The cluster runs for the setup only if it has to; it is stopped again afterwards, so that
+# the demo starts with it asleep (a cluster found running stays running: pgnap adopts it).
+if cluster_running; then was_running=yes; else was_running=no; fi
+setup_pid=""
+setup_cleanup() {
+  if [ -n "$setup_pid" ]; then kill -TERM "$setup_pid" 2>/dev/null || true; wait "$setup_pid" 2>/dev/null || true; fi
+  if [ "$was_running" = no ]; then stop_cluster; fi
+}
+trap setup_cleanup EXIT
+if [ "$was_running" = no ]; then
+  say "demo: starting the cluster for the setup (role demo, auth_file)"
+  as_postgres "$PG_BIN/pg_ctl" start -D "$DATA" -l "$DEMO_DIR/postgres.log" -w -t 60 -s ||
+    die "the demo cluster did not start; see $DEMO_DIR/postgres.log"
+fi
+
+PSQL=$PG_BIN/psql
+[ -x "$PSQL" ] || PSQL=$(command -v psql) || die "psql was not found (in $PG_BIN or on PATH)"
+psql_postgres() { as_postgres "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -h "$RUN" -p 5432 -U postgres -d postgres "$@"; }
+
+# Created once, with a SCRAM verifier (PostgreSQL 15's default password_encryption, set
+# explicitly here); reused afterwards, its password left as it is.
+role_state=$(psql_postgres -c "SELECT CASE WHEN rolpassword IS NULL THEN 'nopassword' ELSE 'reused' END
+                                 FROM pg_authid WHERE rolname = 'demo'")
+if [ "$role_state" != reused ]; then
+  if [ -z "$role_state" ]; then verb=CREATE; role_state="created now"; else verb=ALTER; role_state="password set now"; fi
+  psql_postgres -c "SET password_encryption = 'scram-sha-256'" -c "$verb ROLE demo LOGIN PASSWORD 'demo'" ||
+    die "could not set up the role demo in the demo cluster"
+fi
+# pgnap must hold the verifier PostgreSQL holds (pg_authid.rolpassword), in PgBouncer's
+# auth_file format: "user" "verifier". Read again on every run.
+verifier=$(psql_postgres -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'demo'")
+case $verifier in
+  'SCRAM-SHA-256$'*) ;;
+  *) die "the role demo has no SCRAM verifier (pg_authid.rolpassword starts with '${verifier:0:8}'); run 'make distclean' and 'make demo' again" ;;
+esac
+AUTH_FILE=$DEMO_DIR/userlist.txt
+(
+  umask 077
+  printf '; pgnap demo (scripts/demo.sh): role demo, password demo; its verifier from pg_authid\n"demo" "%s"\n' \
+    "$verifier" >"$AUTH_FILE.new"
+)
+chmod 600 "$AUTH_FILE.new"
+mv -f "$AUTH_FILE.new" "$AUTH_FILE"
+
+if ! check_out=$("$PGNAP" check -c "$CONFIG" 2>&1); then
+  printf '%s\n' "$check_out" >&2
+  die "pgnap check rejected $CONFIG (made from examples/demo.toml)"
+fi
+
+# pgnap answers a login at once only for a user and database it has already seen log in for
+# real: it gives the client the server's parameters (server_version, TimeZone, ...) of that
+# last login, kept in its ledger. Make that login now, through a short-lived pgnap on the same
+# configuration, so that the demo's first connection is already answered without a wake.
+"$PGNAP" run -c "$CONFIG" >"$DEMO_DIR/setup-pgnap.log" 2>&1 &
+setup_pid=$!
+for _ in $(seq 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+  kill -0 "$setup_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if ! PGPASSWORD=demo PGCONNECT_TIMEOUT=30 "$PSQL" -X -q -At \
+    "host=127.0.0.1 port=$PORT user=demo dbname=postgres sslmode=disable" -c 'SELECT 1' >/dev/null; then
+  cat "$DEMO_DIR/setup-pgnap.log" >&2
+  die "the first login of demo through pgnap failed (pgnap's log above, in $DEMO_DIR/setup-pgnap.log)"
+fi
+kill -TERM "$setup_pid" 2>/dev/null || true
+wait "$setup_pid" 2>/dev/null || true
+setup_pid=""
+setup_cleanup
+trap - EXIT
+
 if cluster_running; then state="running now (pgnap adopts it awake)"; else state="stopped (asleep)"; fi
 if [ "$created" = yes ]; then how="created now"; else how="reused"; fi
+if is_root; then status_cmd="runuser -u postgres -- $PG_BIN/pg_ctl status -D $DATA"; else status_cmd="$PG_BIN/pg_ctl status -D $DATA"; fi
 cat <<EOF
 
 pgnap demo
   cluster     $DATA ($how; $state)
               PostgreSQL from $PG_BIN, listening only on the Unix socket in $RUN
+  role        demo, password demo ($role_state; SCRAM-SHA-256)
+  auth_file   $AUTH_FILE (demo's verifier, read from pg_authid)
   server log  $DEMO_DIR/postgres.log
   config      $CONFIG (from examples/demo.toml)
-  pgnap       listens on 127.0.0.1:$PORT; suspends the cluster after 30 s without sessions
+  pgnap       listens on 127.0.0.1:$PORT and authenticates clients itself (auth.mode = "gateway");
+              suspends the cluster after 30 s without queries
 
 Try it, from another terminal:
-  psql "host=127.0.0.1 port=$PORT user=postgres dbname=postgres"
+  psql "postgresql://demo:demo@127.0.0.1:$PORT/postgres"
+
+  Connecting does not wake the cluster: pgnap checks the password and answers at once. Its log
+  below stays quiet, and the cluster is still stopped:
+    $status_cmd
+  The first query wakes it:  SELECT 1;  waits while pgnap logs "waking (..., cause: query)" and
+  "ready after N ms", then answers.
 
 Watch pgnap's log below:
-  waking       a client arrived while the cluster was asleep: pgnap starts it
-  ready after  the cluster accepts connections: the waiting clients go through
-  suspending   30 s without sessions: pgnap stops the cluster (pg_ctl stop -m fast)
-  asleep       it is stopped; the next client wakes it again
+  waking       a session's first query while the cluster sleeps: pgnap starts it
+  ready after  the cluster accepts connections: pgnap logs in for the waiting sessions, the
+               queries run
+  suspending   30 s without queries: pgnap closes the idle sessions (psql reconnects at your
+               next command) and stops the cluster (pg_ctl stop -m fast)
+  asleep       it is stopped; connecting again does not wake it, the next query does
 
 Ctrl-C stops pgnap, and the demo cluster with it.
 

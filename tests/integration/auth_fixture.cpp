@@ -53,6 +53,22 @@ GatewayOptions AuthCluster::gateway_options(const std::string& auth_toml) {
   return options;
 }
 
+GatewayOptions AuthCluster::file_options(const std::string& more_auth_toml) {
+  const std::string file = write_auth_file("\"alice\" \"" + alice_verifier_ + "\"\n\"bob\" \"" + bob_hash_ + "\"\n");
+  return gateway_options("file = " + toml_quote(file) + "\n" + more_auth_toml);
+}
+
+void log_in_once_then_sleep(Gateway& gateway, const std::string& user, const std::string& password) {
+  const std::size_t suspends = gateway.count_in_log("asleep (was awake");
+  auto conn = connect_or_throw(password_conninfo(gateway, user, password), 60s);
+  const auto r = query(conn.get(), "select 1");
+  if (!r.ok) throw std::runtime_error("the warm-up query failed: " + r.error.message);
+  conn.reset();
+  if (!gateway.wait_for_log("asleep (was awake", 30s, suspends + 1)) {
+    throw std::runtime_error("the instance did not go back to sleep after the warm-up:\n" + gateway.log());
+  }
+}
+
 std::string password_conninfo(const Gateway& gateway, const std::string& user, const std::string& password,
                               const std::string& extra) {
   return "host=127.0.0.1 port=" + std::to_string(gateway.port()) + " user=" + user + " password=" + password +

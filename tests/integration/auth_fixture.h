@@ -39,6 +39,10 @@ class AuthCluster {
   // GatewayOptions for the cluster in the authenticating mode: `auth_toml` is the body of
   // [instances.main.auth] after `mode = "gateway"`.
   [[nodiscard]] GatewayOptions gateway_options(const std::string& auth_toml);
+  // gateway_options() with alice's verifier and bob's md5 hash (as PostgreSQL holds them) in
+  // an auth_file, and `more_auth_toml` after it: their logins need no auth_query, so nothing
+  // but a query wakes the instance.
+  [[nodiscard]] GatewayOptions file_options(const std::string& more_auth_toml = {});
 
  private:
   Cluster cluster_;
@@ -51,5 +55,10 @@ class AuthCluster {
 // "host=127.0.0.1 port=P user=USER password=PW dbname=postgres" for a gateway.
 [[nodiscard]] std::string password_conninfo(const Gateway& gateway, const std::string& user,
                                             const std::string& password, const std::string& extra = {});
+
+// One login and query as `user` through `gateway`, so that pgnap remembers the session
+// parameters of (user, postgres), then the suspend that follows (idle_timeout). Throws when
+// either does not happen.
+void log_in_once_then_sleep(Gateway& gateway, const std::string& user, const std::string& password);
 
 }  // namespace pgnap::it

@@ -300,3 +300,24 @@ TEST(GatewayAuthTest, PsycopgAndJdbcLogInWithScramAndQuery) {
 
 }  // namespace
 }  // namespace pgnap::it
+
+namespace pgnap::it {
+namespace {
+
+TEST(GatewayAuthTest, SigtermEndsSessionsWithNoServerAtOnceWith57P01) {
+  AuthCluster ac;
+  auto options = file_options(ac);
+  options.gateway_extra = "shutdown_timeout = \"60s\"";
+  Gateway gateway(options, &ac.cluster());
+  ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
+  warm_up(gateway, "alice", kAlicePassword);
+  auto idle = connect_or_throw(password_conninfo(gateway, "alice", kAlicePassword), 30s);
+  // Nothing of the session is in flight: the drain does not wait 60 s for it.
+  EXPECT_EQ(gateway.terminate(SIGTERM, 20s), 0) << gateway.log();
+  const auto after = query(idle.get(), "select 1");
+  EXPECT_FALSE(after.ok);
+  EXPECT_THAT(std::string(PQerrorMessage(idle.get())), HasSubstr("the gateway is shutting down"));
+}
+
+}  // namespace
+}  // namespace pgnap::it
