@@ -75,6 +75,7 @@ struct Instance::Waiter {
   std::optional<Admission> outcome;
   std::list<Waiter*>::iterator position;
   bool queued = false;
+  std::string cause;  // what the client needs the server for (a wake's cause)
 };
 
 // ---- Instance ----
@@ -121,7 +122,8 @@ Refusal Instance::refusal(Refusal::Kind kind, std::string detail, std::string hi
     case Kind::kBackingOff:
     case Kind::kWakeFailed:
     case Kind::kWakeTimedOut:
-    case Kind::kConnectFailed: break;
+    case Kind::kConnectFailed:
+    case Kind::kPoolFull: break;  // made where they happen, with what they know
   }
   return Refusal::make(kind, sqlstate::kCannotConnectNow, "instance \"" + config_.name + "\" could not be started",
                        std::move(detail), std::move(hint));
@@ -219,6 +221,7 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   Waiter waiter(executor_);
   waiter.position = waiters_.insert(waiters_.end(), &waiter);
   waiter.queued = true;
+  waiter.cause = std::string(cause);
   metrics_.set_waiting(waiters_.size());
   // However the wait ends (served, refused, timed out, or the client left), it leaves the
   // queue and its duration is observed.
@@ -324,7 +327,8 @@ void Instance::on_operation_done(std::exception_ptr error) {
 
 void Instance::after_operation() {
   if (!waiters_.empty() && (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed)) {
-    start_wake(std::to_string(waiters_.size()) + " client(s) arrived while it was stopping", "connect");
+    // Counted as caused by what the first of them needs.
+    start_wake(std::to_string(waiters_.size()) + " client(s) arrived while it was stopping", waiters_.front()->cause);
   } else if (state_ == InstanceState::kAwake) {
     finish_waiters([this] { return Admission(Lease(this)); });
     arm_idle_timer();

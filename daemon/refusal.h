@@ -18,6 +18,7 @@ struct Refusal {
     kWakeFailed,      // 57P03: the start command or the server failed
     kWakeTimedOut,    // 57P03: not ready within wake_timeout
     kConnectFailed,   // 57P03: ready, but connecting (or TLS to it) failed
+    kPoolFull,        // 53300: every pooled server connection stayed in use for pool_wait_timeout
   };
   Kind kind = Kind::kWakeFailed;
   protocol::ErrorResponse error;  // severity FATAL

@@ -8,11 +8,12 @@
 --   query = "SELECT username, verifier FROM pgnap.user_lookup($1)"
 --
 -- pgnap runs the query in the database the client asked for, so run this file, as a
--- superuser, in every database clients use through pgnap, and in template1 (new databases
--- then have it). Create the role once per cluster first:
+-- superuser, in template1 (databases created afterwards have it) and in every database that
+-- clients use through pgnap and exists already. Create the role once per cluster first:
 --
 --   sudo -u postgres psql -c "CREATE ROLE pgnap_auth LOGIN PASSWORD 'long and random'"
---   sudo -u postgres psql -d DBNAME -f pgnap-user-lookup.sql
+--   sudo -u postgres psql -d template1 -v ON_ERROR_STOP=1 < pgnap-user-lookup.sql
+--   sudo -u postgres psql -d DBNAME -v ON_ERROR_STOP=1 < pgnap-user-lookup.sql
 --
 -- The function runs with its owner's rights (SECURITY DEFINER) to read pg_shadow, which only a
 -- superuser may read; a fixed search_path keeps it from running anything else, and only

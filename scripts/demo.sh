@@ -64,7 +64,7 @@ cluster_running() { [ -f "$DATA/PG_VERSION" ] && as_postgres "$PG_BIN/pg_ctl" st
 
 stop_cluster() {
   if cluster_running; then
-    say "demo: stopping the demo cluster ($DATA)"
+    say "demo: stopping the demo cluster ($DATA)${1:+; $1}"
     as_postgres "$PG_BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 60 -s || true
   fi
 }
@@ -155,11 +155,11 @@ if cluster_running; then was_running=yes; else was_running=no; fi
 setup_pid=""
 setup_cleanup() {
   if [ -n "$setup_pid" ]; then kill -TERM "$setup_pid" 2>/dev/null || true; wait "$setup_pid" 2>/dev/null || true; fi
-  if [ "$was_running" = no ]; then stop_cluster; fi
+  if [ "$was_running" = no ]; then stop_cluster "${1:-}"; fi
 }
 trap setup_cleanup EXIT
 if [ "$was_running" = no ]; then
-  say "demo: starting the cluster for the setup (role demo, auth_file)"
+  say "demo: starting the demo cluster for the setup (role demo, its verifier, a first login through pgnap)"
   as_postgres "$PG_BIN/pg_ctl" start -D "$DATA" -l "$DEMO_DIR/postgres.log" -w -t 60 -s ||
     die "the demo cluster did not start; see $DEMO_DIR/postgres.log"
 fi
@@ -217,7 +217,7 @@ fi
 kill -TERM "$setup_pid" 2>/dev/null || true
 wait "$setup_pid" 2>/dev/null || true
 setup_pid=""
-setup_cleanup
+setup_cleanup "set up, so the demo starts with it asleep"
 trap - EXIT
 
 if cluster_running; then state="running now (pgnap adopts it awake)"; else state="stopped (asleep)"; fi
@@ -233,24 +233,26 @@ pgnap demo
   server log  $DEMO_DIR/postgres.log
   config      $CONFIG (from examples/demo.toml)
   pgnap       listens on 127.0.0.1:$PORT and authenticates clients itself (auth.mode = "gateway");
-              suspends the cluster after 30 s without queries
+              suspends the cluster after 30 s with no session in use
 
 Try it, from another terminal:
   psql "postgresql://demo:demo@127.0.0.1:$PORT/postgres"
 
-  Connecting does not wake the cluster: pgnap checks the password and answers at once. Its log
-  below stays quiet, and the cluster is still stopped:
+  Connecting does not wake the cluster: pgnap checks the password itself and answers at once.
+  Its log below stays quiet, and the cluster is still stopped:
     $status_cmd
-  The first query wakes it:  SELECT 1;  waits while pgnap logs "waking (..., cause: query)" and
+  The first query wakes it: SELECT 1; waits while pgnap logs "waking (..., cause: query)" and
   "ready after N ms", then answers.
 
 Watch pgnap's log below:
-  waking       a session's first query while the cluster sleeps: pgnap starts it
-  ready after  the cluster accepts connections: pgnap logs in for the waiting sessions, the
-               queries run
-  suspending   30 s without queries: pgnap closes the idle sessions (psql reconnects at your
-               next command) and stops the cluster (pg_ctl stop -m fast)
-  asleep       it is stopped; connecting again does not wake it, the next query does
+  waking        a query arrived while the cluster sleeps: pgnap starts it
+  ready after   the cluster accepts connections: pgnap logs in to it for the session, and
+                the query runs
+  closed N idle session(s)
+                a session left open with no traffic for 30 s: pgnap ends it (psql says so at
+                your next command and reconnects, without a wake: type the command again)
+  suspending    30 s with no session in use: pgnap stops the cluster (pg_ctl stop -m fast)
+  asleep        it is stopped; logging in does not wake it, the next query does
 
 Ctrl-C stops pgnap, and the demo cluster with it.
 

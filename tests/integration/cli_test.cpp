@@ -148,6 +148,8 @@ TEST_F(CliTest, DemoConfigIsValid) {
   text = std::regex_replace(text, std::regex("@PG_BIN_DIR@"), pg_bin_dir());
   const std::string path = demo_dir + "/pgnap.toml";
   write_file(path, text);
+  // scripts/demo.sh writes the demo role's verifier there, from pg_authid.
+  write_file(demo_dir + "/userlist.txt", "\"demo\" \"md5" + std::string(32, '0') + "\"\n");
 
   const auto r = pgnap({"check", "-c", path});
   EXPECT_EQ(r.exit_code, 0) << r.describe();

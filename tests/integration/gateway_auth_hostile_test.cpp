@@ -131,8 +131,9 @@ ScramFinal scram_final(const std::string& password, const std::string& client_fi
                        const std::string& nonce) {
   std::array<unsigned char, 32> salted{};
   if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
-                        reinterpret_cast<const unsigned char*>(server.salt.data()), static_cast<int>(server.salt.size()),
-                        server.iterations, EVP_sha256(), static_cast<int>(salted.size()), salted.data()) != 1) {
+                        reinterpret_cast<const unsigned char*>(server.salt.data()),
+                        static_cast<int>(server.salt.size()), server.iterations, EVP_sha256(),
+                        static_cast<int>(salted.size()), salted.data()) != 1) {
     throw std::runtime_error("PBKDF2 failed");
   }
   const std::string salted_password(reinterpret_cast<const char*>(salted.data()), salted.size());
@@ -200,8 +201,8 @@ class RawLogin {
   }
 
   // The next message as an authentication request (code -1 if it was something else).
-  AuthRequest next_request() {
-    const auto m = next();
+  AuthRequest next_request(Millis timeout = 10s) {
+    const auto m = next(timeout);
     if (!m || m->type != 'R' || m->body.size() < 4) return {};
     const auto* b = reinterpret_cast<const unsigned char*>(m->body.data());
     return {static_cast<std::int32_t>((std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
@@ -272,6 +273,14 @@ void expect_not_woken_and_still_serving(AuthCluster& ac, const Gateway& gateway,
   EXPECT_EQ(r.out, "alice\n");
 }
 
+// "" while pgnap runs; otherwise how it ended, for the failure message.
+std::string how_pgnap_ended(Gateway& gateway) {
+  if (gateway.running()) return "";
+  const int code = gateway.wait_exit(0ms);
+  return "pgnap exited with status " + std::to_string(code) +
+         (code > 128 ? " (killed by signal " + std::to_string(code - 128) + ")" : "");
+}
+
 double metric(const Gateway& gateway, const std::string& series) {
   return scrape_metric(gateway.metrics_port(), series);
 }
@@ -296,7 +305,7 @@ TEST(GatewayAuthHostileTest, ASaslInitialResponseCutShortByTheClientsCloseEndsTh
   }
   EXPECT_TRUE(wait_until([&] { return metric(gateway, authentications("-", "gone")) == 1; }, 10s))
       << "the client's close was not counted as a client gone: " << metric(gateway, authentications("-", "gone"));
-  EXPECT_TRUE(gateway.running());
+  EXPECT_EQ(how_pgnap_ended(gateway), "");
   expect_not_woken_and_still_serving(ac, gateway);
 }
 
@@ -430,8 +439,10 @@ TEST(GatewayAuthHostileTest, MalformedClientFirstMessagesAreRefusedWithPostgresq
       {"channel binding data with the plain mechanism", "p=tls-server-end-point,,n=,r=abc", "08P01",
        "malformed SCRAM message"},
       {"a NUL inside", std::string("n,,n=,r=ab\0c", 12), "08P01", "malformed SCRAM message"},
-      {"a nonce with a non-printable character", "n,,n=,r=ab\x01" "c", "08P01",
-       "non-printable characters in SCRAM nonce"},
+      {"a nonce with a non-printable character",
+       "n,,n=,r=ab\x01"
+       "c",
+       "08P01", "non-printable characters in SCRAM nonce"},
   };
   AuthCluster ac;
   Gateway gateway(hostile_options(ac), &ac.cluster());
@@ -462,8 +473,7 @@ TEST(GatewayAuthHostileTest, MalformedClientFinalMessagesAreRefusedWith08P01) {
   };
   const std::string some_proof = base64(std::string(32, 'p'));
   const std::vector<Case> cases{
-      {"bad base64 in p=",
-       [&](const ServerFirst& s) { return "c=biws,r=" + s.nonce + ",p=not*base64!"; },
+      {"bad base64 in p=", [&](const ServerFirst& s) { return "c=biws,r=" + s.nonce + ",p=not*base64!"; },
        "Malformed proof in client-final-message."},
       {"a proof of 31 bytes",
        [&](const ServerFirst& s) { return "c=biws,r=" + s.nonce + ",p=" + base64(std::string(31, 'p')); },
@@ -534,9 +544,9 @@ TEST(GatewayAuthHostileTest, AReplayedClientFinalMessageIsRefusedWith08P01ForIts
     ASSERT_TRUE(server_first.has_value());
     const auto right = scram_final(kAlicePassword, bare, *server_first, server_first->nonce);
     ASSERT_TRUE(login.send(sasl_response(right.message())));
-    const auto final = login.next_request();
-    ASSERT_EQ(final.code, 12) << "the right proof was not accepted";
-    EXPECT_EQ(final.payload, "v=" + right.server_signature) << "pgnap's signature is not the server's";
+    const auto sasl_final = login.next_request();
+    ASSERT_EQ(sasl_final.code, 12) << "the right proof was not accepted";
+    EXPECT_EQ(sasl_final.payload, "v=" + right.server_signature) << "pgnap's signature is not the server's";
     EXPECT_EQ(login.next_request().code, 0) << "no AuthenticationOk";
     bool ready = false;
     while (const auto m = login.next()) {
@@ -577,9 +587,8 @@ TEST(GatewayAuthHostileTest, MalformedMd5PasswordMessagesAreRefusedWith08P01AndA
     std::string message;
   };
   const std::vector<Case> cases{
-      {"no NUL terminator",
-       [](const std::string& salt) { return message('p', md5_answer(kBobPassword, "bob", salt)); }, "08P01",
-       "invalid password packet size"},
+      {"no NUL terminator", [](const std::string& salt) { return message('p', md5_answer(kBobPassword, "bob", salt)); },
+       "08P01", "invalid password packet size"},
       {"bytes after the NUL terminator",
        [](const std::string& salt) { return message('p', md5_answer(kBobPassword, "bob", salt) + '\0' + "x"); },
        "08P01", "invalid password packet size"},
@@ -629,7 +638,8 @@ void scram_login(RawLogin& login) {
   const std::string bare = "n=,r=queue-limit-client-nonce";
   const auto server_first = scram_until_server_first(login, bare);
   ASSERT_TRUE(server_first.has_value());
-  ASSERT_TRUE(login.send(sasl_response(scram_final(kAlicePassword, bare, *server_first, server_first->nonce).message())));
+  ASSERT_TRUE(
+      login.send(sasl_response(scram_final(kAlicePassword, bare, *server_first, server_first->nonce).message())));
   for (;;) {
     const auto m = login.next();
     ASSERT_TRUE(m.has_value()) << "the login did not end in ReadyForQuery";
@@ -649,10 +659,27 @@ TEST(GatewayAuthHostileTest, AMessageAboveQueueLimitWhileTheInstanceSleepsIsRefu
   RawLogin login(gateway, "alice");
   ASSERT_NO_FATAL_FAILURE(scram_login(login));
   // The header of a Query of 100 000 bytes: refused from it, before anything is queued.
-  expect_refusal(login, "Q" + be32(100000), "53400", "too much data queued while instance \"main\" starts",
-                 "100000");
+  expect_refusal(login, "Q" + be32(100000), "53400", "too much data queued while instance \"main\" starts", "100000");
   EXPECT_EQ(metric(gateway, "pgnap_limit_hits_total{limit=\"queue_limit\"}"), 1);
   EXPECT_EQ(metric(gateway, "pgnap_queued_bytes{db_instance=\"main\"}"), 0);
+  EXPECT_EQ(how_pgnap_ended(gateway), "");
+  expect_not_woken_and_still_serving(ac, gateway, starts, wakes);
+}
+
+// The stream is out of sync once a length word is below 4: the session ends with 08P01.
+TEST(GatewayAuthHostileTest, AMessageWithALengthBelow4AfterTheLoginWhileTheInstanceSleepsIsRefusedWith08P01) {
+  AuthCluster ac;
+  Gateway gateway(hostile_options(ac), &ac.cluster());
+  ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
+  log_in_once_then_sleep(gateway, "alice", kAlicePassword);
+  const int starts = ac.starts();
+  const std::size_t wakes = gateway.count_in_log("waking (");
+
+  RawLogin login(gateway, "alice");
+  ASSERT_NO_FATAL_FAILURE(scram_login(login));
+  expect_refusal(login, "Q" + be32(3), "08P01", "invalid message from client", "");
+  EXPECT_EQ(metric(gateway, authentications("scram-sha-256", "ok")), 2) << "the warm-up and this login";
+  EXPECT_EQ(how_pgnap_ended(gateway), "");
   expect_not_woken_and_still_serving(ac, gateway, starts, wakes);
 }
 
@@ -679,6 +706,7 @@ TEST(GatewayAuthHostileTest, MessagesQueuedBeyondQueueLimitWhileTheInstanceWakes
   expect_refusal(login, eight, "53400", "too much data queued while instance \"main\" starts",
                  "This session queued more than auth.queue_limit.");
   EXPECT_EQ(metric(gateway, "pgnap_limit_hits_total{limit=\"queue_limit\"}"), 1);
+  EXPECT_EQ(how_pgnap_ended(gateway), "");
   EXPECT_TRUE(wait_until([&] { return metric(gateway, "pgnap_queued_bytes{db_instance=\"main\"}") == 0; }, 10s))
       << "the closed session's queue is still counted: " << metric(gateway, "pgnap_queued_bytes{db_instance=\"main\"}");
   EXPECT_EQ(ac.starts(), starts) << "the start cannot have finished";
