@@ -3,9 +3,10 @@
 # this machine, in one run, interleaved (A B C A B C ...), reporting medians and ratios, and
 # writing docs/benchmarks.md. Benchmarks are not tests: nothing here decides CI.
 #
-#   bench/run.sh                       everything (about 15 minutes on 2 cores)
+#   bench/run.sh                       everything (about 25 minutes on 2 cores)
 #   REPS=3 SECS=10 IDLE_SECS=60 bench/run.sh
-#   SECTIONS="relay wake burst memory idle startup" bench/run.sh   (a subset)
+#   SECTIONS="relay wake burst memory idle startup auth pool" bench/run.sh   (a subset)
+#   SECTIONS=auth AUTH_REPS=10 AUTH_IDLE_SECS=30 bench/run.sh          (a quick auth run)
 #
 # Run as root (PostgreSQL and PgBouncer run as the postgres OS user) or as a user that can
 # run PostgreSQL itself.
@@ -17,7 +18,10 @@ IDLE_SECS=${IDLE_SECS:-60}
 WAKE_REPS=${WAKE_REPS:-7}
 BURST=${BURST:-500}
 HOLD=${HOLD:-200}
-SECTIONS=${SECTIONS:-"relay wake burst memory idle startup"}
+AUTH_REPS=${AUTH_REPS:-30}            # auth: interleaved repetitions (one connection per variant each)
+AUTH_IDLE_SECS=${AUTH_IDLE_SECS:-300} # auth: how long the idle session and pg_isready go on
+AUTH_ISREADY_EVERY=${AUTH_ISREADY_EVERY:-10}
+SECTIONS=${SECTIONS:-"relay wake burst memory idle startup auth pool"}
 WORKLOADS=${WORKLOADS:-"select-only prepared read-write"}
 CLIENT_COUNTS=${CLIENT_COUNTS:-"8 32"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -31,14 +35,18 @@ PG_BIN=${PG_BIN_DIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 command -v pgbouncer >/dev/null || { echo "bench: pgbouncer is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/pgnap-bench-XXXXXX)
+AUTH_DATA=$WORK/auth-data   # the auth section's cluster
+AUTH_NAP_PID=""             # the auth section's pgnap of the moment
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" -eq 0 ] && chown postgres "$WORK"
 chmod 755 "$WORK"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "$AUTH_NAP_PID" ] && kill "$AUTH_NAP_PID" 2>/dev/null
   wait 2>/dev/null || true
   as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
+  [ -d "$AUTH_DATA" ] && as_pg "$PG_BIN/pg_ctl" stop -D "$AUTH_DATA" -m immediate >/dev/null 2>&1
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,6 +59,7 @@ free_port() {
   done
 }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+p95() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print 0; exit}; r=int(0.95*NR); if (r < 0.95*NR) r++; print a[r]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now_ms() { date +%s%3N; }
@@ -318,6 +327,365 @@ if has startup; then
   out "| $(median < "$WORK/startup") | $(tr '\n' ' ' < "$WORK/startup") |"
 fi
 
+# The SCRAM cluster of the auth and pool sections, set up once: the other sections' servers
+# have done their work and are stopped, so these have the machine to themselves.
+AUTH_READY=""
+auth_setup() {
+  [ -n "$AUTH_READY" ] && return 0
+  AUTH_READY=yes
+  kill "$NAP_PID" 2>/dev/null || true
+  [ -n "$IDLE_PID" ] && { kill "$IDLE_PID" 2>/dev/null || true; }
+  kill "$BOUNCER_PID" 2>/dev/null || true
+  sleep 0.5
+  pg_stop
+  AUTH_PW=bench-secret
+  AUTH_PG_PORT=$(free_port); GW_PORT=$(free_port); TR_PORT=$(free_port)
+  GW_METRICS=$(free_port); TR_METRICS=$(free_port)
+  AUTH_LOG=$WORK/auth-server.log
+  log "auth: initdb a cluster with a SCRAM role"
+  as_pg "$PG_BIN/initdb" -D "$AUTH_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  cat >> "$AUTH_DATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $AUTH_PG_PORT
+unix_socket_directories = '$SOCK'
+password_encryption = 'scram-sha-256'
+CONF
+  cat > "$AUTH_DATA/pg_hba.conf" <<HBA
+local all postgres trust
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+HBA
+  auth_pg() { as_pg "$PG_BIN/pg_ctl" "$@" -D "$AUTH_DATA" >/dev/null 2>&1; }
+  auth_pg start -l "$AUTH_LOG" -w -s
+  AUTH_ADMIN="host=$SOCK port=$AUTH_PG_PORT user=postgres dbname=postgres"
+  psql -qAtX "$AUTH_ADMIN" -c "CREATE ROLE bench LOGIN PASSWORD '$AUTH_PW'"
+  verifier=$(psql -qAtX "$AUTH_ADMIN" -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'bench'")
+  case $verifier in SCRAM-SHA-256\$*) ;; *) echo "bench: expected a SCRAM verifier, got $verifier" >&2; exit 1 ;; esac
+  printf '"bench" "%s"\n' "$verifier" > "$WORK/auth-users.txt"
+  auth_pg stop -m fast -w -s
+  AUTH_CI="user=bench password=$AUTH_PW dbname=postgres"
+  VIA_GW="host=127.0.0.1 port=$GW_PORT $AUTH_CI"
+  VIA_TR="host=127.0.0.1 port=$TR_PORT $AUTH_CI"
+  AUTH_DIRECT="host=127.0.0.1 port=$AUTH_PG_PORT $AUTH_CI"
+
+  write_auth_config() {  # FILE PORT METRICS_PORT MODE [IDLE_TIMEOUT [INSTANCE_LINES]]
+    cat > "$1" <<CONF
+[gateway]
+listen = ["127.0.0.1:$2"]
+ledger = "$WORK/ledger-auth-$2.db"
+log_level = "info"
+[metrics]
+listen = "127.0.0.1:$3"
+[instances.main]
+backend = "pg_ctl"
+address = "$SOCK/.s.PGSQL.$AUTH_PG_PORT"
+idle_timeout = "${5:-1s}"
+min_awake = "0s"
+wake_timeout = "60s"
+${6:-}
+[instances.main.pg_ctl]
+data_dir = "$AUTH_DATA"
+bin_dir = "$PG_BIN"
+log_file = "$AUTH_LOG"
+[instances.main.auth]
+mode = "$4"
+file = "$WORK/auth-users.txt"
+CONF
+  }
+  write_auth_config "$WORK/auth-gateway.toml" "$GW_PORT" "$GW_METRICS" gateway
+  write_auth_config "$WORK/auth-passthrough.toml" "$TR_PORT" "$TR_METRICS" passthrough
+}
+
+# ---- 7. the authenticating gateway -----------------------------------------------------------
+# A cluster of its own, as a real one with passwords: password_encryption = scram-sha-256, a
+# role "bench" that logs in with SCRAM over TCP and the socket, trust for postgres over the
+# socket only (the set-up). Every variant runs against this one cluster, one pgnap at a time
+# (a gateway-mode one and a transparent one take turns, never both in front of it), one
+# connection per variant per repetition, interleaved.
+if has auth; then
+  auth_setup
+  AUTH_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+  auth_run() {  # gateway|passthrough: that pgnap in front of the cluster, the other stopped
+    auth_halt
+    AUTH_NAP_PID=$(start_pgnap "$WORK/auth-$1.toml" "$WORK/pgnap-auth-$1.log")
+    AUTH_METRICS=$([ "$1" = gateway ] && echo "$GW_METRICS" || echo "$TR_METRICS")
+  }
+  auth_halt() {
+    [ -n "$AUTH_NAP_PID" ] || return 0
+    kill "$AUTH_NAP_PID" 2>/dev/null || true
+    for _ in $(seq 500); do kill -0 "$AUTH_NAP_PID" 2>/dev/null || break; sleep 0.01; done
+    AUTH_NAP_PID=""
+  }
+  metric_sum() {  # NAME: the sum of its series
+    curl -s "http://127.0.0.1:$AUTH_METRICS/metrics" |
+      awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'
+  }
+  auth_asleep() {  # until pgnap says asleep and the cluster is down
+    for _ in $(seq 1200); do
+      if curl -s "http://127.0.0.1:$AUTH_METRICS/metrics" | grep -q 'pgnap_instance_state{.*state="asleep".*} 1' &&
+        ! auth_pg status; then return 0; fi
+      sleep 0.05
+    done
+    echo "bench: the auth cluster did not go to sleep" >&2; return 1
+  }
+  auth_starts() { grep -c "database system is ready to accept connections" "$AUTH_LOG" || true; }
+  field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }  # KEY: its value in the tool's output line
+  auth_measure() {  # FILE_PREFIX TOOL_ARGS...: rfq_ms and first_row_ms into FILE_PREFIX-rfq / -row
+    local out prefix=$1; shift
+    out=$("$TOOL" "$@" || true)
+    case $out in ok=1*) ;; *) log "auth: $prefix failed: $out"; echo "$out" >> "$WORK/auth-errors"; return 0 ;; esac
+    echo "$out" | field rfq_ms >> "$WORK/$prefix-rfq"
+    echo "$out" | field first_row_ms >> "$WORK/$prefix-row"
+    case " $* " in *" --cold "*) ;; *) echo "$out" | field stub_ms >> "$WORK/stub-rfq" ;; esac
+  }
+  auth_own() {  # FILE_PREFIX TOOL_OPTIONS...: PostgreSQL's own start to first row into FILE_PREFIX-row
+    local out prefix=$1; shift
+    out=$("$TOOL" start-to-first-row "$AUTH_DIRECT" --warm "$@" || true)
+    case $out in ok=1*) ;; *) log "auth: $prefix failed: $out"; echo "$out" >> "$WORK/auth-errors"; return 0 ;; esac
+    echo "$out" | field ms >> "$WORK/$prefix-row"
+  }
+  : > "$WORK/auth-errors"
+  for f in stub gw-asleep gw-cold gw-first gw-awake tr-asleep tr-awake pg-poll pg-w; do : > "$WORK/$f-rfq"; : > "$WORK/$f-row"; done
+  PG_START="$( [ "$(id -u)" -eq 0 ] && echo "runuser -u postgres -- " )$PG_BIN/pg_ctl start -D $AUTH_DATA -l $AUTH_LOG -s"
+
+  # The first login of a user to a database is a real one (pgnap learns the server's
+  # parameters from it): done once here, not measured.
+  auth_run gateway
+  "$TOOL" connect "$VIA_GW" --query >/dev/null
+  auth_asleep
+  gw_connect_starts=0
+  for rep in $(seq "$AUTH_REPS"); do
+    log "auth rep $rep/$AUTH_REPS: gateway mode (asleep, asleep cold, asleep + query, awake)"
+    s0=$(auth_starts)
+    auth_measure gw-asleep connect "$VIA_GW"
+    auth_measure gw-cold connect "$VIA_GW" --cold
+    gw_connect_starts=$((gw_connect_starts + $(auth_starts) - s0))
+    auth_measure gw-first connect "$VIA_GW" --query
+    auth_measure gw-awake connect "$VIA_GW" --keep-awake
+    auth_asleep
+    log "auth rep $rep/$AUTH_REPS: transparent mode (asleep + query, awake)"
+    auth_run passthrough
+    auth_measure tr-asleep connect "$VIA_TR" --query
+    auth_measure tr-awake connect "$VIA_TR" --keep-awake
+    auth_asleep
+    auth_halt
+    # PostgreSQL's own, pgnap out of the way: the wake section's baseline (pg_ctl start
+    # without waiting, a connect every 5 ms), and pg_ctl start -w then one connect.
+    log "auth rep $rep/$AUTH_REPS: PostgreSQL's own start (polling, then pg_ctl start -w)"
+    auth_own pg-poll --start "$PG_START -W"
+    auth_pg stop -m fast -w -s
+    auth_own pg-w --start "$PG_START -w" --wait
+    auth_pg stop -m fast -w -s
+    auth_run gateway
+  done
+
+  # 3. An idle authenticated session and pg_isready every AUTH_ISREADY_EVERY s, asleep.
+  log "auth: an idle session and pg_isready every ${AUTH_ISREADY_EVERY} s for ${AUTH_IDLE_SECS} s"
+  auth_asleep
+  idle_starts0=$(auth_starts); idle_wakes0=$(metric_sum pgnap_instance_wakes_total)
+  idle_waking0=$(grep -c "waking (" "$WORK/pgnap-auth-gateway.log" || true)
+  rm -f "$WORK/idle.fifo"; mkfifo "$WORK/idle.fifo"
+  "$TOOL" idle-session "$VIA_GW" < "$WORK/idle.fifo" > "$WORK/idle-session.out" &
+  idle_tool=$!
+  exec 7> "$WORK/idle.fifo"
+  for _ in $(seq 500); do [ -s "$WORK/idle-session.out" ] && break; sleep 0.01; done
+  isready_sent=0; isready_ok=0
+  t_start=$(now_ms)
+  while [ $(( $(now_ms) - t_start )) -lt $((AUTH_IDLE_SECS * 1000)) ]; do
+    next=$((t_start + (isready_sent + 1) * AUTH_ISREADY_EVERY * 1000))
+    isready_sent=$((isready_sent + 1))
+    pg_isready -q -t 5 -h 127.0.0.1 -p "$GW_PORT" -U bench -d postgres && isready_ok=$((isready_ok + 1))
+    left=$((next - $(now_ms))); end_left=$((t_start + AUTH_IDLE_SECS * 1000 - $(now_ms)))
+    [ "$end_left" -lt "$left" ] && left=$end_left
+    [ "$left" -gt 0 ] && sleep "$(awk -v ms="$left" 'BEGIN {printf "%.3f", ms / 1000}')"
+  done
+  idle_starts=$(( $(auth_starts) - idle_starts0 ))
+  idle_wakes=$(( $(metric_sum pgnap_instance_wakes_total) - idle_wakes0 ))
+  idle_waking=$(( $(grep -c "waking (" "$WORK/pgnap-auth-gateway.log" || true) - idle_waking0 ))
+  idle_asleep=$(auth_pg status && echo "no: running" || echo "yes")
+  exec 7>&-   # the session's first query, after the idle period
+  wait "$idle_tool" || true
+  idle_out=$(tail -1 "$WORK/idle-session.out")
+  after_starts=$(( $(auth_starts) - idle_starts0 - idle_starts ))
+  auth_halt
+  AUTH_LOAD="$AUTH_LOAD before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+
+  section "7. Authenticating gateway (\`auth.mode = \"gateway\"\`, SCRAM-SHA-256): ${AUTH_REPS} interleaved repetitions"
+  out "A cluster of its own (PostgreSQL's defaults, \`password_encryption = scram-sha-256\`, pg_hba"
+  out "\`scram-sha-256\` for the role \`bench\`, its verifier in pgnap's \`auth.file\`); clients connect"
+  out "over TCP on 127.0.0.1 with libpq's defaults and the role's password, timed inside"
+  out "\`pgnap-bench\` from \`PQconnectStart\`; pgnap \`idle_timeout = \"1s\"\`. Each repetition: gateway"
+  out "mode (asleep; asleep from a fresh process; asleep + \`select 1\`; awake), transparent mode"
+  out "(asleep + \`select 1\`; awake), PostgreSQL's own two ways; one connection each; a gateway-mode"
+  out "and a transparent pgnap take turns in front of the cluster. Awake means another session's"
+  out "\`select pg_sleep()\` is in flight. Unless it says *fresh process*, the client has first done"
+  out "the same SCRAM login twice against a stub server in its own process, which answers at once:"
+  out "libpq's one-time costs (OpenSSL's and Kerberos' configuration) are paid before the timed"
+  out "connection, as in an application or a pool, and the second stub login is the client's own"
+  out "cost (mostly PBKDF2 with 4096 iterations), the floor for any server."
+  out ""
+  out "- Command: \`SECTIONS=\"$SECTIONS\" AUTH_REPS=$AUTH_REPS AUTH_IDLE_SECS=$AUTH_IDLE_SECS AUTH_ISREADY_EVERY=$AUTH_ISREADY_EVERY bench/run.sh\`"
+  out "- Date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) vCPU ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')), Linux $(uname -r); PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); load average (1, 5, 15 min) $AUTH_LOAD"
+  out ""
+  n_of() { wc -l < "$1" | tr -d ' '; }
+  out "Connect to ReadyForQuery:"
+  out ""
+  out "| | n | median ms | p95 ms | min – max ms |"
+  out "| --- | ---: | ---: | ---: | --- |"
+  auth_row() {  # LABEL FILE
+    out "| $1 | $(n_of "$2") | $(median < "$2") | $(p95 < "$2") | $(sort -g "$2" | head -1) – $(sort -g "$2" | tail -1) |"
+  }
+  auth_row "floor: libpq against the stub (the client's own cost)" "$WORK/stub-rfq"
+  auth_row "gateway mode, instance asleep (pgnap checks the SCRAM proof)" "$WORK/gw-asleep-rfq"
+  auth_row "gateway mode, instance asleep, a fresh process's first connection (as psql)" "$WORK/gw-cold-rfq"
+  auth_row "gateway mode, instance awake" "$WORK/gw-awake-rfq"
+  auth_row "transparent mode, instance asleep (waits for the whole wake)" "$WORK/tr-asleep-rfq"
+  auth_row "transparent mode, instance awake (PostgreSQL checks the proof)" "$WORK/tr-awake-rfq"
+  gwa=$(median < "$WORK/gw-asleep-rfq"); tra=$(median < "$WORK/tr-asleep-rfq")
+  out ""
+  out "Gateway mode asleep: median **$gwa ms**, p95 $(p95 < "$WORK/gw-asleep-rfq") ms (target < 5 ms median); the floor, the"
+  out "client's own work for the same login, $(median < "$WORK/stub-rfq") ms in the same runs;"
+  out "$(ratio "$gwa" "$tra") x transparent mode asleep, $(ratio "$gwa" "$(median < "$WORK/tr-awake-rfq")") x transparent mode awake. Starts during the"
+  out "gateway-mode connections while asleep: **$gw_connect_starts** (expected 0)."
+  out ""
+  out "Connect to first row of \`select 1\`, instance asleep:"
+  out ""
+  out "| | n | median ms | p95 ms | min – max ms |"
+  out "| --- | ---: | ---: | ---: | --- |"
+  auth_row "PostgreSQL's own: \`pg_ctl start\` + a connect every 5 ms (the wake section's baseline)" "$WORK/pg-poll-row"
+  auth_row "PostgreSQL's own: \`pg_ctl start -w\`, then connect" "$WORK/pg-w-row"
+  auth_row "through pgnap, gateway mode (logged in at once; the query wakes)" "$WORK/gw-first-row"
+  auth_row "through pgnap, transparent mode (the startup wakes)" "$WORK/tr-asleep-row"
+  gwf=$(median < "$WORK/gw-first-row"); trf=$(median < "$WORK/tr-asleep-row")
+  pgp=$(median < "$WORK/pg-poll-row"); pgw=$(median < "$WORK/pg-w-row")
+  out ""
+  out "Ratio gateway mode / PostgreSQL's own: **$(ratio "$gwf" "$pgp")** against the polling baseline, $(ratio "$gwf" "$pgw") against"
+  out "\`pg_ctl start -w\` (target <= 1.10); gateway / transparent mode: $(ratio "$gwf" "$trf"); transparent /"
+  out "PostgreSQL's own (polling): $(ratio "$trf" "$pgp")."
+  out ""
+  out "An idle authenticated session (gateway mode, logged in while asleep, no query) and"
+  out "\`pg_isready\` every ${AUTH_ISREADY_EVERY} s, instance asleep, ${AUTH_IDLE_SECS} s:"
+  out ""
+  out "| pg_isready answered | starts (server log) | wakes (\`pgnap_instance_wakes_total\`) | wakes (pgnap log) | still asleep at the end | the session's first query afterwards |"
+  out "| ---: | ---: | ---: | ---: | --- | --- |"
+  idle_row_ms=$(echo "$idle_out" | field first_row_ms)
+  idle_alive=$(echo "$idle_out" | field alive)
+  out "| $isready_ok of $isready_sent | **$idle_starts** | $idle_wakes | $idle_waking | $idle_asleep | $( [ "$idle_alive" = 1 ] && echo "answered in $idle_row_ms ms, $after_starts start" || echo "failed: $idle_out" ) |"
+  out ""
+  out "Expected: 0 starts while idle; the session alive after the idle period, and its first query"
+  out "answered after one start."
+  if [ -s "$WORK/auth-errors" ]; then
+    out ""
+    out "Failures during the run ($(n_of "$WORK/auth-errors")), the first: \`$(head -1 "$WORK/auth-errors")\`"
+  fi
+fi
+
+# ---- 8. connect per request: the session pool ------------------------------------------------
+# The auth section's SCRAM cluster, kept awake for the whole section (nothing here measures a
+# wake): clients that open a connection per transaction (pgbench -C) or per request (a psycopg
+# loop), over TCP with the role's password, direct, through pgnap in gateway mode with its pool,
+# and through PgBouncer in session mode with the same auth_file (the SCRAM verifier).
+if has pool; then
+  auth_setup
+  POOL_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+  auth_pg start -l "$AUTH_LOG" -w -s
+  log "pool: pgbench -i (scale 1) in the SCRAM cluster"
+  pgbench -i -q -s 1 "$AUTH_ADMIN" >/dev/null 2>&1
+  psql -qAtX "$AUTH_ADMIN" -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench"
+  POOL_PORT=$(free_port); POOL_METRICS=$(free_port); POOL_BOUNCER_PORT=$(free_port)
+  write_auth_config "$WORK/pool.toml" "$POOL_PORT" "$POOL_METRICS" gateway "1h" "pool_size = 20"
+  POOL_NAP_PID=$(start_pgnap "$WORK/pool.toml" "$WORK/pgnap-pool.log"); PIDS+=("$POOL_NAP_PID")
+  cat > "$WORK/pool-bouncer.ini" <<CONF
+[databases]
+postgres = host=$SOCK port=$AUTH_PG_PORT
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $POOL_BOUNCER_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $WORK/auth-users.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 20
+logfile = $WORK/pool-bouncer.log
+pidfile = $WORK/pool-bouncer.pid
+CONF
+  [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pool-bouncer.ini"
+  as_pg pgbouncer -q "$WORK/pool-bouncer.ini" > /dev/null 2>&1 &
+  for _ in $(seq 200); do [ -s "$WORK/pool-bouncer.pid" ] && break; sleep 0.05; done
+  PIDS+=("$(cat "$WORK/pool-bouncer.pid")")
+  POOL_PY_N=${POOL_PY_N:-2000}
+  pool_ci() {  # direct|pgnap|bouncer
+    case $1 in
+      direct) echo "host=127.0.0.1 port=$AUTH_PG_PORT user=bench dbname=postgres" ;;
+      pgnap) echo "host=127.0.0.1 port=$POOL_PORT user=bench dbname=postgres" ;;
+      bouncer) echo "host=127.0.0.1 port=$POOL_BOUNCER_PORT user=bench dbname=postgres" ;;
+    esac
+  }
+  py_loop() {  # CONNINFO N: milliseconds per request (connect, one SELECT, close), timed inside
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, time, psycopg
+conninfo, n = sys.argv[1], int(sys.argv[2])
+psycopg.connect(conninfo).close()  # the process's one-time costs, before the clock
+start = time.perf_counter()
+for _ in range(n):
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("select 1").fetchone()
+print("%.3f" % ((time.perf_counter() - start) * 1000 / n))
+PY
+  }
+  export PGPASSWORD=$AUTH_PW
+  for sys in direct pgnap bouncer; do
+    : > "$WORK/pool-tps-$sys"; : > "$WORK/pool-py-$sys"
+    pgbench -n -S -c 1 -t 5 "$(pool_ci "$sys")" >/dev/null 2>&1 || { echo "bench: pool: $sys does not answer" >&2; exit 1; }
+  done
+  for rep in $(seq "$REPS"); do
+    for sys in direct pgnap bouncer; do
+      log "pool rep $rep/$REPS: pgbench -S -C -c 4, $sys"
+      pgbench -n -S -C -c 4 -j 2 -T "$SECS" "$(pool_ci "$sys")" 2>/dev/null | awk '/^tps/ {print $3}' >> "$WORK/pool-tps-$sys"
+    done
+  done
+  for sys in direct pgnap bouncer; do
+    log "pool: psycopg connect-per-request loop, $POOL_PY_N requests, $sys"
+    py_loop "$(pool_ci "$sys")" "$POOL_PY_N" >> "$WORK/pool-py-$sys" || true
+  done
+  unset PGPASSWORD
+  saved=$(curl -s "http://127.0.0.1:$POOL_METRICS/metrics" | awk '/^pgnap_server_logins_saved_total/ {print $2}')
+  sessions=$(curl -s "http://127.0.0.1:$POOL_METRICS/metrics" | awk '/^pgnap_client_sessions_total/ {print $2}')
+  kill "$POOL_NAP_PID" 2>/dev/null || true
+  auth_pg stop -m fast -w -s
+
+  section "8. Connect per request: the session pool (SCRAM-SHA-256 over TCP), ${REPS} interleaved repetitions"
+  out "The auth section's cluster (\`password_encryption = scram-sha-256\`), awake throughout; pgbench"
+  out "scale 1, role \`bench\` logging in with its password over TCP on 127.0.0.1. pgnap in gateway"
+  out "mode (\`pool_size = 20\`, \`server_reset_query = \"DISCARD ALL\"\`); PgBouncer in session mode,"
+  out "\`auth_type = scram-sha-256\`, the same auth_file (the role's SCRAM verifier), \`default_pool_size = 20\`."
+  out ""
+  out "- Command: \`SECTIONS=\"$SECTIONS\" REPS=$REPS SECS=$SECS POOL_PY_N=$POOL_PY_N bench/run.sh\`"
+  out "- Load average (1, 5, 15 min) before: $POOL_LOAD; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  out ""
+  d=$(median < "$WORK/pool-tps-direct"); n=$(median < "$WORK/pool-tps-pgnap"); b=$(median < "$WORK/pool-tps-bouncer")
+  out "\`pgbench -n -S -C -c 4 -j 2 -T $SECS\` (a new connection per transaction), TPS, median of $REPS:"
+  out ""
+  out "| direct | pgnap | PgBouncer | pgnap / direct | pgnap / PgBouncer | PgBouncer / direct |"
+  out "| ---: | ---: | ---: | ---: | ---: | ---: |"
+  out "| $(printf %.0f "$d") | $(printf %.0f "$n") | $(printf %.0f "$b") | **$(ratio "$n" "$d")** | **$(ratio "$n" "$b")** | $(ratio "$b" "$d") |"
+  out ""
+  out "Each run's TPS: direct $(tr '\n' ' ' < "$WORK/pool-tps-direct")/ pgnap $(tr '\n' ' ' < "$WORK/pool-tps-pgnap")/ PgBouncer $(tr '\n' ' ' < "$WORK/pool-tps-bouncer")"
+  out ""
+  pd=$(cat "$WORK/pool-py-direct"); pn=$(cat "$WORK/pool-py-pgnap"); pb=$(cat "$WORK/pool-py-bouncer")
+  out "A connect-per-request Python loop (psycopg 3: connect, \`select 1\`, close; $POOL_PY_N times, timed"
+  out "inside the process), milliseconds per request:"
+  out ""
+  out "| direct | pgnap | PgBouncer | direct / pgnap | PgBouncer / pgnap |"
+  out "| ---: | ---: | ---: | ---: | ---: |"
+  out "| $pd | $pn | $pb | $(ratio "$pd" "$pn") | $(ratio "$pb" "$pn") |"
+  out ""
+  out "Targets: pgnap >= 1.0 x PgBouncer session mode and >= 4 x direct for \`pgbench -S -C -c 4\`."
+  out "pgnap's pool over the section: $saved of $sessions sessions served by a kept connection"
+  out "(\`pgnap_server_logins_saved_total\` / \`pgnap_client_sessions_total\`)."
+fi
+
 # ---- docs/benchmarks.md ----------------------------------------------------------------------
 cpu=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -334,13 +702,15 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   echo "- Settings: pgbench scale 10, \`synchronous_commit = off\`, shared_buffers 128MB; every"
   echo "  client connects over TCP on 127.0.0.1; pgnap and PgBouncer reach PostgreSQL over its Unix"
   echo "  socket; pgbench \`-j 2\`."
-  echo "- Command: \`REPS=$REPS SECS=$SECS IDLE_SECS=$IDLE_SECS WAKE_REPS=$WAKE_REPS BURST=$BURST HOLD=$HOLD bench/run.sh\`"
+  echo "- Command: \`REPS=$REPS SECS=$SECS IDLE_SECS=$IDLE_SECS WAKE_REPS=$WAKE_REPS BURST=$BURST HOLD=$HOLD AUTH_REPS=$AUTH_REPS AUTH_IDLE_SECS=$AUTH_IDLE_SECS POOL_PY_N=${POOL_PY_N:-2000} bench/run.sh\`"
   cat "$RESULTS"
   echo
   echo "## Targets"
   echo
   echo "- relay throughput >= 0.80 x direct and >= 1.5 x PgBouncer, select-only and prepared;"
   echo "- cold wake <= 1.10 x PostgreSQL's own start-to-first-row;"
+  echo "- gateway mode: connect to ReadyForQuery while asleep < 5 ms median; connect to first row while asleep <= 1.10 x PostgreSQL's own;"
+  echo "- session pool, \`pgbench -S -C -c 4\` over SCRAM: >= 1.0 x PgBouncer session mode, >= 4 x direct;"
   echo "- burst: 1 start, $BURST of $BURST served;"
   echo "- idle: ~0 CPU, no periodic wakeups faster than the heartbeat; <= 16 kB RSS per relayed session."
   echo

@@ -134,6 +134,14 @@ struct InstanceConfig {
   // 0 disables (open sessions keep it awake).
   std::optional<Duration> idle_session_timeout;
   bool close_listeners = false;  // also close idle sessions that ran LISTEN
+  // Session pooling, in the authenticating mode only (docs/pooling.md): server connections
+  // of the instance, in use, idle, being opened or reset; 0 turns pooling off.
+  std::uint32_t pool_size = 20;
+  std::uint32_t min_pool_size = 0;                          // idle ones kept while awake (never while asleep)
+  Duration server_idle_timeout = std::chrono::minutes(10);  // an idle one is closed after this
+  Duration server_lifetime = std::chrono::hours(1);         // an older one is not pooled again
+  Duration pool_wait_timeout = std::chrono::seconds(30);    // a client waits this long for a full pool
+  std::string server_reset_query = "DISCARD ALL";           // run before the next client; "" = none
   // TLS to the instance: "disable", "prefer" (if the server offers it) or "require";
   // "" = not set: see effective_tls().
   std::string tls;

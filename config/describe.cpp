@@ -184,6 +184,28 @@ void describe_auth(std::string& out, const AuthConfig& auth) {
   line(out, "auth sources", sources.empty() ? "none (trust only)" : sources);
 }
 
+// Session pooling: in the authenticating mode only.
+void describe_pool(std::string& out, const InstanceConfig& instance) {
+  if (instance.auth.mode != "gateway") {
+    line(out, "pool", "none (pooling needs auth.mode = \"gateway\")");
+    return;
+  }
+  if (instance.pool_size == 0) {
+    line(out, "pool", "off (pool_size = 0): each session gets a server connection of its own");
+    return;
+  }
+  line(out, "pool",
+       "session pooling, pool_size " + std::to_string(instance.pool_size) + ", min_pool_size " +
+           std::to_string(instance.min_pool_size) + " (while awake; emptied before each suspend)");
+  line(out, "pool timeouts",
+       "server_idle_timeout " + format_duration(instance.server_idle_timeout) + ", server_lifetime " +
+           format_duration(instance.server_lifetime) + ", pool_wait_timeout " +
+           format_duration(instance.pool_wait_timeout));
+  line(out, "server_reset_query",
+       instance.server_reset_query.empty() ? std::string("none (connections are reused as left)")
+                                           : one_line(instance.server_reset_query));
+}
+
 }  // namespace
 
 std::string describe_config(const Config& config) {
@@ -230,6 +252,7 @@ std::string describe_config(const Config& config) {
              : format_duration(rest) + (instance.close_listeners ? " (listeners too)" : " (not listeners)"));
     line(out, "tls", instance.effective_tls() + (instance.tls.empty() ? " (default for this address)" : ""));
     describe_auth(out, instance.auth);
+    describe_pool(out, instance);
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);
     if (instance.backend == "systemd") describe_systemd(out, instance);

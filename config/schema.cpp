@@ -183,6 +183,12 @@ const std::vector<KeyRow<InstanceConfig>> detail::kInstanceKeys = {
     key("idle_session_timeout", &InstanceConfig::idle_session_timeout, kNonNegative),
     key("close_listeners", &InstanceConfig::close_listeners, BoolValue{}),
     key("tls", &InstanceConfig::tls, ChoiceValue{kBackendTlsModes}),
+    key("pool_size", &InstanceConfig::pool_size, IntegerValue{0, 10'000}),
+    key("min_pool_size", &InstanceConfig::min_pool_size, IntegerValue{0, 10'000}),
+    key("server_idle_timeout", &InstanceConfig::server_idle_timeout, kPositive),
+    key("server_lifetime", &InstanceConfig::server_lifetime, kPositive),
+    key("pool_wait_timeout", &InstanceConfig::pool_wait_timeout, kPositive),
+    key("server_reset_query", &InstanceConfig::server_reset_query, StringValue{}),
     // A backend's own table: a new driver, so a restart.
     key("pg_ctl", &InstanceConfig::pg_ctl, TableValue<PgCtlConfig>{kPgCtlKeys}, Presence::kOptional, Reload::kRestart),
     key("exec", &InstanceConfig::exec, TableValue<ExecConfig>{kExecKeys}, Presence::kOptional, Reload::kRestart),
@@ -315,6 +321,16 @@ void check_auth(ParseContext& ctx, const ParsedInstance& instance) {
   }
 }
 
+// The pool's bounds: its floor within its size.
+void check_pool(ParseContext& ctx, const ParsedInstance& instance) {
+  const InstanceConfig& config = instance.config;
+  if (config.min_pool_size <= config.pool_size) return;
+  const toml::node* node = instance.table->get("min_pool_size");
+  ctx.error(node != nullptr ? node->source() : instance.table->source(), join_key(instance.key, "min_pool_size"),
+            "expected at most pool_size (" + std::to_string(config.pool_size) + "), got " +
+                std::to_string(config.min_pool_size));
+}
+
 // TLS for clients needs a certificate and its key.
 void check_tls(ParseContext& ctx, const toml::table& root, const TlsConfig& tls) {
   if (tls.mode == "disable") return;
@@ -385,6 +401,7 @@ struct InstancesValue {
       detail::apply_rows(ctx, *instance_table, instance_key, detail::kInstanceKeys, instance.config);
       check_backend_tables(ctx, instance);
       check_auth(ctx, instance);
+      check_pool(ctx, instance);
       parsed.push_back(std::move(instance));
     }
     // toml++ keeps keys sorted; the contract is file order (it decides routing messages,

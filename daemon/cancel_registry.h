@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -31,6 +32,10 @@ struct CancelTarget {
   protocol::BackendKeyData server_key;
   // Not attached (a query queued while the instance wakes): answers it with 57014 instead.
   std::function<void()> cancel_queued;
+  // Session pooling: cancels being forwarded to this server connection now. A pooled
+  // connection serves no other client before they are done (the server has read them and
+  // signalled its backend), so a cancel meant for one client never reaches the next.
+  std::shared_ptr<std::size_t> in_flight;
 };
 
 class CancelRegistry {

@@ -94,6 +94,10 @@ Gateway::Gateway(config::Config config)
     if (it == auths_.end() || instance.config().auth.mode != "gateway") return nullptr;
     return it->second.get();
   };
+  env_.pool_of = [this](const Instance& instance) -> ServerPool* {
+    const auto it = pools_.find(&instance);
+    return it == pools_.end() ? nullptr : it->second.get();
+  };
 }
 
 Gateway::~Gateway() = default;
@@ -110,6 +114,9 @@ std::unique_ptr<Instance> Gateway::make_instance(const config::InstanceConfig& c
   auth->configure(config.auth);
   instance->add_observer(auth.get());
   auths_[instance.get()] = std::move(auth);
+  auto pool = std::make_unique<ServerPool>(*instance, gateway_metrics_, env_.instance_tls);
+  instance->add_observer(pool.get());
+  pools_[instance.get()] = std::move(pool);
   if (auto it = lifetime.find(config.name); it != lifetime.end()) instance->metrics().set_lifetime(it->second);
   if (auto it = reported.find(config.name); it != reported.end()) instance->metrics().set_reported_floor(it->second);
   return instance;

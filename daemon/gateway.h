@@ -27,6 +27,7 @@
 #include "daemon/ledger_recorder.h"
 #include "daemon/metrics_endpoint.h"
 #include "daemon/router.h"
+#include "daemon/server_pool.h"
 #include "daemon/session.h"
 #include "daemon/tls.h"
 #include "metrics/instance_metrics.h"
@@ -96,6 +97,8 @@ class Gateway {
   std::vector<Instance*> retired_;  // removed by a reload: no new clients, sessions finish
   // Each instance's authenticating-mode state; destroyed before the instances it refers to.
   std::map<const Instance*, std::unique_ptr<InstanceAuth>> auths_;
+  // Each instance's server connection pool; destroyed before the instances too.
+  std::map<const Instance*, std::unique_ptr<ServerPool>> pools_;
   Router router_;
   CancelRegistry cancels_;
   metrics::GatewayMetrics gateway_metrics_;

@@ -24,6 +24,7 @@
 #include "daemon/random.h"
 #include "daemon/relay_phase.h"
 #include "daemon/server_login.h"
+#include "daemon/server_pool.h"
 #include "protocol/messages.h"
 
 namespace pgnap::daemon {
@@ -57,11 +58,12 @@ class IssuedKey {
   [[nodiscard]] const protocol::BackendKeyData& key() const { return key_; }
   // No server: a cancel answers the queued query at the head (`cancel_queued`).
   void detached(std::function<void()> cancel_queued) {
-    registry_.add(key_, CancelTarget{&instance_, std::nullopt, {}, std::move(cancel_queued)});
+    registry_.add(key_, CancelTarget{&instance_, std::nullopt, {}, std::move(cancel_queued), {}});
   }
-  // A cancel goes to this server connection's backend.
-  void attached(const Endpoint& endpoint, const protocol::BackendKeyData& server_key) {
-    registry_.add(key_, CancelTarget{&instance_, endpoint, server_key, {}});
+  // A cancel goes to this server connection's backend, counted in `in_flight` meanwhile.
+  void attached(const Endpoint& endpoint, const protocol::BackendKeyData& server_key,
+                std::shared_ptr<std::size_t> in_flight) {
+    registry_.add(key_, CancelTarget{&instance_, endpoint, server_key, {}, std::move(in_flight)});
   }
 
  private:
@@ -72,21 +74,23 @@ class IssuedKey {
 
 struct Attached {
   Lease lease;
-  ServerSession server;
+  PooledConnection connection;
 };
 using AttachResult = std::variant<Attached, Refusal, LoginFailure>;
 
-// A lease on the instance (waking it if need be), a connection to it and a login as the
-// client. A server found dead although believed awake gets one fresh wake.
+// A lease on the instance (waking it if need be) and a server connection logged in as the
+// client: a pooled one, or a new one. A server found dead although believed awake gets one
+// fresh wake.
 asio::awaitable<AttachResult> attach_server(SessionEnv& env, Instance& instance, protocol::StartupMessage startup,
                                             LoginSecret secret, std::string peer, std::string cause) {
   const std::string database(startup.database());
+  ServerPool& pool = *env.pool_of(instance);
   for (int attempt = 0;; ++attempt) {
     auto admitted = co_await instance.acquire(database, peer, cause);
     if (auto* refusal = std::get_if<Refusal>(&admitted)) co_return std::move(*refusal);
     Lease lease = std::move(std::get<Lease>(admitted));
-    auto connected = co_await connect_server(instance, env.instance_tls);
-    if (auto* failure = std::get_if<ServerConnectFailure>(&connected)) {
+    auto checkout = co_await pool.acquire(startup, secret);
+    if (auto* failure = std::get_if<ServerConnectFailure>(&checkout)) {
       if (failure->timed_out) env.metrics->limit_hit("connect_timeout");
       lease.release();
       if (attempt == 0 && failure->nothing_listening) {
@@ -96,10 +100,9 @@ asio::awaitable<AttachResult> attach_server(SessionEnv& env, Instance& instance,
       co_return Refusal::make(Refusal::Kind::kConnectFailed, sqlstate::kCannotConnectNow,
                               "instance \"" + instance.name() + "\" could not be started", failure->why);
     }
-    auto login = co_await login_to_server(std::move(std::get<ServerConnection>(connected)), startup, secret,
-                                          Clock::now() + instance.config().connect_timeout);
-    if (auto* failure = std::get_if<LoginFailure>(&login)) co_return std::move(*failure);
-    co_return Attached{std::move(lease), std::move(std::get<ServerSession>(login))};
+    if (auto* refusal = std::get_if<Refusal>(&checkout)) co_return std::move(*refusal);
+    if (auto* failure = std::get_if<LoginFailure>(&checkout)) co_return std::move(*failure);
+    co_return Attached{std::move(lease), std::move(std::get<PooledConnection>(checkout))};
   }
 }
 
@@ -257,18 +260,28 @@ std::string greeting(const GatewaySession& s) {
 }
 
 // The relay, once a server is attached: it answers what the client queued, then everything.
+// At the end the connection goes back to the pool, which keeps it if it is at rest.
 asio::awaitable<void> relay_attached(GatewaySession& s, Attached& attached, std::string queued) {
-  const std::string changes = parameter_changes(s.told, attached.server.parameters);
-  s.auth.remember(s.user, s.database, attached.server.parameters);
-  if (!co_await write_client(s, changes)) co_return;
-  const Endpoint endpoint = attached.server.connection.endpoint;
-  s.key->attached(endpoint, attached.server.key);
+  ServerSession& server = attached.connection.server;
+  const std::string changes = parameter_changes(s.told, server.parameters);
+  s.auth.remember(s.user, s.database, attached.connection.login_parameters);
+  ServerPool& pool = *s.env.pool_of(s.instance);
+  if (!co_await write_client(s, changes)) co_return pool.release(std::move(attached.connection), false);
+  const Endpoint endpoint = server.connection.endpoint;
+  s.key->attached(endpoint, server.key, attached.connection.cancels_in_flight);
   PGNAP_LOG(kDebug, s.routed.context,
-            "attached to " << attached.server.key.process_id << " at " << endpoint_to_string(endpoint));
-  RelayedSession relayed{&s.instance,      std::move(attached.lease), std::move(attached.server.connection.stream),
+            "attached to " << server.key.process_id << " at " << endpoint_to_string(endpoint)
+                           << (attached.connection.reused ? " (pooled)" : ""));
+  RelayedSession relayed{&s.instance,      std::move(attached.lease), std::move(server.connection.stream),
                          endpoint,         s.routed.context,          true,
                          std::move(queued)};
+  relayed.pooled_parameters = &server.parameters;
   co_await relay_session(s.env, s.client, relayed);
+  // The session's key no longer reaches this backend before it can serve anyone else.
+  s.key->detached({});
+  relayed.lease.release();
+  server.connection.stream = std::move(relayed.server);
+  pool.release(std::move(attached.connection), relayed.server_reusable);
 }
 
 // The first login of this user to this database that pgnap sees: no parameters to repeat
@@ -283,9 +296,10 @@ asio::awaitable<void> first_login(GatewaySession& s) {
   if (auto* refusal = std::get_if<Refusal>(&attach)) co_return co_await end_with(s, *refusal);
   if (auto* failure = std::get_if<LoginFailure>(&attach)) co_return co_await end_with(s, *failure);
   auto& attached = std::get<Attached>(attach);
-  s.told = greeting_parameters(attached.server.parameters, s.routed.startup.startup);
-  s.auth.remember(s.user, s.database, attached.server.parameters);
-  if (!co_await write_client(s, greeting(s))) co_return;
+  s.told = greeting_parameters(attached.connection.server.parameters, s.routed.startup.startup);
+  s.auth.remember(s.user, s.database, attached.connection.login_parameters);
+  if (!co_await write_client(s, greeting(s)))
+    co_return s.env.pool_of(s.instance)->release(std::move(attached.connection), false);
   co_await relay_attached(s, attached, s.reader.take_buffered());
 }
 
@@ -325,8 +339,8 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
   for (;;) {
     if (s.env.draining && !pending) {
       // Shutting down, and nothing of this session is in flight: say so and end it now.
-      const protocol::ErrorResponse bye{"FATAL", std::string(sqlstate::kAdminShutdown), "the gateway is shutting down",
-                                        {}, "Reconnect in a moment."};
+      const protocol::ErrorResponse bye{
+          "FATAL", std::string(sqlstate::kAdminShutdown), "the gateway is shutting down", {}, "Reconnect in a moment."};
       co_return co_await send_fatal(s.client, bye);
     }
     if (cancel_requested) {
@@ -377,18 +391,17 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
       const bool too_large = read.error_kind == protocol::ScanError::kLengthAboveMaximum;
       if (too_large && limited_by_queue) {
         s.env.metrics->limit_hit("queue_limit");
-        co_return co_await send_fatal(
-            s.client,
-            protocol::ErrorResponse{"FATAL", std::string(sqlstate::kConfigurationLimitExceeded),
-                                    "too much data queued while instance \"" + s.instance.name() + "\" starts",
-                                    read.detail, "Raise auth.queue_limit, or send less before the first answer."});
+        // (A named local, never a braced temporary, as a coroutine's argument: see net.h.)
+        const protocol::ErrorResponse over{"FATAL", std::string(sqlstate::kConfigurationLimitExceeded),
+                                           "too much data queued while instance \"" + s.instance.name() + "\" starts",
+                                           read.detail,
+                                           "Raise auth.queue_limit, or send less before the first answer."};
+        co_return co_await send_fatal(s.client, over);
       }
       if (too_large) s.env.metrics->limit_hit("max_message_size");
-      co_return co_await send_fatal(s.client, protocol::ErrorResponse{"FATAL",
-                                                                      std::string(sqlstate::kProtocolViolation),
-                                                                      "invalid message from client: " + read.detail,
-                                                                      {},
-                                                                      {}});
+      const protocol::ErrorResponse invalid{
+          "FATAL", std::string(sqlstate::kProtocolViolation), "invalid message from client: " + read.detail, {}, {}};
+      co_return co_await send_fatal(s.client, invalid);
     }
     if (read.frame.type == fmsg::kTerminate) co_return;
     PGNAP_LOG(kDebug, s.routed.context, "queued message '" << read.frame.type << "' (" << read.frame.size << " bytes)");
@@ -398,12 +411,12 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
     if (queue.bytes() > config.queue_limit || s.env.queued_bytes > s.env.gateway->queue_limit_total) {
       const bool total = queue.bytes() <= config.queue_limit;
       s.env.metrics->limit_hit(total ? "queue_limit_total" : "queue_limit");
-      co_return co_await send_fatal(
-          s.client, protocol::ErrorResponse{"FATAL", std::string(sqlstate::kConfigurationLimitExceeded),
-                                            "too much data queued while instance \"" + s.instance.name() + "\" starts",
-                                            total ? "All sessions together have queued more than queue_limit_total."
-                                                  : "This session queued more than auth.queue_limit.",
-                                            total ? "Raise [gateway] queue_limit_total." : "Raise auth.queue_limit."});
+      const protocol::ErrorResponse over{"FATAL", std::string(sqlstate::kConfigurationLimitExceeded),
+                                         "too much data queued while instance \"" + s.instance.name() + "\" starts",
+                                         total ? "All sessions together have queued more than queue_limit_total."
+                                               : "This session queued more than auth.queue_limit.",
+                                         total ? "Raise [gateway] queue_limit_total." : "Raise auth.queue_limit."};
+      co_return co_await send_fatal(s.client, over);
     }
   }
 }

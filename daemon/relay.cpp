@@ -10,6 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "protocol/messages.h"
+
 namespace pgnap::daemon {
 
 using namespace boost::asio::experimental::awaitable_operators;
@@ -47,8 +49,9 @@ Relay::Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
       from_client_(max_client_message,
                    types({fmsg::kTerminate, fmsg::kQuery, fmsg::kFunctionCall, fmsg::kSync, fmsg::kParse, fmsg::kBind,
                           fmsg::kExecute, fmsg::kDescribe, fmsg::kClose, fmsg::kFlush})),
-      from_server_(kMaxServerMessage, types({msg::kBackendKeyData, msg::kReadyForQuery, msg::kErrorResponse,
-                                             msg::kCommandComplete, msg::kNotificationResponse})),
+      from_server_(kMaxServerMessage,
+                   types({msg::kBackendKeyData, msg::kReadyForQuery, msg::kErrorResponse, msg::kCommandComplete,
+                          msg::kNotificationResponse, msg::kParameterStatus})),
       on_backend_key_(std::move(on_backend_key)),
       counters_(counters) {}
 
@@ -60,6 +63,10 @@ void Relay::close_idle() {
 }
 
 bool Relay::client_stream_at_boundary() const { return from_server_.at_boundary() && !to_client_pending_; }
+
+bool Relay::server_reusable() const {
+  return keep_server_ && terminate_held_ && activity_.at_rest && from_server_.at_boundary() && !parameters_unknown_;
+}
 
 std::string_view to_string(RelayEnd::Why why) {
   using Why = RelayEnd::Why;
@@ -78,7 +85,9 @@ std::string_view to_string(RelayEnd::Why why) {
 
 void Relay::on_client_message(const protocol::ScannedMessage& m) {
   switch (m.type) {
-    case fmsg::kTerminate: client_terminated_ = true; break;
+    case fmsg::kTerminate:
+      client_terminated_ = true;
+      return;  // the end of the client's stream, not a use of the server
     case fmsg::kQuery:
     case fmsg::kFunctionCall:
       ++unanswered_;  // each ends with a ReadyForQuery
@@ -111,13 +120,39 @@ void Relay::on_server_message(const protocol::ScannedMessage& m) {
     server_error_ = protocol::parse_error_sqlstate(m).value_or("?");
   } else if (m.type == msg::kBackendKeyData) {
     if (auto key = protocol::parse_backend_key_data(m); key && on_backend_key_) on_backend_key_(*key);
+  } else if (m.type == msg::kParameterStatus && parameters_ != nullptr) {
+    // Name and value, both NUL-terminated: whole only if the body fits the captured head.
+    const auto changed = m.length - 4 == m.head.size() ? protocol::parse_parameter_status(m.head) : std::nullopt;
+    if (!changed) {
+      parameters_unknown_ = true;
+      return;
+    }
+    for (auto& p : *parameters_) {
+      if (p.first == changed->first) {
+        p.second = changed->second;
+        return;
+      }
+    }
+    parameters_->push_back(*changed);
   }
 }
 
-std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes bytes) {
+std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes bytes, std::size_t& forward) {
+  forward = bytes.size();
   if (direction == Direction::kToServer) {
     if (from_client_.scan(bytes, [this](const protocol::ScannedMessage& m) { on_client_message(m); }) ==
         protocol::ScanStatus::kOk) {
+      if (!keep_server_ || !client_terminated_) return std::nullopt;
+      // A Terminate is the client's last message: held back when it is the whole end of
+      // these bytes. Anything else (split across reads, followed by more) forwards as it is,
+      // and the connection is not reused.
+      constexpr std::uint8_t kTerminate[5] = {'X', 0, 0, 0, 4};
+      if (bytes.size() >= 5 && from_client_.at_boundary() &&
+          std::equal(bytes.end() - 5, bytes.end(), std::begin(kTerminate))) {
+        forward = bytes.size() - 5;
+        terminate_held_ = true;
+        return RelayEnd{RelayEnd::Why::kClientClosed, "Terminate (the server connection is kept)", {}};
+      }
       return std::nullopt;
     }
     const bool too_large = from_client_.error_kind() == protocol::ScanError::kLengthAboveMaximum;
@@ -176,7 +211,17 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
     if (ec) co_return closed(direction, ec == asio::error::eof ? std::string() : ec.message());
     activity_.last_traffic = Clock::now();
 
-    if (auto end = inspect(direction, protocol::Bytes(g_scratch.data(), n))) co_return std::move(*end);
+    std::size_t forward = n;
+    if (auto end = inspect(direction, protocol::Bytes(g_scratch.data(), n), forward)) {
+      if (forward == 0 || end->why != RelayEnd::Why::kClientClosed) co_return std::move(*end);
+      // A held Terminate: what came before it still goes to the server.
+      if (counter) *counter += forward;
+      pending.assign(g_scratch.begin(), g_scratch.begin() + static_cast<std::ptrdiff_t>(forward));
+      auto [wec, _] = co_await asio::async_write(dst, asio::buffer(pending), asio::as_tuple(asio::use_awaitable));
+      if (wec == asio::error::operation_aborted) co_return cancelled();
+      if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message(), {}};
+      co_return std::move(*end);
+    }
     if (counter) *counter += n;
 
     std::size_t written = dst.write_some(asio::buffer(g_scratch.data(), n), ec);
@@ -223,13 +268,16 @@ asio::awaitable<RelayEnd> Relay::pump_stream(Direction direction) {
     if (ec == asio::error::operation_aborted) co_return cancelled();
     if (n > 0) {
       activity_.last_traffic = Clock::now();
-      if (auto end = inspect(direction, protocol::Bytes(buffer.data(), n))) co_return std::move(*end);
-      if (counter) *counter += n;
+      std::size_t forward = n;
+      auto end = inspect(direction, protocol::Bytes(buffer.data(), n), forward);
+      if (end && (forward == 0 || end->why != RelayEnd::Why::kClientClosed)) co_return std::move(*end);
+      if (counter) *counter += forward;
       if (!to_server) to_client_pending_ = true;
-      const auto wec = co_await dst.write(asio::const_buffer(buffer.data(), n));
+      const auto wec = co_await dst.write(asio::const_buffer(buffer.data(), forward));
       if (!to_server) to_client_pending_ = false;
       if (wec == asio::error::operation_aborted) co_return cancelled();
       if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message(), {}};
+      if (end) co_return std::move(*end);  // a held Terminate, after what came before it
     }
     if (ec) {
       const bool eof = ec == asio::error::eof || ec == ssl::error::stream_truncated;
@@ -242,11 +290,14 @@ asio::awaitable<RelayEnd> Relay::run() {
   if (!first_to_server_.empty()) {
     const std::string first = std::exchange(first_to_server_, {});
     activity_.last_traffic = Clock::now();
-    if (auto end = inspect(Direction::kToServer, protocol::as_bytes(first))) co_return std::move(*end);
-    if (counters_.bytes_to_server) *counters_.bytes_to_server += first.size();
-    const auto ec = co_await server_stream_.write(first);
+    std::size_t forward = first.size();
+    auto end = inspect(Direction::kToServer, protocol::as_bytes(first), forward);
+    if (end && (forward == 0 || end->why != RelayEnd::Why::kClientClosed)) co_return std::move(*end);
+    if (counters_.bytes_to_server) *counters_.bytes_to_server += forward;
+    const auto ec = co_await server_stream_.write(std::string_view(first).substr(0, forward));
     if (ec == asio::error::operation_aborted) co_return cancelled();
     if (ec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, ec.message(), {}};
+    if (end) co_return std::move(*end);
   }
   if (client_stream_.tls() || server_stream_.tls()) {
     auto r = co_await (pump_stream(Direction::kToServer) || pump_stream(Direction::kToClient));

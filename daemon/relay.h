@@ -14,6 +14,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -60,6 +62,21 @@ class Relay {
   Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
         std::function<void(const protocol::BackendKeyData&)> on_backend_key, RelayCounters counters);
 
+  // Session pooling: the client's Terminate is not forwarded, so that the server connection
+  // outlives the client (server_reusable() then says whether it may serve another one), and
+  // the ParameterStatus values PostgreSQL reports are kept up to date in `parameters`.
+  // The server has just said ReadyForQuery (its login, or the client's SETs): at rest.
+  void keep_server(std::vector<std::pair<std::string, std::string>>* parameters) {
+    keep_server_ = true;
+    parameters_ = parameters;
+    transaction_status_ = 'I';
+    activity_.at_rest = true;
+  }
+  // After run(): the client ended with a Terminate that was held back, the server's stream
+  // is between messages, idle, outside a transaction, with nothing in flight, and every
+  // parameter it reported was seen whole. Only then may the connection serve another client.
+  [[nodiscard]] bool server_reusable() const;
+
   // Bytes of the client's stream that pgnap read before the relay (the authenticating
   // mode's queue, starting at a message boundary): run() scans and sends them first.
   void send_first_to_server(std::string bytes) { first_to_server_ = std::move(bytes); }
@@ -84,7 +101,9 @@ class Relay {
   asio::awaitable<RelayEnd> pump(Direction direction);
   asio::awaitable<RelayEnd> pump_stream(Direction direction);
   // Scans bytes about to be forwarded; nullopt while the stream is valid, else how it ends.
-  std::optional<RelayEnd> inspect(Direction direction, protocol::Bytes bytes);
+  // A Terminate held back (keep_server) ends the client's direction: `forward` is then the
+  // number of bytes before it, still to be sent.
+  std::optional<RelayEnd> inspect(Direction direction, protocol::Bytes bytes, std::size_t& forward);
   void on_client_message(const protocol::ScannedMessage& m);
   void on_server_message(const protocol::ScannedMessage& m);
   // The end of a pump that was cancelled (shutdown or close_idle) or whose peer closed.
@@ -110,6 +129,10 @@ class Relay {
   SessionActivity activity_;
   std::string first_to_server_;
   bool idle_closed_ = false;
+  bool keep_server_ = false;
+  std::vector<std::pair<std::string, std::string>>* parameters_ = nullptr;
+  bool terminate_held_ = false;      // the client's Terminate ended its stream, and was not forwarded
+  bool parameters_unknown_ = false;  // a ParameterStatus too long to be read from the scanner's head
 };
 
 }  // namespace pgnap::daemon

@@ -41,7 +41,7 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
     if (e.key_issued_by_pgnap) return;  // the session's own registration stands
     if (key) env.cancels->remove(*key);
     key = k;
-    env.cancels->add(k, CancelTarget{instance, e.connected_to, k, {}});
+    env.cancels->add(k, CancelTarget{instance, e.connected_to, k, {}, {}});
   };
   Relay relay(client, e.server, env.max_client_message(), on_key,
               {&instance->metrics().bytes_client_to_server, &instance->metrics().bytes_server_to_client});
@@ -53,6 +53,7 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
   relay.activity().close = [&relay] { relay.close_idle(); };
   instance->watch_session(&relay.activity());
   relay.send_first_to_server(std::move(e.first_to_server));
+  if (e.pooled_parameters != nullptr) relay.keep_server(e.pooled_parameters);
   RelayEnd end;
   try {
     end = co_await relay.run();
@@ -62,6 +63,7 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
   instance->unwatch_session(&relay.activity());
   if (key) env.cancels->remove(*key);
   if (is_cancelled(cancellation)) end.why = RelayEnd::Why::kShutdown;
+  e.server_reusable = end.why == RelayEnd::Why::kClientClosed && relay.server_reusable();
   const bool at_boundary = relay.client_stream_at_boundary();
 
   switch (end.why) {

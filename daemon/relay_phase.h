@@ -29,6 +29,11 @@ struct RelayedSession {
   // Messages the client sent before the relay, to go to the server first (the
   // authenticating mode's queue): the relay sees them as if they had just arrived.
   std::string first_to_server;
+  // Session pooling: the server connection outlives the client. The client's Terminate is
+  // held back, the server's ParameterStatus values are tracked here, and `server_reusable`
+  // says at the end whether the connection may serve another client (relay.h).
+  std::vector<std::pair<std::string, std::string>>* pooled_parameters = nullptr;
+  bool server_reusable = false;
 };
 
 // Relays until either side ends, then says goodbye when pgnap ended it.

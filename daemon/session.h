@@ -29,6 +29,7 @@ namespace pgnap::daemon {
 
 class Instance;
 class InstanceAuth;
+class ServerPool;
 struct Refusal;
 
 // What sessions share, owned by the gateway.
@@ -44,6 +45,8 @@ struct SessionEnv {
   log::LineBudget refusal_log{kRefusalLinesPerSecond};
   // The authenticating mode's state of an instance (nullptr in the transparent mode).
   std::function<InstanceAuth*(const Instance&)> auth_of;
+  // Its server connection pool (the authenticating mode's sessions attach through it).
+  std::function<ServerPool*(const Instance&)> pool_of;
   // Bytes every session has queued while its instance wakes ([gateway] queue_limit_total).
   std::uint64_t queued_bytes = 0;
   // Sessions of the authenticating mode while no server is attached: on SIGTERM nothing of

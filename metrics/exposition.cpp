@@ -58,6 +58,9 @@ enum Family : std::size_t {
   kQueuedMessages,
   kQueuedBytes,
   kQueuedCancelled,
+  kServerConnections,
+  kServerLoginsSaved,
+  kPoolWaits,
   kFamilyCount,
 };
 constexpr FamilySpec kFamilies[kFamilyCount] = {
@@ -72,7 +75,8 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_ledger_write_errors_total", MetricType::Counter, "Ledger writes that failed (their accounting is lost)."},
     {"pgnap_limit_hits_total", MetricType::Counter,
      "Clients turned away or sessions ended by a limit: max_clients, login_timeout, max_message_size, "
-     "connect_timeout (to an instance), max_waiting."},
+     "connect_timeout (to an instance), max_waiting, queue_limit, queue_limit_total, pool_size (a client waited "
+     "for a full pool), pool_wait_timeout (and was then refused)."},
     {"pgnap_tls_handshake_failures_total", MetricType::Counter, "Client TLS handshakes that failed."},
     {"pgnap_config_reloads_total", MetricType::Counter, "Configuration reloads (SIGHUP), by outcome."},
     {"pgnap_instance_state", MetricType::Gauge, "1 for the instance's current lifecycle state, 0 for the others."},
@@ -119,6 +123,11 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_queued_bytes", MetricType::Gauge, "Bytes of client messages queued now, waiting for a server."},
     {"pgnap_queued_queries_cancelled_total", MetricType::Counter,
      "Queued queries a cancel request ended before they reached a server (answered with 57014)."},
+    {"pgnap_server_connections", MetricType::Gauge,
+     "Server connections of the session pool now, by state: active (lent to a session), idle (in the pool)."},
+    {"pgnap_server_logins_saved_total", MetricType::Counter,
+     "Client sessions served by a pooled server connection, with no login to PostgreSQL."},
+    {"pgnap_pool_waits_total", MetricType::Counter, "Clients that waited for room in a full pool (pool_size)."},
 };
 
 std::string number(double v) {
@@ -231,6 +240,10 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
     add(kQueuedMessages, counter(labels(), static_cast<double>(im->queued_messages)));
     add(kQueuedBytes, gauge(labels(), static_cast<double>(im->queued_bytes)));
     add(kQueuedCancelled, counter(labels(), static_cast<double>(im->queued_cancelled)));
+    add(kServerConnections, gauge(labels({{"state", "active"}}), static_cast<double>(im->server_connections_active)));
+    add(kServerConnections, gauge(labels({{"state", "idle"}}), static_cast<double>(im->server_connections_idle)));
+    add(kServerLoginsSaved, counter(labels(), static_cast<double>(im->server_logins_saved)));
+    add(kPoolWaits, counter(labels(), static_cast<double>(im->pool_waits)));
 
     const Power p = power_of(a);
     add(kAccountingInfo, gauge(labels({{"grid_source", a.grid_source},

@@ -103,6 +103,12 @@ class InstanceMetrics {
   std::uint64_t queued_messages = 0;
   std::uint64_t queued_bytes = 0;
   std::uint64_t queued_cancelled = 0;
+  // Session pooling (docs/pooling.md): server connections lent to sessions and idle in the
+  // pool now; clients served by a kept connection (no login); clients that waited for room.
+  std::uint64_t server_connections_active = 0;
+  std::uint64_t server_connections_idle = 0;
+  std::uint64_t server_logins_saved = 0;
+  std::uint64_t pool_waits = 0;
 
   // ---- reading (scrape time) ----
   [[nodiscard]] std::string_view state() const { return state_; }
@@ -161,9 +167,9 @@ class InstanceMetrics {
 };
 
 // Limits that turn clients away or end sessions ([gateway] and instance settings).
-inline constexpr std::array<std::string_view, 7> kLimits{"max_clients",      "login_timeout", "max_message_size",
-                                                         "connect_timeout",  "max_waiting",   "queue_limit",
-                                                         "queue_limit_total"};
+inline constexpr std::array<std::string_view, 9> kLimits{"max_clients",       "login_timeout", "max_message_size",
+                                                         "connect_timeout",   "max_waiting",   "queue_limit",
+                                                         "queue_limit_total", "pool_size",     "pool_wait_timeout"};
 
 struct GatewayMetrics {
   std::uint64_t connections_total = 0;

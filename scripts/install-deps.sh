@@ -13,7 +13,8 @@ PACKAGES="
   libssl-dev libsystemd-dev libgtest-dev libgmock-dev
   postgresql postgresql-client pgbouncer prometheus
   dbus-daemon systemd openssl iproute2
-  python3-psycopg python3-psycopg-pool python3-psycopg2 python3-sqlalchemy
+  python3-psycopg python3-psycopg-pool python3-psycopg2 python3-sqlalchemy python3-django
+  openjdk-17-jdk-headless libpostgresql-jdbc-java
 "
 
 missing=""

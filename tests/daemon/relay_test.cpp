@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -504,6 +506,89 @@ TEST_F(RelayTest, CancellingTheRelayEndsItWithShutdown) {
   ASSERT_TRUE(scripted);
   ASSERT_TRUE(end.has_value());
   EXPECT_EQ(end->why, Why::kShutdown);
+}
+
+// ---- keeping the server for the pool ----
+
+using Parameters = std::vector<std::pair<std::string, std::string>>;
+
+std::string parameter_status(const std::string& name, const std::string& value) {
+  return message('S', name + '\0' + value + '\0');
+}
+
+// Whether the server's socket has a byte to read now (the relay forwarded something).
+bool server_has_data(Socket& server) {
+  char byte;
+  return ::recv(server.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+TEST_F(RelayTest, KeepingTheServerHoldsTheClientsTerminateBackAndTheServerIsReusableAtRest) {
+  Parameters parameters{{"application_name", "a"}};
+  relay->keep_server(&parameters);
+  run([&]() -> asio::awaitable<void> {
+    EXPECT_EQ(co_await to_server(query("SET application_name = 'b'")), query("SET application_name = 'b'"));
+    const std::string down = parameter_status("application_name", "b") + command_complete("SET") + ready_for_query('I');
+    EXPECT_EQ(co_await to_client(down), down);
+    EXPECT_TRUE(co_await send(client, terminate()));
+    co_await wait_for_end();
+  });
+  EXPECT_EQ(end->why, Why::kClientClosed);
+  EXPECT_TRUE(relay->client_terminated());
+  EXPECT_TRUE(relay->server_reusable());
+  EXPECT_FALSE(server_has_data(server)) << "the Terminate reached the server";
+  ASSERT_EQ(parameters.size(), 1u);
+  EXPECT_EQ(parameters[0].second, "b") << "the ParameterStatus the server sent was not tracked";
+}
+
+TEST_F(RelayTest, ATerminateInTheSameReadAsAQueryForwardsTheQueryOnlyAndTheServerIsNotAtRest) {
+  Parameters parameters;
+  relay->keep_server(&parameters);
+  run([&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await send(client, query("SELECT 1") + terminate()));
+    EXPECT_EQ(co_await read_exactly(server, query("SELECT 1").size()), query("SELECT 1"));
+    co_await wait_for_end();
+  });
+  EXPECT_EQ(end->why, Why::kClientClosed);
+  EXPECT_FALSE(relay->server_reusable()) << "its answer is still to come";
+  EXPECT_FALSE(server_has_data(server)) << "the Terminate reached the server";
+}
+
+TEST_F(RelayTest, AClientLeavingInATransactionLeavesTheServerNotReusable) {
+  Parameters parameters;
+  relay->keep_server(&parameters);
+  run([&]() -> asio::awaitable<void> {
+    (void)co_await to_server(query("BEGIN"));
+    (void)co_await to_client(command_complete("BEGIN") + ready_for_query('T'));
+    EXPECT_TRUE(co_await send(client, terminate()));
+    co_await wait_for_end();
+  });
+  EXPECT_TRUE(relay->client_terminated());
+  EXPECT_FALSE(relay->server_reusable());
+}
+
+TEST_F(RelayTest, AParameterStatusTooLongToReadWholeLeavesTheServerNotReusable) {
+  Parameters parameters;
+  relay->keep_server(&parameters);
+  run([&]() -> asio::awaitable<void> {
+    (void)co_await to_server(query("SET application_name = '...'"));
+    const std::string down = parameter_status("application_name", std::string(200, 'x')) + command_complete("SET") +
+                             ready_for_query('I');
+    (void)co_await to_client(down);
+    EXPECT_TRUE(co_await send(client, terminate()));
+    co_await wait_for_end();
+  });
+  EXPECT_TRUE(relay->client_terminated());
+  EXPECT_FALSE(relay->server_reusable()) << "a value pgnap could not read would be shown to the next client";
+}
+
+TEST_F(RelayTest, WithoutKeepingTheServerTheTerminateIsForwarded) {
+  run([&]() -> asio::awaitable<void> {
+    EXPECT_EQ(co_await to_server(terminate()), terminate());
+    client.close();
+    co_await wait_for_end();
+  });
+  EXPECT_TRUE(relay->client_terminated());
+  EXPECT_FALSE(relay->server_reusable());
 }
 
 }  // namespace
