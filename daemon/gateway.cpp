@@ -442,6 +442,8 @@ asio::awaitable<void> Gateway::finish_shutdown() {
     PGNAP_LOG(kWarning, "gateway", sessions_.size() << " session(s) did not end: exiting anyway");
     exit_now(exit_status_);
   }
+  // The pools' idle connections close before any suspend_on_exit stop, as before a suspend.
+  for (auto& [instance, pool] : pools_) pool->shut_down();
   for (auto& instance : instances_) co_await instance->suspend_for_exit();
   recorder_->stop("pgnap stopped");
   if (metrics_endpoint_) metrics_endpoint_->stop();

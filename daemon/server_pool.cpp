@@ -310,7 +310,7 @@ void ServerPool::release(PooledConnection connection, bool at_rest) {
   // Counted as resetting before the loan ends, so that a waiter woken by its end does not
   // see room that the reset still takes.
   const auto& config = instance_.config();
-  const bool keep = at_rest && config.pool_size > 0 && instance_.state() == InstanceState::kAwake &&
+  const bool keep = at_rest && !shut_down_ && config.pool_size > 0 && instance_.state() == InstanceState::kAwake &&
                     Clock::now() - connection.born < config.server_lifetime;
   if (!keep) {
     close_connection(connection.server);
@@ -342,8 +342,9 @@ asio::awaitable<void> ServerPool::reset_and_keep(PooledConnection connection) {
   }
   if (!*alive) co_return;
   --resetting_;
-  // The instance may have started suspending meanwhile: nothing joins the pool then.
-  if (!why.empty() || instance_.state() != InstanceState::kAwake) {
+  // The instance may have started suspending meanwhile, or the gateway stopping: nothing
+  // joins the pool then.
+  if (!why.empty() || shut_down_ || instance_.state() != InstanceState::kAwake) {
     if (!why.empty()) PGNAP_LOG(kDebug, context(), "closing a connection whose reset failed: " << why);
     close_connection(connection.server);
     notify_waiter();
@@ -386,9 +387,16 @@ void ServerPool::notify_waiter() {
   if (!waiting_.empty()) waiting_.front()->cancel();
 }
 
+void ServerPool::shut_down() {
+  shut_down_ = true;
+  close_all_idle("the gateway is shutting down");
+  idle_check_.cancel();
+  for (asio::steady_timer* waiter : waiting_) waiter->cancel();
+}
+
 void ServerPool::arm_idle_check() {
   const auto& config = instance_.config();
-  if (idle_.size() <= config.min_pool_size) return;
+  if (shut_down_ || idle_.size() <= config.min_pool_size) return;
   idle_check_.expires_at(idle_.front().since + config.server_idle_timeout);
   idle_check_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
     if (!ec && *alive) on_idle_check();

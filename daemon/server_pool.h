@@ -104,6 +104,11 @@ class ServerPool final : public InstanceObserver {
   // gone or detached), it is reset and kept; otherwise closed.
   void release(PooledConnection connection, bool at_rest);
 
+  // The gateway is stopping (its sessions have drained): every idle connection is closed,
+  // and from now on a released one is closed rather than kept. Nothing of the pool is left to
+  // keep the event loop running.
+  void shut_down();
+
   [[nodiscard]] std::size_t active() const { return active_; }
   [[nodiscard]] std::size_t idle() const { return idle_.size(); }
 
@@ -143,6 +148,7 @@ class ServerPool final : public InstanceObserver {
   std::list<Idle> idle_;                    // most recently returned last
   std::list<asio::steady_timer*> waiting_;  // clients waiting for room
   asio::steady_timer idle_check_;
+  bool shut_down_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

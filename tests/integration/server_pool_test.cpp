@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -288,6 +289,20 @@ TEST(ServerPoolTest, ServerIdleTimeoutClosesIdleConnectionsAndServerLifetimeReti
   ASSERT_TRUE(wait_until(
       [&] { return metric(gateway, "pgnap_server_connections{db_instance=\"main\",state=\"active\"}") == 0; }, 10s));
   EXPECT_EQ(idle_connections(gateway), 0) << "a connection older than server_lifetime went back to the pool";
+}
+
+TEST(ServerPoolTest, SigtermWithConnectionsInThePoolExitsAtOnce) {
+  AuthCluster ac;
+  Gateway gateway(pool_options(ac), &ac.cluster());
+  {
+    auto a = log_in(gateway);
+    auto b = log_in(gateway);
+    ASSERT_EQ(value_of(a.get(), "select 1"), "1");
+    ASSERT_EQ(value_of(b.get(), "select 1"), "1");
+  }
+  ASSERT_TRUE(pool_has_idle(gateway, 2));
+  // Nothing of the pool (its idle connections, its idle timer) may hold the exit back.
+  EXPECT_EQ(gateway.terminate(SIGTERM, 5s), 0) << gateway.log();
 }
 
 // Half the clients cancel their own long query, which must end with 57014; the others run
