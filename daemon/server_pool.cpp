@@ -180,13 +180,16 @@ asio::awaitable<ServerPool::Checkout> ServerPool::acquire(const protocol::Startu
     if (auto idle = take_idle(key)) {
       idle->loan = lend();
       idle->reused = true;
-      ++instance_.metrics().server_logins_saved;
       if (auto failure = co_await apply_parameters(*idle, startup)) {
         if (!*alive) co_return shutting_down();
         close_connection(idle->server);
-        co_return std::move(*failure);  // the loan ends with `idle`
+        // One that broke in the pool is dropped and the next tried (the loan ends with
+        // `idle`); a value PostgreSQL refuses is the client's to hear.
+        if (failure->kind == LoginFailure::Kind::kBroken) continue;
+        co_return std::move(*failure);
       }
       if (!*alive) co_return shutting_down();
+      ++instance_.metrics().server_logins_saved;
       co_return std::move(*idle);
     }
     if (config.pool_size == 0 || total() < config.pool_size) co_return co_await open(startup, secret);
@@ -281,13 +284,16 @@ asio::awaitable<std::optional<LoginFailure>> ServerPool::apply_parameters(Pooled
                                               &error);
   if (why.empty()) co_return std::nullopt;
   // A value PostgreSQL refuses (an unknown encoding, a bad time zone) would have failed the
-  // client's own login: tell it so, with PostgreSQL's words.
-  if (error.sqlstate.empty()) {
+  // client's own login: tell it so, with PostgreSQL's words. No ErrorResponse: the
+  // connection broke.
+  const bool refused = !error.sqlstate.empty();
+  if (!refused) {
     error = protocol::ErrorResponse{
         "FATAL", std::string(sqlstate::kCannotConnectNow), "could not prepare a pooled connection", why, {}};
   }
   error.severity = "FATAL";
-  co_return LoginFailure{LoginFailure::Kind::kUnsupported, std::move(error), {}, {}};
+  co_return LoginFailure{
+      refused ? LoginFailure::Kind::kUnsupported : LoginFailure::Kind::kBroken, std::move(error), {}, {}};
 }
 
 PoolLoan::~PoolLoan() {

@@ -305,6 +305,24 @@ TEST(ServerPoolTest, SigtermWithConnectionsInThePoolExitsAtOnce) {
   EXPECT_EQ(gateway.terminate(SIGTERM, 5s), 0) << gateway.log();
 }
 
+TEST(ServerPoolTest, AnIdleConnectionTheServerClosedIsReplacedWithoutTheClientNoticing) {
+  AuthCluster ac;
+  Gateway gateway(pool_options(ac), &ac.cluster());
+  std::string pid;
+  {
+    auto conn = log_in(gateway);
+    pid = value_of(conn.get(), "select pg_backend_pid()");
+  }
+  ASSERT_TRUE(pool_has_idle(gateway, 1));
+  ac.admin("select pg_terminate_backend(" + pid + ")");
+  std::this_thread::sleep_for(200ms);  // the backend's FATAL and close reach pgnap's socket
+  auto conn = log_in(gateway, "alice", "application_name=after-the-kill");
+  const auto r = query(conn.get(), "select pg_backend_pid()");
+  ASSERT_TRUE(r.ok) << r.error.sqlstate << " " << r.error.message;
+  EXPECT_NE(r.value, pid);
+  EXPECT_EQ(value_of(conn.get(), "show application_name"), "after-the-kill");
+}
+
 // Half the clients cancel their own long query, which must end with 57014; the others run
 // short queries, then send a cancel with their key after they have closed, while the
 // connection they had serves someone else: no short query may ever be cancelled.
