@@ -2,9 +2,11 @@
 # are installed (scripts/install-deps.sh asks apt only for what is missing).
 #
 #   make build   configure and build into $(BUILD_DIR) (the binary: $(BUILD_DIR)/pgnap)
-#   make test    build, then run unit and integration tests (ctest, two at a time)
+#   make test    build, then run unit and integration tests (ctest, $(TEST_JOBS) at a time: the
+#                integration tests mostly wait on PostgreSQL, so more than the cores)
 #   make test-sanitize  the same tests built with ASan+UBSan into $(SANITIZE_BUILD_DIR);
 #                any sanitizer report (a leak too) fails the test that caused it
+#                (build-sanitize: only its build)
 #   make demo    build, then run pgnap in front of a throwaway cluster (scripts/demo.sh)
 #   make bench   build, then measure pgnap next to PostgreSQL direct and PgBouncer
 #                (bench/run.sh; about 15 minutes; writes docs/benchmarks.md)
@@ -15,6 +17,7 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 SANITIZE_BUILD_DIR ?= build-sanitize
+TEST_JOBS ?= 4
 
 .PHONY: all deps build test demo bench fuzz format format-check clean distclean
 
@@ -28,7 +31,7 @@ build: deps
 	cmake --build $(BUILD_DIR) -j$$(nproc)
 
 test: build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(TEST_JOBS)
 
 # Every report is fatal (abort_on_error / halt_on_error), leaks included. lsan.supp is for
 # known leaks in system libraries only, each explained there.
@@ -37,11 +40,13 @@ SANITIZE_ENV = \
   LSAN_OPTIONS=suppressions=$(abspath tests/sanitizers/lsan.supp):print_suppressions=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1
 
-.PHONY: test-sanitize
-test-sanitize: deps
+.PHONY: test-sanitize build-sanitize
+build-sanitize: deps
 	cmake -S . -B $(SANITIZE_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DPGNAP_SANITIZE=ON
 	cmake --build $(SANITIZE_BUILD_DIR) -j$$(nproc)
-	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j2
+
+test-sanitize: build-sanitize
+	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j$(TEST_JOBS)
 
 demo: build
 	PGNAP=$(abspath $(BUILD_DIR))/pgnap scripts/demo.sh

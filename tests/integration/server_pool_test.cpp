@@ -27,6 +27,7 @@ using ::testing::Not;
 GatewayOptions pool_options(AuthCluster& ac, const std::string& pool = {}, const std::string& idle_timeout = "60s") {
   auto options = ac.file_options();
   options.idle_timeout = idle_timeout;
+  options.login_timeout = "60s";  // up to 100 SCRAM logins at once, on a machine that may be busy
   options.metrics_listen = "127.0.0.1:0";
   options.instance_extra += pool;
   return options;
