@@ -662,6 +662,7 @@ PY
   out "\`auth_type = scram-sha-256\`, the same auth_file (the role's SCRAM verifier), \`default_pool_size = 20\`."
   out ""
   out "- Command: \`SECTIONS=\"$SECTIONS\" REPS=$REPS SECS=$SECS POOL_PY_N=$POOL_PY_N bench/run.sh\`"
+  out "- Date: $(date -u +%Y-%m-%dT%H:%MZ); PgBouncer $(pgbouncer --version | awk 'NR==1 {print $2}')"
   out "- Load average (1, 5, 15 min) before: $POOL_LOAD; after: $(cut -d' ' -f1-3 /proc/loadavg)"
   out ""
   d=$(median < "$WORK/pool-tps-direct"); n=$(median < "$WORK/pool-tps-pgnap"); b=$(median < "$WORK/pool-tps-bouncer")
@@ -687,6 +688,46 @@ PY
 fi
 
 # ---- docs/benchmarks.md ----------------------------------------------------------------------
+targets_md() {  # the targets, the same for a full run and a partial one
+  echo "## Targets"
+  echo
+  echo "- relay throughput >= 0.80 x direct and >= 1.5 x PgBouncer, select-only and prepared;"
+  echo "- cold wake <= 1.10 x PostgreSQL's own start-to-first-row;"
+  echo "- gateway mode: connect to ReadyForQuery while asleep < 5 ms median; connect to first row while asleep <= 1.10 x PostgreSQL's own;"
+  echo "- session pool, \`pgbench -S -C -c 4\` over SCRAM: >= 1.0 x PgBouncer session mode, >= 4 x direct;"
+  echo "- burst: 1 start, $BURST of $BURST served;"
+  echo "- idle: ~0 CPU, no periodic wakeups faster than the heartbeat; <= 16 kB RSS per relayed session."
+}
+# A run of some sections only (SECTIONS=...) into an existing file replaces those sections in
+# it and keeps the others, each of which says how and when it was measured; the header then
+# lists the partial runs. A full run rewrites the file.
+if [ "$SECTIONS" != "relay wake burst memory idle startup auth pool" ] && [ -f "$OUT" ]; then
+  /usr/bin/python3 - "$OUT" "$RESULTS" "$(date -u +%Y-%m-%dT%H:%MZ)" "SECTIONS=\"$SECTIONS\" bench/run.sh" "$(targets_md)" <<'PY'
+import re, sys
+out_path, results_path, date, command, targets = sys.argv[1:6]
+doc = open(out_path).read()
+new = open(results_path).read()
+def sections(text):
+    # "### N. title" blocks, up to the next "### " or "## " heading
+    return {m.group(1): m.group(0).rstrip("\n") + "\n"
+            for m in re.finditer(r"^### (\d+)\..*?(?=^### |^## |\Z)", text, re.M | re.S)}
+for number, block in sections(new).items():
+    old = sections(doc).get(number)
+    if old:
+        doc = doc.replace(old, block)
+    else:
+        at = doc.index("\n## Targets")
+        doc = doc[:at] + "\n" + block + doc[at:]
+doc = re.sub(r"^## Targets\n.*?(?=^## |\Z)", lambda m: targets.rstrip("\n") + "\n\n", doc, flags=re.M | re.S)
+note = "- Sections %s updated on %s by `%s`" % (", ".join(sorted(sections(new))), date, command)
+head, sep, rest = doc.partition("\n### ")
+doc = head.rstrip("\n") + "\n" + note + "\n\n" + sep.lstrip("\n") + rest if sep else doc
+open(out_path, "w").write(doc)
+PY
+  log "updated sections of $OUT"
+  cat "$RESULTS"
+  exit 0
+fi
 cpu=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 {
@@ -705,14 +746,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   echo "- Command: \`REPS=$REPS SECS=$SECS IDLE_SECS=$IDLE_SECS WAKE_REPS=$WAKE_REPS BURST=$BURST HOLD=$HOLD AUTH_REPS=$AUTH_REPS AUTH_IDLE_SECS=$AUTH_IDLE_SECS POOL_PY_N=${POOL_PY_N:-2000} bench/run.sh\`"
   cat "$RESULTS"
   echo
-  echo "## Targets"
-  echo
-  echo "- relay throughput >= 0.80 x direct and >= 1.5 x PgBouncer, select-only and prepared;"
-  echo "- cold wake <= 1.10 x PostgreSQL's own start-to-first-row;"
-  echo "- gateway mode: connect to ReadyForQuery while asleep < 5 ms median; connect to first row while asleep <= 1.10 x PostgreSQL's own;"
-  echo "- session pool, \`pgbench -S -C -c 4\` over SCRAM: >= 1.0 x PgBouncer session mode, >= 4 x direct;"
-  echo "- burst: 1 start, $BURST of $BURST served;"
-  echo "- idle: ~0 CPU, no periodic wakeups faster than the heartbeat; <= 16 kB RSS per relayed session."
+  targets_md
   echo
   echo "## Reading the relay figures"
   echo
