@@ -645,9 +645,12 @@ PY
       pgbench -n -S -C -c 4 -j 2 -T "$SECS" "$(pool_ci "$sys")" 2>/dev/null | awk '/^tps/ {print $3}' >> "$WORK/pool-tps-$sys"
     done
   done
-  for sys in direct pgnap bouncer; do
-    log "pool: psycopg connect-per-request loop, $POOL_PY_N requests, $sys"
-    py_loop "$(pool_ci "$sys")" "$POOL_PY_N" >> "$WORK/pool-py-$sys" || true
+  # The loop interleaved too: REPS rounds of POOL_PY_N / REPS requests per system.
+  for rep in $(seq "$REPS"); do
+    for sys in direct pgnap bouncer; do
+      log "pool rep $rep/$REPS: psycopg connect-per-request loop, $((POOL_PY_N / REPS)) requests, $sys"
+      py_loop "$(pool_ci "$sys")" "$((POOL_PY_N / REPS))" >> "$WORK/pool-py-$sys" || true
+    done
   done
   unset PGPASSWORD
   saved=$(curl -s "http://127.0.0.1:$POOL_METRICS/metrics" | awk '/^pgnap_server_logins_saved_total/ {print $2}')
@@ -674,9 +677,9 @@ PY
   out ""
   out "Each run's TPS: direct $(tr '\n' ' ' < "$WORK/pool-tps-direct")/ pgnap $(tr '\n' ' ' < "$WORK/pool-tps-pgnap")/ PgBouncer $(tr '\n' ' ' < "$WORK/pool-tps-bouncer")"
   out ""
-  pd=$(cat "$WORK/pool-py-direct"); pn=$(cat "$WORK/pool-py-pgnap"); pb=$(cat "$WORK/pool-py-bouncer")
-  out "A connect-per-request Python loop (psycopg 3: connect, \`select 1\`, close; $POOL_PY_N times, timed"
-  out "inside the process), milliseconds per request:"
+  pd=$(median < "$WORK/pool-py-direct"); pn=$(median < "$WORK/pool-py-pgnap"); pb=$(median < "$WORK/pool-py-bouncer")
+  out "A connect-per-request Python loop (psycopg 3: connect, \`select 1\`, close; $POOL_PY_N times in $REPS"
+  out "interleaved rounds, timed inside the process), milliseconds per request, median of the rounds:"
   out ""
   out "| direct | pgnap | PgBouncer | direct / pgnap | PgBouncer / pgnap |"
   out "| ---: | ---: | ---: | ---: | ---: |"
