@@ -159,10 +159,11 @@ TEST(HarnessTest, RunCommandReportsExitOutputInputAndTimeouts) {
   EXPECT_EQ(cat.out.size(), big.size());
 
   const auto start = std::chrono::steady_clock::now();
-  const auto slow = run_command({"sh", "-c", "sleep 30; sleep 30"}, 300ms);
+  // A duration no other test uses: tests run in parallel, and this looks at every process.
+  const auto slow = run_command({"sh", "-c", "sleep 29.71; sleep 29.71"}, 300ms);
   EXPECT_TRUE(slow.timed_out);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
-  EXPECT_TRUE(processes_with_cmdline({"sleep 30"}).empty());
+  EXPECT_TRUE(processes_with_cmdline({"sleep 29.71"}).empty());
 
   EXPECT_EQ(run_command({"/nonexistent/binary"}).exit_code, 127);
 }
