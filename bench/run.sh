@@ -588,7 +588,8 @@ fi
 if has pool; then
   auth_setup
   POOL_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-  auth_pg start -l "$AUTH_LOG" -w -s
+  # The auth section's last query may have left it running (its pgnap exits without a stop).
+  auth_pg status || auth_pg start -l "$AUTH_LOG" -w -s
   log "pool: pgbench -i (scale 1) in the SCRAM cluster"
   pgbench -i -q -s 1 "$AUTH_ADMIN" >/dev/null 2>&1
   psql -qAtX "$AUTH_ADMIN" -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench"
