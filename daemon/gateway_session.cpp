@@ -137,15 +137,7 @@ std::shared_ptr<PendingAttach> start_attach(SessionEnv& env, Instance& instance,
 // last real login reported: what this client would see from a login of its own.
 Parameters greeting_parameters(const Parameters& remembered, const protocol::StartupMessage& startup) {
   Parameters out = remembered;
-  auto set = [&](const std::string& name, const std::string& value) {
-    for (auto& [n, v] : out) {
-      if (n == name) {
-        v = value;
-        return;
-      }
-    }
-    out.emplace_back(name, value);
-  };
+  auto set = [&](std::string_view name, std::string value) { protocol::set_parameter(out, name, std::move(value)); };
   if (auto name = startup.get("application_name")) set("application_name", std::string(*name));
   if (auto encoding = startup.get("client_encoding"); encoding && *encoding != "auto") {
     std::string upper(*encoding);
@@ -167,8 +159,8 @@ std::string encode_parameters(const Parameters& parameters) {
 std::string parameter_changes(const Parameters& told, const Parameters& server) {
   std::string out;
   for (const auto& [name, value] : server) {
-    const auto it = std::find_if(told.begin(), told.end(), [&](const auto& p) { return p.first == name; });
-    if (it == told.end() || it->second != value) out += protocol::encode_parameter_status(name, value);
+    const std::string* was = protocol::find_parameter(told, name);
+    if (was == nullptr || *was != value) out += protocol::encode_parameter_status(name, value);
   }
   return out;
 }

@@ -127,13 +127,7 @@ void Relay::on_server_message(const protocol::ScannedMessage& m) {
       parameters_unknown_ = true;
       return;
     }
-    for (auto& p : *parameters_) {
-      if (p.first == changed->first) {
-        p.second = changed->second;
-        return;
-      }
-    }
-    parameters_->push_back(*changed);
+    protocol::set_parameter(*parameters_, changed->first, std::move(changed->second));
   }
 }
 

@@ -23,6 +23,7 @@
 #include "daemon/session_activity.h"
 #include "daemon/stream.h"
 #include "protocol/message_scanner.h"
+#include "protocol/messages.h"
 
 namespace pgnap::daemon {
 
@@ -66,7 +67,7 @@ class Relay {
   // outlives the client (server_reusable() then says whether it may serve another one), and
   // the ParameterStatus values PostgreSQL reports are kept up to date in `parameters`.
   // The server has just said ReadyForQuery (its login, or the client's SETs): at rest.
-  void keep_server(std::vector<std::pair<std::string, std::string>>* parameters) {
+  void keep_server(protocol::ParameterList* parameters) {
     keep_server_ = true;
     parameters_ = parameters;
     transaction_status_ = 'I';
@@ -130,7 +131,7 @@ class Relay {
   std::string first_to_server_;
   bool idle_closed_ = false;
   bool keep_server_ = false;
-  std::vector<std::pair<std::string, std::string>>* parameters_ = nullptr;
+  protocol::ParameterList* parameters_ = nullptr;
   bool terminate_held_ = false;      // the client's Terminate ended its stream, and was not forwarded
   bool parameters_unknown_ = false;  // a ParameterStatus too long to be read from the scanner's head
 };

@@ -11,6 +11,7 @@
 #include "daemon/net.h"
 #include "daemon/session.h"
 #include "daemon/stream.h"
+#include "protocol/messages.h"
 
 namespace pgnap::daemon {
 
@@ -32,7 +33,7 @@ struct RelayedSession {
   // Session pooling: the server connection outlives the client. The client's Terminate is
   // held back, the server's ParameterStatus values are tracked here, and `server_reusable`
   // says at the end whether the connection may serve another client (relay.h).
-  std::vector<std::pair<std::string, std::string>>* pooled_parameters = nullptr;
+  protocol::ParameterList* pooled_parameters = nullptr;
   bool server_reusable = false;
 };
 

@@ -18,6 +18,7 @@
 #include "daemon/server_connection.h"
 #include "protocol/encode.h"
 #include "protocol/message_scanner.h"
+#include "protocol/messages.h"
 #include "protocol/startup.h"
 
 namespace pgnap::daemon {
@@ -28,7 +29,7 @@ struct LoginSecret {
   std::optional<auth::ScramKey> client_key;    // the client's, recovered from its SCRAM proof
 };
 
-using Parameters = std::vector<std::pair<std::string, std::string>>;
+using Parameters = protocol::ParameterList;
 
 // A connection to PostgreSQL, logged in and ready for queries.
 struct ServerSession {

@@ -38,23 +38,6 @@ std::string literal(std::string_view value) {
   return out + "'";
 }
 
-std::string value_of(const Parameters& parameters, std::string_view name) {
-  for (const auto& [n, v] : parameters) {
-    if (n == name) return v;
-  }
-  return {};
-}
-
-void update(Parameters& parameters, std::pair<std::string, std::string> changed) {
-  for (auto& p : parameters) {
-    if (p.first == changed.first) {
-      p.second = std::move(changed.second);
-      return;
-    }
-  }
-  parameters.push_back(std::move(changed));
-}
-
 // Runs a simple query that returns no rows the caller needs (SETs, the reset), keeping the
 // connection's parameters up to date with the ParameterStatus it reports. "" on success,
 // else why it failed (the connection is then not reusable).
@@ -73,7 +56,9 @@ asio::awaitable<std::string> run_simple(ServerSession& server, const std::string
     }
     switch (read.frame.type) {
       case msg::kParameterStatus:
-        if (auto changed = protocol::parse_parameter_status(read.frame.body)) update(server.parameters, *changed);
+        if (auto changed = protocol::parse_parameter_status(read.frame.body)) {
+          protocol::set_parameter(server.parameters, changed->first, std::move(changed->second));
+        }
         break;
       case msg::kErrorResponse:
         if (auto fields = protocol::parse_error_response(read.frame.body)) {
@@ -132,7 +117,8 @@ std::string set_statements(const protocol::StartupMessage& client, const Paramet
   std::string sql;
   for (const std::string_view name : kSetParameters) {
     const auto wanted = client.get(name);
-    if (!wanted || *wanted == value_of(current, name)) continue;
+    const std::string* in_force = protocol::find_parameter(current, name);
+    if (!wanted || *wanted == (in_force != nullptr ? *in_force : std::string())) continue;
     // The name is one of ours, never the client's text: no quoting needed for it.
     sql += "SET " + std::string(name) + " = " + literal(*wanted) + ";";
   }

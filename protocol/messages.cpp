@@ -195,6 +195,23 @@ std::optional<std::vector<std::string>> parse_sasl_mechanisms(Bytes payload) {
   return names;
 }
 
+void set_parameter(ParameterList& parameters, std::string_view name, std::string value) {
+  for (auto& [n, v] : parameters) {
+    if (n == name) {
+      v = std::move(value);
+      return;
+    }
+  }
+  parameters.emplace_back(std::string(name), std::move(value));
+}
+
+const std::string* find_parameter(const ParameterList& parameters, std::string_view name) {
+  for (const auto& [n, v] : parameters) {
+    if (n == name) return &v;
+  }
+  return nullptr;
+}
+
 std::optional<std::pair<std::string, std::string>> parse_parameter_status(Bytes body) {
   BodyReader r(body);
   auto name = r.string();

@@ -70,6 +70,12 @@ struct Authentication {
 // AuthenticationSASL's payload: the mechanism names.
 [[nodiscard]] std::optional<std::vector<std::string>> parse_sasl_mechanisms(Bytes payload);
 [[nodiscard]] std::optional<std::pair<std::string, std::string>> parse_parameter_status(Bytes body);
+// A session's parameters as ParameterStatus reports them, in the order first reported.
+using ParameterList = std::vector<std::pair<std::string, std::string>>;
+// Sets `name` to `value` (a ParameterStatus received), appending it when it is new.
+void set_parameter(ParameterList& parameters, std::string_view name, std::string value);
+// The value of `name`, or nullptr when it was never reported.
+[[nodiscard]] const std::string* find_parameter(const ParameterList& parameters, std::string_view name);
 [[nodiscard]] std::optional<BackendKeyData> parse_backend_key_data_body(Bytes body);
 [[nodiscard]] std::optional<char> parse_ready_for_query_body(Bytes body);
 // Every field of an ErrorResponse or NoticeResponse: S (or V), C, M, D, H; others ignored.
