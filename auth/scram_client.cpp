@@ -70,8 +70,9 @@ std::variant<std::string, ScramFailure> ScramClient::handle_server_first(std::st
     // PBKDF2 with the server's iteration count, bounded: pgnap computes it on its event loop.
     if (server.iterations > kMaxClientIterations) {
       return failure(detail::kInvalidAuthorization, "the server's SCRAM iteration count is too high",
-                     "PostgreSQL asks for " + std::to_string(server.iterations) + " iterations; pgnap computes at most " +
-                         std::to_string(kMaxClientIterations) + " for a password it holds in cleartext. Give pgnap the "
+                     "PostgreSQL asks for " + std::to_string(server.iterations) +
+                         " iterations; pgnap computes at most " + std::to_string(kMaxClientIterations) +
+                         " for a password it holds in cleartext. Give pgnap the "
                          "user's verifier instead of the password.");
     }
     const auto keys = detail::password_keys(*password_, server.salt, server.iterations);

@@ -134,6 +134,11 @@ struct InstanceConfig {
   // 0 disables (open sessions keep it awake).
   std::optional<Duration> idle_session_timeout;
   bool close_listeners = false;  // also close idle sessions that ran LISTEN
+  // In the authenticating mode, a session idle for idle_session_timeout is parked instead:
+  // its state is read, its server connection detached, and its client kept; the next query
+  // gets a server connection with that state restored (docs/pooling.md). Sessions holding what
+  // cannot be restored are closed as above.
+  bool park_sessions = true;
   // Session pooling, in the authenticating mode only (docs/pooling.md): server connections
   // of the instance, in use, idle, being opened or reset; 0 turns pooling off.
   std::uint32_t pool_size = 20;

@@ -206,6 +206,26 @@ void describe_pool(std::string& out, const InstanceConfig& instance) {
                                            : one_line(instance.server_reset_query));
 }
 
+// Parking idle sessions: in the authenticating mode only.
+void describe_parking(std::string& out, const InstanceConfig& instance) {
+  const Duration rest = instance.effective_idle_session_timeout();
+  if (instance.auth.mode != "gateway") {
+    line(out, "parking", "none (needs auth.mode = \"gateway\"): idle sessions are closed so that it can sleep");
+  } else if (!instance.park_sessions) {
+    line(out, "parking", "off (park_sessions = false): idle sessions are closed so that it can sleep");
+  } else if (rest == Duration(0)) {
+    line(out, "parking", "off (idle_session_timeout = 0s)");
+  } else {
+    line(out, "parking",
+         "a session idle for " + format_duration(rest) +
+             " is parked: its client stays connected, its server connection goes back to the pool, and its "
+             "settings and prepared statements are restored on its next query");
+    line(out, "not parked",
+         "sessions holding temporary tables, advisory locks, open cursors or LISTEN: closed with 57P01 when only "
+         "they keep it awake");
+  }
+}
+
 }  // namespace
 
 std::string describe_config(const Config& config) {
@@ -253,6 +273,7 @@ std::string describe_config(const Config& config) {
     line(out, "tls", instance.effective_tls() + (instance.tls.empty() ? " (default for this address)" : ""));
     describe_auth(out, instance.auth);
     describe_pool(out, instance);
+    describe_parking(out, instance);
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);
     if (instance.backend == "systemd") describe_systemd(out, instance);

@@ -182,6 +182,7 @@ const std::vector<KeyRow<InstanceConfig>> detail::kInstanceKeys = {
     key("suspend_on_exit", &InstanceConfig::suspend_on_exit, BoolValue{}),
     key("idle_session_timeout", &InstanceConfig::idle_session_timeout, kNonNegative),
     key("close_listeners", &InstanceConfig::close_listeners, BoolValue{}),
+    key("park_sessions", &InstanceConfig::park_sessions, BoolValue{}),
     key("tls", &InstanceConfig::tls, ChoiceValue{kBackendTlsModes}),
     key("pool_size", &InstanceConfig::pool_size, IntegerValue{0, 10'000}),
     key("min_pool_size", &InstanceConfig::min_pool_size, IntegerValue{0, 10'000}),

@@ -19,9 +19,10 @@
 #include "daemon/client_auth.h"
 #include "daemon/client_queue.h"
 #include "daemon/instance_auth.h"
+#include "daemon/issued_key.h"
 #include "daemon/log.h"
 #include "daemon/message_reader.h"
-#include "daemon/random.h"
+#include "daemon/parking.h"
 #include "daemon/relay_phase.h"
 #include "daemon/server_login.h"
 #include "daemon/server_pool.h"
@@ -38,39 +39,6 @@ namespace fmsg = protocol::frontend_msg;
 
 // Writes to a client that stops reading give up after this long (the session then ends).
 constexpr auto kClientWriteTimeout = std::chrono::seconds(30);
-
-// The BackendKeyData pgnap gives the client: random, unique among the live sessions, and the
-// session's for its whole life, whatever server connection serves it. Registered in the
-// cancel registry while the session lives.
-class IssuedKey {
- public:
-  IssuedKey(CancelRegistry& registry, Instance& instance) : registry_(registry), instance_(instance) {
-    do {
-      // PostgreSQL's process ids are positive 32-bit numbers; clients only echo the value.
-      key_.process_id = (random_u32() & 0x7fffffffu) | 1u;
-      key_.secret_key = random_u32();
-    } while (registry_.contains(key_));
-  }
-  ~IssuedKey() { registry_.remove(key_); }
-  IssuedKey(const IssuedKey&) = delete;
-  IssuedKey& operator=(const IssuedKey&) = delete;
-
-  [[nodiscard]] const protocol::BackendKeyData& key() const { return key_; }
-  // No server: a cancel answers the queued query at the head (`cancel_queued`).
-  void detached(std::function<void()> cancel_queued) {
-    registry_.add(key_, CancelTarget{&instance_, std::nullopt, {}, std::move(cancel_queued), {}});
-  }
-  // A cancel goes to this server connection's backend, counted in `in_flight` meanwhile.
-  void attached(const Endpoint& endpoint, const protocol::BackendKeyData& server_key,
-                std::shared_ptr<std::size_t> in_flight) {
-    registry_.add(key_, CancelTarget{&instance_, endpoint, server_key, {}, std::move(in_flight)});
-  }
-
- private:
-  CancelRegistry& registry_;
-  Instance& instance_;
-  protocol::BackendKeyData key_;
-};
 
 struct Attached {
   Lease lease;
@@ -178,6 +146,9 @@ struct GatewaySession {
   LoginSecret secret;
   std::optional<IssuedKey> key;
   Parameters told;  // the ParameterStatus values the client has been given
+  // Parking: allowed for this instance, and the state of the session while it is parked.
+  bool may_park = false;
+  ParkedSession parked{instance.metrics()};
 };
 
 asio::awaitable<bool> write_client(GatewaySession& s, const std::string& bytes) {
@@ -252,13 +223,17 @@ std::string greeting(const GatewaySession& s) {
 }
 
 // The relay, once a server is attached: it answers what the client queued, then everything.
-// At the end the connection goes back to the pool, which keeps it if it is at rest.
-asio::awaitable<void> relay_attached(GatewaySession& s, Attached& attached, std::string queued) {
+// At the end the connection goes back to the pool, which keeps it if it is at rest. True when
+// the session parked: its state is in `s.parked`, its client still connected.
+asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std::string queued) {
   ServerSession& server = attached.connection.server;
   const std::string changes = parameter_changes(s.told, server.parameters);
   s.auth.remember(s.user, s.database, attached.connection.login_parameters);
   ServerPool& pool = *s.env.pool_of(s.instance);
-  if (!co_await write_client(s, changes)) co_return pool.release(std::move(attached.connection), false);
+  if (!co_await write_client(s, changes)) {
+    pool.release(std::move(attached.connection), false);
+    co_return false;
+  }
   const Endpoint endpoint = server.connection.endpoint;
   s.key->attached(endpoint, server.key, attached.connection.cancels_in_flight);
   PGNAP_LOG(kDebug, s.routed.context,
@@ -268,37 +243,74 @@ asio::awaitable<void> relay_attached(GatewaySession& s, Attached& attached, std:
                          endpoint,         s.routed.context,          true,
                          std::move(queued)};
   relayed.pooled_parameters = &server.parameters;
-  co_await relay_session(s.env, s.client, relayed);
+  relayed.may_park = s.may_park;
+  bool parked = false;
+  for (;;) {
+    co_await relay_session(s.env, s.client, relayed);
+    if (!relayed.parked) break;
+    // Stopped at rest to park: no cancel may reach the backend while its state is read.
+    s.key->detached({});
+    auto attempt = co_await try_park(s.instance, s.routed.context, relayed.server, server.parameters, s.user);
+    if (attempt.outcome == ParkAttempt::Outcome::kRefused) {
+      s.key->attached(endpoint, server.key, attached.connection.cancels_in_flight);
+      relayed.park_refused = true;
+      continue;
+    }
+    if (attempt.outcome == ParkAttempt::Outcome::kFailed) {
+      relayed.server_reusable = false;
+      const protocol::ErrorResponse bye{"FATAL", std::string(sqlstate::kAdminShutdown),
+                                        "terminating idle connection so that the database can sleep",
+                                        "Its session could not be parked: " + attempt.why,
+                                        "Reconnect to continue: the next connection wakes the database."};
+      co_await send_fatal(s.client, bye);
+      break;
+    }
+    // The client has seen every parameter the server reported: the next server connection
+    // is compared with that.
+    for (const auto& [name, value] : server.parameters) protocol::set_parameter(s.told, name, value);
+    s.parked.park(std::move(attempt.state));
+    parked = true;
+    break;
+  }
   // The session's key no longer reaches this backend before it can serve anyone else.
   s.key->detached({});
   relayed.lease.release();
   server.connection.stream = std::move(relayed.server);
   pool.release(std::move(attached.connection), relayed.server_reusable);
+  co_return parked;
 }
 
 // The first login of this user to this database that pgnap sees: no parameters to repeat
 // yet, so the session waits for the database as a relayed one does.
-asio::awaitable<void> first_login(GatewaySession& s) {
+asio::awaitable<bool> first_login(GatewaySession& s) {
   // (operator|| flattens the variant: Attached, Refusal, LoginFailure, or monostate when the
   // client left first.)
   auto attach = co_await (attach_server(s.env, s.instance, s.routed.startup.startup, s.secret, s.routed.peer,
                                         "login") ||
                           client_gone(s.client.socket()));
-  if (std::holds_alternative<std::monostate>(attach)) co_return;
-  if (auto* refusal = std::get_if<Refusal>(&attach)) co_return co_await end_with(s, *refusal);
-  if (auto* failure = std::get_if<LoginFailure>(&attach)) co_return co_await end_with(s, *failure);
+  if (std::holds_alternative<std::monostate>(attach)) co_return false;
+  if (auto* refusal = std::get_if<Refusal>(&attach)) {
+    co_await end_with(s, *refusal);
+    co_return false;
+  }
+  if (auto* failure = std::get_if<LoginFailure>(&attach)) {
+    co_await end_with(s, *failure);
+    co_return false;
+  }
   auto& attached = std::get<Attached>(attach);
   s.told = greeting_parameters(attached.connection.server.parameters, s.routed.startup.startup);
   s.auth.remember(s.user, s.database, attached.connection.login_parameters);
-  if (!co_await write_client(s, greeting(s)))
-    co_return s.env.pool_of(s.instance)->release(std::move(attached.connection), false);
-  co_await relay_attached(s, attached, s.reader.take_buffered());
+  if (!co_await write_client(s, greeting(s))) {
+    s.env.pool_of(s.instance)->release(std::move(attached.connection), false);
+    co_return false;
+  }
+  co_return co_await relay_attached(s, attached, s.reader.take_buffered());
 }
 
 // Ready and attaching: reads the client's messages; the first one starts an attach, and
 // they queue until it ends. A cancel answers the query at the head; a failed wake answers
 // them all and the session is ready again.
-asio::awaitable<void> serve_until_attached(GatewaySession& s) {
+asio::awaitable<bool> serve_until_attached(GatewaySession& s) {
   auto executor = co_await asio::this_coro::executor;
   const auto& config = s.auth.config();
   ClientQueue queue(&s.env.queued_bytes, &s.instance.metrics().queued_bytes);
@@ -333,7 +345,8 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
       // Shutting down, and nothing of this session is in flight: say so and end it now.
       const protocol::ErrorResponse bye{
           "FATAL", std::string(sqlstate::kAdminShutdown), "the gateway is shutting down", {}, "Reconnect in a moment."};
-      co_return co_await send_fatal(s.client, bye);
+      co_await send_fatal(s.client, bye);
+      co_return false;
     }
     if (cancel_requested) {
       cancel_requested = false;
@@ -341,19 +354,35 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
         ++s.instance.metrics().queued_cancelled;
         const protocol::ErrorResponse canceled{
             "ERROR", std::string(sqlstate::kQueryCanceled), "canceling statement due to user request", {}, {}};
-        if (!co_await write_client(s, queue.answer_first(canceled))) co_return;
+        if (!co_await write_client(s, queue.answer_first(canceled))) co_return false;
       }
     }
     if (pending && pending->result) {
       AttachResult result = std::move(*pending->result);
       pending.reset();
       if (auto* attached = std::get_if<Attached>(&result)) {
+        if (s.parked.parked()) {
+          // Resuming: the parked state first, then what the client sent.
+          if (auto fatal = co_await resume_parked(s.instance, s.routed.context, attached->connection.server,
+                                                  s.parked.state())) {
+            s.env.pool_of(s.instance)->release(std::move(attached->connection), false);
+            co_await send_fatal(s.client, *fatal);
+            co_return false;
+          }
+          s.parked.clear();
+        }
         co_return co_await relay_attached(s, *attached, queue.take_all() + s.reader.take_buffered());
       }
-      if (auto* failure = std::get_if<LoginFailure>(&result)) co_return co_await end_with(s, *failure);
+      if (auto* failure = std::get_if<LoginFailure>(&result)) {
+        co_await end_with(s, *failure);
+        co_return false;
+      }
       const auto& refusal = std::get<Refusal>(result);
       count_refusal(s.env, s.instance, s.routed.context, refusal);
-      if (refusal.kind == Refusal::Kind::kShuttingDown) co_return co_await send_fatal(s.client, refusal.error);
+      if (refusal.kind == Refusal::Kind::kShuttingDown) {
+        co_await send_fatal(s.client, refusal.error);
+        co_return false;
+      }
       // The wake failed: an ERROR for each queued query, not a FATAL — the session is fine.
       protocol::ErrorResponse error = refusal.error;
       error.severity = "ERROR";
@@ -362,7 +391,7 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
       PGNAP_LOG(kDebug, s.routed.context,
                 "answered " << queued << " queued message(s) with " << error.sqlstate << " (" << answers.size()
                             << " bytes)");
-      if (!co_await write_client(s, answers)) co_return;
+      if (!co_await write_client(s, answers)) co_return false;
     }
     if (!pending && !queue.empty()) {
       PGNAP_LOG(kDebug, s.routed.context, "attaching for " << queue.size() << " queued message(s)");
@@ -378,7 +407,7 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
     auto next = co_await (s.reader.next() || events.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (next.index() == 1) continue;  // an event: looked at above
     const auto& read = std::get<0>(next);
-    if (read.status == MessageReader::Status::kClosed) co_return;
+    if (read.status == MessageReader::Status::kClosed) co_return false;
     if (read.status == MessageReader::Status::kInvalid) {
       const bool too_large = read.error_kind == protocol::ScanError::kLengthAboveMaximum;
       if (too_large && limited_by_queue) {
@@ -388,18 +417,20 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
                                            "too much data queued while instance \"" + s.instance.name() + "\" starts",
                                            read.detail,
                                            "Raise auth.queue_limit, or send less before the first answer."};
-        co_return co_await send_fatal(s.client, over);
+        co_await send_fatal(s.client, over);
+        co_return false;
       }
       if (too_large) s.env.metrics->limit_hit("max_message_size");
       const protocol::ErrorResponse invalid{
           "FATAL", std::string(sqlstate::kProtocolViolation), "invalid message from client: " + read.detail, {}, {}};
-      co_return co_await send_fatal(s.client, invalid);
+      co_await send_fatal(s.client, invalid);
+      co_return false;
     }
-    if (read.frame.type == fmsg::kTerminate) co_return;
+    if (read.frame.type == fmsg::kTerminate) co_return false;
     PGNAP_LOG(kDebug, s.routed.context, "queued message '" << read.frame.type << "' (" << read.frame.size << " bytes)");
     const std::string reply = queue.push(read.frame.type, s.reader.last_message());
     ++s.instance.metrics().queued_messages;
-    if (!co_await write_client(s, reply)) co_return;
+    if (!co_await write_client(s, reply)) co_return false;
     if (queue.bytes() > config.queue_limit || s.env.queued_bytes > s.env.gateway->queue_limit_total) {
       const bool total = queue.bytes() <= config.queue_limit;
       s.env.metrics->limit_hit(total ? "queue_limit_total" : "queue_limit");
@@ -408,7 +439,8 @@ asio::awaitable<void> serve_until_attached(GatewaySession& s) {
                                          total ? "All sessions together have queued more than queue_limit_total."
                                                : "This session queued more than auth.queue_limit.",
                                          total ? "Raise [gateway] queue_limit_total." : "Raise auth.queue_limit."};
-      co_return co_await send_fatal(s.client, over);
+      co_await send_fatal(s.client, over);
+      co_return false;
     }
   }
 }
@@ -426,12 +458,19 @@ asio::awaitable<void> run_gateway_session(SessionEnv& env, Stream& client, Route
   try {
     if (!co_await authenticate(s)) co_return;
     s.key.emplace(*env.cancels, instance);
+    s.may_park = instance.config().park_sessions;
     const Parameters* remembered = auth->remembered(s.user, s.database);
-    if (remembered == nullptr) co_return co_await first_login(s);
-    // The instant session: no server, whatever the instance is doing.
-    s.told = greeting_parameters(*remembered, s.routed.startup.startup);
-    if (!co_await write_client(s, greeting(s))) co_return;
-    co_await serve_until_attached(s);
+    bool parked = false;
+    if (remembered == nullptr) {
+      parked = co_await first_login(s);
+    } else {
+      // The instant session: no server, whatever the instance is doing.
+      s.told = greeting_parameters(*remembered, s.routed.startup.startup);
+      if (!co_await write_client(s, greeting(s))) co_return;
+      parked = co_await serve_until_attached(s);
+    }
+    // Parked: no server until the client's next message (serve_until_attached resumes it).
+    while (parked) parked = co_await serve_until_attached(s);
   } catch (const boost::system::system_error& e) {
     // Cancelled: the gateway is shutting down. Between messages here, so it can be said.
     PGNAP_LOG(kDebug, s.routed.context, "session interrupted: " << e.what());

@@ -195,6 +195,9 @@ class Instance {
   // When the sessions left have all been idle long enough, the moment the instance may
   // suspend; nullopt while one of them is in use (or cannot be closed).
   [[nodiscard]] std::optional<Clock::time_point> idle_sessions_deadline() const;
+  // Asks every parkable session idle for idle_session_timeout to park; returns when the next
+  // one could be due (nullopt: none is waiting for that).
+  std::optional<Clock::time_point> park_idle_sessions(Clock::time_point now);
   void close_idle_sessions();
 
   [[nodiscard]] Refusal refusal(Refusal::Kind kind, std::string detail, std::string hint = {}) const;

@@ -1,7 +1,10 @@
 // When an awake instance may sleep: idle_timeout after its last session, min_awake after
 // its wake, and — with idle_session_timeout — also while sessions are still open but only
 // open (at rest, no traffic), as an application's connection pool keeps them all day
-// (docs/pooled-apps.md). Those are then closed, and the instance suspends once they are gone.
+// (docs/pooled-apps.md). In the authenticating mode such a session is parked as soon as it
+// has been idle that long (it keeps its client and gives back its server connection and
+// lease); those that cannot be parked, and every one in the transparent mode, are closed
+// once all are idle, and the instance suspends once they are gone.
 #include <algorithm>
 
 #include "daemon/instance.h"
@@ -41,12 +44,32 @@ void Instance::check_idle_at(Clock::time_point at) {
   });
 }
 
+std::optional<Clock::time_point> Instance::park_idle_sessions(Clock::time_point now) {
+  const Duration rest = config_.effective_idle_session_timeout();
+  if (rest <= Duration(0) || state_ != InstanceState::kAwake || shutting_down_) return std::nullopt;
+  std::optional<Clock::time_point> next;
+  std::size_t asked = 0;
+  for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
+    if (!a->park || !a->parkable || a->parking || !a->at_rest || a->listening) continue;
+    const auto due = a->last_traffic + rest;
+    if (due > now) {
+      next = next ? std::min(*next, due) : due;
+    } else if (a->park()) {
+      ++asked;
+    }
+  }
+  if (asked > 0) PGNAP_LOG(kDebug, context(), "parking " << asked << " idle session(s)");
+  return next;
+}
+
 std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
   const Duration rest = config_.effective_idle_session_timeout();
   // A session still connecting or authenticating is not watched yet: in use.
   if (rest <= Duration(0) || watched_.size() < sessions_) return std::nullopt;
   Clock::time_point idle_since = last_release_;
   for (const SessionActivity* a : watched_) {
+    // One being parked gives its lease back in a moment (or, refused, is looked at again).
+    if (a->parking || (a->park && a->parkable)) return std::nullopt;
     if (!a->at_rest || (a->listening && !config_.close_listeners)) return std::nullopt;
     idle_since = std::max(idle_since, a->last_traffic + rest);
   }
@@ -54,16 +77,24 @@ std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
 }
 
 void Instance::on_idle_timer() {
-  if (!may_suspend()) return;
+  const auto now = Clock::now();
+  // Parking comes first: a parked session is no longer a session of the instance.
+  const auto next_park = park_idle_sessions(now);
+  if (!may_suspend()) {
+    if (next_park) check_idle_at(*next_park);
+    return;
+  }
   if (sessions_ == 0) {
     suspend_now("idle for " + format_duration(config_.idle_timeout));
     return;
   }
-  const auto now = Clock::now();
   const auto deadline = idle_sessions_deadline();
   if (!deadline || *deadline > now) {
-    // In use, or not idle long enough yet: look again then (or after idle_session_timeout).
-    check_idle_at(deadline ? *deadline : now + config_.effective_idle_session_timeout());
+    // In use, or not idle long enough yet: look again then (or after idle_session_timeout),
+    // or when the next session may be parked.
+    auto at = deadline ? *deadline : now + config_.effective_idle_session_timeout();
+    if (next_park) at = std::min(at, *next_park);
+    check_idle_at(at);
     return;
   }
   close_idle_sessions();

@@ -62,6 +62,22 @@ void Relay::close_idle() {
   server_.cancel(ec);
 }
 
+bool Relay::parkable() const {
+  return may_park_ && activity_.at_rest && !activity_.listening && transaction_status_ == 'I' &&
+         from_client_.at_boundary() && from_server_.at_boundary() && !to_client_pending_ && !client_terminated_ &&
+         !parameters_unknown_;
+}
+
+bool Relay::request_park() {
+  if (!parkable()) return false;
+  park_requested_ = true;
+  activity_.parking = true;
+  boost::system::error_code ec;
+  client_.cancel(ec);
+  server_.cancel(ec);
+  return true;
+}
+
 bool Relay::client_stream_at_boundary() const { return from_server_.at_boundary() && !to_client_pending_; }
 
 bool Relay::server_reusable() const {
@@ -78,6 +94,7 @@ std::string_view to_string(RelayEnd::Why why) {
     case Why::kServerProtocol: return "server broke the protocol";
     case Why::kWriteFailed: return "write failed";
     case Why::kIdleClosed: return "closed while idle";
+    case Why::kParked: return "parked";
     case Why::kShutdown: return "shutdown";
   }
   return "?";
@@ -162,6 +179,7 @@ std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes byte
 }
 
 RelayEnd Relay::cancelled() const {
+  if (park_requested_ && !idle_closed_) return RelayEnd{RelayEnd::Why::kParked, {}, {}};
   return RelayEnd{idle_closed_ ? RelayEnd::Why::kIdleClosed : RelayEnd::Why::kShutdown, {}, {}};
 }
 
@@ -193,7 +211,7 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       auto [wec] = co_await src.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
       if (wec == asio::error::operation_aborted) co_return cancelled();
     }
-    if (idle_closed_) co_return cancelled();
+    if (idle_closed_ || park_requested_) co_return cancelled();
     const std::size_t n = src.read_some(asio::buffer(g_scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       reads_without_wait = 0;
@@ -204,6 +222,7 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
     if (ec == asio::error::interrupted) continue;
     if (ec) co_return closed(direction, ec == asio::error::eof ? std::string() : ec.message());
     activity_.last_traffic = Clock::now();
+    activity_.parkable = may_park_;  // traffic: a park refused earlier may be possible now
 
     std::size_t forward = n;
     if (auto end = inspect(direction, protocol::Bytes(g_scratch.data(), n), forward)) {
@@ -258,10 +277,12 @@ asio::awaitable<RelayEnd> Relay::pump_stream(Direction direction) {
   // lent across the suspension an SSL read may need.
   std::vector<std::uint8_t> buffer(16 * 1024);
   for (;;) {
+    if (idle_closed_ || park_requested_) co_return cancelled();
     auto [ec, n] = co_await src.read_some(asio::buffer(buffer));
     if (ec == asio::error::operation_aborted) co_return cancelled();
     if (n > 0) {
       activity_.last_traffic = Clock::now();
+      activity_.parkable = may_park_;
       std::size_t forward = n;
       auto end = inspect(direction, protocol::Bytes(buffer.data(), n), forward);
       if (end && (forward == 0 || end->why != RelayEnd::Why::kClientClosed)) co_return std::move(*end);

@@ -36,6 +36,7 @@ struct RelayEnd {
     kServerProtocol,  // PostgreSQL's stream broke the framing (never expected)
     kWriteFailed,     // a write to either side failed
     kIdleClosed,      // close_idle(): the instance closed the session so that it can sleep
+    kParked,          // request_park(): stopped at rest, to detach the server (the session goes on)
     kShutdown,        // cancelled: the gateway is shutting down
   };
   Why why = Why::kClientClosed;
@@ -97,6 +98,25 @@ class Relay {
   // the database can sleep.
   void close_idle();
 
+  // Parking (gateway_session.cpp): the session may be asked to park while it is parkable().
+  void allow_parking() {
+    may_park_ = true;
+    activity_.parkable = true;
+  }
+  // At rest, outside a transaction, not listening, nothing half-sent either way, every
+  // reported parameter seen whole: the server connection can be detached from the client
+  // without either noticing.
+  [[nodiscard]] bool parkable() const;
+  // Ends run() now (it returns kParked) if parkable(); false otherwise. Bytes the client sends
+  // meanwhile stay in its socket, unread. After run() returns kParked, check parkable() again:
+  // with TLS a read that was already complete is relayed first.
+  bool request_park();
+  // Before run() is called again, after a park that did not happen.
+  void resume_after_park() {
+    park_requested_ = false;
+    activity_.parking = false;
+  }
+
  private:
   enum class Direction { kToServer, kToClient };
   asio::awaitable<RelayEnd> pump(Direction direction);
@@ -130,6 +150,8 @@ class Relay {
   SessionActivity activity_;
   std::string first_to_server_;
   bool idle_closed_ = false;
+  bool may_park_ = false;
+  bool park_requested_ = false;
   bool keep_server_ = false;
   protocol::ParameterList* parameters_ = nullptr;
   bool terminate_held_ = false;      // the client's Terminate ended its stream, and was not forwarded

@@ -49,20 +49,38 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
   const auto started = Clock::now();
   // The instance watches the session's traffic while it is relayed, and may close it when
   // it is only open (idle_session_timeout).
-  relay.activity().last_traffic = started;
+  relay.activity().last_traffic = e.last_traffic.value_or(started);
   relay.activity().close = [&relay] { relay.close_idle(); };
+  if (e.may_park) {
+    relay.allow_parking();
+    relay.activity().parkable = !e.park_refused;
+    relay.activity().park = [&relay] { return relay.request_park(); };
+  }
+  e.parked = false;
   instance->watch_session(&relay.activity());
   relay.send_first_to_server(std::move(e.first_to_server));
   if (e.pooled_parameters != nullptr) relay.keep_server(e.pooled_parameters);
   RelayEnd end;
-  try {
-    end = co_await relay.run();
-  } catch (const boost::system::system_error&) {
-    end = {RelayEnd::Why::kShutdown, {}, {}};
+  for (;;) {
+    try {
+      end = co_await relay.run();
+    } catch (const boost::system::system_error&) {
+      end = {RelayEnd::Why::kShutdown, {}, {}};
+    }
+    // A TLS read that had completed when the park was asked for went through first: the
+    // session is in use again, and its relay goes on.
+    if (end.why != RelayEnd::Why::kParked || relay.parkable() || is_cancelled(cancellation)) break;
+    relay.resume_after_park();
   }
   instance->unwatch_session(&relay.activity());
+  e.last_traffic = relay.activity().last_traffic;
   if (key) env.cancels->remove(*key);
   if (is_cancelled(cancellation)) end.why = RelayEnd::Why::kShutdown;
+  if (end.why == RelayEnd::Why::kParked) {
+    e.parked = true;
+    e.server_reusable = true;
+    co_return;
+  }
   e.server_reusable = end.why == RelayEnd::Why::kClientClosed && relay.server_reusable();
   const bool at_boundary = relay.client_stream_at_boundary();
 
@@ -104,6 +122,7 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
                                                                             : " with " + end.server_sqlstate));
       }
       break;
+    case RelayEnd::Why::kParked:
     case RelayEnd::Why::kClientClosed:
     case RelayEnd::Why::kServerProtocol:
     case RelayEnd::Why::kWriteFailed: break;

@@ -3,6 +3,7 @@
 // message over the size limit — and what it learns when the server is the one that left.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -35,6 +36,15 @@ struct RelayedSession {
   // says at the end whether the connection may serve another client (relay.h).
   protocol::ParameterList* pooled_parameters = nullptr;
   bool server_reusable = false;
+  // Parking (gateway_session.cpp): the instance may ask the relay to stop at rest; it then
+  // returns with `parked` set and the server connection reusable, and says nothing to either
+  // side. `park_refused`: the last attempt found state that cannot be restored — not asked
+  // again before the session's next traffic. `last_traffic` carries the session's idle time
+  // across such an attempt.
+  bool may_park = false;
+  bool park_refused = false;
+  bool parked = false;
+  std::optional<Clock::time_point> last_traffic{};
 };
 
 // Relays until either side ends, then says goodbye when pgnap ended it.

@@ -17,6 +17,13 @@ struct SessionActivity {
   bool listening = false;  // a LISTEN completed, or a notification arrived
   // Ends the session with pgnap's "terminating idle connection" FATAL, now.
   std::function<void()> close;
+  // Parking (gateway-auth instances): while `parkable`, `park` asks the session to detach its
+  // server connection and keep its client (false: not possible right now). A park refused
+  // for what the session holds (a temporary table, ...) clears `parkable` until its next
+  // traffic; such a session is then closed like any other when the instance would sleep.
+  std::function<bool()> park;
+  bool parkable = false;
+  bool parking = false;  // asked to park, not yet detached: in use until it is
 };
 
 }  // namespace pgnap::daemon

@@ -61,6 +61,11 @@ enum Family : std::size_t {
   kServerConnections,
   kServerLoginsSaved,
   kPoolWaits,
+  kParkedSessions,
+  kSessionParks,
+  kSessionResumes,
+  kRestoreFailures,
+  kParksRefused,
   kFamilyCount,
 };
 constexpr FamilySpec kFamilies[kFamilyCount] = {
@@ -128,6 +133,17 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_server_logins_saved_total", MetricType::Counter,
      "Client sessions served by a pooled server connection, with no login to PostgreSQL."},
     {"pgnap_pool_waits_total", MetricType::Counter, "Clients that waited for room in a full pool (pool_size)."},
+    {"pgnap_parked_sessions", MetricType::Gauge,
+     "Sessions parked now: the client connected, its state kept, no server connection (auth.mode = gateway)."},
+    {"pgnap_session_parks_total", MetricType::Counter,
+     "Idle sessions parked (their server connection detached, the client kept)."},
+    {"pgnap_session_resumes_total", MetricType::Counter,
+     "Parked sessions given a server connection again, their state restored."},
+    {"pgnap_session_restore_failures_total", MetricType::Counter,
+     "Parked sessions whose state could not be restored (the client got a FATAL naming what)."},
+    {"pgnap_session_parks_refused_total", MetricType::Counter,
+     "Idle sessions not parked, by what they held that cannot be restored (temporary tables, advisory locks, "
+     "open cursors, listened channels, a multi-statement PREPARE; capture failed)."},
 };
 
 std::string number(double v) {
@@ -244,6 +260,13 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
     add(kServerConnections, gauge(labels({{"state", "idle"}}), static_cast<double>(im->server_connections_idle)));
     add(kServerLoginsSaved, counter(labels(), static_cast<double>(im->server_logins_saved)));
     add(kPoolWaits, counter(labels(), static_cast<double>(im->pool_waits)));
+    add(kParkedSessions, gauge(labels(), static_cast<double>(im->parked_sessions)));
+    add(kSessionParks, counter(labels(), static_cast<double>(im->session_parks)));
+    add(kSessionResumes, counter(labels(), static_cast<double>(im->session_resumes)));
+    add(kRestoreFailures, counter(labels(), static_cast<double>(im->session_restore_failures)));
+    for (const auto& [reason, n] : im->parks_refused) {
+      add(kParksRefused, counter(labels({{"reason", reason}}), static_cast<double>(n)));
+    }
 
     const Power p = power_of(a);
     add(kAccountingInfo, gauge(labels({{"grid_source", a.grid_source},

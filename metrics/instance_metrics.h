@@ -109,6 +109,14 @@ class InstanceMetrics {
   std::uint64_t server_connections_idle = 0;
   std::uint64_t server_logins_saved = 0;
   std::uint64_t pool_waits = 0;
+  // Parking (docs/pooling.md): sessions parked now (client connected, no server), parks and
+  // resumes so far, resumes whose restore failed, and parks refused by what the session held
+  // ("temporary tables", ...; "capture failed" when its state could not be read).
+  std::uint64_t parked_sessions = 0;
+  std::uint64_t session_parks = 0;
+  std::uint64_t session_resumes = 0;
+  std::uint64_t session_restore_failures = 0;
+  std::map<std::string, std::uint64_t, std::less<>> parks_refused;
 
   // ---- reading (scrape time) ----
   [[nodiscard]] std::string_view state() const { return state_; }

@@ -348,6 +348,16 @@ std::string encode_parse(std::string_view statement, std::string_view sql) {
   return end_message(std::move(out));
 }
 
+std::string encode_parse(std::string_view statement, std::string_view sql,
+                         std::span<const std::uint32_t> parameter_types) {
+  std::string out = begin_message(frontend_msg::kParse);
+  append_string(out, statement);
+  append_string(out, sql);
+  append_u16(out, static_cast<std::uint16_t>(parameter_types.size()));
+  for (const std::uint32_t type : parameter_types) append_i32(out, static_cast<std::int32_t>(type));
+  return end_message(std::move(out));
+}
+
 std::string encode_bind(std::string_view portal, std::string_view statement,
                         std::span<const std::optional<std::string>> parameters) {
   std::string out = begin_message(frontend_msg::kBind);

@@ -112,6 +112,10 @@ struct SaslInitialResponse {
 // Execute (all rows), Sync. At most 65535 parameters (the count is an Int16 that PostgreSQL
 // reads unsigned), each shorter than 2 GiB.
 [[nodiscard]] std::string encode_parse(std::string_view statement, std::string_view sql);
+// Parse with the parameter types given (OIDs; 0 leaves one to the server), as a client that
+// prepared a named statement sent it. At most 65535 types.
+[[nodiscard]] std::string encode_parse(std::string_view statement, std::string_view sql,
+                                       std::span<const std::uint32_t> parameter_types);
 [[nodiscard]] std::string encode_bind(std::string_view portal, std::string_view statement,
                                       std::span<const std::optional<std::string>> parameters);
 [[nodiscard]] std::string encode_describe_portal(std::string_view portal);

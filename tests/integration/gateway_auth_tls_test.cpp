@@ -137,8 +137,8 @@ TEST(GatewayAuthTlsTest, WithoutChannelBindingTlsLogsInWithScramSha256AndAWrongP
   // Channel binding proves nothing about the password: a wrong one fails either way.
   for (const std::string binding : {"require", "disable"}) {
     SCOPED_TRACE("channel_binding=" + binding);
-    const auto wrong =
-        connect(password_conninfo(gateway, "alice", "wrong", "sslmode=require channel_binding=" + binding), 30s);
+    const auto wrong = connect(
+        password_conninfo(gateway, "alice", "wrong", "sslmode=require channel_binding=" + binding), 30s);
     EXPECT_FALSE(wrong.ok());
     EXPECT_EQ(wrong.server.sqlstate, "28P01") << wrong.error;
   }

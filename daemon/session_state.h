@@ -1,0 +1,96 @@
+// A session's state as PostgreSQL holds it, for parking (docs/pooling.md, "Parked sessions"):
+// read from the server connection before it is detached, replayed on the next one.
+//
+// Captured from the server, never guessed from the SQL that went by: one query reads the
+// settings whose source is the session (pg_settings, plus the role and session
+// authorization, which pg_settings hides), the prepared statements (pg_prepared_statements,
+// SQL-level and protocol-level, with their text and parameter types), and whether the session
+// holds what cannot be moved to another connection — temporary tables, advisory locks, open
+// (holdable) cursors, listened channels. A session with any of those is not parked.
+//
+// Restored by pipelining, in one write: a set_config() per setting (the function form of SET,
+// which also takes list values such as search_path as they were displayed), each SQL-level
+// PREPARE as it was sent, and a Parse per protocol-level statement under its own name with its
+// parameter types, then Sync. Each step's answer says whether it failed, so the FATAL the
+// client gets names what could not be restored.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "daemon/net.h"
+#include "daemon/stream.h"
+#include "protocol/encode.h"
+#include "protocol/messages.h"
+
+namespace pgnap::daemon {
+
+struct SessionSetting {
+  std::string name;
+  std::string value;  // as current_setting() shows it (with its unit, list values quoted)
+};
+
+struct PreparedStatementState {
+  std::string name;
+  std::string text;  // SQL-level: the PREPARE statement; protocol-level: the Parse's query
+  bool from_sql = false;
+  std::vector<std::uint32_t> parameter_types;  // OIDs, as the server resolved them
+};
+
+struct SessionState {
+  std::vector<SessionSetting> settings;  // in restore order (session authorization, role, the rest)
+  std::vector<PreparedStatementState> statements;
+  // What cannot be restored ("temporary tables", ...): the session is not parked.
+  std::vector<std::string> unrestorable;
+  // The memory the parked session keeps for it (the strings' contents), for the log.
+  [[nodiscard]] std::size_t bytes() const;
+};
+
+// The capture query: rows of (kind, name, value, parameter types). Every name is
+// schema-qualified, so a session's search_path cannot redirect it.
+[[nodiscard]] std::string_view capture_query();
+
+// Adds one row of the capture query's result to `state`. `login_user`: the user the server
+// connection logged in as (a session authorization equal to it is not a change). False for a
+// row the query cannot produce.
+bool add_captured_row(SessionState& state, const std::vector<std::optional<std::string>>& row,
+                      std::string_view login_user);
+
+// Whether `sql` is one statement (a trailing semicolon, whitespace and comments allowed):
+// PostgreSQL records a PREPARE sent inside a multi-statement query with the whole query's
+// text, which must not run twice. Lexes quotes ('', E'', ""), dollar quotes and comments.
+[[nodiscard]] bool is_single_statement(std::string_view sql);
+
+struct CaptureResult {
+  std::optional<SessionState> state;  // nullopt: the capture failed (`error` says why)
+  std::string error;
+};
+// Runs the capture on a connection at rest (ReadyForQuery 'I' was its last message), which
+// it leaves at rest. ParameterStatus messages update `parameters`.
+[[nodiscard]] asio::awaitable<CaptureResult> capture_session_state(
+    Stream& server, protocol::ParameterList& parameters, std::string_view login_user, Clock::time_point deadline);
+
+// The restore, as messages and the step each answer (a ReadyForQuery, or a ParseComplete)
+// belongs to.
+struct RestorePlan {
+  std::string messages;
+  std::vector<std::string> steps;  // "setting search_path", "prepared statement \"s1\""
+  std::size_t queries = 0;         // the first `queries` steps end with their own ReadyForQuery
+};
+[[nodiscard]] RestorePlan restore_plan(const SessionState& state);
+
+struct RestoreFailure {
+  std::string step;  // what could not be restored, or "" when the connection failed
+  protocol::ErrorResponse error;
+};
+// Replays `state` on a fresh connection at rest. ParameterStatus messages update
+// `parameters`. nullopt on success.
+[[nodiscard]] asio::awaitable<std::optional<RestoreFailure>> restore_session_state(
+    Stream& server, protocol::ParameterList& parameters, const SessionState& state, Clock::time_point deadline);
+
+}  // namespace pgnap::daemon
