@@ -218,7 +218,7 @@ void describe_parking(std::string& out, const InstanceConfig& instance) {
   } else {
     line(out, "parking",
          "a session idle for " + format_duration(rest) +
-             " is parked: its client stays connected, its server connection goes back to the pool, and its "
+             " is parked: its client stays connected, its server connection is released (to the pool), and its "
              "settings and prepared statements are restored on its next query");
     line(out, "not parked",
          "sessions holding temporary tables, advisory locks, open cursors or LISTEN: closed with 57P01 when only "

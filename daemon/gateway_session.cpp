@@ -146,8 +146,7 @@ struct GatewaySession {
   LoginSecret secret;
   std::optional<IssuedKey> key;
   Parameters told;  // the ParameterStatus values the client has been given
-  // Parking: allowed for this instance, and the state of the session while it is parked.
-  bool may_park = false;
+  // The state of the session while it is parked.
   ParkedSession parked{instance.metrics()};
 };
 
@@ -243,7 +242,7 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
                          endpoint,         s.routed.context,          true,
                          std::move(queued)};
   relayed.pooled_parameters = &server.parameters;
-  relayed.may_park = s.may_park;
+  relayed.may_park = s.instance.config().park_sessions;  // as configured now (a reload applies)
   bool parked = false;
   for (;;) {
     co_await relay_session(s.env, s.client, relayed);
@@ -458,7 +457,6 @@ asio::awaitable<void> run_gateway_session(SessionEnv& env, Stream& client, Route
   try {
     if (!co_await authenticate(s)) co_return;
     s.key.emplace(*env.cancels, instance);
-    s.may_park = instance.config().park_sessions;
     const Parameters* remembered = auth->remembered(s.user, s.database);
     bool parked = false;
     if (remembered == nullptr) {

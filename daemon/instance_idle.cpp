@@ -58,7 +58,10 @@ std::optional<Clock::time_point> Instance::park_idle_sessions(Clock::time_point 
       ++asked;
     }
   }
-  if (asked > 0) PGNAP_LOG(kDebug, context(), "parking " << asked << " idle session(s)");
+  if (asked > 0) {
+    PGNAP_LOG(kInfo, context(),
+              "parking " << asked << " idle session(s) (no traffic for " << format_duration(rest) << ")");
+  }
   return next;
 }
 
@@ -69,7 +72,7 @@ std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
   Clock::time_point idle_since = last_release_;
   for (const SessionActivity* a : watched_) {
     // One being parked gives its lease back in a moment (or, refused, is looked at again).
-    if (a->parking || (a->park && a->parkable)) return std::nullopt;
+    if (a->parking || (a->park && a->parkable && !a->listening)) return std::nullopt;
     if (!a->at_rest || (a->listening && !config_.close_listeners)) return std::nullopt;
     idle_since = std::max(idle_since, a->last_traffic + rest);
   }

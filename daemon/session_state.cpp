@@ -48,17 +48,17 @@ std::string literal(std::string_view value) {
 
 std::optional<std::vector<std::uint32_t>> parse_oids(std::string_view list) {
   std::vector<std::uint32_t> out;
-  while (!list.empty()) {
+  if (list.empty()) return out;
+  for (;;) {
     const auto comma = list.find(',');
     const std::string_view item = list.substr(0, comma);
     std::uint32_t oid = 0;
     const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), oid);
-    if (ec != std::errc() || end != item.data() + item.size()) return std::nullopt;
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size()) return std::nullopt;
     out.push_back(oid);
-    if (comma == std::string_view::npos) break;
+    if (comma == std::string_view::npos) return out;
     list.remove_prefix(comma + 1);
   }
-  return out;
 }
 
 bool is_identifier_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$'; }

@@ -248,9 +248,10 @@ Watch pgnap's log below:
   waking        a query arrived while the cluster sleeps: pgnap starts it
   ready after   the cluster accepts connections: pgnap logs in to it for the session, and
                 the query runs
-  closed N idle session(s)
-                a session left open with no traffic for 30 s: pgnap ends it (psql says so at
-                your next command and reconnects, without a wake: type the command again)
+  parking N idle session(s)
+                a session left open with no traffic for 30 s: pgnap detaches it from the
+                cluster and keeps psql connected; your next command resumes it, with its
+                settings and prepared statements restored (waking the cluster if it sleeps)
   suspending    30 s with no session in use: pgnap stops the cluster (pg_ctl stop -m fast)
   asleep        it is stopped; logging in does not wake it, the next query does
 

@@ -465,6 +465,65 @@ TEST_F(InstanceTest, ASessionInUseOrListeningKeepsEveryIdleSessionOpen) {
   });
 }
 
+// A session that can park: asked, it gives its lease back (and is no longer watched), as a
+// gateway session does once its state is captured; `refuse` stands for a capture that found
+// a temporary table.
+struct FakeParkingSession : FakeSession {
+  bool parked = false;
+  bool refuse = false;
+  Instance* instance = nullptr;
+
+  void watch_parkable(Instance& i) {
+    instance = &i;
+    watch(i);
+    activity.parkable = true;
+    activity.park = [this] {
+      if (refuse) {
+        activity.parkable = false;  // not asked again before its next traffic
+        return false;
+      }
+      parked = true;
+      instance->unwatch_session(&activity);
+      lease.release();
+      return true;
+    };
+  }
+};
+
+TEST_F(InstanceTest, IdleSessionsThatCanParkAreParkedOneByOneAndThoseThatCannotAreClosedThenItSuspends) {
+  make(idle_session_config());
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    FakeParkingSession quiet;
+    FakeParkingSession busy;
+    FakeParkingSession temp;
+    for (FakeParkingSession* s : {&quiet, &busy, &temp}) {
+      auto a = co_await instance->acquire("db", "c");
+      CO_ASSERT_TRUE(admitted(a));
+      s->lease = std::move(std::get<Lease>(a));
+      s->watch_parkable(*instance);
+      s->activity.at_rest = true;
+    }
+    temp.refuse = true;
+    // The quiet one parks while the other one's traffic goes on: parking is per session.
+    for (int i = 0; i < 20 && !quiet.parked; ++i) {
+      busy.activity.last_traffic = Clock::now();
+      co_await sleep_for(20ms);
+    }
+    EXPECT_TRUE(quiet.parked);
+    EXPECT_FALSE(busy.parked);
+    EXPECT_FALSE(temp.closed) << "closed while another session had traffic";
+    EXPECT_EQ(backend->stops, 0);
+    // Then the busy one parks too, the one that cannot is closed, and the instance sleeps.
+    while (instance->state() != InstanceState::kAsleep) co_await sleep_for(10ms);
+    EXPECT_TRUE(busy.parked);
+    EXPECT_FALSE(temp.parked);
+    EXPECT_TRUE(temp.closed);
+    EXPECT_EQ(instance->metrics().idle_sessions_closed(), 1u);
+    instance->unwatch_session(&temp.activity);
+  });
+}
+
 TEST_F(InstanceTest, IdleSessionTimeoutZeroNeverClosesSessions) {
   auto config = test_config();
   config.idle_session_timeout = 0ms;

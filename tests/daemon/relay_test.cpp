@@ -591,5 +591,43 @@ TEST_F(RelayTest, WithoutKeepingTheServerTheTerminateIsForwarded) {
   EXPECT_FALSE(relay->server_reusable());
 }
 
+TEST_F(RelayTest, AParkStopsTheRelayAtRestAndLeavesWhatTheClientSendsNextUnread) {
+  Parameters parameters;
+  relay->keep_server(&parameters);
+  relay->allow_parking();
+  run([&]() -> asio::awaitable<void> {
+    (void)co_await to_server(query("SET work_mem = '8MB'"));
+    (void)co_await to_client(command_complete("SET") + ready_for_query('I'));
+    EXPECT_TRUE(activity().parkable);
+    EXPECT_TRUE(relay->request_park());
+    EXPECT_TRUE(activity().parking);
+    co_await wait_for_end();
+    EXPECT_TRUE(co_await send(client, query("SELECT 1")));
+    co_await sleep_for(50ms);
+  });
+  EXPECT_EQ(end->why, Why::kParked);
+  EXPECT_TRUE(relay->parkable());
+  EXPECT_FALSE(server_has_data(server)) << "a message sent after the park went to the old server";
+}
+
+TEST_F(RelayTest, ASessionInATransactionWithAQueryInFlightOrListeningCannotPark) {
+  Parameters parameters;
+  relay->keep_server(&parameters);
+  EXPECT_FALSE(relay->request_park()) << "parking was not allowed";
+  relay->allow_parking();
+  run([&]() -> asio::awaitable<void> {
+    (void)co_await to_server(query("BEGIN"));
+    EXPECT_FALSE(relay->request_park()) << "a query in flight";
+    (void)co_await to_client(command_complete("BEGIN") + ready_for_query('T'));
+    EXPECT_FALSE(relay->request_park()) << "in a transaction";
+    (void)co_await to_server(query("LISTEN jobs; COMMIT"));
+    (void)co_await to_client(command_complete("LISTEN") + command_complete("COMMIT") + ready_for_query('I'));
+    EXPECT_FALSE(relay->request_park()) << "listening";
+    client.close();
+    co_await wait_for_end();
+  });
+  EXPECT_EQ(end->why, Why::kClientClosed);
+}
+
 }  // namespace
 }  // namespace pgnap::daemon

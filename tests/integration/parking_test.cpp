@@ -167,6 +167,8 @@ TEST(ParkingTest, AdvisoryLocksCursorsAndListenersAreNotParked) {
   ASSERT_TRUE(query(locked.get(), "select pg_advisory_lock(7)").ok);
   auto cursor = log_in(gateway);
   ASSERT_TRUE(query(cursor.get(), "declare c cursor with hold for select 1").ok);
+  auto listener = log_in(gateway, "bob");
+  ASSERT_TRUE(query(listener.get(), "listen jobs").ok);
   auto plain = log_in(gateway);
   ASSERT_TRUE(query(plain.get(), "select 1").ok);
   ASSERT_TRUE(wait_until([&] { return metric(gateway, "pgnap_session_parks_total{db_instance=\"main\"}") == 1; }, 30s))
@@ -183,6 +185,7 @@ TEST(ParkingTest, AdvisoryLocksCursorsAndListenersAreNotParked) {
   // Still attached: the lock and the cursor are where they were.
   EXPECT_EQ(value_of(cursor.get(), "fetch c"), "1");
   EXPECT_EQ(value_of(locked.get(), "select count(*) from pg_locks where locktype = 'advisory' and granted"), "1");
+  EXPECT_EQ(value_of(listener.get(), "select pg_listening_channels()"), "jobs");
 }
 
 TEST(ParkingTest, AHundredParkedSessionsResumingAtOnceShareOneStart) {
@@ -205,6 +208,37 @@ TEST(ParkingTest, AHundredParkedSessionsResumingAtOnceShareOneStart) {
   }
   EXPECT_EQ(ac.starts(), starts + 1);
   EXPECT_EQ(metric(gateway, "pgnap_session_resumes_total{db_instance=\"main\"}"), 100);
+}
+
+TEST(ParkingTest, AStatementThatCannotBePreparedAgainEndsTheSessionWithAFatalNamingIt) {
+  AuthCluster ac;
+  ac.admin("create table public.gone(n int); grant select on public.gone to public");
+  Gateway gateway(parking_options(ac), &ac.cluster());
+  auto conn = log_in(gateway);
+  ASSERT_TRUE(query(conn.get(), "prepare from_gone as select n from gone").ok);
+  ASSERT_TRUE(sleeps(ac, gateway));
+  ac.admin("drop table public.gone");  // behind pgnap's back, while the session is parked
+  const auto r = query(conn.get(), "execute from_gone");
+  EXPECT_FALSE(r.ok);
+  const std::string error = PQerrorMessage(conn.get());
+  EXPECT_THAT(error, HasSubstr("could not restore the parked session's prepared statement \"from_gone\"")) << error;
+  EXPECT_THAT(error, HasSubstr("relation \"gone\" does not exist")) << error;
+  EXPECT_EQ(PQstatus(conn.get()), CONNECTION_BAD);
+  EXPECT_EQ(metric(gateway, "pgnap_session_restore_failures_total{db_instance=\"main\"}"), 1);
+  EXPECT_EQ(metric(gateway, "pgnap_parked_sessions{db_instance=\"main\"}"), 0);
+}
+
+TEST(ParkingTest, CloseListenersClosesAnIdleListenerWhileTheOthersPark) {
+  AuthCluster ac;
+  Gateway gateway(parking_options(ac, "close_listeners = true\n"), &ac.cluster());
+  auto listener = log_in(gateway, "bob");
+  ASSERT_TRUE(query(listener.get(), "listen jobs").ok);
+  auto plain = log_in(gateway);
+  ASSERT_TRUE(query(plain.get(), "select 1").ok);
+  ASSERT_TRUE(sleeps(ac, gateway));
+  EXPECT_FALSE(query(listener.get(), "select 1").ok);
+  EXPECT_THAT(std::string(PQerrorMessage(listener.get())), HasSubstr("terminating idle connection"));
+  EXPECT_EQ(value_of(plain.get(), "select 'resumed'"), "resumed");
 }
 
 TEST(ParkingTest, ParkSessionsFalseClosesIdleSessionsAsBefore) {

@@ -1,0 +1,235 @@
+// The parked session's state (daemon/session_state.h): the capture's rows, the single-statement
+// check that keeps a multi-statement PREPARE from running twice, the restore's messages and
+// steps, and the restore's answer read from a scripted server.
+#include "daemon/session_state.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "protocol/message_scanner.h"
+#include "tests/daemon/test_sockets.h"
+
+namespace pgnap::daemon {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Row = std::vector<std::optional<std::string>>;
+using namespace std::chrono_literals;
+
+TEST(SingleStatementTest, OneStatementWithOrWithoutItsSemicolonsCommentsAndWhitespace) {
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT 1"));
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT 1;"));
+  EXPECT_TRUE(is_single_statement("  PREPARE p AS SELECT 1 ; ;\n -- done\n /* really */ "));
+  EXPECT_TRUE(is_single_statement("PREPARE p (int) AS SELECT $1 + 1"));
+}
+
+TEST(SingleStatementTest, SemicolonsInsideQuotesDollarQuotesAndCommentsDoNotEndTheStatement) {
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT 'a;b', 'it''s; fine'"));
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT E'\\'; still inside'"));
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT \"odd;name\" FROM t"));
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT $$a;b$$, $tag$ ; $$ ; $tag$"));
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT 1 /* a; /* nested; */ b; */ + 2"));
+  EXPECT_TRUE(is_single_statement("PREPARE p AS SELECT 1 -- trailing; comment"));
+}
+
+TEST(SingleStatementTest, TwoStatementsOrAnUnterminatedQuoteAreNotOne) {
+  EXPECT_FALSE(is_single_statement("select 1; PREPARE p2 AS select 2; select 3"));
+  EXPECT_FALSE(is_single_statement("PREPARE p AS SELECT 1; DELETE FROM t"));
+  EXPECT_FALSE(is_single_statement("PREPARE p AS SELECT 'a';'b'"));
+  // A backslash does not escape in a standard string: the quote after it ends the string.
+  EXPECT_FALSE(is_single_statement("PREPARE p AS SELECT 'a\\'; DELETE FROM t; SELECT ''"));
+  EXPECT_FALSE(is_single_statement("PREPARE p AS SELECT $x$; unterminated"));
+  EXPECT_FALSE(is_single_statement("PREPARE p AS SELECT 'open"));
+  EXPECT_FALSE(is_single_statement("PREPARE p AS SELECT 1 /* open"));
+  // $1 is a parameter, not a dollar quote: the semicolon after it ends the statement.
+  EXPECT_FALSE(is_single_statement("PREPARE p AS SELECT $1; SELECT $1"));
+}
+
+TEST(CapturedRowTest, SettingsKeepTheirOrderAndAnUnchangedSessionAuthorizationIsDropped) {
+  SessionState state;
+  EXPECT_TRUE(add_captured_row(state, Row{"setting", "session_authorization", "alice", std::nullopt}, "alice"));
+  EXPECT_TRUE(add_captured_row(state, Row{"setting", "role", "reader", std::nullopt}, "alice"));
+  EXPECT_TRUE(add_captured_row(state, Row{"setting", "search_path", "app, \"$user\"", std::nullopt}, "alice"));
+  ASSERT_EQ(state.settings.size(), 2u);
+  EXPECT_EQ(state.settings[0].name, "role");
+  EXPECT_EQ(state.settings[1].value, "app, \"$user\"");
+
+  SessionState other;
+  EXPECT_TRUE(add_captured_row(other, Row{"setting", "session_authorization", "bob", std::nullopt}, "alice"));
+  ASSERT_EQ(other.settings.size(), 1u);
+  EXPECT_EQ(other.settings[0].value, "bob");
+}
+
+TEST(CapturedRowTest, StatementsKeepTheirTypesAndAMultiStatementPrepareCannotBeRestored) {
+  SessionState state;
+  EXPECT_TRUE(add_captured_row(state, Row{"protocol", "S_1", "select $1::int, $2", "23,25"}, "u"));
+  EXPECT_TRUE(add_captured_row(state, Row{"protocol", "no_params", "select 1", ""}, "u"));
+  EXPECT_TRUE(add_captured_row(state, Row{"sql", "p1", "PREPARE p1 AS select 1;", ""}, "u"));
+  EXPECT_TRUE(add_captured_row(state, Row{"sql", "p2", "select 1; PREPARE p2 AS select 2", ""}, "u"));
+  ASSERT_EQ(state.statements.size(), 3u);
+  EXPECT_THAT(state.statements[0].parameter_types, ElementsAre(23u, 25u));
+  EXPECT_TRUE(state.statements[1].parameter_types.empty());
+  EXPECT_TRUE(state.statements[2].from_sql);
+  ASSERT_EQ(state.unrestorable.size(), 1u);
+  EXPECT_THAT(state.unrestorable[0], HasSubstr("\"p2\""));
+  EXPECT_GT(state.bytes(), 0u);
+}
+
+TEST(CapturedRowTest, WhatCannotBeRestoredIsNamedAndMalformedRowsAreRejected) {
+  SessionState state;
+  EXPECT_TRUE(add_captured_row(state, Row{"unrestorable", "temporary tables", std::nullopt, std::nullopt}, "u"));
+  EXPECT_THAT(state.unrestorable, ElementsAre("temporary tables"));
+  EXPECT_FALSE(add_captured_row(state, Row{"setting", "x"}, "u"));
+  EXPECT_FALSE(add_captured_row(state, Row{std::nullopt, "x", "y", std::nullopt}, "u"));
+  EXPECT_FALSE(add_captured_row(state, Row{"setting", "x", std::nullopt, std::nullopt}, "u"));
+  EXPECT_FALSE(add_captured_row(state, Row{"protocol", "s", "select 1", "23,x"}, "u"));
+  EXPECT_FALSE(add_captured_row(state, Row{"protocol", "s", "select 1", "23,"}, "u"));
+  EXPECT_FALSE(add_captured_row(state, Row{"something else", "s", "v", std::nullopt}, "u"));
+}
+
+TEST(CaptureQueryTest, EveryCatalogNameIsSchemaQualified) {
+  const std::string query(capture_query());
+  for (const char* name : {"pg_settings", "pg_prepared_statements", "pg_class", "pg_locks", "pg_cursors",
+                           "pg_listening_channels", "current_setting", "pg_my_temp_schema", "pg_backend_pid"}) {
+    std::size_t at = 0;
+    while ((at = query.find(name, at)) != std::string::npos) {
+      EXPECT_EQ(query.substr(at >= 11 ? at - 11 : 0, 11), "pg_catalog.") << name << " at " << at;
+      at += 1;
+    }
+  }
+}
+
+// The frontend messages of `bytes`, as (type, body) pairs.
+std::vector<std::pair<char, std::string>> messages_of(const std::string& bytes) {
+  std::vector<std::pair<char, std::string>> out;
+  std::size_t at = 0;
+  while (at + 5 <= bytes.size()) {
+    const auto length = protocol::read_u32(reinterpret_cast<const std::uint8_t*>(bytes.data()) + at + 1);
+    out.emplace_back(bytes[at], bytes.substr(at + 5, length - 4));
+    at += 1 + length;
+  }
+  EXPECT_EQ(at, bytes.size());
+  return out;
+}
+
+SessionState sample_state() {
+  SessionState state;
+  state.settings = {{"search_path", "it's, public"}, {"work_mem", "8MB"}};
+  state.statements = {{"S_1", "select $1::int", false, {23}},
+                      {"by_sql", "PREPARE by_sql AS select 2", true, {}},
+                      {"S_2", "select 3", false, {}}};
+  return state;
+}
+
+TEST(RestorePlanTest, SettingsThenSqlStatementsAsQueriesThenParsesUnderTheirNamesAndOneSync) {
+  const RestorePlan plan = restore_plan(sample_state());
+  EXPECT_THAT(plan.steps, ElementsAre("setting search_path", "setting work_mem", "prepared statement \"by_sql\"",
+                                      "prepared statement \"S_1\"", "prepared statement \"S_2\""));
+  EXPECT_EQ(plan.queries, 3u);
+  const auto m = messages_of(plan.messages);
+  ASSERT_EQ(m.size(), 6u);
+  EXPECT_EQ(m[0].first, 'Q');
+  EXPECT_THAT(m[0].second, HasSubstr("pg_catalog.set_config('search_path', 'it''s, public', false)"));
+  EXPECT_EQ(m[2].first, 'Q');
+  EXPECT_THAT(m[2].second, HasSubstr("PREPARE by_sql AS select 2"));
+  EXPECT_EQ(m[3].first, 'P');
+  // Parse: name, query, then the parameter types (count 1, OID 23).
+  EXPECT_EQ(m[3].second, std::string("S_1\0select $1::int\0", 19) + std::string("\0\1\0\0\0\x17", 6));
+  EXPECT_EQ(m[5].first, 'S');
+}
+
+TEST(RestorePlanTest, NothingToRestoreIsNoMessageAndOnlyQueriesNeedNoSync) {
+  EXPECT_TRUE(restore_plan(SessionState{}).messages.empty());
+  SessionState only_settings;
+  only_settings.settings = {{"work_mem", "8MB"}};
+  const auto m = messages_of(restore_plan(only_settings).messages);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].first, 'Q');
+}
+
+using test_support::message;
+
+std::string ready() { return message('Z', "I"); }
+std::string error(const std::string& code, const std::string& text) {
+  return message('E', std::string("SERROR\0C", 8) + code + std::string("\0M", 2) + text + std::string("\0\0", 2));
+}
+
+// Runs the restore of sample_state() against a server that answers with `answers` after it
+// has read the restore's messages.
+std::optional<RestoreFailure> restore_against(const std::string& answers, protocol::ParameterList& parameters) {
+  asio::io_context io;
+  auto [ours, theirs] = test_support::socket_pair(io);
+  Stream stream(std::move(ours));
+  std::optional<RestoreFailure> result;
+  bool done = false;
+  const std::size_t request_size = restore_plan(sample_state()).messages.size();
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        (void)co_await test_support::read_exactly(theirs, request_size);
+        (void)co_await test_support::send(theirs, answers);
+        theirs.close();
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        result = co_await restore_session_state(stream, parameters, sample_state(), Clock::now() + 5s);
+        done = true;
+      },
+      asio::detached);
+  io.run_for(10s);
+  EXPECT_TRUE(done);
+  return result;
+}
+
+std::string all_ok() {
+  return message('T', std::string("\0\0", 2)) + message('C', std::string("SELECT 1\0", 9)) + ready() +
+         message('S', std::string("search_path\0app\0", 16)) + ready() + message('C', std::string("PREPARE\0", 8)) +
+         ready() + message('1', "") + message('1', "") + ready();
+}
+
+TEST(RestoreTest, AllStepsAnsweredIsSuccessAndParameterChangesAreKept) {
+  protocol::ParameterList parameters;
+  EXPECT_FALSE(restore_against(all_ok(), parameters).has_value());
+  ASSERT_NE(protocol::find_parameter(parameters, "search_path"), nullptr);
+  EXPECT_EQ(*protocol::find_parameter(parameters, "search_path"), "app");
+}
+
+TEST(RestoreTest, AFailedStepIsNamedWithTheServersError) {
+  protocol::ParameterList parameters;
+  // The second setting fails; the rest goes on as PostgreSQL would answer it.
+  const std::string answers = ready() + error("22023", "invalid value for parameter \"work_mem\"") + ready() + ready() +
+                              message('1', "") + message('1', "") + ready();
+  const auto failure = restore_against(answers, parameters);
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->step, "setting work_mem");
+  EXPECT_EQ(failure->error.sqlstate, "22023");
+
+  // A Parse fails: PostgreSQL skips to the Sync.
+  const std::string parse_fails = ready() + ready() + ready() + message('1', "") +
+                                  error("42P01", "relation \"t\" does not exist") + ready();
+  const auto second = restore_against(parse_fails, parameters);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->step, "prepared statement \"S_2\"");
+  EXPECT_EQ(second->error.sqlstate, "42P01");
+}
+
+TEST(RestoreTest, AConnectionThatClosesOrLeavesATransactionIsABrokenRestore) {
+  protocol::ParameterList parameters;
+  const auto closed = restore_against(ready(), parameters);  // then EOF when the server side closes
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->step, "");
+  EXPECT_EQ(closed->error.sqlstate, "08006");
+  const auto in_transaction = restore_against(
+      ready() + ready() + ready() + message('1', "") + message('1', "") + message('Z', "T"), parameters);
+  ASSERT_TRUE(in_transaction.has_value());
+  EXPECT_THAT(in_transaction->error.message, HasSubstr("transaction"));
+}
+
+}  // namespace
+}  // namespace pgnap::daemon
