@@ -27,17 +27,6 @@ bool is_set_parameter(std::string_view name) {
   return std::find(kSetParameters.begin(), kSetParameters.end(), name) != kSetParameters.end();
 }
 
-// A SQL string literal: standard_conforming_strings is on in every supported PostgreSQL, so
-// doubling the quotes is the whole escaping (E'' strings are never produced).
-std::string literal(std::string_view value) {
-  std::string out = "'";
-  for (const char c : value) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 // Runs a simple query that returns no rows the caller needs (SETs, the reset), keeping the
 // connection's parameters up to date with the ParameterStatus it reports. "" on success,
 // else why it failed (the connection is then not reusable).
@@ -120,7 +109,7 @@ std::string set_statements(const protocol::StartupMessage& client, const Paramet
     const std::string* in_force = protocol::find_parameter(current, name);
     if (!wanted || *wanted == (in_force != nullptr ? *in_force : std::string())) continue;
     // The name is one of ours, never the client's text: no quoting needed for it.
-    sql += "SET " + std::string(name) + " = " + literal(*wanted) + ";";
+    sql += "SET " + std::string(name) + " = " + protocol::sql_literal(*wanted) + ";";
   }
   return sql;
 }

@@ -36,16 +36,6 @@ constexpr std::string_view kCaptureQuery =
     " (SELECT FROM pg_catalog.pg_listening_channels())"
     ") AS state ORDER BY o";
 
-// A SQL string literal (standard_conforming_strings is on in every supported PostgreSQL).
-std::string literal(std::string_view value) {
-  std::string out = "'";
-  for (const char c : value) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 std::optional<std::vector<std::uint32_t>> parse_oids(std::string_view list) {
   std::vector<std::uint32_t> out;
   if (list.empty()) return out;
@@ -243,8 +233,8 @@ asio::awaitable<CaptureResult> capture_session_state(Stream& server, protocol::P
 RestorePlan restore_plan(const SessionState& state) {
   RestorePlan plan;
   for (const auto& setting : state.settings) {
-    plan.messages += protocol::encode_query("SELECT pg_catalog.set_config(" + literal(setting.name) + ", " +
-                                            literal(setting.value) + ", false)");
+    plan.messages += protocol::encode_query("SELECT pg_catalog.set_config(" + protocol::sql_literal(setting.name) +
+                                            ", " + protocol::sql_literal(setting.value) + ", false)");
     plan.steps.push_back("setting " + setting.name);
   }
   for (const auto& statement : state.statements) {

@@ -334,6 +334,15 @@ std::string encode_sasl_response(std::string_view data) {
   return end_message(std::move(out));
 }
 
+std::string sql_literal(std::string_view value) {
+  std::string out = "'";
+  for (const char c : value) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
 std::string encode_query(std::string_view sql) {
   std::string out = begin_message(frontend_msg::kQuery);
   append_string(out, sql);

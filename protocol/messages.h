@@ -107,6 +107,10 @@ struct SaslInitialResponse {
 [[nodiscard]] std::string encode_sasl_initial_response(std::string_view mechanism);
 [[nodiscard]] std::string encode_sasl_response(std::string_view data);
 [[nodiscard]] std::string encode_query(std::string_view sql);
+// `value` as a SQL string literal for the queries pgnap writes itself: quotes doubled, which is
+// the whole escaping with standard_conforming_strings on (every supported PostgreSQL; E''
+// strings are never produced).
+[[nodiscard]] std::string sql_literal(std::string_view value);
 // The extended protocol, with text parameters and text results: Parse (unnamed statement, no
 // parameter types), Bind (unnamed portal; nullopt parameter = NULL), Describe portal,
 // Execute (all rows), Sync. At most 65535 parameters (the count is an Int16 that PostgreSQL
