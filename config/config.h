@@ -139,6 +139,10 @@ struct InstanceConfig {
   // gets a server connection with that state restored (docs/pooling.md). Sessions holding what
   // cannot be restored are closed as above.
   bool park_sessions = true;
+  // Custom settings (`app.tenant_id`) a parked session's capture reads by name: PostgreSQL
+  // does not list those no loaded extension defines (pg_settings hides placeholders), so
+  // pgnap cannot find them otherwise (docs/pooling.md).
+  std::vector<std::string> park_custom_settings;
   // Session pooling, in the authenticating mode only (docs/pooling.md): server connections
   // of the instance, in use, idle, being opened or reset; 0 turns pooling off.
   std::uint32_t pool_size = 20;

@@ -220,9 +220,14 @@ void describe_parking(std::string& out, const InstanceConfig& instance) {
          "a session idle for " + format_duration(rest) +
              " is parked: its client stays connected, its server connection is released (to the pool), and its "
              "settings and prepared statements are restored on its next query");
+    std::string custom;
+    for (const auto& name : instance.park_custom_settings) custom += (custom.empty() ? "" : ", ") + name;
+    line(out, "custom settings",
+         custom.empty() ? std::string("none read (park_custom_settings): a session's own app.* settings are not kept")
+                        : custom + " (park_custom_settings)");
     line(out, "not parked",
-         "sessions holding temporary tables, advisory locks, open cursors or LISTEN: closed with 57P01 when only "
-         "they keep it awake");
+         "sessions holding temporary tables, advisory locks or open cursors: closed with 57P01 when only idle "
+         "sessions keep it awake; listeners as close_listeners says");
   }
 }
 

@@ -203,6 +203,12 @@ struct DatabaseListValue {
   std::optional<std::vector<std::string>> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
+// An array (perhaps empty) of distinct custom setting names, each a class and a name joined by
+// dots, as PostgreSQL takes them (`app.tenant_id`): letters, digits, '_' and '$' in each part.
+struct CustomSettingListValue {
+  std::optional<std::vector<std::string>> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
 // A command as an argument array: ["pg_ctl", "start", ...]. At least the program; no empty
 // strings. Run without a shell.
 struct CommandValue {

@@ -183,6 +183,7 @@ const std::vector<KeyRow<InstanceConfig>> detail::kInstanceKeys = {
     key("idle_session_timeout", &InstanceConfig::idle_session_timeout, kNonNegative),
     key("close_listeners", &InstanceConfig::close_listeners, BoolValue{}),
     key("park_sessions", &InstanceConfig::park_sessions, BoolValue{}),
+    key("park_custom_settings", &InstanceConfig::park_custom_settings, CustomSettingListValue{}),
     key("tls", &InstanceConfig::tls, ChoiceValue{kBackendTlsModes}),
     key("pool_size", &InstanceConfig::pool_size, IntegerValue{0, 10'000}),
     key("min_pool_size", &InstanceConfig::min_pool_size, IntegerValue{0, 10'000}),

@@ -2,6 +2,7 @@
 // numbers, durations, sizes, commands), its type check, its bounds and its error message.
 // Addresses have a grammar of their own: config/address.cpp.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -274,6 +275,46 @@ std::optional<std::vector<std::string>> DatabaseListValue::operator()(ParseConte
       ctx.error(item.source(), key, "expected a database name (a non-empty string), got " + describe_value(item));
     } else if (std::find(names.begin(), names.end(), name->get()) != names.end()) {
       ctx.error(item.source(), key, "database " + quote(name->get()) + " is listed twice");
+    } else {
+      names.push_back(name->get());
+    }
+  }
+  return names;
+}
+
+std::optional<std::vector<std::string>> CustomSettingListValue::operator()(ParseContext& ctx, const toml::node& node,
+                                                                           const std::string& key) const {
+  const auto* array = node.as_array();
+  std::vector<std::string> names;
+  if (array == nullptr) {
+    ctx.error(node.source(), key,
+              "expected an array of custom setting names (e.g. [\"app.tenant_id\"]), got " + type_name(node));
+    return names;
+  }
+  auto valid = [](const std::string& name) {
+    bool part_empty = true;
+    bool dotted = false;
+    for (const char c : name) {
+      if (c == '.') {
+        if (part_empty) return false;
+        dotted = true;
+        part_empty = true;
+      } else if (std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$') {
+        part_empty = false;
+      } else {
+        return false;
+      }
+    }
+    return dotted && !part_empty;
+  };
+  for (const toml::node& item : *array) {
+    const auto* name = item.as_string();
+    if (name == nullptr || !valid(name->get())) {
+      ctx.error(item.source(), key,
+                "expected a custom setting name (a class and a name joined by a dot, e.g. \"app.tenant_id\"), got " +
+                    describe_value(item));
+    } else if (std::find(names.begin(), names.end(), name->get()) != names.end()) {
+      ctx.error(item.source(), key, "setting " + quote(name->get()) + " is listed twice");
     } else {
       names.push_back(name->get());
     }

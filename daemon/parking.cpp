@@ -29,8 +29,9 @@ asio::awaitable<ParkAttempt> try_park(Instance& instance, const std::string& con
                                       Parameters& parameters, std::string_view login_user) {
   auto& metrics = instance.metrics();
   const auto started = Clock::now();
-  auto captured = co_await capture_session_state(server, parameters, login_user,
-                                                 started + instance.config().connect_timeout);
+  const auto& config = instance.config();
+  auto captured = co_await capture_session_state(server, parameters, login_user, config.park_custom_settings,
+                                                 started + config.connect_timeout);
   ParkAttempt attempt;
   if (!captured.state) {
     ++metrics.parks_refused["capture failed"];

@@ -15,14 +15,16 @@ namespace msg = protocol::backend_msg;
 // may prepare many long statements.
 constexpr std::uint32_t kMaxCaptureMessage = 64u << 20;
 
-constexpr std::string_view kCaptureQuery =
+constexpr std::string_view kCaptureHead =
     "SELECT kind, name, value, types FROM ("
     "SELECT 1 AS o, 'setting' AS kind, 'session_authorization' AS name,"
     " CAST(session_user AS pg_catalog.text) AS value, NULL::pg_catalog.text AS types"
     " UNION ALL SELECT 2, 'setting', 'role', pg_catalog.current_setting('role'), NULL"
     " WHERE pg_catalog.current_setting('role') <> 'none'"
     " UNION ALL SELECT 3, 'setting', s.name, pg_catalog.current_setting(s.name), NULL"
-    " FROM pg_catalog.pg_settings s WHERE s.source = 'session'"
+    " FROM pg_catalog.pg_settings s WHERE s.source = 'session'";
+// (Then the custom settings asked for by name, if any.)
+constexpr std::string_view kCaptureTail =
     " UNION ALL SELECT 4, CASE WHEN p.from_sql THEN 'sql' ELSE 'protocol' END, p.name, p.statement,"
     " pg_catalog.array_to_string(CAST(p.parameter_types AS pg_catalog.oid[]), ',')"
     " FROM pg_catalog.pg_prepared_statements p"
@@ -74,7 +76,22 @@ std::size_t SessionState::bytes() const {
   return n;
 }
 
-std::string_view capture_query() { return kCaptureQuery; }
+std::string capture_query(std::span<const std::string> custom_settings) {
+  std::string query(kCaptureHead);
+  if (!custom_settings.empty()) {
+    std::string names;
+    for (const auto& name : custom_settings) names += (names.empty() ? "" : ", ") + protocol::sql_literal(name);
+    query +=
+        " UNION ALL SELECT 3, 'setting', n, pg_catalog.current_setting(n, true), NULL"
+        " FROM pg_catalog.unnest(ARRAY[" +
+        names +
+        "]::pg_catalog.text[]) AS n"
+        " WHERE pg_catalog.current_setting(n, true) IS NOT NULL"
+        " AND NOT EXISTS (SELECT FROM pg_catalog.pg_settings s WHERE s.name = n)";
+  }
+  query += kCaptureTail;
+  return query;
+}
 
 bool add_captured_row(SessionState& state, const std::vector<std::optional<std::string>>& row,
                       std::string_view login_user) {
@@ -179,9 +196,12 @@ bool is_single_statement(std::string_view sql) {
 }
 
 asio::awaitable<CaptureResult> capture_session_state(Stream& server, protocol::ParameterList& parameters,
-                                                     std::string_view login_user, Clock::time_point deadline) {
+                                                     std::string_view login_user,
+                                                     std::span<const std::string> custom_settings,
+                                                     Clock::time_point deadline) {
   CaptureResult result;
-  if (const auto ec = co_await write_all(server, protocol::encode_query(kCaptureQuery), deadline); ec) {
+  const std::string query = protocol::encode_query(capture_query(custom_settings));
+  if (const auto ec = co_await write_all(server, query, deadline); ec) {
     result.error = "sending the capture query failed: " + ec.message();
     co_return result;
   }

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,8 +53,10 @@ struct SessionState {
 };
 
 // The capture query: rows of (kind, name, value, parameter types). Every name is
-// schema-qualified, so a session's search_path cannot redirect it.
-[[nodiscard]] std::string_view capture_query();
+// schema-qualified, so a session's search_path cannot redirect it. `custom_settings`: names
+// of custom settings (`app.tenant_id`) to read with current_setting() when no loaded
+// extension defines them — PostgreSQL lists those nowhere (pg_settings hides placeholders).
+[[nodiscard]] std::string capture_query(std::span<const std::string> custom_settings = {});
 
 // Adds one row of the capture query's result to `state`. `login_user`: the user the server
 // connection logged in as (a session authorization equal to it is not a change). False for a
@@ -73,7 +76,8 @@ struct CaptureResult {
 // Runs the capture on a connection at rest (ReadyForQuery 'I' was its last message), which
 // it leaves at rest. ParameterStatus messages update `parameters`.
 [[nodiscard]] asio::awaitable<CaptureResult> capture_session_state(
-    Stream& server, protocol::ParameterList& parameters, std::string_view login_user, Clock::time_point deadline);
+    Stream& server, protocol::ParameterList& parameters, std::string_view login_user,
+    std::span<const std::string> custom_settings, Clock::time_point deadline);
 
 // The restore, as messages and the step each answer (a ReadyForQuery, or a ParseComplete)
 // belongs to.

@@ -15,6 +15,7 @@ PACKAGES="
   dbus-daemon systemd openssl iproute2
   python3-psycopg python3-psycopg-pool python3-psycopg2 python3-sqlalchemy python3-django
   openjdk-17-jdk-headless libpostgresql-jdbc-java
+  nodejs
 "
 
 missing=""
@@ -24,20 +25,34 @@ for p in $PACKAGES; do
   fi
 done
 
-if [ -z "$missing" ]; then
+# npm (the tests install node-postgres with it): Debian packages it apart from nodejs, but a
+# nodejs from NodeSource bundles it and conflicts with Debian's npm, so only the command counts.
+need_npm=""
+if ! command -v npm >/dev/null 2>&1; then
+  need_npm="yes"
+fi
+
+if [ -z "$missing" ] && [ -z "$need_npm" ]; then
   echo "install-deps: all dependencies present"
   exit 0
 fi
 
-echo "install-deps: installing:$missing"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing
+if [ -n "$missing" ]; then
+  echo "install-deps: installing:$missing"
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+# After nodejs: whichever nodejs apt chose decides whether npm is still missing.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: installing: npm"
+  $SUDO apt-get install -y -q --no-install-recommends npm
+fi
 
 # The postgresql package creates and starts a default cluster on some systems;
 # pgnap's tests and demo use their own throwaway clusters and need nothing of it.

@@ -72,7 +72,8 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
   EXPECT_EQ(error_of(minimal_with("idle_timout = \"5m\"")),
             "4:1: instances.main.idle_timout: unknown key \"idle_timout\"; valid keys here: "
             "databases, backend, address, idle_timeout, min_awake, wake_timeout, max_waiting, "
-            "connect_timeout, suspend_on_exit, idle_session_timeout, close_listeners, park_sessions, tls, pool_size, "
+            "connect_timeout, suspend_on_exit, idle_session_timeout, close_listeners, park_sessions, "
+            "park_custom_settings, tls, pool_size, "
             "min_pool_size, "
             "server_idle_timeout, server_lifetime, pool_wait_timeout, server_reset_query, pg_ctl, exec, systemd, "
             "accounting, auth");

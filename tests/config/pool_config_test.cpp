@@ -71,5 +71,30 @@ TEST(ConfigPoolTest, CheckShowsThePoolInGatewayModeAndSaysWhyNotInPassthrough) {
   EXPECT_THAT(off, HasSubstr("off (pool_size = 0)"));
 }
 
+TEST(ConfigPoolTest, ParkSessionsDefaultsToTrueAndCheckSaysWhenSessionsAreParked) {
+  EXPECT_TRUE(parse(kMinimal).instances.at(0).park_sessions);
+  EXPECT_FALSE(parse(minimal_with("park_sessions = false")).instances.at(0).park_sessions);
+  EXPECT_THAT(error_of(minimal_with("park_sessions = \"yes\"")), HasSubstr("instances.main.park_sessions"));
+  const std::string gateway_auth = "[instances.main.auth]\nmode = \"gateway\"\nmethods = [\"trust\"]\n";
+  EXPECT_THAT(describe_config(parse(kMinimal)),
+              HasSubstr("parking           none (needs auth.mode = \"gateway\"): idle sessions are closed"));
+  const std::string on = describe_config(parse(minimal_with("idle_session_timeout = \"90s\"") + gateway_auth));
+  EXPECT_THAT(on, HasSubstr("parking           a session idle for 90s is parked: its client stays connected"));
+  EXPECT_THAT(on, HasSubstr("listeners as close_listeners says"));
+  EXPECT_THAT(on, HasSubstr("custom settings   none read (park_custom_settings)"));
+  const auto custom = parse(minimal_with("park_custom_settings = [\"app.tenant_id\", \"x.y.z\"]") + gateway_auth);
+  EXPECT_EQ(custom.instances.at(0).park_custom_settings, (std::vector<std::string>{"app.tenant_id", "x.y.z"}));
+  EXPECT_THAT(describe_config(custom), HasSubstr("custom settings   app.tenant_id, x.y.z (park_custom_settings)"));
+  for (const char* bad : {"[\"plain\"]", "[\"app.\"]", "[\".x\"]", "[\"a b.c\"]", "[\"a.b\", \"a.b\"]", "\"app.x\""}) {
+    EXPECT_THAT(error_of(minimal_with(std::string("park_custom_settings = ") + bad)),
+                HasSubstr("instances.main.park_custom_settings"))
+        << bad;
+  }
+  EXPECT_THAT(describe_config(parse(minimal_with("park_sessions = false") + gateway_auth)),
+              HasSubstr("parking           off (park_sessions = false)"));
+  EXPECT_THAT(describe_config(parse(minimal_with("idle_session_timeout = \"0s\"") + gateway_auth)),
+              HasSubstr("parking           off (idle_session_timeout = 0s)"));
+}
+
 }  // namespace
 }  // namespace pgnap::config

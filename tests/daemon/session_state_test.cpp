@@ -91,10 +91,18 @@ TEST(CapturedRowTest, WhatCannotBeRestoredIsNamedAndMalformedRowsAreRejected) {
   EXPECT_FALSE(add_captured_row(state, Row{"something else", "s", "v", std::nullopt}, "u"));
 }
 
+TEST(CaptureQueryTest, CustomSettingsAreAskedForByNameAsQuotedLiterals) {
+  EXPECT_THAT(capture_query(), ::testing::Not(HasSubstr("unnest")));
+  const std::vector<std::string> names{"app.tenant_id", "odd.na'me"};
+  EXPECT_THAT(capture_query(names), HasSubstr("ARRAY['app.tenant_id', 'odd.na''me']::pg_catalog.text[]"));
+}
+
 TEST(CaptureQueryTest, EveryCatalogNameIsSchemaQualified) {
-  const std::string query(capture_query());
-  for (const char* name : {"pg_settings", "pg_prepared_statements", "pg_class", "pg_locks", "pg_cursors",
-                           "pg_listening_channels", "current_setting", "pg_my_temp_schema", "pg_backend_pid"}) {
+  const std::vector<std::string> names{"app.tenant_id"};
+  const std::string query(capture_query(names));
+  for (const char* name :
+       {"pg_settings", "pg_prepared_statements", "pg_class", "pg_locks", "pg_cursors", "pg_listening_channels",
+        "current_setting", "pg_my_temp_schema", "pg_backend_pid", "unnest"}) {
     std::size_t at = 0;
     while ((at = query.find(name, at)) != std::string::npos) {
       EXPECT_EQ(query.substr(at >= 11 ? at - 11 : 0, 11), "pg_catalog.") << name << " at " << at;
