@@ -151,6 +151,29 @@ TEST(GatewayAuthTlsTest, WithoutChannelBindingTlsLogsInWithScramSha256AndAWrongP
   EXPECT_EQ(scrape_metric(gateway.metrics_port(), authentications("scram-sha-256-plus", "ok")), 1);
 }
 
+// A session over TLS parks like a plaintext one (the relay stops between two TLS reads) and
+// resumes on the same TLS connection with its setting and statement.
+TEST(GatewayAuthTlsTest, ATlsSessionIsParkedWhileTheDatabaseSleepsAndResumesWithItsState) {
+  Pki pki(kEcSha256);
+  AuthCluster ac;
+  auto options = tls_options(ac, pki);
+  options.idle_timeout = "1s";
+  options.min_awake = "0s";
+  Gateway gateway(options, &ac.cluster());
+  auto c = connect(password_conninfo(gateway, "alice", kAlicePassword, "sslmode=require"), 60s);
+  ASSERT_TRUE(c.ok()) << c.error;
+  ASSERT_TRUE(query(c.conn.get(), "set statement_timeout = '4321ms'").ok);
+  ASSERT_TRUE(query(c.conn.get(), "prepare twice(int) as select $1 * 2").ok);
+  ASSERT_TRUE(wait_until([&] { return !ac.cluster().is_running(); }, 30s, 100ms)) << gateway.log();
+  EXPECT_EQ(scrape_metric(gateway.metrics_port(), "pgnap_parked_sessions{db_instance=\"main\"}"), 1);
+  const auto doubled = query(c.conn.get(), "execute twice(21)");
+  ASSERT_TRUE(doubled.ok) << doubled.error.message << gateway.log();
+  EXPECT_EQ(doubled.value, "42");
+  EXPECT_EQ(query(c.conn.get(), "show statement_timeout").value, "4321ms");
+  EXPECT_EQ(PQsslInUse(c.conn.get()), 1);
+  EXPECT_EQ(ac.starts(), 2);
+}
+
 TEST(GatewayAuthTlsTest, APlaintextClientIsRefusedWith28000BeforeAnyAuthentication) {
   Pki pki(kEcSha256);
   AuthCluster ac;
