@@ -402,6 +402,8 @@ asio::awaitable<bool> serve_until_attached(GatewaySession& s) {
     // Nothing in this iteration suspended since the checks above, so no event can have been
     // missed: the wait below sees every later one.
 
+    // Waiting with nothing queued (idle, or parked) may last hours: keep no buffer meanwhile.
+    if (!pending && queue.empty()) s.reader.release_memory();
     events.expires_at(Clock::time_point::max());
     auto next = co_await (s.reader.next() || events.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (next.index() == 1) continue;  // an event: looked at above

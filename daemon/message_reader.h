@@ -4,7 +4,10 @@
 // this is the buffer and the I/O around it.
 //
 // The buffer holds at most one message being received plus what arrived with it; a length
-// above `max_length` is refused from its header, before anything more is read.
+// above `max_length` is refused from its header, before anything more is read. A reader
+// waiting on a plain socket holds no receive buffer while it waits (sessions with no server,
+// parked ones above all, wait here for hours): it waits for readability, then reads into a
+// buffer of the thread with no suspension before the bytes are copied into its own.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +46,14 @@ class MessageReader {
   // The bytes received after the last message returned (a message partly received), which
   // belong to the stream that continues elsewhere (the relay). Leaves the reader empty.
   [[nodiscard]] std::string take_buffered();
+  // Drops the buffer's memory when it holds nothing unread (a session about to wait long).
+  void release_memory() {
+    if (buffered() == 0) {
+      std::vector<std::uint8_t>().swap(buffer_);
+      consumed_ = 0;
+      last_ = {};
+    }
+  }
   [[nodiscard]] std::size_t buffered() const { return buffer_.size() - consumed_; }
   // The raw bytes of the last message returned (type, length and body).
   [[nodiscard]] std::string_view last_message() const { return last_; }
@@ -50,6 +61,14 @@ class MessageReader {
   void set_max_length(std::uint32_t max_length) { max_length_ = max_length; }
 
  private:
+  struct Received {
+    boost::system::error_code ec;
+    bool timed_out = false;
+  };
+  // One read into buffer_, bounded by `deadline`.
+  asio::awaitable<Received> receive(Clock::time_point deadline);
+  asio::awaitable<Received> receive_tls(Clock::time_point deadline);
+
   Stream& stream_;
   std::uint32_t max_length_;
   std::vector<std::uint8_t> buffer_;
