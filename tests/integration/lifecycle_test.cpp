@@ -32,7 +32,9 @@ TEST(LifecycleTest, IdleInstanceIsStoppedCleanlyAfterIdleTimeout) {
 
   const auto r = psql(gateway.conninfo(), "select 1");
   ASSERT_EQ(r.exit_code, 0) << r.describe();
-  ASSERT_TRUE(cluster.is_running());
+  // The query started it (psql may take longer to exit, on a busy machine, than the instance
+  // stays awake after it: whether it still runs now is not the question).
+  ASSERT_EQ(cluster.ready_count(), 1) << cluster.server_log();
 
   // pg_ctl status is the judge; the 20 s bound only keeps a broken gateway from hanging CI.
   EXPECT_TRUE(wait_until([&] { return !cluster.is_running(); }, 20s, 100ms)) << "still running long after idle_timeout";
