@@ -64,20 +64,16 @@ struct SessionState {
 bool add_captured_row(SessionState& state, const std::vector<std::optional<std::string>>& row,
                       std::string_view login_user);
 
-// Whether `sql` is one statement (a trailing semicolon, whitespace and comments allowed):
-// PostgreSQL records a PREPARE sent inside a multi-statement query with the whole query's
-// text, which must not run twice. Lexes quotes ('', E'', ""), dollar quotes and comments.
-[[nodiscard]] bool is_single_statement(std::string_view sql);
-
 struct CaptureResult {
   std::optional<SessionState> state;  // nullopt: the capture failed (`error` says why)
   std::string error;
 };
 // Runs the capture on a connection at rest (ReadyForQuery 'I' was its last message), which
 // it leaves at rest. ParameterStatus messages update `parameters`.
-[[nodiscard]] asio::awaitable<CaptureResult> capture_session_state(
-    Stream& server, protocol::ParameterList& parameters, std::string_view login_user,
-    std::span<const std::string> custom_settings, Clock::time_point deadline);
+[[nodiscard]] asio::awaitable<CaptureResult> capture_session_state(Stream& server, protocol::ParameterList& parameters,
+                                                                   std::string_view login_user,
+                                                                   std::span<const std::string> custom_settings,
+                                                                   Clock::time_point deadline);
 
 // The restore, as messages and the step each answer (a ReadyForQuery, or a ParseComplete)
 // belongs to.

@@ -26,6 +26,7 @@ extern "C" int fuzz_frontend_messages_one_input(const std::uint8_t* data, std::s
 extern "C" int fuzz_config_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int fuzz_scram_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int fuzz_auth_file_one_input(const std::uint8_t* data, std::size_t size);
+extern "C" int fuzz_sql_text_one_input(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
@@ -44,6 +45,7 @@ constexpr Target kTargets[] = {
     {"config", fuzz_config_one_input},
     {"scram", fuzz_scram_one_input},
     {"auth_file", fuzz_auth_file_one_input},
+    {"sql_text", fuzz_sql_text_one_input},
 };
 
 const fs::path kFuzzDir = PGNAP_FUZZ_DIR;

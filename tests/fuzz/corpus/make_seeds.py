@@ -297,3 +297,10 @@ write("auth_file", "crlf.txt", b'"alice" "pencil"\r\n\r\n"bob" "' + VERIFIER + b
 write("auth_file", "broken_lines",
       b'bob "b"\n"unterminated\n"erin"\n"" "x"\n"frank" ""\n"grace" "SCRAM-SHA-256$4096:broken"\n'
       b'# hash comment\n"heidi" "h"\n"nul\0byte" "x"\n"ivan" "multi\nline"')
+
+# fuzz_sql_text: statement texts PostgreSQL records for a PREPARE, one statement or several.
+write("sql_text", "prepare_one", "PREPARE p (int, text) AS SELECT $1, $2;")
+write("sql_text", "multi_statement", "select 1; PREPARE p2 AS select 2; select 3")
+write("sql_text", "quotes_and_comments",
+      "PREPARE p AS SELECT 'a;b', E'\\';', \"x;y\", $$;$$, $t$ $$ ; $t$ /* ; /* ; */ */ -- ;\n + 1")
+write("sql_text", "unterminated", "PREPARE p AS SELECT 'open; DELETE FROM t")
