@@ -9,7 +9,7 @@
 #                (build-sanitize: only its build)
 #   make demo    build, then run pgnap in front of a throwaway cluster (scripts/demo.sh)
 #   make bench   build, then measure pgnap next to PostgreSQL direct and PgBouncer
-#                (bench/run.sh; about 15 minutes; writes docs/benchmarks.md)
+#                (bench/run.sh; about 40 minutes; writes docs/benchmarks.md)
 #   make fuzz    build the libFuzzer targets with clang, run them for FUZZ_SECONDS=90 (tests/fuzz/run.sh)
 #   make format  apply .clang-format to every source file (format-check: only list the changes)
 #   make clean   remove $(BUILD_DIR); `make distclean` also removes var/ (the demo cluster)

@@ -3,10 +3,12 @@
 # this machine, in one run, interleaved (A B C A B C ...), reporting medians and ratios, and
 # writing docs/benchmarks.md. Benchmarks are not tests: nothing here decides CI.
 #
-#   bench/run.sh                       everything (about 25 minutes on 2 cores)
+#   bench/run.sh                       everything (about 40 minutes on 2 cores)
 #   REPS=3 SECS=10 IDLE_SECS=60 bench/run.sh
-#   SECTIONS="relay wake burst memory idle startup auth pool" bench/run.sh   (a subset)
+#   SECTIONS="relay wake burst memory idle startup auth pool park" bench/run.sh   (a subset)
 #   SECTIONS=auth AUTH_REPS=10 AUTH_IDLE_SECS=30 bench/run.sh          (a quick auth run)
+#   SECTIONS=park PARK_SESSIONS=200 PARK_REPS=3 PARK_RUN_SECS=60 PARK_EVERY=6 PARK_IDLE=2s bench/run.sh
+#                                                                      (a quick park run)
 #
 # Run as root (PostgreSQL and PgBouncer run as the postgres OS user) or as a user that can
 # run PostgreSQL itself.
@@ -21,7 +23,13 @@ HOLD=${HOLD:-200}
 AUTH_REPS=${AUTH_REPS:-30}            # auth: interleaved repetitions (one connection per variant each)
 AUTH_IDLE_SECS=${AUTH_IDLE_SECS:-300} # auth: how long the idle session and pg_isready go on
 AUTH_ISREADY_EVERY=${AUTH_ISREADY_EVERY:-10}
-SECTIONS=${SECTIONS:-"relay wake burst memory idle startup auth pool"}
+PARK_SESSIONS=${PARK_SESSIONS:-1000}  # park: sessions parked at once (RSS per parked session)
+PARK_ATTACHED=${PARK_ATTACHED:-200}   # park: sessions attached, for comparison
+PARK_REPS=${PARK_REPS:-7}             # park: interleaved repetitions of the resume latency
+PARK_RUN_SECS=${PARK_RUN_SECS:-600}   # park: the app pool's run, three set-ups at once
+PARK_EVERY=${PARK_EVERY:-30}          # park: the app's query interval (s)
+PARK_IDLE=${PARK_IDLE:-10s}           # park: idle_timeout of the app run's three pgnaps
+SECTIONS=${SECTIONS:-"relay wake burst memory idle startup auth pool park"}
 WORKLOADS=${WORKLOADS:-"select-only prepared read-write"}
 CLIENT_COUNTS=${CLIENT_COUNTS:-"8 32"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -35,6 +43,9 @@ PG_BIN=${PG_BIN_DIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 command -v pgbouncer >/dev/null || { echo "bench: pgbouncer is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/pgnap-bench-XXXXXX)
+# This run's pgnap, copied: a rebuild of $BUILD during the run does not mix two versions.
+cp "$BUILD/pgnap" "$WORK/pgnap"
+PGNAP=$WORK/pgnap
 AUTH_DATA=$WORK/auth-data   # the auth section's cluster
 AUTH_NAP_PID=""             # the auth section's pgnap of the moment
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -43,20 +54,35 @@ chmod 755 "$WORK"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "$AUTH_NAP_PID" ] && kill "$AUTH_NAP_PID" 2>/dev/null
+  [ -n "$AUTH_NAP_PID" ] && { kill "$AUTH_NAP_PID" 2>/dev/null || true; }
   wait 2>/dev/null || true
   as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
-  [ -d "$AUTH_DATA" ] && as_pg "$PG_BIN/pg_ctl" stop -D "$AUTH_DATA" -m immediate >/dev/null 2>&1
+  [ -d "$AUTH_DATA" ] && { as_pg "$PG_BIN/pg_ctl" stop -D "$AUTH_DATA" -m immediate >/dev/null 2>&1 || true; }
+  for d in "$WORK"/park-data-* "$WORK/park-init"; do
+    [ -d "$d" ] && { as_pg "$PG_BIN/pg_ctl" stop -D "$d" -m immediate >/dev/null 2>&1 || true; }
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
+# A port nothing listens on, below Linux's ephemeral range (32768-60999: a port some client
+# connection, or one in TIME_WAIT, holds cannot always be bound), and not handed out before in
+# this run (a cluster's port is chosen long before the cluster first listens on it).
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    p=$((20000 + RANDOM % 12000))
+    grep -qx "$p" "$WORK/ports" 2>/dev/null && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p" >> "$WORK/ports"; echo "$p"; return; }
   done
+}
+# A cluster whose roles log in with SCRAM (the auth and park sections): on 127.0.0.1 and the
+# run's socket directory, pg_hba asking SCRAM of everyone but postgres over the socket.
+scram_conf() {
+  printf "listen_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\npassword_encryption = 'scram-sha-256'\n" \
+    "$SOCK" >> "$1/postgresql.conf"
+  printf 'local all postgres trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n' \
+    > "$1/pg_hba.conf"
 }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 p95() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print 0; exit}; r=int(0.95*NR); if (r < 0.95*NR) r++; print a[r]}'; }
@@ -344,17 +370,8 @@ auth_setup() {
   AUTH_LOG=$WORK/auth-server.log
   log "auth: initdb a cluster with a SCRAM role"
   as_pg "$PG_BIN/initdb" -D "$AUTH_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
-  cat >> "$AUTH_DATA/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $AUTH_PG_PORT
-unix_socket_directories = '$SOCK'
-password_encryption = 'scram-sha-256'
-CONF
-  cat > "$AUTH_DATA/pg_hba.conf" <<HBA
-local all postgres trust
-local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
-HBA
+  scram_conf "$AUTH_DATA"
+  echo "port = $AUTH_PG_PORT" >> "$AUTH_DATA/postgresql.conf"
   auth_pg() { as_pg "$PG_BIN/pg_ctl" "$@" -D "$AUTH_DATA" >/dev/null 2>&1; }
   auth_pg start -l "$AUTH_LOG" -w -s
   AUTH_ADMIN="host=$SOCK port=$AUTH_PG_PORT user=postgres dbname=postgres"
@@ -691,6 +708,271 @@ PY
   out "(\`pgnap_server_logins_saved_total\` / \`pgnap_client_sessions_total\`)."
 fi
 
+# ---- 9. parked sessions ----------------------------------------------------------------------
+# auth.mode = "gateway" parks a session idle for idle_session_timeout: its state is captured,
+# its server connection goes back to the pool, its client connection stays open; its next
+# query wakes the instance if asleep and gets the state restored on a server connection.
+# Clusters of their own (copies of one initdb with a SCRAM role), each with its own pgnap;
+# the clients are bench/park.py (psycopg 3, psycopg_pool), timed inside the process.
+if has park; then
+  kill "$NAP_PID" 2>/dev/null || true
+  [ -n "$IDLE_PID" ] && { kill "$IDLE_PID" 2>/dev/null || true; }
+  kill "$BOUNCER_PID" 2>/dev/null || true
+  [ -n "$AUTH_READY" ] && { auth_halt 2>/dev/null || true; auth_pg stop -m fast -w -s || true; }
+  sleep 0.5
+  pg_stop
+  PARK_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+  PARK_NAP_SHA=$(sha256sum "$PGNAP" | cut -c1-12)
+  PARK_PY=(/usr/bin/python3 "$ROOT/bench/park.py")
+  need=$((PARK_SESSIONS * 2 + 256))
+  [ "$(ulimit -n)" -ge "$need" ] || ulimit -n "$need"
+  PARK_PW=bench-secret
+  declare -A PARK_PG_PORT
+  park_data() { echo "$WORK/park-data-$1"; }
+  park_log() { echo "$WORK/park-server-$1.log"; }
+  park_pg() {  # CLUSTER pg_ctl-ARGS...
+    local c=$1; shift
+    as_pg "$PG_BIN/pg_ctl" "$@" -D "$(park_data "$c")" >/dev/null 2>&1
+  }
+  park_starts() { grep -c "database system is ready to accept connections" "$(park_log "$1")" || true; }
+  kv() { sed -nE "s/(^|.* )$1=([^ ]*).*/\2/p"; }  # KEY: its value in park.py's output line
+
+  # m: the memory and resume measures (max_connections room for PARK_ATTACHED attached
+  # sessions); a, b, c: the three set-ups of the app run. One initdb, copied.
+  log "park: initdb a cluster with a SCRAM role, copied four times"
+  as_pg "$PG_BIN/initdb" -D "$WORK/park-init" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  scram_conf "$WORK/park-init"
+  PARK_INIT_PORT=$(free_port)
+  as_pg "$PG_BIN/pg_ctl" start -D "$WORK/park-init" -l "$WORK/park-init.log" -o "-p $PARK_INIT_PORT" -w -s >/dev/null
+  park_admin="host=$SOCK port=$PARK_INIT_PORT user=postgres dbname=postgres"
+  psql -qAtX "$park_admin" -c "CREATE ROLE bench LOGIN PASSWORD '$PARK_PW'"
+  verifier=$(psql -qAtX "$park_admin" -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'bench'")
+  case $verifier in SCRAM-SHA-256\$*) ;; *) echo "bench: expected a SCRAM verifier, got $verifier" >&2; exit 1 ;; esac
+  printf '"bench" "%s"\n' "$verifier" > "$WORK/park-users.txt"
+  as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/park-init" -m fast -w -s >/dev/null
+  for c in m a b c; do
+    cp -a "$WORK/park-init" "$(park_data "$c")"
+    PARK_PG_PORT[$c]=$(free_port)
+    echo "port = ${PARK_PG_PORT[$c]}" >> "$(park_data "$c")/postgresql.conf"
+    as_pg touch "$(park_log "$c")"
+  done
+  echo "max_connections = $((PARK_ATTACHED + 60))" >> "$(park_data m)/postgresql.conf"
+  rm -rf "$WORK/park-init"
+
+  write_park_config() {  # FILE CLUSTER PORT METRICS_PORT gateway|transparent IDLE_TIMEOUT [INSTANCE_LINES]
+    cat > "$1" <<CONF
+[gateway]
+listen = ["127.0.0.1:$3"]
+max_clients = $((PARK_SESSIONS + 200))
+ledger = "$WORK/ledger-park-$3.db"
+log_level = "info"
+[metrics]
+listen = "127.0.0.1:$4"
+[instances.main]
+backend = "pg_ctl"
+address = "$SOCK/.s.PGSQL.${PARK_PG_PORT[$2]}"
+idle_timeout = "$6"
+min_awake = "0s"
+wake_timeout = "60s"
+${7:-}
+[instances.main.pg_ctl]
+data_dir = "$(park_data "$2")"
+bin_dir = "$PG_BIN"
+log_file = "$(park_log "$2")"
+CONF
+    if [ "$5" = gateway ]; then
+      printf '[instances.main.auth]\nmode = "gateway"\nfile = "%s"\n' "$WORK/park-users.txt" >> "$1"
+    fi
+  }
+  park_ci() { echo "host=127.0.0.1 port=$1 user=bench password=$PARK_PW dbname=postgres"; }
+  park_metric() {  # METRICS_PORT NAME: the sum of its series
+    curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'
+  }
+  park_asleep() {  # METRICS_PORT CLUSTER: until pgnap says asleep and the cluster is down
+    for _ in $(seq 2400); do
+      if curl -s "http://127.0.0.1:$1/metrics" | grep -q 'pgnap_instance_state{.*state="asleep".*} 1' &&
+        ! park_pg "$2" status; then return 0; fi
+      sleep 0.05
+    done
+    echo "bench: park: cluster $2 did not go to sleep" >&2; return 1
+  }
+  park_halt() {  # PGNAP_PID CLUSTER: that pgnap stopped, its cluster stopped
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 500); do kill -0 "$1" 2>/dev/null || break; sleep 0.01; done
+    park_pg "$2" stop -m fast -w -s || true
+  }
+
+  # 9.1 RSS per parked session, and per attached session for comparison.
+  P_PORT=$(free_port); P_MET=$(free_port)
+  write_park_config "$WORK/park-hold.toml" m "$P_PORT" "$P_MET" gateway "1h" 'idle_session_timeout = "1s"'
+  P_PID=$(start_pgnap "$WORK/park-hold.toml" "$WORK/pgnap-park-hold.log"); PIDS+=("$P_PID")
+  log "park: $PARK_SESSIONS sessions parked, in waves of 20 (pool_size 20, idle_session_timeout 1s)"
+  hold_out=$("${PARK_PY[@]}" hold "$(park_ci "$P_PORT")" --metrics "http://127.0.0.1:$P_MET/metrics" --pid "$P_PID" \
+    --sessions "$PARK_SESSIONS" --wave 20 || true)
+  log "park: $hold_out"
+  hold_parks=$(park_metric "$P_MET" pgnap_session_parks_total)
+  park_halt "$P_PID" m
+  A_PORT=$(free_port); A_MET=$(free_port)
+  write_park_config "$WORK/park-attached.toml" m "$A_PORT" "$A_MET" gateway "1h" \
+    "idle_session_timeout = \"0s\"
+pool_size = $((PARK_ATTACHED + 20))"
+  A_PID=$(start_pgnap "$WORK/park-attached.toml" "$WORK/pgnap-park-attached.log"); PIDS+=("$A_PID")
+  log "park: $PARK_ATTACHED sessions attached (idle_session_timeout 0s, pool_size $((PARK_ATTACHED + 20)))"
+  att_out=$("${PARK_PY[@]}" hold "$(park_ci "$A_PORT")" --metrics "http://127.0.0.1:$A_MET/metrics" --pid "$A_PID" \
+    --sessions "$PARK_ATTACHED" --wave 20 --attached || true)
+  log "park: $att_out"
+  park_halt "$A_PID" m
+
+  # 9.2 A parked session's next query against a new connection's first query, asleep and awake.
+  R_PORT=$(free_port); R_MET=$(free_port)
+  write_park_config "$WORK/park-resume.toml" m "$R_PORT" "$R_MET" gateway "1s"
+  R_PID=$(start_pgnap "$WORK/park-resume.toml" "$WORK/pgnap-park-resume.log"); PIDS+=("$R_PID")
+  log "park: resume against a fresh connection, $PARK_REPS interleaved repetitions"
+  "${PARK_PY[@]}" resume "$(park_ci "$R_PORT")" --metrics "http://127.0.0.1:$R_MET/metrics" --data-dir "$(park_data m)" \
+    --server-log "$(park_log m)" --reps "$PARK_REPS" > "$WORK/park-resume.out" 2> "$WORK/park-resume.err" || true
+  park_halt "$R_PID" m
+  for k in asleep_resume asleep_fresh awake_resume awake_fresh; do
+    awk -v k="$k" '$1 == k {print $2}' "$WORK/park-resume.out" > "$WORK/park-$k"
+  done
+  resume_done=$(grep '^done' "$WORK/park-resume.out" || echo "done failures=? (park.py resume: $(tail -1 "$WORK/park-resume.err"))")
+  odd_starts=$(awk '($1 ~ /^asleep/ && $3 != "starts=1") || ($1 ~ /^awake/ && $3 != "starts=0")' "$WORK/park-resume.out" | wc -l)
+
+  # 9.3 An application's pool against three set-ups side by side, PARK_RUN_SECS.
+  declare -A V_PORT V_MET V_PID V_S0 V_A0 V_W0 V_OUT
+  for v in a b c; do V_PORT[$v]=$(free_port); V_MET[$v]=$(free_port); done
+  write_park_config "$WORK/park-a.toml" a "${V_PORT[a]}" "${V_MET[a]}" gateway "$PARK_IDLE"
+  write_park_config "$WORK/park-b.toml" b "${V_PORT[b]}" "${V_MET[b]}" gateway "$PARK_IDLE" "park_sessions = false"
+  write_park_config "$WORK/park-c.toml" c "${V_PORT[c]}" "${V_MET[c]}" transparent "$PARK_IDLE"
+  for v in a b c; do
+    V_PID[$v]=$(start_pgnap "$WORK/park-$v.toml" "$WORK/pgnap-park-$v.log"); PIDS+=("${V_PID[$v]}")
+    # The user's first login through a gateway is a real one: done before the run.
+    PGPASSWORD=$PARK_PW psql -qAtX "host=127.0.0.1 port=${V_PORT[$v]} user=bench dbname=postgres" -c "select 1" >/dev/null
+  done
+  for v in a b c; do park_asleep "${V_MET[$v]}" "$v"; done
+  for v in a b c; do
+    V_S0[$v]=$(park_starts "$v")
+    V_A0[$v]=$(park_metric "${V_MET[$v]}" pgnap_instance_asleep_seconds_total)
+    V_W0[$v]=$(park_metric "${V_MET[$v]}" pgnap_instance_wakes_total)
+  done
+  log "park: an app pool (min 2, max 4), select 1 every ${PARK_EVERY} s for ${PARK_RUN_SECS} s, idle_timeout $PARK_IDLE, three set-ups at once"
+  app_t0=$(now_ms)
+  app_pids=()
+  for v in a b c; do
+    "${PARK_PY[@]}" app "$(park_ci "${V_PORT[$v]}")" --secs "$PARK_RUN_SECS" --every "$PARK_EVERY" \
+      > "$WORK/park-app-$v.out" 2> "$WORK/park-app-$v.err" &
+    app_pids+=($!); PIDS+=($!)
+  done
+  for p in "${app_pids[@]}"; do wait "$p" || log "park: an app exited with an error"; done
+  app_secs=$(( ($(now_ms) - app_t0) / 1000 ))
+  for v in a b c; do
+    V_OUT[$v]="$(tail -1 "$WORK/park-app-$v.out") starts=$(( $(park_starts "$v") - ${V_S0[$v]} ))"
+    V_OUT[$v]+=" asleep=$(awk -v a="${V_A0[$v]}" -v b="$(park_metric "${V_MET[$v]}" pgnap_instance_asleep_seconds_total)" 'BEGIN {printf "%.0f", b - a}')"
+    V_OUT[$v]+=" wakes=$(awk -v a="${V_W0[$v]}" -v b="$(park_metric "${V_MET[$v]}" pgnap_instance_wakes_total)" 'BEGIN {print b - a}')"
+    V_OUT[$v]+=" parks=$(park_metric "${V_MET[$v]}" pgnap_session_parks_total)"
+    V_OUT[$v]+=" resumes=$(park_metric "${V_MET[$v]}" pgnap_session_resumes_total)"
+    V_OUT[$v]+=" closed=$(park_metric "${V_MET[$v]}" pgnap_idle_sessions_closed_total)"
+    log "park: set-up $v: ${V_OUT[$v]}"
+  done
+  for v in a b c; do park_halt "${V_PID[$v]}" "$v"; done
+
+  section "9. Parked sessions (\`auth.mode = \"gateway\"\`, SCRAM-SHA-256)"
+  out "Clusters of their own (copies of one \`initdb\`: PostgreSQL's defaults, \`password_encryption ="
+  out "scram-sha-256\`, pg_hba \`scram-sha-256\` for the role \`bench\`, its verifier in pgnap's \`auth.file\`),"
+  out "each behind its own pgnap (\`pool_size = 20\`, the default, \`min_awake = \"0s\"\`). The clients are"
+  out "\`bench/park.py\` (psycopg $(/usr/bin/python3 -c 'import psycopg; print(psycopg.__version__)'), psycopg_pool $(/usr/bin/python3 -c 'import psycopg_pool; print(psycopg_pool.__version__)')), over TCP on 127.0.0.1 with the"
+  out "role's password, timed inside the process. Each session's state: \`SET search_path = public\` and"
+  out "\`PREPARE park_q (int) AS SELECT \$1 + 1\`."
+  out ""
+  out "- Command: \`SECTIONS=\"$SECTIONS\" PARK_SESSIONS=$PARK_SESSIONS PARK_ATTACHED=$PARK_ATTACHED PARK_REPS=$PARK_REPS PARK_RUN_SECS=$PARK_RUN_SECS PARK_EVERY=$PARK_EVERY PARK_IDLE=$PARK_IDLE bench/run.sh\`"
+  out "- Date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) vCPU ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r); PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); pgnap $("$PGNAP" --version | awk '{print $2}') (binary sha256 $PARK_NAP_SHA); load average (1, 5, 15 min) $PARK_LOAD before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+  out ""
+  out "**Memory.** pgnap's RSS (\`VmRSS\`) with no session, then with N sessions; the difference over"
+  out "N. No session: the same pgnap after one wave of 20 sessions came and went (its pool's 20 server"
+  out "connections open, idle). Parked: \`idle_timeout = \"1h\"\` (awake throughout),"
+  out "\`idle_session_timeout = \"1s\"\`; sessions opened in waves of 20 (the pool's size), each wave"
+  out "waited for until \`pgnap_parked_sessions\` counts it, so no session ever waits for a server"
+  out "connection. Attached: \`idle_session_timeout = \"0s\"\` (nothing parks), \`pool_size = $((PARK_ATTACHED + 20))\` and the"
+  out "cluster's \`max_connections = $((PARK_ATTACHED + 60))\`: each session holds a server connection of its own, as"
+  out "in section 5 but in gateway mode and with the same state. The cluster is awake throughout."
+  out ""
+  out "| | sessions | RSS no session (kB) | RSS with the sessions (kB) | kB per session | \`pgnap_parked_sessions\` | server connections active / idle |"
+  out "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+  mem_row() {  # LABEL OUTPUT
+    case $2 in ok=1*) ;; *) out "| $1 | failed: \`$2\` | | | | | |"; return 0 ;; esac
+    out "| $1 | $(echo "$2" | kv sessions) | $(echo "$2" | kv rss0_kb) | $(echo "$2" | kv rss1_kb) | **$(echo "$2" | kv kb_per_session)** | $(echo "$2" | kv parked) | $(echo "$2" | kv server_active) / $(echo "$2" | kv server_idle) |"
+  }
+  mem_row "parked" "$hold_out"
+  mem_row "attached (relayed, not parked)" "$att_out"
+  out ""
+  out "Opening and parking the $PARK_SESSIONS sessions took $(echo "$hold_out" | kv secs) s ($hold_parks parks counted by"
+  out "\`pgnap_session_parks_total\`, the warm-up wave's 20 included)."
+  out ""
+  out "**Resume latency.** One pgnap, \`idle_timeout = \"1s\"\` (and so \`idle_session_timeout\`). One"
+  out "session with its state, parked; per repetition, interleaved (the order of the two alternating):"
+  out "its next \`select 1\` (from sending it to its row) and a new connection's connect + SCRAM login +"
+  out "first \`select 1\` (from \`psycopg.connect\` to the row), each with the instance asleep (waited for:"
+  out "pgnap says asleep and \`postmaster.pid\` is gone); then the same two with the instance awake (a"
+  out "second session's open transaction keeps it so, and server connections wait idle in the pool"
+  out "before each, so neither opens one, every one of them having run the same SET, PREPARE and"
+  out "EXECUTE once: PostgreSQL's catalog caches are warm, as the first PREPARE in a new backend"
+  out "costs a few ms whoever sends it): the restore's own cost (set_config, PREPARE) against a"
+  out "login. After each resume the session's \`search_path\` and \`EXECUTE park_q\` are checked."
+  out ""
+  out "| | n | median ms | min – max ms | all runs (ms) |"
+  out "| --- | ---: | ---: | --- | --- |"
+  res_row() {  # LABEL KIND
+    local f="$WORK/park-$2"
+    out "| $1 | $(wc -l < "$f" | tr -d ' ') | $(median < "$f") | $(sort -g "$f" | head -1) – $(sort -g "$f" | tail -1) | $(tr '\n' ' ' < "$f")|"
+  }
+  res_row "asleep: the parked session's next query (wakes the instance)" asleep_resume
+  res_row "asleep: a new connection, connect + login + first query (wakes the instance)" asleep_fresh
+  res_row "awake: the parked session's next query (a pooled connection, state restored)" awake_resume
+  res_row "awake: a new connection, connect + login + first query (a pooled connection)" awake_fresh
+  ar=$(median < "$WORK/park-asleep_resume"); af=$(median < "$WORK/park-asleep_fresh")
+  wr=$(median < "$WORK/park-awake_resume"); wf=$(median < "$WORK/park-awake_fresh")
+  out ""
+  out "Ratio resume / new connection: asleep **$(ratio "$ar" "$af")**, awake **$(ratio "$wr" "$wf")**."
+  out "Checks: \`$resume_done\`; measurements where the server log did not show exactly one start"
+  out "(asleep) or none (awake): $odd_starts."
+  out ""
+  out "**An application's pool.** A Python app: \`psycopg_pool.ConnectionPool(min_size=2, max_size=4)\`"
+  out "(psycopg_pool's defaults otherwise: no check of a connection before handing it out), \`with"
+  out "pool.connection() as conn: conn.execute(\"select 1\")\` every $PARK_EVERY s for $PARK_RUN_SECS s; an attempt that"
+  out "fails is counted and retried at once until the request is served (at most 10 attempts: more"
+  out "than the pool can hold dead connections), as an application with a retry loop. Three set-ups at the"
+  out "same time, each with its own cluster and pgnap, \`idle_timeout = \"$PARK_IDLE\"\`,"
+  out "\`idle_session_timeout\` unset (= \`idle_timeout\`): (a) gateway mode, parking on (the default);"
+  out "(b) gateway mode, \`park_sessions = false\`; (c) transparent mode (no \`auth\` table: PostgreSQL"
+  out "checks the password). Before the run each pgnap saw one login and query and its cluster went"
+  out "to sleep; starts are the server log's \`database system is ready to accept connections\` lines"
+  out "after that, seconds asleep the increase of \`pgnap_instance_asleep_seconds_total\` over the run"
+  out "($app_secs s, wall clock)."
+  out ""
+  out "| set-up | starts (server log) | wakes (\`pgnap_instance_wakes_total\`) | seconds asleep | requests | served | errors the app saw | requests that needed a retry | parks / resumes | idle sessions closed (57P01) | ms per request, median / max |"
+  out "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
+  app_row() {  # LABEL SETUP
+    local o=${V_OUT[$2]}
+    out "| $1 | **$(echo "$o" | kv starts)** | $(echo "$o" | kv wakes) | $(echo "$o" | kv asleep) | $(echo "$o" | kv ticks) | $(echo "$o" | kv served) | **$(echo "$o" | kv errors)** | $(echo "$o" | kv retried) | $(echo "$o" | kv parks) / $(echo "$o" | kv resumes) | $(echo "$o" | kv closed) | $(echo "$o" | kv p50_ms) / $(echo "$o" | kv max_ms) |"
+  }
+  app_row "(a) gateway, parking" a
+  app_row "(b) gateway, \`park_sessions = false\`" b
+  app_row "(c) transparent" c
+  for v in a b c; do
+    e=$(echo "${V_OUT[$v]}" | sed -n 's/.*first_error="\([^"]*\)".*/\1/p')
+    [ -n "$e" ] && { out ""; out "First error in ($v): \`$e\`"; }
+  done
+  starts_a=$(echo "${V_OUT[a]}" | kv starts); starts_b=$(echo "${V_OUT[b]}" | kv starts); starts_c=$(echo "${V_OUT[c]}" | kv starts)
+  out ""
+  out "Starts saved by parking: $((starts_b - starts_a)) against (b), $((starts_c - starts_a)) against (c)."
+  idle_s=$(echo "$PARK_IDLE" | awk '/ms$/ {print $1 / 1000; next} /m$/ {print $1 * 60; next} {print $1 + 0}')
+  if awk -v e="$PARK_EVERY" -v i="$idle_s" 'BEGIN {exit !(e > 2 * i)}'; then
+    out "With a request every $PARK_EVERY s, more than \`idle_session_timeout\` + \`idle_timeout\` = $(awk -v i="$idle_s" 'BEGIN {print 2 * i}') s"
+    out "after the previous one, the instance is asleep again when each request comes, in every"
+    out "set-up: each request needs a start whether its session was parked, closed (b) or closed and"
+    out "reopened by the pool (c). What parking changes here is what the application sees."
+  fi
+fi
+
 # ---- docs/benchmarks.md ----------------------------------------------------------------------
 targets_md() {  # the targets, the same for a full run and a partial one
   echo "## Targets"
@@ -705,7 +987,7 @@ targets_md() {  # the targets, the same for a full run and a partial one
 # A run of some sections only (SECTIONS=...) into an existing file replaces those sections in
 # it and keeps the others, each of which says how and when it was measured; the header then
 # lists the partial runs. A full run rewrites the file.
-if [ "$SECTIONS" != "relay wake burst memory idle startup auth pool" ] && [ -f "$OUT" ]; then
+if [ "$SECTIONS" != "relay wake burst memory idle startup auth pool park" ] && [ -f "$OUT" ]; then
   /usr/bin/python3 - "$OUT" "$RESULTS" "$(date -u +%Y-%m-%dT%H:%MZ)" "SECTIONS=\"$SECTIONS\" bench/run.sh" "$(targets_md)" <<'PY'
 import re, sys
 out_path, results_path, date, command, targets = sys.argv[1:6]
@@ -747,7 +1029,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   echo "- Settings: pgbench scale 10, \`synchronous_commit = off\`, shared_buffers 128MB; every"
   echo "  client connects over TCP on 127.0.0.1; pgnap and PgBouncer reach PostgreSQL over its Unix"
   echo "  socket; pgbench \`-j 2\`."
-  echo "- Command: \`REPS=$REPS SECS=$SECS IDLE_SECS=$IDLE_SECS WAKE_REPS=$WAKE_REPS BURST=$BURST HOLD=$HOLD AUTH_REPS=$AUTH_REPS AUTH_IDLE_SECS=$AUTH_IDLE_SECS POOL_PY_N=${POOL_PY_N:-2000} bench/run.sh\`"
+  echo "- Command: \`REPS=$REPS SECS=$SECS IDLE_SECS=$IDLE_SECS WAKE_REPS=$WAKE_REPS BURST=$BURST HOLD=$HOLD AUTH_REPS=$AUTH_REPS AUTH_IDLE_SECS=$AUTH_IDLE_SECS POOL_PY_N=${POOL_PY_N:-2000} PARK_SESSIONS=$PARK_SESSIONS PARK_REPS=$PARK_REPS PARK_RUN_SECS=$PARK_RUN_SECS PARK_EVERY=$PARK_EVERY bench/run.sh\`"
   cat "$RESULTS"
   echo
   targets_md
