@@ -43,7 +43,12 @@ asio::awaitable<ParkAttempt> try_park(Instance& instance, const std::string& con
     // Counted by the first thing named: "temporary tables", "advisory locks", ... (a
     // statement's name is not a label: it would make a series per statement).
     const std::string& first = captured.state->unrestorable.front();
-    ++metrics.parks_refused[first.starts_with("prepared statement") ? "multi-statement prepare" : first];
+    std::string_view reason = first;
+    if (first.starts_with("prepared statement")) {
+      reason = first.find("standard_conforming_strings") != std::string::npos ? "standard_conforming_strings off"
+                                                                              : "multi-statement prepare";
+    }
+    ++metrics.parks_refused[std::string(reason)];
     attempt.outcome = ParkAttempt::Outcome::kRefused;
     attempt.why = join(captured.state->unrestorable);
     PGNAP_LOG(kDebug, context, "not parking the idle session: it holds " << attempt.why);

@@ -25,7 +25,11 @@ constexpr std::string_view kCaptureHead =
     " FROM pg_catalog.pg_settings s WHERE s.source = 'session'";
 // (Then the custom settings asked for by name, if any.)
 constexpr std::string_view kCaptureTail =
-    " UNION ALL SELECT 4, CASE WHEN p.from_sql THEN 'sql' ELSE 'protocol' END, p.name, p.statement,"
+    // A PREPARE's text is checked for one statement as PostgreSQL lexes it with
+    // standard_conforming_strings on; with it off, backslashes escape quotes in '' strings.
+    " UNION ALL SELECT 4, CASE WHEN NOT p.from_sql THEN 'protocol'"
+    " WHEN pg_catalog.current_setting('standard_conforming_strings') = 'on' THEN 'sql' ELSE 'sql-escapes' END,"
+    " p.name, p.statement,"
     " pg_catalog.array_to_string(CAST(p.parameter_types AS pg_catalog.oid[]), ',')"
     " FROM pg_catalog.pg_prepared_statements p"
     " UNION ALL SELECT 5, 'unrestorable', 'temporary tables', NULL, NULL WHERE EXISTS"
@@ -88,6 +92,10 @@ bool add_captured_row(SessionState& state, const std::vector<std::optional<std::
     if (!row[2]) return false;
     if (name == "session_authorization" && *row[2] == login_user) return true;  // unchanged
     state.settings.push_back(SessionSetting{name, *row[2]});
+    return true;
+  }
+  if (kind == "sql-escapes") {
+    state.unrestorable.push_back("prepared statement \"" + name + "\" (standard_conforming_strings is off)");
     return true;
   }
   if (kind == "sql" || kind == "protocol") {

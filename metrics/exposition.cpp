@@ -143,7 +143,7 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
      "Parked sessions whose state could not be restored (the client got a FATAL naming what)."},
     {"pgnap_session_parks_refused_total", MetricType::Counter,
      "Idle sessions not parked, by what they held that cannot be restored (temporary tables, advisory locks, "
-     "open cursors, listened channels, a multi-statement PREPARE; capture failed)."},
+     "open cursors, listened channels, a multi-statement PREPARE, a PREPARE with standard_conforming_strings off; capture failed)."},
 };
 
 std::string number(double v) {

@@ -41,12 +41,14 @@ TEST(CapturedRowTest, StatementsKeepTheirTypesAndAMultiStatementPrepareCannotBeR
   EXPECT_TRUE(add_captured_row(state, Row{"protocol", "no_params", "select 1", ""}, "u"));
   EXPECT_TRUE(add_captured_row(state, Row{"sql", "p1", "PREPARE p1 AS select 1;", ""}, "u"));
   EXPECT_TRUE(add_captured_row(state, Row{"sql", "p2", "select 1; PREPARE p2 AS select 2", ""}, "u"));
+  EXPECT_TRUE(add_captured_row(state, Row{"sql-escapes", "p3", "PREPARE p3 AS select '\\'''", ""}, "u"));
   ASSERT_EQ(state.statements.size(), 3u);
   EXPECT_THAT(state.statements[0].parameter_types, ElementsAre(23u, 25u));
   EXPECT_TRUE(state.statements[1].parameter_types.empty());
   EXPECT_TRUE(state.statements[2].from_sql);
-  ASSERT_EQ(state.unrestorable.size(), 1u);
+  ASSERT_EQ(state.unrestorable.size(), 2u);
   EXPECT_THAT(state.unrestorable[0], HasSubstr("\"p2\""));
+  EXPECT_THAT(state.unrestorable[1], HasSubstr("standard_conforming_strings"));
   EXPECT_GT(state.bytes(), 0u);
 }
 

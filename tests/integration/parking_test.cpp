@@ -169,6 +169,9 @@ TEST(ParkingTest, AdvisoryLocksCursorsAndListenersAreNotParked) {
   ASSERT_TRUE(query(cursor.get(), "declare c cursor with hold for select 1").ok);
   auto listener = log_in(gateway, "bob");
   ASSERT_TRUE(query(listener.get(), "listen jobs").ok);
+  auto escapes = log_in(gateway, "bob");
+  ASSERT_TRUE(query(escapes.get(), "set standard_conforming_strings = off").ok);
+  ASSERT_TRUE(query(escapes.get(), "prepare quoted as select 'it\\'s'").ok);
   auto plain = log_in(gateway);
   ASSERT_TRUE(query(plain.get(), "select 1").ok);
   ASSERT_TRUE(wait_until([&] { return metric(gateway, "pgnap_session_parks_total{db_instance=\"main\"}") == 1; }, 30s))
@@ -177,7 +180,11 @@ TEST(ParkingTest, AdvisoryLocksCursorsAndListenersAreNotParked) {
       [&] {
         return metric(gateway, "pgnap_session_parks_refused_total{db_instance=\"main\",reason=\"advisory locks\"}") >=
                    1 &&
-               metric(gateway, "pgnap_session_parks_refused_total{db_instance=\"main\",reason=\"open cursors\"}") >= 1;
+               metric(gateway, "pgnap_session_parks_refused_total{db_instance=\"main\",reason=\"open cursors\"}") >=
+                   1 &&
+               metric(gateway,
+                      "pgnap_session_parks_refused_total{db_instance=\"main\",reason=\"standard_conforming_"
+                      "strings off\"}") >= 1;
       },
       30s))
       << gateway.log();
@@ -186,6 +193,7 @@ TEST(ParkingTest, AdvisoryLocksCursorsAndListenersAreNotParked) {
   EXPECT_EQ(value_of(cursor.get(), "fetch c"), "1");
   EXPECT_EQ(value_of(locked.get(), "select count(*) from pg_locks where locktype = 'advisory' and granted"), "1");
   EXPECT_EQ(value_of(listener.get(), "select pg_listening_channels()"), "jobs");
+  EXPECT_EQ(value_of(escapes.get(), "execute quoted"), "it's");
 }
 
 TEST(ParkingTest, AHundredParkedSessionsResumingAtOnceShareOneStart) {
