@@ -249,6 +249,26 @@ TEST(ParkingTest, CloseListenersClosesAnIdleListenerWhileTheOthersPark) {
   EXPECT_EQ(value_of(plain.get(), "select 'resumed'"), "resumed");
 }
 
+TEST(ParkingTest, ParkedSessionsCountAgainstMaxClients) {
+  AuthCluster ac;
+  auto options = parking_options(ac);
+  options.gateway_extra = "max_clients = 2\n";
+  Gateway gateway(options, &ac.cluster());
+  auto one = log_in(gateway);
+  auto two = log_in(gateway, "bob");
+  ASSERT_TRUE(query(one.get(), "select 1").ok);
+  ASSERT_TRUE(query(two.get(), "select 2").ok);
+  ASSERT_TRUE(sleeps(ac, gateway));
+  ASSERT_EQ(metric(gateway, "pgnap_parked_sessions{db_instance=\"main\"}"), 2);
+  const auto third = connect(password_conninfo(gateway, "alice", kAlicePassword), 30s);
+  EXPECT_FALSE(third.ok());
+  EXPECT_EQ(third.server.sqlstate, "53300") << third.error;
+  two.reset();
+  EXPECT_TRUE(wait_until([&] { return connect(password_conninfo(gateway, "alice", kAlicePassword), 30s).ok(); }, 10s,
+                         100ms));
+  EXPECT_EQ(value_of(one.get(), "select 'resumed'"), "resumed");
+}
+
 TEST(ParkingTest, ParkSessionsFalseClosesIdleSessionsAsBefore) {
   AuthCluster ac;
   Gateway gateway(parking_options(ac, "park_sessions = false\n"), &ac.cluster());
