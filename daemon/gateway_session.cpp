@@ -252,7 +252,7 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
     auto attempt = co_await try_park(s.instance, s.routed.context, relayed.server, server.parameters, s.user);
     if (attempt.outcome == ParkAttempt::Outcome::kRefused) {
       s.key->attached(endpoint, server.key, attached.connection.cancels_in_flight);
-      relayed.park_refused = true;
+      relayed.park_refused_at = relayed.last_traffic.value_or(Clock::time_point{});
       continue;
     }
     if (attempt.outcome == ParkAttempt::Outcome::kFailed) {

@@ -50,7 +50,7 @@ std::optional<Clock::time_point> Instance::park_idle_sessions(Clock::time_point 
   std::optional<Clock::time_point> next;
   std::size_t asked = 0;
   for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
-    if (!a->park || !a->parkable || a->parking || !a->at_rest || a->listening) continue;
+    if (!a->may_be_parked() || a->parking || !a->at_rest) continue;
     const auto due = a->last_traffic + rest;
     if (due > now) {
       next = next ? std::min(*next, due) : due;
@@ -72,7 +72,7 @@ std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
   Clock::time_point idle_since = last_release_;
   for (const SessionActivity* a : watched_) {
     // One being parked gives its lease back in a moment (or, refused, is looked at again).
-    if (a->parking || (a->park && a->parkable && !a->listening)) return std::nullopt;
+    if (a->parking || a->may_be_parked()) return std::nullopt;
     if (!a->at_rest || (a->listening && !config_.close_listeners)) return std::nullopt;
     idle_since = std::max(idle_since, a->last_traffic + rest);
   }

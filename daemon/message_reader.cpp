@@ -96,6 +96,19 @@ asio::awaitable<MessageReader::Received> MessageReader::receive_tls(Clock::time_
   co_return Received{ec ? ec : asio::error::eof, false};
 }
 
+asio::awaitable<MessageReader::Result> next_answer(MessageReader& reader, protocol::ParameterList& parameters,
+                                                   Clock::time_point deadline) {
+  for (;;) {
+    auto read = co_await reader.next(deadline);
+    if (read.status != MessageReader::Status::kMessage) co_return read;
+    if (read.frame.type == protocol::backend_msg::kNoticeResponse) continue;
+    if (read.frame.type != protocol::backend_msg::kParameterStatus) co_return read;
+    if (auto changed = protocol::parse_parameter_status(read.frame.body)) {
+      protocol::set_parameter(parameters, changed->first, std::move(changed->second));
+    }
+  }
+}
+
 std::string MessageReader::take_buffered() {
   std::string rest(reinterpret_cast<const char*>(buffer_.data() + consumed_), buffer_.size() - consumed_);
   std::vector<std::uint8_t>().swap(buffer_);  // the session goes on elsewhere: no memory kept here

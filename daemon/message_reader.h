@@ -18,6 +18,7 @@
 
 #include "daemon/stream.h"
 #include "protocol/frame.h"
+#include "protocol/messages.h"
 
 namespace pgnap::daemon {
 
@@ -75,5 +76,11 @@ class MessageReader {
   std::size_t consumed_ = 0;  // bytes of buffer_ already returned as messages
   std::string_view last_;
 };
+
+// The next message of PostgreSQL's answer to a query pgnap sent itself (a pool's SET or
+// reset, a parked session's capture or restore): ParameterStatus messages are applied to
+// `parameters` and NoticeResponse ones dropped on the way, so callers see the answer proper.
+[[nodiscard]] asio::awaitable<MessageReader::Result> next_answer(
+    MessageReader& reader, protocol::ParameterList& parameters, Clock::time_point deadline);
 
 }  // namespace pgnap::daemon

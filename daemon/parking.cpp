@@ -6,9 +6,9 @@ namespace pgnap::daemon {
 
 namespace {
 
-std::string join(const std::vector<std::string>& items) {
+std::string describe(const std::vector<Unrestorable>& items) {
   std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item.what;
   return out;
 }
 
@@ -40,17 +40,10 @@ asio::awaitable<ParkAttempt> try_park(Instance& instance, const std::string& con
     co_return attempt;
   }
   if (!captured.state->unrestorable.empty()) {
-    // Counted by the first thing named: "temporary tables", "advisory locks", ... (a
-    // statement's name is not a label: it would make a series per statement).
-    const std::string& first = captured.state->unrestorable.front();
-    std::string_view reason = first;
-    if (first.starts_with("prepared statement")) {
-      reason = first.find("standard_conforming_strings") != std::string::npos ? "standard_conforming_strings off"
-                                                                              : "multi-statement prepare";
-    }
-    ++metrics.parks_refused[std::string(reason)];
+    // Counted by the first reason found (a reason, never a statement's name: one series each).
+    ++metrics.parks_refused[captured.state->unrestorable.front().reason];
     attempt.outcome = ParkAttempt::Outcome::kRefused;
-    attempt.why = join(captured.state->unrestorable);
+    attempt.why = describe(captured.state->unrestorable);
     PGNAP_LOG(kDebug, context, "not parking the idle session: it holds " << attempt.why);
     co_return attempt;
   }

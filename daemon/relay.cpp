@@ -222,7 +222,6 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
     if (ec == asio::error::interrupted) continue;
     if (ec) co_return closed(direction, ec == asio::error::eof ? std::string() : ec.message());
     activity_.last_traffic = Clock::now();
-    activity_.parkable = may_park_;  // traffic: a park refused earlier may be possible now
 
     std::size_t forward = n;
     if (auto end = inspect(direction, protocol::Bytes(g_scratch.data(), n), forward)) {
@@ -282,7 +281,6 @@ asio::awaitable<RelayEnd> Relay::pump_stream(Direction direction) {
     if (ec == asio::error::operation_aborted) co_return cancelled();
     if (n > 0) {
       activity_.last_traffic = Clock::now();
-      activity_.parkable = may_park_;
       std::size_t forward = n;
       auto end = inspect(direction, protocol::Bytes(buffer.data(), n), forward);
       if (end && (forward == 0 || end->why != RelayEnd::Why::kClientClosed)) co_return std::move(*end);

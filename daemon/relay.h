@@ -99,10 +99,7 @@ class Relay {
   void close_idle();
 
   // Parking (gateway_session.cpp): the session may be asked to park while it is parkable().
-  void allow_parking() {
-    may_park_ = true;
-    activity_.parkable = true;
-  }
+  void allow_parking() { may_park_ = true; }
   // At rest, outside a transaction, not listening, nothing half-sent either way, every
   // reported parameter seen whole: the server connection can be detached from the client
   // without either noticing.

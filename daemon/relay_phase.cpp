@@ -53,7 +53,7 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
   relay.activity().close = [&relay] { relay.close_idle(); };
   if (e.may_park) {
     relay.allow_parking();
-    relay.activity().parkable = !e.park_refused;
+    relay.activity().park_refused_at = e.park_refused_at;
     relay.activity().park = [&relay] { return relay.request_park(); };
   }
   e.parked = false;

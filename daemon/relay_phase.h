@@ -38,11 +38,11 @@ struct RelayedSession {
   bool server_reusable = false;
   // Parking (gateway_session.cpp): the instance may ask the relay to stop at rest; it then
   // returns with `parked` set and the server connection reusable, and says nothing to either
-  // side. `park_refused`: the last attempt found state that cannot be restored — not asked
+  // side. `park_refused_at`: the last attempt found state that cannot be restored — not asked
   // again before the session's next traffic. `last_traffic` carries the session's idle time
   // across such an attempt.
   bool may_park = false;
-  bool park_refused = false;
+  Clock::time_point park_refused_at{};
   bool parked = false;
   std::optional<Clock::time_point> last_traffic{};
 };

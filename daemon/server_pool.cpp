@@ -39,16 +39,11 @@ asio::awaitable<std::string> run_simple(ServerSession& server, const std::string
   MessageReader reader(stream, 1 << 20);
   std::string failure;
   for (;;) {
-    const auto read = co_await reader.next(deadline);
+    const auto read = co_await next_answer(reader, server.parameters, deadline);
     if (read.status != MessageReader::Status::kMessage) {
       co_return read.status == MessageReader::Status::kTimedOut ? "it did not finish in time" : "the connection failed";
     }
     switch (read.frame.type) {
-      case msg::kParameterStatus:
-        if (auto changed = protocol::parse_parameter_status(read.frame.body)) {
-          protocol::set_parameter(server.parameters, changed->first, std::move(changed->second));
-        }
-        break;
       case msg::kErrorResponse:
         if (auto fields = protocol::parse_error_response(read.frame.body)) {
           failure = fields->sqlstate + " " + fields->message;

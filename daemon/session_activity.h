@@ -17,13 +17,16 @@ struct SessionActivity {
   bool listening = false;  // a LISTEN completed, or a notification arrived
   // Ends the session with pgnap's "terminating idle connection" FATAL, now.
   std::function<void()> close;
-  // Parking (gateway-auth instances): while `parkable`, `park` asks the session to detach its
-  // server connection and keep its client (false: not possible right now). A park refused
-  // for what the session holds (a temporary table, ...) clears `parkable` until its next
-  // traffic; such a session is then closed like any other when the instance would sleep.
+  // Parking (gateway-auth instances): `park` asks the session to detach its server connection
+  // and keep its client (false: not possible right now). A park refused for what the session
+  // holds (a temporary table, ...) records the session's last traffic then: it is not asked
+  // again before newer traffic, and is closed like any other when the instance would sleep.
   std::function<bool()> park;
-  bool parkable = false;
+  std::chrono::steady_clock::time_point park_refused_at{};
   bool parking = false;  // asked to park, not yet detached: in use until it is
+
+  // Whether the instance may ask this session to park (once it is at rest and idle long enough).
+  [[nodiscard]] bool may_be_parked() const { return park && !listening && last_traffic > park_refused_at; }
 };
 
 }  // namespace pgnap::daemon

@@ -95,7 +95,8 @@ bool add_captured_row(SessionState& state, const std::vector<std::optional<std::
     return true;
   }
   if (kind == "sql-escapes") {
-    state.unrestorable.push_back("prepared statement \"" + name + "\" (standard_conforming_strings is off)");
+    state.unrestorable.push_back({"standard_conforming_strings off",
+                                  "prepared statement \"" + name + "\" (standard_conforming_strings is off)"});
     return true;
   }
   if (kind == "sql" || kind == "protocol") {
@@ -105,14 +106,15 @@ bool add_captured_row(SessionState& state, const std::vector<std::optional<std::
     const bool from_sql = kind == "sql";
     // A PREPARE recorded with the text of a whole multi-statement query cannot be replayed.
     if (from_sql && !protocol::is_single_statement(*row[2])) {
-      state.unrestorable.push_back("prepared statement \"" + name + "\" (prepared in a multi-statement query)");
+      state.unrestorable.push_back({"multi-statement prepare",
+                                    "prepared statement \"" + name + "\" (prepared in a multi-statement query)"});
       return true;
     }
     state.statements.push_back(PreparedStatementState{name, *row[2], from_sql, *types});
     return true;
   }
   if (kind == "unrestorable") {
-    state.unrestorable.push_back(name);
+    state.unrestorable.push_back({name, name});
     return true;
   }
   return false;
@@ -132,7 +134,7 @@ asio::awaitable<CaptureResult> capture_session_state(Stream& server, protocol::P
   SessionState state;
   std::string failure;
   for (;;) {
-    const auto read = co_await reader.next(deadline);
+    const auto read = co_await next_answer(reader, parameters, deadline);
     if (read.status != MessageReader::Status::kMessage) {
       result.error = read.status == MessageReader::Status::kTimedOut ? "the capture query did not finish in time"
                                                                      : "the connection failed during the capture query";
@@ -146,11 +148,6 @@ asio::awaitable<CaptureResult> capture_session_state(Stream& server, protocol::P
         }
         break;
       }
-      case msg::kParameterStatus:
-        if (auto changed = protocol::parse_parameter_status(read.frame.body)) {
-          protocol::set_parameter(parameters, changed->first, std::move(changed->second));
-        }
-        break;
       case msg::kErrorResponse: {
         const auto fields = protocol::parse_error_response(read.frame.body);
         failure = "the capture query failed: " + (fields ? fields->sqlstate + " " + fields->message : "an error");
@@ -167,7 +164,7 @@ asio::awaitable<CaptureResult> capture_session_state(Stream& server, protocol::P
         result.state = std::move(state);
         co_return result;
       }
-      default:  // RowDescription, CommandComplete, notices
+      default:  // RowDescription, CommandComplete
         break;
     }
   }
@@ -208,21 +205,18 @@ asio::awaitable<std::optional<RestoreFailure>> restore_session_state(
     co_return broken("sending the restore failed: " + ec.message());
   }
   MessageReader reader(server, 1 << 20);
-  const bool any_parse = plan.steps.size() > plan.queries;
+  // Each query ends with a ReadyForQuery, and so does the Sync after the Parses.
+  const std::size_t readies = plan.queries + (plan.steps.size() > plan.queries ? 1 : 0);
+  std::size_t ready = 0;
   std::size_t step = 0;  // the step the next answer belongs to
   std::optional<RestoreFailure> failure;
   for (;;) {
-    const auto read = co_await reader.next(deadline);
+    const auto read = co_await next_answer(reader, parameters, deadline);
     if (read.status != MessageReader::Status::kMessage) {
       co_return broken(read.status == MessageReader::Status::kTimedOut ? "the restore did not finish in time"
                                                                        : "the connection failed during the restore");
     }
     switch (read.frame.type) {
-      case msg::kParameterStatus:
-        if (auto changed = protocol::parse_parameter_status(read.frame.body)) {
-          protocol::set_parameter(parameters, changed->first, std::move(changed->second));
-        }
-        break;
       case msg::kErrorResponse:
         if (!failure) {
           auto fields = protocol::parse_error_response(read.frame.body);
@@ -232,16 +226,15 @@ asio::awaitable<std::optional<RestoreFailure>> restore_session_state(
         break;
       case protocol::backend_msg::kParseComplete: ++step; break;
       case msg::kReadyForQuery: {
-        const bool last = any_parse ? step >= plan.queries : step + 1 >= plan.queries;
         if (step < plan.queries) ++step;  // a query's end
-        if (!last) break;
+        if (++ready < readies) break;
         if (!failure && protocol::parse_ready_for_query_body(read.frame.body) != 'I') {
           co_return broken("the restore left the connection in a transaction");
         }
         if (!failure && reader.buffered() > 0) co_return broken("unexpected data after the restore");
         co_return failure;
       }
-      default:  // rows of set_config, CommandComplete, notices
+      default:  // rows of set_config, CommandComplete
         break;
     }
   }

@@ -43,11 +43,16 @@ struct PreparedStatementState {
   std::vector<std::uint32_t> parameter_types;  // OIDs, as the server resolved them
 };
 
+// Something the session holds that another connection cannot be given.
+struct Unrestorable {
+  std::string reason;  // the metric's label: "temporary tables", "multi-statement prepare", ...
+  std::string what;    // for the log: the reason, or the statement it is about
+};
+
 struct SessionState {
   std::vector<SessionSetting> settings;  // in restore order (session authorization, role, the rest)
   std::vector<PreparedStatementState> statements;
-  // What cannot be restored ("temporary tables", ...): the session is not parked.
-  std::vector<std::string> unrestorable;
+  std::vector<Unrestorable> unrestorable;  // not empty: the session is not parked
   // The memory the parked session keeps for it (the strings' contents), for the log.
   [[nodiscard]] std::size_t bytes() const;
 };

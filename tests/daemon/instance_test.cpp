@@ -476,10 +476,9 @@ struct FakeParkingSession : FakeSession {
   void watch_parkable(Instance& i) {
     instance = &i;
     watch(i);
-    activity.parkable = true;
     activity.park = [this] {
       if (refuse) {
-        activity.parkable = false;  // not asked again before its next traffic
+        activity.park_refused_at = activity.last_traffic;  // not asked again before its next traffic
         return false;
       }
       parked = true;

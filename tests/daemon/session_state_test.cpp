@@ -47,15 +47,19 @@ TEST(CapturedRowTest, StatementsKeepTheirTypesAndAMultiStatementPrepareCannotBeR
   EXPECT_TRUE(state.statements[1].parameter_types.empty());
   EXPECT_TRUE(state.statements[2].from_sql);
   ASSERT_EQ(state.unrestorable.size(), 2u);
-  EXPECT_THAT(state.unrestorable[0], HasSubstr("\"p2\""));
-  EXPECT_THAT(state.unrestorable[1], HasSubstr("standard_conforming_strings"));
+  EXPECT_THAT(state.unrestorable[0].what, HasSubstr("\"p2\""));
+  EXPECT_EQ(state.unrestorable[0].reason, "multi-statement prepare");
+  EXPECT_THAT(state.unrestorable[1].what, HasSubstr("standard_conforming_strings"));
+  EXPECT_EQ(state.unrestorable[1].reason, "standard_conforming_strings off");
   EXPECT_GT(state.bytes(), 0u);
 }
 
 TEST(CapturedRowTest, WhatCannotBeRestoredIsNamedAndMalformedRowsAreRejected) {
   SessionState state;
   EXPECT_TRUE(add_captured_row(state, Row{"unrestorable", "temporary tables", std::nullopt, std::nullopt}, "u"));
-  EXPECT_THAT(state.unrestorable, ElementsAre("temporary tables"));
+  ASSERT_EQ(state.unrestorable.size(), 1u);
+  EXPECT_EQ(state.unrestorable[0].reason, "temporary tables");
+  EXPECT_EQ(state.unrestorable[0].what, "temporary tables");
   EXPECT_FALSE(add_captured_row(state, Row{"setting", "x"}, "u"));
   EXPECT_FALSE(add_captured_row(state, Row{std::nullopt, "x", "y", std::nullopt}, "u"));
   EXPECT_FALSE(add_captured_row(state, Row{"setting", "x", std::nullopt, std::nullopt}, "u"));
@@ -139,15 +143,15 @@ std::string error(const std::string& code, const std::string& text) {
   return message('E', std::string("SERROR\0C", 8) + code + std::string("\0M", 2) + text + std::string("\0\0", 2));
 }
 
-// Runs the restore of sample_state() against a server that answers with `answers` after it
-// has read the restore's messages.
-std::optional<RestoreFailure> restore_against(const std::string& answers, protocol::ParameterList& parameters) {
+// Runs `call` (a coroutine given the client's Stream, returning T) against a server that
+// reads `request_size` bytes, answers with `answers`, and closes.
+template <typename T, typename Call>
+T against_server(std::size_t request_size, const std::string& answers, Call call) {
   asio::io_context io;
   auto [ours, theirs] = test_support::socket_pair(io);
   Stream stream(std::move(ours));
-  std::optional<RestoreFailure> result;
+  T result{};
   bool done = false;
-  const std::size_t request_size = restore_plan(sample_state()).messages.size();
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
@@ -159,13 +163,76 @@ std::optional<RestoreFailure> restore_against(const std::string& answers, protoc
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        result = co_await restore_session_state(stream, parameters, sample_state(), Clock::now() + 5s);
+        result = co_await call(stream);
         done = true;
       },
       asio::detached);
   io.run_for(10s);
   EXPECT_TRUE(done);
   return result;
+}
+
+// The restore of sample_state() against a server that answers with `answers`.
+std::optional<RestoreFailure> restore_against(const std::string& answers, protocol::ParameterList& parameters) {
+  // (Named: a coroutine keeps references to its arguments, never a temporary's.)
+  const SessionState state = sample_state();
+  return against_server<std::optional<RestoreFailure>>(
+      restore_plan(state).messages.size(), answers,
+      [&](Stream& stream) { return restore_session_state(stream, parameters, state, Clock::now() + 5s); });
+}
+
+// A capture (no custom settings, logged in as "alice") against a server that answers with
+// `answers`.
+CaptureResult capture_against(const std::string& answers, protocol::ParameterList& parameters) {
+  return against_server<CaptureResult>(protocol::encode_query(capture_query()).size(), answers, [&](Stream& stream) {
+    return capture_session_state(stream, parameters, "alice", {}, Clock::now() + 5s);
+  });
+}
+
+std::string data_row(std::initializer_list<std::optional<std::string>> columns) {
+  std::string body;
+  protocol::append_u16(body, static_cast<std::uint16_t>(columns.size()));
+  for (const auto& column : columns) {
+    if (!column) {
+      protocol::append_u32(body, 0xffffffffu);
+      continue;
+    }
+    protocol::append_u32(body, static_cast<std::uint32_t>(column->size()));
+    body += *column;
+  }
+  return message('D', body);
+}
+
+TEST(CaptureTest, RowsBecomeTheStateAndParameterChangesAndNoticesAreTakenOnTheWay) {
+  protocol::ParameterList parameters;
+  const std::string answers =
+      message('T', std::string("\0\0", 2)) + data_row({"setting", "session_authorization", "alice", std::nullopt}) +
+      data_row({"setting", "work_mem", "8MB", std::nullopt}) + message('N', std::string("SNOTICE\0\0", 9)) +
+      message('S', std::string("TimeZone\0UTC\0", 13)) + data_row({"protocol", "S_1", "select $1", "23"}) +
+      message('C', std::string("SELECT 3\0", 9)) + ready();
+  const auto captured = capture_against(answers, parameters);
+  ASSERT_TRUE(captured.state.has_value()) << captured.error;
+  ASSERT_EQ(captured.state->settings.size(), 1u) << "alice's own session authorization is no change";
+  EXPECT_EQ(captured.state->settings[0].name, "work_mem");
+  ASSERT_EQ(captured.state->statements.size(), 1u);
+  EXPECT_EQ(captured.state->statements[0].name, "S_1");
+  ASSERT_NE(protocol::find_parameter(parameters, "TimeZone"), nullptr);
+}
+
+TEST(CaptureTest, AnErrorARowItCannotReadOrATransactionLeftOpenIsAFailedCapture) {
+  protocol::ParameterList parameters;
+  const auto refused = capture_against(error("42501", "permission denied for view pg_locks") + ready(), parameters);
+  EXPECT_FALSE(refused.state.has_value());
+  EXPECT_THAT(refused.error, HasSubstr("42501 permission denied"));
+  const auto odd = capture_against(data_row({"something", "x", "y", std::nullopt}) + ready(), parameters);
+  EXPECT_FALSE(odd.state.has_value());
+  EXPECT_THAT(odd.error, HasSubstr("does not understand"));
+  const auto open = capture_against(message('Z', "T"), parameters);
+  EXPECT_FALSE(open.state.has_value());
+  EXPECT_THAT(open.error, HasSubstr("transaction"));
+  const auto gone = capture_against("", parameters);
+  EXPECT_FALSE(gone.state.has_value());
+  EXPECT_THAT(gone.error, HasSubstr("connection failed"));
 }
 
 std::string all_ok() {

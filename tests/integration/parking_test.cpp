@@ -44,8 +44,7 @@ std::string value_of(PGconn* conn, const std::string& sql) {
   return r.value;
 }
 
-// Waits for the instance to have stopped since `starts_before` starts (its server log says
-// it shut down), with the sessions still connected.
+// Waits for the instance to stop (pg_ctl status), the sessions still connected.
 ::testing::AssertionResult sleeps(AuthCluster& ac, const Gateway& gateway) {
   if (wait_until([&] { return !ac.cluster().is_running(); }, 30s, 100ms)) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "the instance did not suspend\n" << gateway.log();
