@@ -84,6 +84,34 @@ scram_conf() {
   printf 'local all postgres trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n' \
     > "$1/pg_hba.conf"
 }
+# pgnap in front of one SCRAM cluster (the auth, pool and park sections): FILE PORT
+# METRICS_PORT PG_PORT DATA_DIR SERVER_LOG IDLE_TIMEOUT AUTH_MODE AUTH_FILE [INSTANCE_LINES
+# [GATEWAY_LINES]]. (auth.file is ignored in passthrough mode.)
+write_scram_config() {
+  cat > "$1" <<CONF
+[gateway]
+listen = ["127.0.0.1:$2"]
+ledger = "$WORK/ledger-$2.db"
+log_level = "info"
+${11:-}
+[metrics]
+listen = "127.0.0.1:$3"
+[instances.main]
+backend = "pg_ctl"
+address = "$SOCK/.s.PGSQL.$4"
+idle_timeout = "$7"
+min_awake = "0s"
+wake_timeout = "60s"
+${10:-}
+[instances.main.pg_ctl]
+data_dir = "$5"
+bin_dir = "$PG_BIN"
+log_file = "$6"
+[instances.main.auth]
+mode = "$8"
+file = "$9"
+CONF
+}
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 p95() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print 0; exit}; r=int(0.95*NR); if (r < 0.95*NR) r++; print a[r]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -386,28 +414,8 @@ auth_setup() {
   AUTH_DIRECT="host=127.0.0.1 port=$AUTH_PG_PORT $AUTH_CI"
 
   write_auth_config() {  # FILE PORT METRICS_PORT MODE [IDLE_TIMEOUT [INSTANCE_LINES]]
-    cat > "$1" <<CONF
-[gateway]
-listen = ["127.0.0.1:$2"]
-ledger = "$WORK/ledger-auth-$2.db"
-log_level = "info"
-[metrics]
-listen = "127.0.0.1:$3"
-[instances.main]
-backend = "pg_ctl"
-address = "$SOCK/.s.PGSQL.$AUTH_PG_PORT"
-idle_timeout = "${5:-1s}"
-min_awake = "0s"
-wake_timeout = "60s"
-${6:-}
-[instances.main.pg_ctl]
-data_dir = "$AUTH_DATA"
-bin_dir = "$PG_BIN"
-log_file = "$AUTH_LOG"
-[instances.main.auth]
-mode = "$4"
-file = "$WORK/auth-users.txt"
-CONF
+    write_scram_config "$1" "$2" "$3" "$AUTH_PG_PORT" "$AUTH_DATA" "$AUTH_LOG" "${5:-1s}" "$4" \
+      "$WORK/auth-users.txt" "${6:-}"
   }
   write_auth_config "$WORK/auth-gateway.toml" "$GW_PORT" "$GW_METRICS" gateway
   write_auth_config "$WORK/auth-passthrough.toml" "$TR_PORT" "$TR_METRICS" passthrough
@@ -760,29 +768,10 @@ if has park; then
   rm -rf "$WORK/park-init"
 
   write_park_config() {  # FILE CLUSTER PORT METRICS_PORT gateway|transparent IDLE_TIMEOUT [INSTANCE_LINES]
-    cat > "$1" <<CONF
-[gateway]
-listen = ["127.0.0.1:$3"]
-max_clients = $((PARK_SESSIONS + 200))
-ledger = "$WORK/ledger-park-$3.db"
-log_level = "info"
-[metrics]
-listen = "127.0.0.1:$4"
-[instances.main]
-backend = "pg_ctl"
-address = "$SOCK/.s.PGSQL.${PARK_PG_PORT[$2]}"
-idle_timeout = "$6"
-min_awake = "0s"
-wake_timeout = "60s"
-${7:-}
-[instances.main.pg_ctl]
-data_dir = "$(park_data "$2")"
-bin_dir = "$PG_BIN"
-log_file = "$(park_log "$2")"
-CONF
-    if [ "$5" = gateway ]; then
-      printf '[instances.main.auth]\nmode = "gateway"\nfile = "%s"\n' "$WORK/park-users.txt" >> "$1"
-    fi
+    local mode=gateway
+    [ "$5" = gateway ] || mode=passthrough
+    write_scram_config "$1" "$3" "$4" "${PARK_PG_PORT[$2]}" "$(park_data "$2")" "$(park_log "$2")" "$6" "$mode" \
+      "$WORK/park-users.txt" "${7:-}" "max_clients = $((PARK_SESSIONS + 200))"
   }
   park_ci() { echo "host=127.0.0.1 port=$1 user=bench password=$PARK_PW dbname=postgres"; }
   park_metric() {  # METRICS_PORT NAME: the sum of its series
