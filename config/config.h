@@ -118,6 +118,41 @@ struct AuthConfig {
   bool operator==(const AuthConfig&) const = default;
 };
 
+// [instances.NAME.wake]: what wakes the instance besides a client's need (docs/operations.md,
+// "Who keeps it awake").
+// One `ignore` rule: a client matching every field it sets is never a reason to wake the
+// instance nor to keep it awake (a monitor, a dashboard's keep-alive). Rules are tried in order.
+struct WakeIgnoreRule {
+  std::string user;              // "" = any user
+  std::string application_name;  // "" = any; a trailing '*' matches a prefix ("uptime*")
+  std::string address;           // "" = any; a CIDR ("10.0.0.0/8", "::1/128"), an address, or "unix"
+  // The rule as the user wrote it, for the detail of the 57P03 and the log:
+  // `user = "monitor", address = "10.0.0.0/8"`.
+  [[nodiscard]] std::string to_string() const;
+  bool operator==(const WakeIgnoreRule&) const = default;
+};
+
+struct WakeConfig {
+  std::vector<WakeIgnoreRule> ignore;
+  // Keep-warm windows (config/schedule.h): woken at each window's start, never suspended inside one.
+  std::vector<std::string> awake_during;  // e.g. "Mon-Fri 08:00-18:00", "Sat 10:00-12:30", "daily 07:00-09:00"
+  std::string time_zone = "UTC";          // IANA name (the system's tzdata) for awake_during and maintenance.at
+  bool operator==(const WakeConfig&) const = default;
+};
+
+// [instances.NAME.maintenance]: an instance asleep for `every` is woken (at `at`) so that
+// autovacuum, pg_cron and backups get to run, kept awake `stay_awake`, and `command` run.
+struct MaintenanceConfig {
+  Duration every{0};                        // 0 = no maintenance wakes
+  std::string at;                           // "HH:MM" in wake.time_zone; "" = as soon as `every` has passed
+  Duration stay_awake = std::chrono::minutes(15);  // awake at least this long after the wake
+  std::vector<std::string> command;         // run once awake (argv, no shell); [] = none
+  Duration command_timeout = std::chrono::hours(1);  // then it is killed (and counted as failed)
+  std::string os_user;  // run the command as this user when pgnap runs as root ("" = as pgnap)
+  std::vector<std::pair<std::string, std::string>> env;  // added to pgnap's (PGHOST/PGPORT are set to the instance)
+  bool operator==(const MaintenanceConfig&) const = default;
+};
+
 struct InstanceConfig {
   std::string name;
   std::vector<std::string> databases{"*"};
@@ -159,6 +194,8 @@ struct InstanceConfig {
   SystemdConfig systemd;
   AccountingConfig accounting;
   AuthConfig auth;
+  WakeConfig wake;
+  MaintenanceConfig maintenance;
   bool operator==(const InstanceConfig&) const = default;
 
   // Defaults that follow other keys are resolved where they are used, never stored: a reload
@@ -203,6 +240,10 @@ struct GatewayConfig {
   // instance's auth.queue_limit).
   std::uint64_t queue_limit_total = 64ull * 1024 * 1024;
   TlsConfig tls;
+  // `pgnap status`, `wake`, `sleep` and `reload` talk to the daemon over this Unix socket
+  // (mode 0660; docs/control.md). "" = none. When its directory is missing the gateway logs a
+  // warning and runs without it.
+  std::string control_socket = "/run/pgnap/control.sock";
   bool operator==(const GatewayConfig&) const = default;
 };
 

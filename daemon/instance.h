@@ -68,6 +68,52 @@ class Lease {
 
 using Admission = std::variant<Lease, Refusal>;
 
+// What caused a wake, as the ledger records it.
+enum class WakeCause { kClient, kManual, kWindow, kMaintenance };
+[[nodiscard]] std::string_view to_string(WakeCause cause);
+
+// One session of the instance as `pgnap status` shows it.
+struct SessionStatus {
+  std::uint64_t id = 0;
+  ClientIdentity client;
+  std::string state;  // connected | waiting | active | idle in transaction | idle | parked | listening
+  std::chrono::milliseconds idle_for{0};
+  std::chrono::milliseconds connected_for{0};
+  bool keeps_awake = false;
+  std::string why;  // why it keeps the instance awake, or why not
+};
+
+// An instance as `pgnap status` shows it.
+struct InstanceStatus {
+  struct LastWake {
+    std::chrono::system_clock::time_point at{};
+    WakeCause cause = WakeCause::kClient;
+    ClientIdentity client;  // kClient: the client whose need started it
+    std::string detail;     // kManual: who asked; kWindow: the window; kMaintenance: why
+    std::string outcome;    // "" while it runs, then ok | failed | timeout
+  };
+  struct Planned {
+    std::string what;  // suspend | stay awake until | keep-warm window starts | keep-warm window ends | maintenance
+    std::chrono::system_clock::time_point at{};
+    std::string detail;
+  };
+  std::string name;
+  std::string state;
+  std::chrono::system_clock::time_point since{};
+  std::string mode;  // passthrough | gateway
+  std::optional<LastWake> last_wake;
+  std::vector<Planned> next;  // soonest first
+  std::size_t waiting = 0;
+  std::vector<SessionStatus> sessions;
+};
+
+// The outcome of `pgnap wake` / `pgnap sleep`.
+struct ControlOutcome {
+  bool ok = false;
+  std::string message;                 // what happened, for the operator
+  std::vector<std::uint64_t> blocking;  // sleep refused: the sessions in use (ids of InstanceStatus::sessions)
+};
+
 // What an instance tells the outside world (the ledger; the authenticating mode's caches and
 // connections). Called on the event loop thread at the moment of the event: implementations
 // must not block.
@@ -81,11 +127,24 @@ class InstanceObserver {
     bool started = false;                   // the start command ran (false: found running)
     std::uint32_t clients_waited = 0;
     std::string detail;
+    WakeCause cause = WakeCause::kClient;
+    ClientIdentity client;  // kClient: the client whose need started it
+    std::string cause_detail;  // kManual: who asked ("uid 1000"); kWindow: the window; kMaintenance: why
+  };
+  // A maintenance wake's command ended (or could not run).
+  struct Maintenance {
+    std::chrono::system_clock::time_point started;
+    std::chrono::system_clock::time_point finished;
+    std::vector<std::string> command;
+    int exit_status = -1;  // the command's exit status; -1 when it did not exit (killed, timed out, not run)
+    std::string outcome;   // ok | failed | timeout | not run
+    std::string output_tail;  // the last lines of its stdout and stderr together (bounded)
   };
   virtual ~InstanceObserver() = default;
   virtual void on_state_change(const Instance& instance, InstanceState from, InstanceState to,
                                const std::string& reason) = 0;
   virtual void on_wake(const Instance& instance, const Wake& wake) = 0;
+  virtual void on_maintenance(const Instance& /*instance*/, const Maintenance& /*run*/) {}
 };
 
 // Timing knobs that are not in the config (tests shorten them).
@@ -145,6 +204,23 @@ class Instance {
   // `activity` must stay valid until unwatch_session().
   void watch_session(SessionActivity* activity);
   void unwatch_session(SessionActivity* activity);
+
+  // Every session of the instance, connected (the authenticating mode, from its login) or
+  // relayed (the transparent mode, from its admission) until it ends, for `pgnap status`.
+  // `entry` must stay valid until unregister_session().
+  void register_session(SessionEntry* entry);
+  void unregister_session(SessionEntry* entry);
+
+  // ---- the operator's view and hand (the control socket; daemon/instance_control.cpp) ----
+  [[nodiscard]] InstanceStatus status() const;
+  // Wakes it now (cause: manual; `who` is logged and recorded) and keeps it awake at least
+  // `hold` from now (0: only the usual rules). Completes once it is awake or the wake failed.
+  asio::awaitable<ControlOutcome> wake_manually(config::Duration hold, std::string who);
+  // Suspends now unless a session is in use: idle sessions are parked or closed first, as for
+  // idle_timeout; a session in use refuses it and is named. Ends a `wake --for` hold.
+  ControlOutcome sleep_manually(const std::string& who);
+  // Whether a wake rule says this client never wakes the instance: the rule, or nullptr.
+  [[nodiscard]] const config::WakeIgnoreRule* ignored(const ClientIdentity& client) const;
 
   // A reload: takes the settings of `next` that apply live (config::merge_live: the schema
   // marks which keys need a restart; those keep their running values).
@@ -219,6 +295,7 @@ class Instance {
   bool shutting_down_ = false;
   std::size_t sessions_ = 0;
   std::list<Waiter*> waiters_;
+  std::list<SessionEntry*> entries_;      // every session, for status()
   std::list<SessionActivity*> watched_;  // sessions being relayed (sessions_ counts connecting ones too)
   Clock::time_point last_release_{};     // when the last session ended
   asio::steady_timer idle_timer_;

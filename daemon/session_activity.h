@@ -5,9 +5,21 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <string>
 
 namespace pgnap::daemon {
+
+// Who a client is, as far as the wake rules, the ledger and `pgnap status` care.
+struct ClientIdentity {
+  std::string user;
+  std::string database;
+  std::string application_name;
+  std::string address;  // "127.0.0.1:50312", "[::1]:50312", or "unix" for a Unix socket
+  // The client's IP address without its port ("" for a Unix socket), for CIDR rules.
+  [[nodiscard]] std::string ip() const;
+};
 
 struct SessionActivity {
   std::chrono::steady_clock::time_point last_traffic{};  // the last bytes read, either way
@@ -28,5 +40,18 @@ struct SessionActivity {
   // Whether the instance may ask this session to park (once it is at rest and idle long enough).
   [[nodiscard]] bool may_be_parked() const { return park && !listening && last_traffic > park_refused_at; }
 };
+
+// A session as its instance knows it for `pgnap status` (Instance::register_session).
+struct SessionEntry {
+  std::uint64_t id = 0;
+  ClientIdentity client;
+  std::chrono::steady_clock::time_point connected_at{};
+  std::chrono::steady_clock::time_point last_seen{};  // its last message while not relayed
+  const SessionActivity* activity = nullptr;  // while relayed
+  bool waiting = false;  // queued for a wake (its first query, in the authenticating mode)
+  bool parked = false;
+  bool ignored = false;  // a wake rule matches it: it never keeps the instance awake
+};
+
 
 }  // namespace pgnap::daemon
