@@ -1,8 +1,10 @@
 // The ledger: pgnap's SQLite record of what each instance did and when, from which the
 // savings are computed (`pgnap report`) and the lifetime counters restored (metrics).
 //
-// It records every state change (an interval per state, opened and closed), every wake,
-// and a heartbeat of the open intervals. A clean stop closes the open intervals at the stop
+// It records every state change (an interval per state, opened and closed), every wake
+// with its cause (a client, by application_name and address; an operator; a keep-warm
+// window; maintenance), every maintenance command's run, and a heartbeat of the open
+// intervals. A clean stop closes the open intervals at the stop
 // time; after a crash, the next open closes them at their last heartbeat, so at most one
 // heartbeat of accounting is lost and intervals never overlap.
 //
@@ -11,10 +13,14 @@
 //
 // Writes never block the event loop: the daemon's calls only queue the write, and one
 // writer thread owns the connection and commits (WAL mode, synchronous=NORMAL: a crash of
-// pgnap loses nothing committed; a power cut, at most the last transactions).
+// pgnap loses nothing committed; a power cut, at most the last transactions). A write the
+// file refuses (a full disk, an I/O error) is kept in memory, in order and bounded, and
+// written when the file accepts writes again: nothing is lost while pgnap runs, unless the
+// bound is reached (then the oldest heartbeats go first).
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -37,7 +43,7 @@ namespace pgnap::accounting {
 using UnixTime = double;
 [[nodiscard]] UnixTime unix_now();
 
-inline constexpr int kLedgerSchemaVersion = 4;
+inline constexpr int kLedgerSchemaVersion = 5;
 
 // ---- rows, as read back ----
 
@@ -60,7 +66,29 @@ struct WakeRow {
   std::uint32_t clients_waited = 0;
   bool started = false;  // the start command ran (false: the server was already up)
   std::string detail;
+  // What caused it (schema version 5; older rows read as "client" with the rest empty).
+  std::string cause = "client";  // client | manual | window | maintenance
+  std::string user{};            // cause "client": the client whose need started it
+  std::string database{};
+  std::string application_name{};
+  std::string client_address{};  // "10.0.0.5:50312", "[::1]:50312", or "unix"
+  std::string cause_detail{};    // manual: who asked; window: the window; maintenance: why
 };
+
+// A maintenance command's run (schema version 5).
+struct MaintenanceRow {
+  std::string instance;
+  UnixTime started_at = 0;
+  UnixTime finished_at = 0;
+  std::string command;   // argv as a shell would read it (command_text)
+  int exit_status = -1;  // -1: it did not exit (killed, timed out, not run)
+  std::string outcome;   // ok | failed | timeout | not run
+  std::string output_tail;
+};
+
+// argv joined with spaces, each argument single-quoted for a POSIX shell when it holds
+// anything but letters, digits and -_./=:,+@% (an empty one as ''): what to paste to run it.
+[[nodiscard]] std::string command_text(const std::vector<std::string>& argv);
 
 struct TransitionRow {
   std::string instance;
@@ -71,9 +99,10 @@ struct TransitionRow {
 };
 
 struct LedgerData {
-  std::vector<IntervalRow> intervals;      // overlapping the window, ordered by instance, start
-  std::vector<WakeRow> wakes;              // requested within the window
-  std::vector<TransitionRow> transitions;  // within the window
+  std::vector<IntervalRow> intervals;       // overlapping the window, ordered by instance, start
+  std::vector<WakeRow> wakes;               // requested within the window
+  std::vector<TransitionRow> transitions;   // within the window
+  std::vector<MaintenanceRow> maintenance;  // started within the window, by started_at
 };
 
 // Reads what overlaps [since, until) (instance "" = all), opening the file read-only: works
@@ -165,6 +194,7 @@ class Ledger {
   void record_transition(const std::string& instance, const std::string& from, const std::string& to, UnixTime at,
                          const std::string& reason);
   void record_wake(const WakeRow& wake);
+  void record_maintenance(const MaintenanceRow& run);
   // What /metrics just showed for `instance` (kept as the highest value per counter).
   void record_reported(const std::string& instance, const ReportedCounters& counters);
   // The configuration text the gateway started with (`reload` false) or reloaded.
@@ -183,17 +213,60 @@ class Ledger {
   void heartbeat(UnixTime at);
   // A clean stop: every open interval ends at `at`.
   void close_all(UnixTime at, const std::string& reason);
-  // Blocks until everything queued so far is committed (shutdown and tests only).
+  // Blocks until everything queued so far has been tried once, ignoring the retry backoff:
+  // committed, or kept in memory if the file refuses it (shutdown and tests only).
   void flush();
-  // Writes that failed (logged by the caller through last_error()); the ledger keeps going.
+
+  // ---- failed writes ----
+  // A write the file refuses for now (a full disk, an I/O error, a lock held too long) is
+  // kept in memory, in order, and tried again before any newer write, at most once per
+  // kRetryInterval (when something new is queued, or on flush). Heartbeats are
+  // coalesced (only the latest matters). Beyond kMaxPendingJobs or
+  // kMaxPendingBytes of strings, the oldest heartbeat or reported counters are dropped
+  // first, then the oldest other writes: those are lost. A write SQLite refuses for what it
+  // is (not for the file's state) is lost at once, since retrying cannot help.
+  static constexpr std::size_t kMaxPendingJobs = 10000;
+  static constexpr std::size_t kMaxPendingBytes = 16 << 20;
+  static constexpr std::chrono::milliseconds kRetryInterval{1000};
+  // Writes that failed at least once (each counted once), whether since written or not; the
+  // caller logs them with last_error().
   [[nodiscard]] std::uint64_t failed_writes() const;
+  // Writes kept in memory because the file refused them, waiting for a retry.
+  [[nodiscard]] std::size_t pending_writes() const;
+  // Writes that had failed and were then written.
+  [[nodiscard]] std::uint64_t resumed_writes() const;
+  // Writes given up: dropped for the bound, refused for what they are, or still kept when
+  // the ledger closed.
+  [[nodiscard]] std::uint64_t lost_writes() const;
   [[nodiscard]] std::string last_error() const;
+  // Told (from the writer thread, when the ledger closes) how many kept writes could not be
+  // written in a last attempt, with the error; the daemon logs it. Set before any write.
+  void on_close_loss(std::function<void(std::size_t lost, const std::string& error)> report);
+  // Tests only: runs `sql` on the writer's connection between two batches (e.g.
+  // "PRAGMA max_page_count = 1" to make the file refuse to grow, as a full disk does).
+  void exec_on_writer_for_test(const std::string& sql);
 
  private:
-  using Job = std::function<void(sqlite3*)>;
+  struct Job {
+    std::function<void(sqlite3*)> write;
+    std::string coalesce_key;  // "" = never coalesced; else only the latest job of a key matters
+    std::size_t bytes = 0;     // of the strings it holds, for the bound
+    bool expendable = false;   // dropped first beyond the bound (the next one repairs its loss)
+    bool failed = false;       // tried and refused at least once
+  };
+  using Clock = std::chrono::steady_clock;
   Ledger(std::string path, sqlite3* db);
-  void enqueue(Job job);
+  // `bytes`: the size of the strings `write` holds, for the bound; the rest: see Job.
+  void enqueue(std::function<void(sqlite3*)> write, std::size_t bytes = 0, std::string coalesce_key = {},
+               bool expendable = false);
   void run();
+  // Writer thread: moves queue_ behind pending_, coalescing and bounding (mutex_ held).
+  void absorb();
+  // Writer thread: writes pending_ in one transaction (mutex_ held on entry and exit, released
+  // while SQLite runs); what the file refuses stays in pending_.
+  void attempt(std::unique_lock<std::mutex>& lock);
+  // Writer thread, closing: one last attempt; what is still kept is lost, and reported.
+  void finish(std::unique_lock<std::mutex>& lock);
 
   std::string path_;
   sqlite3* db_ = nullptr;
@@ -201,11 +274,22 @@ class Ledger {
   mutable std::mutex mutex_;
   std::condition_variable wake_writer_;
   std::condition_variable idle_;
-  std::deque<Job> queue_;
-  bool busy_ = false;
+  std::deque<Job> queue_;    // shared: what the daemon queued, not yet taken by the writer
+  std::deque<Job> pending_;  // the writer's own: taken, not yet committed
+  std::size_t pending_bytes_ = 0;
+  std::size_t held_ = 0;  // pending_.size() while the file refuses writes, else 0
+  bool failing_ = false;
+  bool writing_ = false;      // the writer runs SQLite (unlocked)
+  bool attempt_due_ = false;  // pending_ holds jobs not tried since they were queued
+  Clock::time_point retry_after_{};
+  std::uint64_t flush_requested_ = 0;
+  std::uint64_t flush_done_ = 0;
   bool stopping_ = false;
   std::uint64_t failed_writes_ = 0;
+  std::uint64_t resumed_writes_ = 0;
+  std::uint64_t lost_writes_ = 0;
   std::string last_error_;
+  std::function<void(std::size_t, const std::string&)> on_close_loss_;
   std::thread writer_;
 };
 

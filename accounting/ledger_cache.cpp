@@ -109,39 +109,49 @@ std::optional<Parameters> decode_parameters(std::string_view text) {
 
 void Ledger::record_credential(const std::string& instance, const std::string& user, const std::string& secret,
                                UnixTime at) {
-  enqueue([instance, user, secret, at](sqlite3* db) {
-    Statement s(db,
-                "INSERT INTO credentials (instance, \"user\", secret, learned_at) VALUES (?1, ?2, ?3, ?4) "
-                "ON CONFLICT (instance, \"user\") DO UPDATE SET secret = excluded.secret, "
-                "learned_at = excluded.learned_at");
-    s.bind(1, instance).bind(2, user).bind(3, secret).bind(4, at).run();
-  });
+  enqueue(
+      [instance, user, secret, at](sqlite3* db) {
+        Statement s(db,
+                    "INSERT INTO credentials (instance, \"user\", secret, learned_at) VALUES (?1, ?2, ?3, ?4) "
+                    "ON CONFLICT (instance, \"user\") DO UPDATE SET secret = excluded.secret, "
+                    "learned_at = excluded.learned_at");
+        s.bind(1, instance).bind(2, user).bind(3, secret).bind(4, at).run();
+      },
+      instance.size() + user.size() + secret.size());
 }
 
 void Ledger::forget_credential(const std::string& instance, const std::string& user) {
-  enqueue([instance, user](sqlite3* db) {
-    Statement s(db, "DELETE FROM credentials WHERE instance = ?1 AND \"user\" = ?2");
-    s.bind(1, instance).bind(2, user).run();
-  });
+  enqueue(
+      [instance, user](sqlite3* db) {
+        Statement s(db, "DELETE FROM credentials WHERE instance = ?1 AND \"user\" = ?2");
+        s.bind(1, instance).bind(2, user).run();
+      },
+      instance.size() + user.size());
 }
 
 void Ledger::forget_credentials(const std::string& instance) {
-  enqueue([instance](sqlite3* db) {
-    Statement s(db, "DELETE FROM credentials WHERE instance = ?1");
-    s.bind(1, instance).run();
-  });
+  enqueue(
+      [instance](sqlite3* db) {
+        Statement s(db, "DELETE FROM credentials WHERE instance = ?1");
+        s.bind(1, instance).run();
+      },
+      instance.size());
 }
 
 void Ledger::record_session_parameters(const std::string& instance, const std::string& user,
                                        const std::string& database, const Parameters& parameters, UnixTime at) {
   // Encoded here, on the caller's thread: the job then holds one string, not the vector.
-  enqueue([instance, user, database, text = encode_parameters(parameters), at](sqlite3* db) {
-    Statement s(db,
-                "INSERT INTO session_parameters (instance, \"user\", \"database\", parameters, learned_at) "
-                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (instance, \"user\", \"database\") DO UPDATE SET "
-                "parameters = excluded.parameters, learned_at = excluded.learned_at");
-    s.bind(1, instance).bind(2, user).bind(3, database).bind(4, text).bind(5, at).run();
-  });
+  std::string text = encode_parameters(parameters);
+  const std::size_t bytes = instance.size() + user.size() + database.size() + text.size();
+  enqueue(
+      [instance, user, database, text = std::move(text), at](sqlite3* db) {
+        Statement s(db,
+                    "INSERT INTO session_parameters (instance, \"user\", \"database\", parameters, learned_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (instance, \"user\", \"database\") DO UPDATE SET "
+                    "parameters = excluded.parameters, learned_at = excluded.learned_at");
+        s.bind(1, instance).bind(2, user).bind(3, database).bind(4, text).bind(5, at).run();
+      },
+      bytes);
 }
 
 // ---- reads, for start-up ----

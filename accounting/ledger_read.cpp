@@ -49,14 +49,49 @@ LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until, 
       }
     }
     {
-      Statement s(db,
-                  "SELECT instance, requested_at, finished_at, outcome, duration_s, clients_waited, started, detail "
-                  "FROM wakes WHERE requested_at >= ?1 AND requested_at < ?2 AND (?3 = '' OR instance = ?3) "
-                  "ORDER BY requested_at, id");
+      // Before version 5 (a file an older pgnap still writes) a wake has no cause: a client's.
+      const bool causes = version >= 5;
+      Statement s(db, causes ? "SELECT instance, requested_at, finished_at, outcome, duration_s, clients_waited, "
+                               "started, detail, cause, \"user\", \"database\", application_name, client_address, "
+                               "cause_detail FROM wakes "
+                               "WHERE requested_at >= ?1 AND requested_at < ?2 AND (?3 = '' OR instance = ?3) "
+                               "ORDER BY requested_at, id"
+                             : "SELECT instance, requested_at, finished_at, outcome, duration_s, clients_waited, "
+                               "started, detail FROM wakes "
+                               "WHERE requested_at >= ?1 AND requested_at < ?2 AND (?3 = '' OR instance = ?3) "
+                               "ORDER BY requested_at, id");
       s.bind(1, since).bind(2, until).bind(3, instance);
       while (s.step()) {
-        data.wakes.push_back({s.text(0), s.real(1), s.real(2), s.text(3), s.real(4),
-                              static_cast<std::uint32_t>(s.integer(5)), s.integer(6) != 0, s.text(7)});
+        WakeRow w;
+        w.instance = s.text(0);
+        w.requested_at = s.real(1);
+        w.finished_at = s.real(2);
+        w.outcome = s.text(3);
+        w.duration_s = s.real(4);
+        w.clients_waited = static_cast<std::uint32_t>(s.integer(5));
+        w.started = s.integer(6) != 0;
+        w.detail = s.text(7);
+        if (causes) {
+          w.cause = s.text(8);
+          w.user = s.text(9);
+          w.database = s.text(10);
+          w.application_name = s.text(11);
+          w.client_address = s.text(12);
+          w.cause_detail = s.text(13);
+        }
+        data.wakes.push_back(std::move(w));
+      }
+    }
+    if (version >= 5) {
+      Statement s(db,
+                  "SELECT instance, started_at, finished_at, command, COALESCE(exit_status, -1), outcome, "
+                  "output_tail FROM maintenance "
+                  "WHERE started_at >= ?1 AND started_at < ?2 AND (?3 = '' OR instance = ?3) "
+                  "ORDER BY started_at, id");
+      s.bind(1, since).bind(2, until).bind(3, instance);
+      while (s.step()) {
+        data.maintenance.push_back({s.text(0), s.real(1), s.real(2), s.text(3), static_cast<int>(s.integer(4)),
+                                    s.text(5), s.text(6)});
       }
     }
     {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <map>
 #include <set>
 #include <string_view>
 
@@ -38,6 +39,38 @@ double share(double asleep, double awake) {
 
 bool in_window(UnixTime t, UnixTime since, UnixTime until) { return t >= since && t < until; }
 
+// The `limit` commonest keys, by count then key; the rest summed into `others`.
+std::vector<WakeSource> top(const std::map<std::string, std::uint64_t>& counts, std::size_t limit,
+                            std::uint64_t& others) {
+  std::vector<WakeSource> all;
+  for (const auto& [name, n] : counts) all.push_back({name, n});
+  std::stable_sort(all.begin(), all.end(), [](const WakeSource& a, const WakeSource& b) { return a.wakes > b.wakes; });
+  others = 0;
+  for (std::size_t i = limit; i < all.size(); ++i) others += all[i].wakes;
+  if (all.size() > limit) all.resize(limit);
+  return all;
+}
+
+// Wakes by cause, and who caused the client ones.
+void summarise_causes(InstanceReport& r) {
+  std::map<std::string, std::uint64_t> applications, addresses;
+  for (const WakeRow& w : r.wake_rows) {
+    if (w.cause == "client") {
+      ++r.wakes_client;
+      ++applications[w.application_name];
+      ++addresses[address_without_port(w.client_address)];
+    } else if (w.cause == "manual") {
+      ++r.wakes_manual;
+    } else if (w.cause == "window") {
+      ++r.wakes_window;
+    } else if (w.cause == "maintenance") {
+      ++r.wakes_maintenance;
+    }
+  }
+  r.top_applications = top(applications, kTopWakeSources, r.other_applications_wakes);
+  r.top_addresses = top(addresses, kTopWakeSources, r.other_addresses_wakes);
+}
+
 // Fills one instance's figures from its (already clipped and filtered) rows.
 void summarise(InstanceReport& r, std::vector<double>& ok_durations) {
   for (const IntervalRow& iv : r.intervals) {
@@ -67,12 +100,31 @@ void summarise(InstanceReport& r, std::vector<double>& ok_durations) {
     }
   }
   ok_durations.insert(ok_durations.end(), mine.begin(), mine.end());
+  summarise_causes(r);
+  for (const MaintenanceRow& m : r.maintenance_rows) {
+    ++r.maintenance_runs;
+    if (m.outcome != "ok") ++r.maintenance_failed;
+    r.last_maintenance = m;  // rows are by started_at
+  }
   set_percentiles(std::move(mine), r.wake_p50_s, r.wake_p95_s);
   r.share_asleep = share(r.activity.hours_asleep, r.activity.hours_awake);
   r.savings = savings(r.accounting, r.activity);
 }
 
 }  // namespace
+
+std::string address_without_port(const std::string& address) {
+  if (!address.empty() && address.front() == '[') {
+    const auto close = address.find(']');
+    return close == std::string::npos ? address : address.substr(1, close - 1);
+  }
+  const auto colon = address.find(':');
+  // One colon: IPv4 and its port. None ("unix"), or several (a bare IPv6): as it is.
+  if (colon != std::string::npos && address.find(':', colon + 1) == std::string::npos) {
+    return address.substr(0, colon);
+  }
+  return address;
+}
 
 Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
                     const std::vector<std::pair<std::string, Accounting>>& instances) {
@@ -95,6 +147,9 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
   }
   for (const WakeRow& w : data.wakes) {
     if (!configured.contains(w.instance)) unknown.insert(w.instance);
+  }
+  for (const MaintenanceRow& m : data.maintenance) {
+    if (!configured.contains(m.instance)) unknown.insert(m.instance);
   }
   for (const std::string& name : unknown) {
     InstanceReport r;
@@ -121,6 +176,13 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
       find(w.instance).wake_rows.push_back(w);
     }
   }
+  for (const MaintenanceRow& m : data.maintenance) {
+    if (in_window(m.started_at, report.since, report.until)) {
+      find(m.instance).maintenance_rows.push_back(m);
+    }
+  }
+  const double days = (report.until - report.since) / 86400.0;
+  auto per_day = [days](std::uint64_t n) { return days > 0 ? static_cast<double>(n) / days : 0.0; };
 
   std::vector<double> ok_durations;
   for (InstanceReport& r : report.instances) {
@@ -128,7 +190,10 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
                      [](const IntervalRow& a, const IntervalRow& b) { return a.start < b.start; });
     std::stable_sort(r.wake_rows.begin(), r.wake_rows.end(),
                      [](const WakeRow& a, const WakeRow& b) { return a.requested_at < b.requested_at; });
+    std::stable_sort(r.maintenance_rows.begin(), r.maintenance_rows.end(),
+                     [](const MaintenanceRow& a, const MaintenanceRow& b) { return a.started_at < b.started_at; });
     summarise(r, ok_durations);
+    r.wakes_per_day = per_day(r.wakes);
 
     report.hours_asleep += r.activity.hours_asleep;
     report.hours_awake += r.activity.hours_awake;
@@ -136,6 +201,12 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
     report.wakes += r.wakes;
     report.wakes_failed += r.wakes_failed;
     report.clients_waited += r.clients_waited;
+    report.wakes_client += r.wakes_client;
+    report.wakes_manual += r.wakes_manual;
+    report.wakes_window += r.wakes_window;
+    report.wakes_maintenance += r.wakes_maintenance;
+    report.maintenance_runs += r.maintenance_runs;
+    report.maintenance_failed += r.maintenance_failed;
     report.starts += r.activity.starts;
     report.start_seconds += r.activity.start_seconds;
     report.energy_kwh += r.savings.energy_kwh;
@@ -144,6 +215,7 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
     report.cost_by_currency[r.accounting.currency] += r.savings.cost;
   }
   report.share_asleep = share(report.hours_asleep, report.hours_awake);
+  report.wakes_per_day = per_day(report.wakes);
   set_percentiles(std::move(ok_durations), report.wake_p50_s, report.wake_p95_s);
   return report;
 }

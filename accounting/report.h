@@ -1,5 +1,6 @@
-// `pgnap report`: the ledger's intervals and wakes over a window, turned into hours, wakes,
-// energy, carbon and money per instance and in total, and rendered as a terminal table,
+// `pgnap report`: the ledger's intervals, wakes and maintenance runs over a window, turned
+// into hours, wakes (by cause, and who woke it), energy, carbon and money per instance and in
+// total, and rendered as a terminal table,
 // JSON (stable field names, docs/accounting.md), CSV, or one self-contained HTML page with a
 // timeline per instance. Pure: no I/O here (the CLI reads the ledger and writes the text).
 #pragma once
@@ -16,6 +17,19 @@
 
 namespace pgnap::accounting {
 
+// How many client wakes one application_name (or one address) caused.
+struct WakeSource {
+  std::string name;  // application_name as sent ("" when none); an address without its port, or "unix"
+  std::uint64_t wakes = 0;
+};
+
+// At most this many application_names and addresses per instance.
+inline constexpr std::size_t kTopWakeSources = 5;
+
+// The address a wake's client came from, without its port: "10.0.0.5:50312" → "10.0.0.5",
+// "[::1]:50312" → "::1"; "unix" stays; "" (a wake recorded before schema version 5) too.
+[[nodiscard]] std::string address_without_port(const std::string& address);
+
 struct InstanceReport {
   std::string name;
   Accounting accounting;
@@ -27,9 +41,27 @@ struct InstanceReport {
   double wake_p50_s = 0;           // of successful wakes, nearest rank; 0 if none
   double wake_p95_s = 0;
   std::uint64_t clients_waited = 0;
+  double wakes_per_day = 0;  // wakes / the window's length in days
+  // Wakes by cause; a cause this pgnap does not know (a newer one's ledger) is in none.
+  std::uint64_t wakes_client = 0;
+  std::uint64_t wakes_manual = 0;
+  std::uint64_t wakes_window = 0;
+  std::uint64_t wakes_maintenance = 0;
+  // Who woke it: among ALL client-caused wakes (whether they ran the start command or found
+  // the server up), the kTopWakeSources commonest application_names and addresses, by count
+  // then name; the rest of the client wakes are counted in *_others.
+  std::vector<WakeSource> top_applications;
+  std::uint64_t other_applications_wakes = 0;
+  std::vector<WakeSource> top_addresses;
+  std::uint64_t other_addresses_wakes = 0;
+  // Maintenance commands that started in the window.
+  std::uint64_t maintenance_runs = 0;
+  std::uint64_t maintenance_failed = 0;  // outcome other than ok
+  std::optional<MaintenanceRow> last_maintenance;
   Savings savings;
-  std::vector<IntervalRow> intervals;  // clipped to the window, by start (for the timeline)
-  std::vector<WakeRow> wake_rows;      // requested in the window, by requested_at
+  std::vector<IntervalRow> intervals;            // clipped to the window, by start (for the timeline)
+  std::vector<WakeRow> wake_rows;                // requested in the window, by requested_at
+  std::vector<MaintenanceRow> maintenance_rows;  // started in the window, by started_at
 };
 
 struct Report {
@@ -47,6 +79,13 @@ struct Report {
   double wake_p50_s = 0;  // over every instance's successful wakes
   double wake_p95_s = 0;
   std::uint64_t clients_waited = 0;
+  double wakes_per_day = 0;
+  std::uint64_t wakes_client = 0;
+  std::uint64_t wakes_manual = 0;
+  std::uint64_t wakes_window = 0;
+  std::uint64_t wakes_maintenance = 0;
+  std::uint64_t maintenance_runs = 0;
+  std::uint64_t maintenance_failed = 0;
   std::uint64_t starts = 0;
   double start_seconds = 0;
   double energy_kwh = 0;

@@ -164,7 +164,13 @@ using namespace report_text;
 // ---- one list of fields for JSON and CSV ----
 
 struct Null {};
-using Value = std::variant<double, std::uint64_t, std::int64_t, std::string, Null>;
+// Who woke an instance, ranked: a JSON array of {label: name, "wakes": n}; in CSV,
+// kTopWakeSources pairs of columns KEY_1, KEY_1_wakes, ... (empty beyond the list).
+struct Sources {
+  std::string label;  // "application_name" or "address"
+  std::vector<WakeSource> items;
+};
+using Value = std::variant<double, std::uint64_t, std::int64_t, std::string, Null, Sources>;
 
 struct Group {
   std::string name;  // "" = the instance object itself; else a nested object / column prefix
@@ -198,7 +204,8 @@ std::vector<Group> instance_fields(const InstanceReport& r) {
         {"carbon_saved_g", r.savings.carbon_g},
         {"cost_saved", r.savings.cost},
         {"currency", a.currency},
-        {"embodied_saved_g", r.savings.embodied_g}}},
+        {"embodied_saved_g", r.savings.embodied_g},
+        {"wakes_per_day", r.wakes_per_day}}},
       {"grid", {{"intensity_g_per_kwh", a.grid_intensity}, {"source", a.grid_source}, {"year", a.grid_year}}},
       {"coefficients",
        {{"vcpus", a.vcpus},
@@ -223,25 +230,52 @@ std::vector<Group> instance_fields(const InstanceReport& r) {
        {{"idle_energy_kwh", r.savings.idle_energy_kwh},
         {"wake_energy_kwh", r.savings.wake_energy_kwh},
         {"wake_cost", r.savings.wake_cost}}},
+      {"wake_causes",
+       {{"client", r.wakes_client},
+        {"manual", r.wakes_manual},
+        {"window", r.wakes_window},
+        {"maintenance", r.wakes_maintenance}}},
+      // Among all client-caused wakes, whether or not they ran the start command.
+      {"client_wakes",
+       {{"by_application", Sources{"application_name", r.top_applications}},
+        {"other_applications", r.other_applications_wakes},
+        {"by_address", Sources{"address", r.top_addresses}},
+        {"other_addresses", r.other_addresses_wakes}}},
+      {"maintenance",
+       {{"runs", r.maintenance_runs},
+        {"failed", r.maintenance_failed},
+        {"last_started_at", r.last_maintenance ? Value(iso_utc(r.last_maintenance->started_at)) : Value(Null{})},
+        {"last_outcome", r.last_maintenance ? Value(r.last_maintenance->outcome) : Value(Null{})},
+        {"last_exit_status", r.last_maintenance && r.last_maintenance->exit_status >= 0
+                                 ? Value(static_cast<std::int64_t>(r.last_maintenance->exit_status))
+                                 : Value(Null{})}}},
   };
 }
 
 // The totals, by the instance field names they sum (cost_saved is per currency).
-std::vector<std::pair<std::string, Value>> total_fields(const Report& r) {
-  return {{"hours_asleep", r.hours_asleep},
-          {"hours_awake", r.hours_awake},
-          {"hours_failed", r.hours_failed},
-          {"share_asleep", r.share_asleep},
-          {"wakes", r.wakes},
-          {"wakes_failed", r.wakes_failed},
-          {"wake_p50_seconds", r.wake_p50_s},
-          {"wake_p95_seconds", r.wake_p95_s},
-          {"clients_waited", r.clients_waited},
-          {"starts", r.starts},
-          {"start_seconds", r.start_seconds},
-          {"energy_saved_kwh", r.energy_kwh},
-          {"carbon_saved_g", r.carbon_g},
-          {"embodied_saved_g", r.embodied_g}};
+std::vector<Group> total_fields(const Report& r) {
+  return {{"",
+           {{"hours_asleep", r.hours_asleep},
+            {"hours_awake", r.hours_awake},
+            {"hours_failed", r.hours_failed},
+            {"share_asleep", r.share_asleep},
+            {"wakes", r.wakes},
+            {"wakes_failed", r.wakes_failed},
+            {"wake_p50_seconds", r.wake_p50_s},
+            {"wake_p95_seconds", r.wake_p95_s},
+            {"clients_waited", r.clients_waited},
+            {"starts", r.starts},
+            {"start_seconds", r.start_seconds},
+            {"energy_saved_kwh", r.energy_kwh},
+            {"carbon_saved_g", r.carbon_g},
+            {"embodied_saved_g", r.embodied_g},
+            {"wakes_per_day", r.wakes_per_day}}},
+          {"wake_causes",
+           {{"client", r.wakes_client},
+            {"manual", r.wakes_manual},
+            {"window", r.wakes_window},
+            {"maintenance", r.wakes_maintenance}}},
+          {"maintenance", {{"runs", r.maintenance_runs}, {"failed", r.maintenance_failed}}}};
 }
 
 std::string json_value(const Value& v) {
@@ -251,6 +285,14 @@ std::string json_value(const Value& v) {
     std::string operator()(std::int64_t n) const { return std::to_string(n); }
     std::string operator()(const std::string& s) const { return json_string(s); }
     std::string operator()(Null) const { return "null"; }
+    std::string operator()(const Sources& s) const {
+      std::string out = "[";
+      for (std::size_t i = 0; i < s.items.size(); ++i) {
+        out += std::string(i ? ", " : "") + "{" + json_string(s.label) + ": " + json_string(s.items[i].name) +
+               ", \"wakes\": " + std::to_string(s.items[i].wakes) + "}";
+      }
+      return out + "]";
+    }
   };
   return std::visit(Visitor{}, v);
 }
@@ -301,7 +343,120 @@ std::string csv_value(const Value& v) {
   return json_value(v);
 }
 
+// A field's CSV columns (`column` is its prefixed name) and their cells: one, except for a
+// ranking, which has a fixed number of name and count pairs whatever its length.
+void csv_columns(const std::string& column, const Value& v, std::vector<std::string>& out) {
+  if (!std::holds_alternative<Sources>(v)) {
+    out.push_back(column);
+    return;
+  }
+  for (std::size_t i = 1; i <= kTopWakeSources; ++i) {
+    out.push_back(column + "_" + std::to_string(i));
+    out.push_back(column + "_" + std::to_string(i) + "_wakes");
+  }
+}
+void csv_cells(const Value& v, std::vector<std::string>& out) {
+  const auto* sources = std::get_if<Sources>(&v);
+  if (!sources) {
+    out.push_back(csv_value(v));
+    return;
+  }
+  for (std::size_t i = 0; i < kTopWakeSources; ++i) {
+    const bool have = i < sources->items.size();
+    out.push_back(have ? csv_field(sources->items[i].name) : "");
+    out.push_back(have ? std::to_string(sources->items[i].wakes) : "");
+  }
+}
+
+// The table's sections about wakes and maintenance, below the figures.
+std::string wake_sections(const Report& report) {
+  std::size_t name_width = 0;
+  for (const InstanceReport& r : report.instances) name_width = std::max(name_width, display_width(one_line(r.name)));
+  const std::string gap(name_width + 4, ' ');
+  std::string out;
+
+  std::string causes;
+  for (const InstanceReport& r : report.instances) {
+    if (r.wakes == 0) continue;
+    causes += "  " + pad(one_line(r.name), name_width, true) + "  " + wakes_per_day_text(r.wakes, r.wakes_per_day) +
+              ": " + std::to_string(r.wakes_client) + " client, " + std::to_string(r.wakes_manual) + " manual, " +
+              std::to_string(r.wakes_window) + " window, " + std::to_string(r.wakes_maintenance) + " maintenance\n";
+  }
+  if (!causes.empty()) out += "\nWakes by cause:\n" + causes;
+
+  std::string who;
+  for (const InstanceReport& r : report.instances) {
+    if (r.wakes_client == 0) continue;
+    who += "  " + pad(one_line(r.name), name_width, true) +
+           "  application_name: " + sources_text(r.top_applications, r.other_applications_wakes, true) + "\n";
+    who += gap + "address:          " + sources_text(r.top_addresses, r.other_addresses_wakes, false) + "\n";
+  }
+  if (!who.empty()) {
+    out += "\nWho woke them (top " + std::to_string(kTopWakeSources) +
+           " application_names and addresses, among all client wakes):\n" + who;
+  }
+
+  std::string runs;
+  for (const InstanceReport& r : report.instances) {
+    if (r.maintenance_runs == 0) continue;
+    runs += "  " + pad(one_line(r.name), name_width, true) + "  " + maintenance_text(r) + "\n";
+  }
+  if (!runs.empty()) out += "\nMaintenance runs:\n" + runs;
+  return out;
+}
+
 }  // namespace
+
+namespace report_text {
+
+std::string one_line(std::string_view s) {
+  std::string out;
+  const std::string clean = clean_utf8(s);
+  for (std::size_t i = 0; i < clean.size(); ++i) {
+    const char c = clean[i];
+    // C1 controls (U+0080-U+009F, UTF-8 C2 80-9F) too: some terminals obey them.
+    if (static_cast<unsigned char>(c) == 0xC2 && i + 1 < clean.size() &&
+        static_cast<unsigned char>(clean[i + 1]) >= 0x80 && static_cast<unsigned char>(clean[i + 1]) <= 0x9F) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out += c == '\t' || c == '\n' || c == '\r' ? ' ' : c;
+    }
+  }
+  return out;
+}
+
+std::string wakes_per_day_text(std::uint64_t wakes, double per_day) {
+  return std::to_string(wakes) + (wakes == 1 ? " wake, " : " wakes, ") + fixed(per_day, 1) + "/day";
+}
+
+std::string source_name(const std::string& name, bool application) {
+  if (name.empty()) return application ? "(none)" : "(unknown)";
+  return name;
+}
+
+std::string sources_text(const std::vector<WakeSource>& sources, std::uint64_t others, bool application) {
+  std::string out;
+  for (const WakeSource& s : sources) {
+    out += (out.empty() ? "" : ", ") + one_line(source_name(s.name, application)) + " " + std::to_string(s.wakes);
+  }
+  if (others > 0) out += ", others " + std::to_string(others);
+  return out.empty() ? "-" : out;
+}
+
+std::string maintenance_text(const InstanceReport& r) {
+  std::string out = std::to_string(r.maintenance_runs) + (r.maintenance_runs == 1 ? " run, " : " runs, ") +
+                    std::to_string(r.maintenance_failed) + " failed";
+  if (r.last_maintenance) {
+    const MaintenanceRow& m = *r.last_maintenance;
+    out += "; last " + human_utc(m.started_at) + " UTC, " +
+           (m.exit_status >= 0 ? "exit status " + std::to_string(m.exit_status) : std::string("no exit status")) +
+           " (" + one_line(m.outcome) + ")";
+  }
+  return out;
+}
+
+}  // namespace report_text
 
 std::string format_table(const Report& report) {
   const bool any_embodied = std::any_of(report.instances.begin(), report.instances.end(),
@@ -366,6 +521,7 @@ std::string format_table(const Report& report) {
     emit(rows[i]);
   }
 
+  out += wake_sections(report);
   out += "\nGrid intensity used:\n";
   std::size_t name_width = 0;
   for (const InstanceReport& r : report.instances) name_width = std::max(name_width, display_width(r.name));
@@ -413,8 +569,17 @@ std::string format_json(const Report& report) {
   }
   out += report.instances.empty() ? "],\n" : "\n  ],\n";
   out += "  \"total\": {";
-  for (const auto& [key, value] : total_fields(report)) {
-    out += "\n    " + json_string(key) + ": " + json_value(value) + ",";
+  for (const Group& g : total_fields(report)) {
+    if (!g.name.empty()) out += "\n    " + json_string(g.name) + ": {";
+    for (std::size_t f = 0; f < g.fields.size(); ++f) {
+      const auto& [key, value] = g.fields[f];
+      if (g.name.empty()) {
+        out += "\n    " + json_string(key) + ": " + json_value(value) + ",";
+      } else {
+        out += "\n      " + json_string(key) + ": " + json_value(value) + (f + 1 < g.fields.size() ? "," : "");
+      }
+    }
+    if (!g.name.empty()) out += "\n    },";
   }
   out += "\n    \"cost_saved\": {";
   bool first = true;
@@ -432,7 +597,9 @@ std::string format_csv(const Report& report) {
   static const InstanceReport kShape{};  // the columns, from an instance's fields
   std::vector<std::string> columns = {"since", "until"};
   for (const Group& g : instance_fields(kShape)) {
-    for (const auto& field : g.fields) columns.push_back(g.name.empty() ? field.first : g.name + "_" + field.first);
+    for (const auto& field : g.fields) {
+      csv_columns(g.name.empty() ? field.first : g.name + "_" + field.first, field.second, columns);
+    }
   }
   auto line = [](const std::vector<std::string>& cells) {
     std::string l;
@@ -445,7 +612,7 @@ std::string format_csv(const Report& report) {
   for (const InstanceReport& r : report.instances) {
     std::vector<std::string> cells = {since, until};
     for (const Group& g : instance_fields(r)) {
-      for (const auto& field : g.fields) cells.push_back(csv_value(field.second));
+      for (const auto& field : g.fields) csv_cells(field.second, cells);
     }
     out += line(cells);
   }
@@ -460,7 +627,9 @@ std::string format_csv(const Report& report) {
     if (it != columns.end()) cells[static_cast<std::size_t>(it - columns.begin())] = text;
   };
   set("name", "TOTAL");
-  for (const auto& [key, value] : total_fields(report)) set(key, csv_value(value));
+  for (const Group& g : total_fields(report)) {
+    for (const auto& [key, value] : g.fields) set(g.name.empty() ? key : g.name + "_" + key, csv_value(value));
+  }
   if (report.cost_by_currency.size() == 1) {
     set("cost_saved", number(report.cost_by_currency.begin()->second));
     set("currency", csv_field(report.cost_by_currency.begin()->first));

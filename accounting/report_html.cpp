@@ -128,6 +128,12 @@ std::string wake_title(const WakeRow& w) {
                   " UTC, " + fixed(w.duration_s, 2) + " s, " + std::to_string(w.clients_waited) +
                   (w.clients_waited == 1 ? " client" : " clients") + " waited";
   if (!w.started) t += ", server was already up";
+  if (w.cause == "client") {
+    t += ", for " + source_name(w.application_name, true) + " from " +
+         source_name(address_without_port(w.client_address), false);
+  } else {
+    t += ", " + w.cause + (w.cause_detail.empty() ? "" : " (" + w.cause_detail + ")");
+  }
   if (!w.detail.empty()) t += ": " + w.detail;
   return t;
 }
@@ -299,6 +305,22 @@ std::string figures(const InstanceReport& r) {
   out += row("Wake time, median / 95th percentile",
              ok == 0 ? escape_xml("-") : escape_xml(fixed(r.wake_p50_s, 2) + " s / " + fixed(r.wake_p95_s, 2) + " s"));
   out += row("Clients that waited", escape_xml(std::to_string(r.clients_waited)));
+  if (r.wakes > 0) {
+    out += row("Wakes by cause",
+               escape_xml(std::to_string(r.wakes_client) + " client, " + std::to_string(r.wakes_manual) + " manual, " +
+                          std::to_string(r.wakes_window) + " window, " + std::to_string(r.wakes_maintenance) +
+                          " maintenance") +
+                   note("(" + fixed(r.wakes_per_day, 1) + " wakes a day)"));
+  }
+  if (r.wakes_client > 0) {
+    const std::string among = "(top " + std::to_string(kTopWakeSources) + ", among all " +
+                              std::to_string(r.wakes_client) + " client wakes)";
+    out += row("Woken by application_name",
+               escape_xml(sources_text(r.top_applications, r.other_applications_wakes, true)) + note(among));
+    out += row("Woken from address",
+               escape_xml(sources_text(r.top_addresses, r.other_addresses_wakes, false)) + note(among));
+  }
+  if (r.maintenance_runs > 0) out += row("Maintenance runs", escape_xml(maintenance_text(r)));
   const std::string neg = fixed(s.energy_kwh, 3).front() == '-' ? " class=\"neg\"" : "";
   // The parts in Wh: a wake's share is usually far below what 3 decimals of a kWh show.
   out += row("Energy saved", "<span" + neg + ">" + escape_xml(fixed(s.energy_kwh, 3) + " kWh") + "</span>" +
@@ -379,8 +401,8 @@ std::string format_html(const Report& report) {
     const InstanceReport& r = report.instances[i];
     out += "<section class=\"instance\">\n<h2>" + escape_xml(r.name) + "</h2>\n";
     out += "<p class=\"sub\">" +
-           escape_xml("asleep " + fixed(r.share_asleep * 100, 1) + "% · " + std::to_string(r.wakes) +
-                      (r.wakes == 1 ? " wake" : " wakes") + " · " + fixed(r.savings.energy_kwh, 3) + " kWh, " +
+           escape_xml("asleep " + fixed(r.share_asleep * 100, 1) + "% · " +
+                      wakes_per_day_text(r.wakes, r.wakes_per_day) + " · " + fixed(r.savings.energy_kwh, 3) + " kWh, " +
                       fixed(r.savings.carbon_g, 1) + " gCO2e saved") +
            "</p>\n";
     out += "<div class=\"scroll\">\n" + timeline(report, start, r, i) + "</div>\n";

@@ -3,10 +3,13 @@
 // every machine and the JSON/CSV parse everywhere.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "accounting/ledger.h"
+#include "accounting/report.h"
 #include "accounting/savings.h"
 
 namespace pgnap::accounting::report_text {
@@ -34,5 +37,18 @@ namespace pgnap::accounting::report_text {
 [[nodiscard]] std::string escape_xml(std::string_view s);
 // A JSON string literal, quotes included, cleaned as above.
 [[nodiscard]] std::string json_string(std::string_view s);
+// Cleaned as above, on one line for a terminal: tab, LF and CR become spaces, C1 controls
+// U+FFFD (an application_name is whatever a client sent).
+[[nodiscard]] std::string one_line(std::string_view s);
+
+// "96 wakes, 48.0/day"
+[[nodiscard]] std::string wakes_per_day_text(std::uint64_t wakes, double per_day);
+// A WakeSource's name for people: an empty application_name is "(none)", an empty address
+// (a wake recorded before pgnap knew it) "(unknown)".
+[[nodiscard]] std::string source_name(const std::string& name, bool application);
+// "uptime-monitor 88, (none) 2, others 3"; "-" for none. One line.
+[[nodiscard]] std::string sources_text(const std::vector<WakeSource>& sources, std::uint64_t others, bool application);
+// "3 runs, 1 failed; last 2026-11-01 03:00 UTC, exit status 0 (ok)"
+[[nodiscard]] std::string maintenance_text(const InstanceReport& r);
 
 }  // namespace pgnap::accounting::report_text

@@ -7,10 +7,11 @@ std::string errmsg(sqlite3* db) { return db ? sqlite3_errmsg(db) : "out of memor
 
 void exec(sqlite3* db, const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
     std::string message = err ? err : errmsg(db);
     sqlite3_free(err);
-    throw std::runtime_error(message);
+    throw Error(message, rc);
   }
 }
 

@@ -12,6 +12,17 @@
 
 namespace pgnap::accounting::detail {
 
+// A failed SQLite call: its message, and its (extended) result code, so that the writer can
+// tell a full disk (worth keeping the write for) from a statement SQLite refuses outright.
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& message, int code) : std::runtime_error(message), code_(code) {}
+  [[nodiscard]] int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
 // SQLite's message for the last error on `db`.
 [[nodiscard]] std::string errmsg(sqlite3* db);
 // Runs SQL that returns no rows.
@@ -26,7 +37,8 @@ void exec(sqlite3* db, const char* sql);
 class Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) throw std::runtime_error(errmsg(db));
+    const int rc = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+    if (rc != SQLITE_OK) throw Error(errmsg(db), rc);
   }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement(const Statement&) = delete;
@@ -42,7 +54,7 @@ class Statement {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(errmsg(db_));
+    throw Error(errmsg(db_), rc);
   }
   void run() {
     while (step()) {
@@ -60,7 +72,7 @@ class Statement {
 
  private:
   Statement& check(int rc) {
-    if (rc != SQLITE_OK) throw std::runtime_error(errmsg(db_));
+    if (rc != SQLITE_OK) throw Error(errmsg(db_), rc);
     return *this;
   }
   sqlite3* db_;

@@ -144,6 +144,24 @@ std::optional<BackendAddress> BackendAddressValue::operator()(ParseContext& ctx,
   return address;
 }
 
+std::optional<std::string> SocketPathValue::operator()(ParseContext& ctx, const toml::node& node,
+                                                       const std::string& key) const {
+  const std::string* text = as_string(ctx, node, key, "a path (a string)");
+  if (text == nullptr) return std::nullopt;
+  if (text->empty()) return std::string();
+  // Absolute only: the control commands find the socket by this path from any directory.
+  if (text->front() != '/') {
+    ctx.error(node.source(), key, "expected an absolute path (or \"\" for none), got " + quote(*text));
+    return std::nullopt;
+  }
+  std::string path = normal_path(*text).string();
+  if (path.size() > kMaxSocketPath) {
+    ctx.error(node.source(), key, socket_too_long(path));
+    return std::nullopt;
+  }
+  return path;
+}
+
 // ---- Grammar ------------------------------------------------------------------------------
 
 std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text, std::uint16_t min_port,

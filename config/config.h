@@ -122,6 +122,7 @@ struct AuthConfig {
 // "Who keeps it awake").
 // One `ignore` rule: a client matching every field it sets is never a reason to wake the
 // instance nor to keep it awake (a monitor, a dashboard's keep-alive). Rules are tried in order.
+// Matched by config/wake_rules.h.
 struct WakeIgnoreRule {
   std::string user;              // "" = any user
   std::string application_name;  // "" = any; a trailing '*' matches a prefix ("uptime*")
@@ -143,10 +144,10 @@ struct WakeConfig {
 // [instances.NAME.maintenance]: an instance asleep for `every` is woken (at `at`) so that
 // autovacuum, pg_cron and backups get to run, kept awake `stay_awake`, and `command` run.
 struct MaintenanceConfig {
-  Duration every{0};                        // 0 = no maintenance wakes
-  std::string at;                           // "HH:MM" in wake.time_zone; "" = as soon as `every` has passed
-  Duration stay_awake = std::chrono::minutes(15);  // awake at least this long after the wake
-  std::vector<std::string> command;         // run once awake (argv, no shell); [] = none
+  Duration every{0};                                 // 0 = no maintenance wakes
+  std::string at;                                    // "HH:MM" in wake.time_zone; "" = as soon as `every` has passed
+  Duration stay_awake = std::chrono::minutes(15);    // awake at least this long after the wake
+  std::vector<std::string> command;                  // run once awake (argv, no shell); [] = none
   Duration command_timeout = std::chrono::hours(1);  // then it is killed (and counted as failed)
   std::string os_user;  // run the command as this user when pgnap runs as root ("" = as pgnap)
   std::vector<std::pair<std::string, std::string>> env;  // added to pgnap's (PGHOST/PGPORT are set to the instance)
@@ -305,7 +306,10 @@ struct ConfigChange {
 [[nodiscard]] InstanceConfig merge_live(const InstanceConfig& running, const InstanceConfig& next);
 
 // The human-readable summary `pgnap check` prints: listeners, limits, the routing table,
-// each instance's backend, address, timeouts and the commands it would run.
+// each instance's backend, address, timeouts, wake rules, keep-warm windows (with the next one
+// as of `now`), maintenance and the commands it would run.
+[[nodiscard]] std::string describe_config(const Config& config, std::chrono::system_clock::time_point now);
+// The same as of now.
 [[nodiscard]] std::string describe_config(const Config& config);
 
 }  // namespace pgnap::config

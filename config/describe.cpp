@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,6 +12,7 @@
 
 #include "config/config.h"
 #include "config/keys.h"
+#include "config/schedule.h"
 
 namespace pgnap::config {
 namespace {
@@ -231,9 +233,55 @@ void describe_parking(std::string& out, const InstanceConfig& instance) {
   }
 }
 
+// Who never wakes it, when it is kept warm, and when it is woken for maintenance.
+void describe_wake(std::string& out, const InstanceConfig& instance, std::chrono::system_clock::time_point now) {
+  const WakeConfig& wake = instance.wake;
+  if (wake.ignore.empty()) {
+    line(out, "wake ignores", "none (every client may wake it)");
+  } else {
+    std::string_view label = "wake ignores";
+    for (const WakeIgnoreRule& rule : wake.ignore) {
+      line(out, label, rule.to_string());
+      label = "";
+    }
+  }
+  const std::optional<TimeZone> zone = TimeZone::load(wake.time_zone, nullptr);
+  if (wake.awake_during.empty()) {
+    line(out, "keep-warm", "none (awake_during)");
+  } else {
+    line(out, "keep-warm", joined(wake.awake_during) + " (" + wake.time_zone + ")");
+    const std::vector<WeeklyWindow> windows = parse_windows(wake.awake_during);
+    std::optional<Span> span = zone ? current_or_next_window(windows, *zone, now) : std::nullopt;
+    if (span && span->start <= now) {
+      line(out, "keep-warm now", "in a window, awake until " + format_local(span->end, *zone));
+    } else if (span) {
+      line(out, "keep-warm next", format_local(span->start, *zone) + " to " + format_local(span->end, *zone));
+    }
+  }
+  const MaintenanceConfig& m = instance.maintenance;
+  if (m.every == Duration(0)) {
+    line(out, "maintenance", "off (every = 0s)");
+    return;
+  }
+  line(out, "maintenance",
+       "after " + format_duration(m.every) + " asleep, woken " +
+           (m.at.empty() ? std::string("at once") : "at the next " + m.at + " (" + wake.time_zone + ")") +
+           ", then awake at least " + format_duration(m.stay_awake));
+  if (m.command.empty()) {
+    line(out, "maintenance cmd", "none");
+    return;
+  }
+  line(out, "maintenance cmd",
+       command_line(m.command) + "  (timeout " + format_duration(m.command_timeout) +
+           (m.os_user.empty() ? std::string() : ", as OS user " + m.os_user + " when pgnap runs as root") + ")");
+  for (const auto& [name, value] : m.env) line(out, "maintenance env", name + "=" + shell_word(value));
+}
+
 }  // namespace
 
-std::string describe_config(const Config& config) {
+std::string describe_config(const Config& config) { return describe_config(config, std::chrono::system_clock::now()); }
+
+std::string describe_config(const Config& config, std::chrono::system_clock::time_point now) {
   std::string out;
   if (!config.source.empty()) out += "Configuration " + config.source + "\n\n";
 
@@ -253,6 +301,9 @@ std::string describe_config(const Config& config) {
            format_duration(gateway.tcp_keepalive_interval) + ", " + std::to_string(gateway.tcp_keepalive_count) +
            " probes");
   line(out, "tls", describe_tls(gateway.tls));
+  line(out, "control_socket",
+       gateway.control_socket.empty() ? std::string("none (pgnap status, wake, sleep and reload cannot reach it)")
+                                      : gateway.control_socket + " (pgnap status, wake, sleep, reload)");
   out += "\nMetrics\n";
   line(out, "listen", config.metrics.listen.empty() ? "disabled" : config.metrics.listen + " (Prometheus /metrics)");
   out += '\n';
@@ -279,6 +330,7 @@ std::string describe_config(const Config& config) {
     describe_auth(out, instance.auth);
     describe_pool(out, instance);
     describe_parking(out, instance);
+    describe_wake(out, instance, now);
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);
     if (instance.backend == "systemd") describe_systemd(out, instance);

@@ -229,6 +229,42 @@ struct SizeValue {
   std::optional<std::uint64_t> operator()(ParseContext&, const toml::node&, const std::string&) const;
 };
 
+// ---- [instances.NAME.wake] and [instances.NAME.maintenance] (config/wake_values.cpp) -------
+
+// An ignore rule's address: "unix", an IP address or a CIDR (config/wake_rules.h).
+struct AddressPatternValue {
+  std::optional<std::string> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
+// wake.ignore: an array (perhaps empty) of rules, each a table read with `rows` that sets at
+// least one of them. Rules are named "KEY[0]", "KEY[1]", ... in errors.
+struct IgnoreRuleListValue {
+  std::span<const KeyRow<WakeIgnoreRule>> rows;
+  std::optional<std::vector<WakeIgnoreRule>> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
+// wake.awake_during: an array (perhaps empty) of keep-warm windows (config/schedule.h),
+// kept as written.
+struct WindowListValue {
+  std::optional<std::vector<std::string>> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
+// wake.time_zone: an IANA time zone name the system's tzdata knows.
+struct TimeZoneValue {
+  std::optional<std::string> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
+// maintenance.at: "" (not set) or a time of day "HH:MM".
+struct TimeOfDayValue {
+  std::optional<std::string> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
+// [gateway].control_socket: "" (none) or an absolute path a Unix socket can be bound to
+// (config/address.cpp).
+struct SocketPathValue {
+  std::optional<std::string> operator()(ParseContext&, const toml::node&, const std::string&) const;
+};
+
 // A sub-table, read with its own rows into a default-constructed `Sub`.
 template <class Sub>
 struct TableValue {

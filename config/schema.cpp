@@ -2,8 +2,8 @@
 // (name, struct member, type and bounds, required or not, live or restart-only). Defaults are
 // the initializers in config/config.h; docs/configuration.md documents the same rows. Checks
 // that span several keys (backend sub-tables, authentication, routing) follow the tables, then
-// parse_config. The readers behind the rows: config/values.cpp and config/address.cpp; what a
-// reload does with the rows: config/reload.cpp.
+// parse_config. The readers behind the rows: config/values.cpp, config/address.cpp and
+// config/wake_values.cpp; what a reload does with the rows: config/reload.cpp.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,6 +32,7 @@ namespace pgnap::config {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::AddressPatternValue;
 using detail::at_least;
 using detail::BackendAddressValue;
 using detail::BoolValue;
@@ -43,6 +44,7 @@ using detail::DatabaseListValue;
 using detail::DurationValue;
 using detail::EnvValue;
 using detail::greater_than;
+using detail::IgnoreRuleListValue;
 using detail::IntegerValue;
 using detail::join_key;
 using detail::key;
@@ -55,10 +57,14 @@ using detail::Presence;
 using detail::quote;
 using detail::Reload;
 using detail::SizeValue;
+using detail::SocketPathValue;
 using detail::StringValue;
 using detail::sub_table;
 using detail::TableValue;
+using detail::TimeOfDayValue;
+using detail::TimeZoneValue;
 using detail::type_name;
+using detail::WindowListValue;
 
 constexpr Duration kDay = std::chrono::hours(24);
 // No timer needs more than a year, and the cap keeps `now + timeout` far from overflow.
@@ -147,6 +153,32 @@ const std::vector<KeyRow<AccountingConfig>> kAccountingKeys = {
     key("embodied_g_per_hour", &AccountingConfig::embodied_g_per_hour, at_least(0)),
 };
 
+// One rule of wake.ignore: each key it sets narrows it.
+const std::vector<KeyRow<WakeIgnoreRule>> kIgnoreRuleKeys = {
+    key("user", &WakeIgnoreRule::user, StringValue{.allow_empty = false}),
+    key("application_name", &WakeIgnoreRule::application_name, StringValue{.allow_empty = false}),
+    key("address", &WakeIgnoreRule::address, AddressPatternValue{}),
+};
+
+// Read by the instance on every decision, so all of it applies on reload.
+const std::vector<KeyRow<WakeConfig>> kWakeKeys = {
+    key("ignore", &WakeConfig::ignore, IgnoreRuleListValue{kIgnoreRuleKeys}),
+    key("awake_during", &WakeConfig::awake_during, WindowListValue{}),
+    key("time_zone", &WakeConfig::time_zone, TimeZoneValue{}),
+};
+
+// The next maintenance wake is planned from these on reload; a command already running keeps
+// the settings it started with.
+const std::vector<KeyRow<MaintenanceConfig>> kMaintenanceKeys = {
+    key("every", &MaintenanceConfig::every, kNonNegative),
+    key("at", &MaintenanceConfig::at, TimeOfDayValue{}),
+    key("stay_awake", &MaintenanceConfig::stay_awake, DurationValue{Duration(0), kDay}),
+    key("command", &MaintenanceConfig::command, CommandValue{}),
+    key("command_timeout", &MaintenanceConfig::command_timeout, kPositive),
+    key("os_user", &MaintenanceConfig::os_user, StringValue{.allow_empty = false}),
+    key("env", &MaintenanceConfig::env, EnvValue{}),
+};
+
 const std::vector<KeyRow<TlsConfig>> kTlsKeys = {
     key("mode", &TlsConfig::mode, ChoiceValue{kTlsModes}),
     key("cert", &TlsConfig::cert, PathValue{.allow_empty = true}),
@@ -199,6 +231,9 @@ const std::vector<KeyRow<InstanceConfig>> detail::kInstanceKeys = {
     key("accounting", &InstanceConfig::accounting, TableValue<AccountingConfig>{kAccountingKeys}),
     // Live but for auth.cache: compared and merged key by key.
     sub_table("auth", &InstanceConfig::auth, std::span<const KeyRow<AuthConfig>>(detail::kAuthKeys)),
+    sub_table("wake", &InstanceConfig::wake, std::span<const KeyRow<WakeConfig>>(kWakeKeys)),
+    sub_table("maintenance", &InstanceConfig::maintenance,
+              std::span<const KeyRow<MaintenanceConfig>>(kMaintenanceKeys)),
 };
 
 const std::vector<KeyRow<GatewayConfig>> detail::kGatewayKeys = {
@@ -215,6 +250,8 @@ const std::vector<KeyRow<GatewayConfig>> detail::kGatewayKeys = {
     key("tcp_keepalive_count", &GatewayConfig::tcp_keepalive_count, IntegerValue{1, 127}),
     key("queue_limit_total", &GatewayConfig::queue_limit_total, SizeValue{64 * kKiB, 16 * kGiB}),
     key("tls", &GatewayConfig::tls, TableValue<TlsConfig>{kTlsKeys}),
+    // The listening socket of the control commands is bound once, at start-up.
+    key("control_socket", &GatewayConfig::control_socket, SocketPathValue{}, Presence::kOptional, Reload::kRestart),
 };
 
 const std::vector<KeyRow<MetricsConfig>> detail::kMetricsKeys = {
@@ -333,6 +370,16 @@ void check_pool(ParseContext& ctx, const ParsedInstance& instance) {
                 std::to_string(config.min_pool_size));
 }
 
+// A maintenance time of day only says when, once `every` says how often.
+void check_maintenance(ParseContext& ctx, const ParsedInstance& instance) {
+  const MaintenanceConfig& maintenance = instance.config.maintenance;
+  if (maintenance.at.empty() || maintenance.every > Duration(0)) return;
+  const toml::node* at = instance.table->at_path("maintenance.at").node();
+  ctx.error(at != nullptr ? at->source() : instance.table->source(),
+            join_key(join_key(instance.key, "maintenance"), "at"),
+            "maintenance.at needs maintenance.every (how often to wake, e.g. \"7d\")");
+}
+
 // TLS for clients needs a certificate and its key.
 void check_tls(ParseContext& ctx, const toml::table& root, const TlsConfig& tls) {
   if (tls.mode == "disable") return;
@@ -404,6 +451,7 @@ struct InstancesValue {
       check_backend_tables(ctx, instance);
       check_auth(ctx, instance);
       check_pool(ctx, instance);
+      check_maintenance(ctx, instance);
       parsed.push_back(std::move(instance));
     }
     // toml++ keeps keys sorted; the contract is file order (it decides routing messages,

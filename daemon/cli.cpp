@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -11,10 +13,13 @@
 #include <tuple>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "accounting/ledger.h"
 #include "accounting/report.h"
 #include "config/config.h"
 #include "daemon/backend_factory.h"
+#include "daemon/control.h"
 #include "daemon/gateway.h"
 #include "daemon/log.h"
 #include "daemon/tls.h"
@@ -28,6 +33,10 @@ constexpr std::string_view kUsage =
     "       pgnap check  -c FILE    validate the configuration and show what it would do\n"
     "       pgnap report -c FILE [--since WHEN] [--until WHEN] [--instance NAME]\n"
     "                    [--format table|json|csv|html]\n"
+    "       pgnap status -c FILE [--format table|json]\n"
+    "       pgnap wake NAME [--for DURATION] -c FILE\n"
+    "       pgnap sleep NAME -c FILE\n"
+    "       pgnap reload -c FILE\n"
     "       pgnap --help | --version\n";
 
 constexpr std::string_view kHelp =
@@ -53,6 +62,22 @@ constexpr std::string_view kHelp =
     "      --format table|json|csv|html table by default; html is one self-contained\n"
     "                   page with a timeline per instance (docs/accounting.md)\n"
     "\n"
+    "Control of the running gateway, over its control socket ([gateway] control_socket,\n"
+    "read from FILE; docs/control.md). Root, the service user and the members of its group\n"
+    "may use them:\n"
+    "  status -c FILE   each instance: its state and since when, the last wake and its\n"
+    "                   cause, what is planned next, waiting clients, and every session\n"
+    "                   (user, database, application, client, state, idle for) with\n"
+    "                   whether it keeps the instance awake and why\n"
+    "      --format table|json          table by default; json is the protocol's response\n"
+    "  wake NAME -c FILE                wake the instance now; exits once it is awake (0)\n"
+    "                   or its wake failed (1)\n"
+    "      --for DURATION               and keep it awake at least that long (30s, 10m, 2h)\n"
+    "  sleep NAME -c FILE               suspend the instance now; refused (1) while a\n"
+    "                   session is in use, naming the sessions\n"
+    "  reload -c FILE   reload the configuration, as SIGHUP does, and say what changed\n"
+    "      --socket PATH                the control socket to use instead of the file's\n"
+    "\n"
     "Options:\n"
     "  -c, --config FILE   the configuration file (TOML; see docs/configuration.md)\n"
     "  -v, --verbose       log at debug level (overrides log_level)\n"
@@ -63,7 +88,9 @@ constexpr std::string_view kHelp =
     "lets sessions finish for up to shutdown_timeout, then ends them with 57P01; a second one\n"
     "stops at once.\n"
     "\n"
-    "Exit status: 0 success, 1 configuration or start-up error, 2 usage error.\n";
+    "Exit status: 0 success, 1 configuration or start-up error, or a control command\n"
+    "refused or failed (no gateway running, permission denied, a failed wake, a refused\n"
+    "sleep), 2 usage error.\n";
 
 int usage_error(std::string_view message) {
   std::cerr << "pgnap: " << message << "\n" << kUsage;
@@ -78,12 +105,22 @@ struct Args {
   std::string until;
   std::string instance;
   std::string format = "table";
+  // the control commands
+  std::string name;  // wake, sleep: the instance
+  std::string hold;  // wake --for
+  std::string socket;
 };
+
+bool is_control_command(std::string_view command) {
+  return command == "status" || command == "wake" || command == "sleep" || command == "reload";
+}
 
 // Returns nullopt (after printing) on a usage error.
 std::optional<Args> parse(int argc, char** argv, int& status) {
   Args args;
   bool seen_report_option = false;
+  bool seen_format = false;
+  bool seen_for = false;
   std::vector<std::string_view> rest(argv + 1, argv + argc);
   for (std::size_t i = 0; i < rest.size(); ++i) {
     const std::string_view a = rest[i];
@@ -116,7 +153,8 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     for (auto [name, field] :
          {std::pair{std::string_view("--since"), &args.since}, std::pair{std::string_view("--until"), &args.until},
           std::pair{std::string_view("--instance"), &args.instance},
-          std::pair{std::string_view("--format"), &args.format}}) {
+          std::pair{std::string_view("--format"), &args.format}, std::pair{std::string_view("--for"), &args.hold},
+          std::pair{std::string_view("--socket"), &args.socket}}) {
       if (a == name) {
         if (i + 1 >= rest.size()) {
           status = usage_error(std::string(a) + " needs a value");
@@ -129,7 +167,9 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
         matched = true;
       }
       if (matched) {
-        seen_report_option = true;
+        if (name == "--format") seen_format = true;
+        else if (name == "--for") seen_for = true;
+        else if (name != "--socket") seen_report_option = true;
         break;
       }
     }
@@ -137,6 +177,10 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     if (!a.empty() && a.front() == '-') {
       status = usage_error("unknown option " + std::string(a));
       return std::nullopt;
+    }
+    if ((args.command == "wake" || args.command == "sleep") && args.name.empty()) {
+      args.name = a;
+      continue;
     }
     if (!args.command.empty()) {
       status = usage_error("unexpected argument \"" + std::string(a) + "\"");
@@ -148,18 +192,44 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     status = usage_error("no command given");
     return std::nullopt;
   }
-  if (args.command != "run" && args.command != "check" && args.command != "report") {
+  if (args.command != "run" && args.command != "check" && args.command != "report" &&
+      !is_control_command(args.command)) {
     status = usage_error("unknown command \"" + args.command + "\"");
     return std::nullopt;
   }
   if (seen_report_option && args.command != "report") {
-    status = usage_error("--since, --until, --instance and --format belong to the report command");
+    status = usage_error("--since, --until and --instance belong to the report command");
+    return std::nullopt;
+  }
+  if (seen_format && args.command != "report" && args.command != "status") {
+    status = usage_error("--format belongs to the report and status commands");
+    return std::nullopt;
+  }
+  if (seen_for && args.command != "wake") {
+    status = usage_error("--for belongs to the wake command");
+    return std::nullopt;
+  }
+  if (!args.socket.empty() && !is_control_command(args.command)) {
+    status = usage_error("--socket belongs to the status, wake, sleep and reload commands");
+    return std::nullopt;
+  }
+  if (args.command == "status" && args.format != "table" && args.format != "json") {
+    status = usage_error("--format must be table or json, not \"" + args.format + "\"");
     return std::nullopt;
   }
   if (args.format != "table" && args.format != "json" && args.format != "csv" && args.format != "html") {
     status = usage_error("--format must be table, json, csv or html, not \"" + args.format + "\"");
     return std::nullopt;
   }
+  if ((args.command == "wake" || args.command == "sleep") && args.name.empty()) {
+    status = usage_error(args.command + " needs the name of an instance: pgnap " + args.command + " NAME -c FILE");
+    return std::nullopt;
+  }
+  if (seen_for && !config::parse_duration(args.hold)) {
+    status = usage_error("--for: expected a duration such as 30s, 10m or 2h, got \"" + args.hold + "\"");
+    return std::nullopt;
+  }
+  if (is_control_command(args.command) && !args.socket.empty()) return args;
   if (args.config.empty()) {
     status = usage_error(args.command + " needs a configuration file: -c FILE");
     return std::nullopt;
@@ -289,6 +359,193 @@ int report(const Args& args) {
   }
 }
 
+// ---- The control commands (docs/control.md) ------------------------------------------------
+
+namespace json = boost::json;
+
+std::string text_of(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+std::int64_t number_of(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr) return 0;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<std::int64_t>(v->as_uint64());
+  return 0;
+}
+
+std::string elapsed_ms(std::int64_t ms) { return config::format_elapsed(std::chrono::milliseconds(ms)); }
+
+// Rows under a header, each column as wide as its widest cell.
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows, std::string_view indent) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line(indent);
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
+void print_sessions(std::ostream& out, const json::array& sessions, std::string_view indent) {
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "USER", "DATABASE", "APPLICATION", "CLIENT", "STATE", "IDLE FOR", "AWAKE?", "WHY"}};
+  for (const auto& v : sessions) {
+    if (!v.is_object()) continue;
+    const auto& s = v.as_object();
+    const auto* keeps = s.if_contains("keeps_awake");
+    rows.push_back({std::to_string(number_of(s, "id")), text_of(s, "user"), text_of(s, "database"),
+                    text_of(s, "application_name"), text_of(s, "client_address"), text_of(s, "state"),
+                    elapsed_ms(number_of(s, "idle_for_ms")),
+                    keeps != nullptr && keeps->is_bool() && keeps->as_bool() ? "yes" : "no", text_of(s, "why")});
+  }
+  print_table(out, rows, indent);
+}
+
+// "alice to app (psql) from 127.0.0.1:5000" for a client in the status response.
+std::string describe_client(const json::object& client) {
+  std::string text = text_of(client, "user");
+  if (const auto db = text_of(client, "database"); !db.empty()) text += " to " + db;
+  if (const auto app = text_of(client, "application_name"); !app.empty()) text += " (" + app + ")";
+  if (const auto address = text_of(client, "address"); !address.empty()) text += " from " + address;
+  return text;
+}
+
+void print_status_table(std::ostream& out, const json::object& reply) {
+  const auto* instances = reply.if_contains("instances");
+  if (instances == nullptr || !instances->is_array() || instances->as_array().empty()) {
+    out << "no instances\n";
+    return;
+  }
+  bool first = true;
+  for (const auto& v : instances->as_array()) {
+    if (!v.is_object()) continue;
+    const auto& i = v.as_object();
+    if (!first) out << "\n";
+    first = false;
+    out << "instance " << text_of(i, "name") << ": " << text_of(i, "state");
+    if (const auto since = text_of(i, "since"); !since.empty()) {
+      out << " since " << since << " (" << elapsed_ms(number_of(i, "for_ms")) << ")";
+    }
+    out << ", mode " << text_of(i, "mode") << "\n";
+    const auto* wake = i.if_contains("last_wake");
+    out << "  last wake:  ";
+    if (wake != nullptr && wake->is_object()) {
+      const auto& w = wake->as_object();
+      const std::string cause = text_of(w, "cause");
+      out << text_of(w, "at") << " (" << elapsed_ms(number_of(w, "ago_ms")) << " ago), " << cause;
+      const auto* client = w.if_contains("client");
+      if (cause == "client" && client != nullptr && client->is_object()) {
+        out << ": " << describe_client(client->as_object());
+      } else if (const auto detail = text_of(w, "detail"); !detail.empty()) {
+        out << ": " << detail;
+      }
+      out << ", " << text_of(w, "outcome") << "\n";
+    } else {
+      out << "none since pgnap started\n";
+    }
+    const auto* next = i.if_contains("next");
+    if (next != nullptr && next->is_array() && !next->as_array().empty()) {
+      for (const auto& p : next->as_array()) {
+        if (!p.is_object()) continue;
+        const auto& n = p.as_object();
+        out << "  next:       " << text_of(n, "what") << " at " << text_of(n, "at") << " (in "
+            << elapsed_ms(number_of(n, "in_ms")) << ")";
+        if (const auto detail = text_of(n, "detail"); !detail.empty()) out << ", " << detail;
+        out << "\n";
+      }
+    } else {
+      out << "  next:       nothing planned\n";
+    }
+    out << "  waiting:    " << number_of(i, "waiting") << " client(s)\n";
+    const auto* sessions = i.if_contains("sessions");
+    if (sessions == nullptr || !sessions->is_array() || sessions->as_array().empty()) {
+      out << "  sessions:   none\n";
+      continue;
+    }
+    out << "  sessions:   " << sessions->as_array().size() << "\n";
+    print_sessions(out, sessions->as_array(), "    ");
+  }
+}
+
+int control(const Args& args) {
+  // Where the socket is, and how long a wake may take: from the configuration.
+  std::string path = args.socket;
+  config::Duration wake_timeout = std::chrono::seconds(60);
+  if (!args.config.empty()) {
+    auto config = load(args.config);
+    if (!config) return kExitConfig;
+    if (path.empty()) path = config->gateway.control_socket;
+    for (const auto& instance : config->instances) {
+      if (instance.name == args.name) wake_timeout = instance.wake_timeout;
+    }
+    if (path.empty()) {
+      std::cerr << "pgnap: " << args.config
+                << " sets control_socket = \"\": the gateway runs without a control socket (set [gateway] "
+                   "control_socket, restart it, or pass --socket PATH)\n";
+      return kExitFailed;
+    }
+  }
+  json::object request{{"version", kControlProtocolVersion}, {"command", args.command}};
+  if (!args.name.empty()) request["instance"] = args.name;
+  if (!args.hold.empty()) request["for"] = args.hold;
+  // The daemon answers a wake once the instance is awake or its wake failed; a reload reads
+  // and applies the file.
+  std::chrono::milliseconds reply_timeout = std::chrono::seconds(30);
+  if (args.command == "wake") reply_timeout = wake_timeout + std::chrono::seconds(10);
+  const auto result = control_call(path, json::serialize(request), std::chrono::seconds(5), reply_timeout);
+  using Status = ControlCallResult::Status;
+  switch (result.status) {
+    case Status::kOk: break;
+    case Status::kMissing:
+      std::cerr << "pgnap: cannot connect to " << path << " (" << result.error
+                << "): is pgnap running? control_socket = " << path << "\n";
+      return kExitFailed;
+    case Status::kDenied:
+      std::cerr << "pgnap: permission denied: " << path << "; run as the pgnap user or a member of its group\n";
+      return kExitFailed;
+    case Status::kTimeout:
+    case Status::kError: break;
+  }
+  if (result.status != Status::kOk) {
+    std::cerr << "pgnap: " << path << ": " << result.error << "\n";
+    return kExitFailed;
+  }
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(result.reply, ec);
+  if (ec || !parsed.is_object()) {
+    std::cerr << "pgnap: " << path << ": the daemon's response is not a JSON object: " << result.reply << "\n";
+    return kExitFailed;
+  }
+  const json::object& reply = parsed.as_object();
+  const auto* ok = reply.if_contains("ok");
+  if (ok == nullptr || !ok->is_bool() || !ok->as_bool()) {
+    std::cerr << "pgnap: " << args.command << (args.name.empty() ? "" : " " + args.name) << ": "
+              << text_of(reply, "error") << "\n";
+    if (const auto* blocking = reply.if_contains("blocking"); blocking != nullptr && blocking->is_array()) {
+      std::cerr << "sessions in use:\n";
+      print_sessions(std::cerr, blocking->as_array(), "  ");
+    }
+    return kExitFailed;
+  }
+  if (args.command == "status") {
+    if (args.format == "json") std::cout << result.reply << "\n";
+    else print_status_table(std::cout, reply);
+  } else {
+    std::cout << text_of(reply, "message") << "\n";
+  }
+  std::cout.flush();
+  return std::cout ? kExitOk : kExitFailed;
+}
+
 int run(const std::string& path) {
   auto config = load(path);
   if (!config) return kExitConfig;
@@ -317,6 +574,7 @@ int run_cli(int argc, char** argv) {
   }
   if (args->command == "check") return check(args->config);
   if (args->command == "report") return report(*args);
+  if (is_control_command(args->command)) return control(*args);
   return run(args->config);
 }
 

@@ -1,8 +1,10 @@
 // The running gateway: the io_context and its one thread, the instances, the listeners,
 // the sessions, and the signals that reload and end them.
 //
-//   gateway.cpp         start-up, listeners, sessions, signals, the drain on SIGTERM
-//   gateway_reload.cpp  SIGHUP: applying a new configuration to the running gateway
+//   gateway.cpp         start-up, listeners, sessions, signals, the drain on SIGTERM, the
+//                       control socket's commands (daemon/control.h)
+//   gateway_reload.cpp  SIGHUP (and `pgnap reload`): applying a new configuration to the
+//                       running gateway
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@
 #include "accounting/ledger.h"
 #include "config/config.h"
 #include "daemon/cancel_registry.h"
+#include "daemon/control.h"
 #include "daemon/instance.h"
 #include "daemon/instance_auth.h"
 #include "daemon/ledger_recorder.h"
@@ -37,12 +40,13 @@ namespace pgnap::daemon {
 // How the ledger names a configuration file: its absolute path.
 [[nodiscard]] std::string config_key(const std::string& path);
 
-class Gateway {
+// The control socket's commands are the Gateway's: it is their ControlHandler.
+class Gateway : private ControlHandler {
  public:
   // Builds the backends (resolving pg_ctl's directory and the OS user), loads TLS and opens
   // the ledger: throws std::runtime_error with a message for the user when that is impossible.
   explicit Gateway(config::Config config);
-  ~Gateway();
+  ~Gateway() override;
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
@@ -82,8 +86,25 @@ class Gateway {
   void begin_shutdown(const std::string& why);
   asio::awaitable<void> finish_shutdown();
   [[noreturn]] void exit_now(int status);
+  // Removes the Unix socket files of the listeners and of the control socket.
+  void unlink_sockets();
+  // The control socket, after the listeners: a missing directory or another failure is a
+  // warning (the gateway runs without it); a live pgnap's socket throws ControlSocketInUse.
+  void open_control_socket();
+  // An instance clients may use (not removed by a reload), or nullptr.
+  [[nodiscard]] Instance* active_instance(const std::string& name) const;
+  // ControlHandler: `pgnap status`, `wake`, `sleep`, `reload`.
+  [[nodiscard]] bool has_instance(const std::string& name) const override;
+  [[nodiscard]] boost::json::object status() override;
+  asio::awaitable<ControlReply> wake(std::string instance, config::Duration hold, ControlPeer peer) override;
+  ControlReply sleep(std::string instance, ControlPeer peer) override;
+  ControlReply reload(ControlPeer peer) override;
   // gateway_reload.cpp
-  void reload();
+  struct ReloadResult {
+    bool ok = false;
+    std::string message;  // what it did, or why nothing changed
+  };
+  ReloadResult reload();
   void apply_listeners(const std::vector<config::ListenAddress>& next);
   void apply_instances(const config::Config& next);
 
@@ -107,6 +128,7 @@ class Gateway {
   std::list<std::unique_ptr<Listener>> listeners_;
   bool socket_activated_ = false;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::unique_ptr<ControlServer> control_;  // none when control_socket = "" or it could not be created
   std::list<SessionSlot> sessions_;
   std::size_t active_connections_ = 0;
   std::size_t refusing_ = 0;               // refused connections whose startup is being read

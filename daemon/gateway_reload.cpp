@@ -1,7 +1,8 @@
-// SIGHUP: re-read the configuration and apply to the running gateway what can change
-// without a restart. Each key's behaviour is declared with it (config/schema.cpp); a key
-// that needs a restart keeps its running value and is logged. A file that does not load
-// changes nothing: every error is logged and the running configuration stays.
+// SIGHUP (and `pgnap reload` on the control socket): re-read the configuration and apply to
+// the running gateway what can change without a restart. Each key's behaviour is declared
+// with it (config/schema.cpp); a key that needs a restart keeps its running value and is
+// logged. A file that does not load changes nothing: every error is logged and the running
+// configuration stays.
 #include <algorithm>
 
 #include <boost/asio/co_spawn.hpp>
@@ -13,26 +14,33 @@
 
 namespace pgnap::daemon {
 
-void Gateway::reload() {
+Gateway::ReloadResult Gateway::reload() {
   systemd::notify_reloading();
   config::Config next;
   try {
     next = config::load_config(config_.source);
   } catch (const config::ConfigLoadError& e) {
     ++gateway_metrics_.reloads_failed;
-    for (const auto& error : e.errors()) PGNAP_LOG(kError, "reload", error.to_string());
-    PGNAP_LOG(kError, "reload",
-              config_.source << " has " << e.errors().size() << " error(s): keeping the running configuration");
+    std::string errors;
+    for (const auto& error : e.errors()) {
+      PGNAP_LOG(kError, "reload", error.to_string());
+      errors += "\n" + error.to_string();
+    }
+    const std::string message = config_.source + " has " + std::to_string(e.errors().size()) +
+                                " error(s): keeping the running configuration";
+    PGNAP_LOG(kError, "reload", message);
     systemd::notify("READY=1\nSTATUS=reload failed: keeping the running configuration");
-    return;
+    return {false, message + errors};
   }
 
   const auto changes = config::diff_config(config_, next);
   const config::Config merged = config::merge_live(config_, next);
   std::size_t applied = 0;
+  std::string restart;  // the keys that need a restart, for the control socket's answer
   for (const auto& change : changes) {
     if (change.needs_restart) {
       PGNAP_LOG(kWarning, "reload", change.key << " " << change.what << ": needs a restart (the running value stays)");
+      restart += (restart.empty() ? "" : ", ") + change.key;
     } else {
       PGNAP_LOG(kInfo, "reload", change.key << " " << change.what);
       ++applied;
@@ -80,8 +88,11 @@ void Gateway::reload() {
   config_.source = source;
   ledger_->record_running_config(config_key(config_.source), next.text, true);
   ++gateway_metrics_.reloads_ok;
-  PGNAP_LOG(kInfo, "reload", "configuration reloaded: " << applied << " change(s) applied");
+  std::string message = "configuration reloaded: " + std::to_string(applied) + " change(s) applied";
+  PGNAP_LOG(kInfo, "reload", message);
   systemd::notify("READY=1\nSTATUS=accepting connections");
+  if (!restart.empty()) message += "; needs a restart (the running value stays): " + restart;
+  return {true, message};
 }
 
 void Gateway::apply_listeners(const std::vector<config::ListenAddress>& next) {

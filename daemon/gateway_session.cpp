@@ -50,11 +50,11 @@ using AttachResult = std::variant<Attached, Refusal, LoginFailure>;
 // client: a pooled one, or a new one. A server found dead although believed awake gets one
 // fresh wake.
 asio::awaitable<AttachResult> attach_server(SessionEnv& env, Instance& instance, protocol::StartupMessage startup,
-                                            LoginSecret secret, std::string peer, std::string cause) {
+                                            LoginSecret secret, ClientIdentity who, std::string cause) {
   const std::string database(startup.database());
   ServerPool& pool = *env.pool_of(instance);
   for (int attempt = 0;; ++attempt) {
-    auto admitted = co_await instance.acquire(database, peer, cause);
+    auto admitted = co_await instance.acquire(who, cause);
     if (auto* refusal = std::get_if<Refusal>(&admitted)) co_return std::move(*refusal);
     Lease lease = std::move(std::get<Lease>(admitted));
     auto checkout = co_await pool.acquire(startup, secret);
@@ -84,11 +84,11 @@ struct PendingAttach {
 
 std::shared_ptr<PendingAttach> start_attach(SessionEnv& env, Instance& instance,
                                             const protocol::StartupMessage& startup, const LoginSecret& secret,
-                                            const std::string& peer, asio::steady_timer& notify) {
+                                            const ClientIdentity& who, asio::steady_timer& notify) {
   auto pending = std::make_shared<PendingAttach>();
   pending->notify = &notify;
   auto run = [](std::shared_ptr<PendingAttach> p, SessionEnv& e, Instance& i, protocol::StartupMessage s, LoginSecret k,
-                std::string who) -> asio::awaitable<void> {
+                ClientIdentity who) -> asio::awaitable<void> {
     auto result = co_await attach_server(e, i, std::move(s), std::move(k), std::move(who), "query");
     p->result = std::move(result);
     if (p->notify != nullptr) p->notify->cancel();
@@ -96,7 +96,7 @@ std::shared_ptr<PendingAttach> start_attach(SessionEnv& env, Instance& instance,
   // Spawned apart from the session's coroutine: the wake it may trigger must not share the
   // session's cancellation (others may wait for the same wake). The completion handler holds
   // the shared state: the cancellation signal its slot belongs to must outlive it.
-  asio::co_spawn(instance.executor(), run(pending, env, instance, startup, secret, peer),
+  asio::co_spawn(instance.executor(), run(pending, env, instance, startup, secret, who),
                  asio::bind_cancellation_slot(pending->stop.slot(), [pending](std::exception_ptr) {}));
   return pending;
 }
@@ -148,6 +148,8 @@ struct GatewaySession {
   Parameters told;  // the ParameterStatus values the client has been given
   // The state of the session while it is parked.
   ParkedSession parked{instance.metrics()};
+  // The session as its instance lists it for `pgnap status`, registered once authenticated.
+  SessionEntry entry{};
 };
 
 asio::awaitable<bool> write_client(GatewaySession& s, const std::string& bytes) {
@@ -186,7 +188,7 @@ asio::awaitable<void> end_with(GatewaySession& s, const LoginFailure& failure) {
 // session ended there.
 asio::awaitable<bool> authenticate(GatewaySession& s) {
   const auto deadline = Clock::now() + s.env.gateway->login_timeout;
-  auto found = co_await (s.auth.lookup(s.user, s.database, s.routed.peer) || client_gone(s.client.socket()));
+  auto found = co_await (s.auth.lookup(s.entry.client) || client_gone(s.client.socket()));
   if (found.index() == 1) co_return false;
   auto& lookup = std::get<0>(found);
   if (lookup.refusal) {
@@ -242,6 +244,9 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
                          endpoint,         s.routed.context,          true,
                          std::move(queued)};
   relayed.pooled_parameters = &server.parameters;
+  relayed.entry = &s.entry;
+  s.entry.waiting = false;
+  s.entry.parked = false;
   relayed.may_park = s.instance.config().park_sessions;  // as configured now (a reload applies)
   bool parked = false;
   for (;;) {
@@ -268,6 +273,8 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
     // is compared with that.
     for (const auto& [name, value] : server.parameters) protocol::set_parameter(s.told, name, value);
     s.parked.park(std::move(attempt.state));
+    s.entry.parked = true;
+    s.entry.last_seen = relayed.last_traffic.value_or(Clock::now());
     parked = true;
     break;
   }
@@ -284,7 +291,7 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
 asio::awaitable<bool> first_login(GatewaySession& s) {
   // (operator|| flattens the variant: Attached, Refusal, LoginFailure, or monostate when the
   // client left first.)
-  auto attach = co_await (attach_server(s.env, s.instance, s.routed.startup.startup, s.secret, s.routed.peer,
+  auto attach = co_await (attach_server(s.env, s.instance, s.routed.startup.startup, s.secret, s.entry.client,
                                         "login") ||
                           client_gone(s.client.socket()));
   if (std::holds_alternative<std::monostate>(attach)) co_return false;
@@ -356,9 +363,12 @@ asio::awaitable<bool> serve_until_attached(GatewaySession& s) {
         if (!co_await write_client(s, queue.answer_first(canceled))) co_return false;
       }
     }
+    s.entry.parked = s.parked.parked();
+    s.entry.waiting = pending != nullptr;
     if (pending && pending->result) {
       AttachResult result = std::move(*pending->result);
       pending.reset();
+      s.entry.waiting = false;
       if (auto* attached = std::get_if<Attached>(&result)) {
         if (s.parked.parked()) {
           // Resuming: the parked state first, then what the client sent.
@@ -394,7 +404,7 @@ asio::awaitable<bool> serve_until_attached(GatewaySession& s) {
     }
     if (!pending && !queue.empty()) {
       PGNAP_LOG(kDebug, s.routed.context, "attaching for " << queue.size() << " queued message(s)");
-      pending = start_attach(s.env, s.instance, s.routed.startup.startup, s.secret, s.routed.peer, events);
+      pending = start_attach(s.env, s.instance, s.routed.startup.startup, s.secret, s.entry.client, events);
       // co_spawn may run the attach inline to its end (an admission refused at once): look
       // at its result before waiting for the event that already happened.
       continue;
@@ -428,6 +438,7 @@ asio::awaitable<bool> serve_until_attached(GatewaySession& s) {
       co_return false;
     }
     if (read.frame.type == fmsg::kTerminate) co_return false;
+    s.entry.last_seen = Clock::now();
     PGNAP_LOG(kDebug, s.routed.context, "queued message '" << read.frame.type << "' (" << read.frame.size << " bytes)");
     const std::string reply = queue.push(read.frame.type, s.reader.last_message());
     ++s.instance.metrics().queued_messages;
@@ -456,8 +467,24 @@ asio::awaitable<void> run_gateway_session(SessionEnv& env, Stream& client, Route
   s.user = std::string(s.routed.startup.startup.user());
   s.database = std::string(s.routed.startup.startup.database());
   s.reader.prime(std::move(s.routed.startup.pipelined));
+  s.entry.id = s.routed.id;
+  s.entry.client = ClientIdentity{s.user, s.database,
+                                  std::string(s.routed.startup.startup.get("application_name").value_or("")),
+                                  s.routed.peer};
+  s.entry.connected_at = Clock::now();
+  s.entry.last_seen = s.entry.connected_at;
+  s.entry.ignored = instance.ignored(s.entry.client) != nullptr;
+  struct Registered {
+    Instance& instance;
+    SessionEntry* entry = nullptr;
+    ~Registered() {
+      if (entry != nullptr) instance.unregister_session(entry);
+    }
+  } registered{instance};
   try {
     if (!co_await authenticate(s)) co_return;
+    instance.register_session(&s.entry);
+    registered.entry = &s.entry;
     s.key.emplace(*env.cancels, instance);
     const Parameters* remembered = auth->remembered(s.user, s.database);
     bool parked = false;

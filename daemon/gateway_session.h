@@ -28,6 +28,7 @@ struct RoutedSession {
   Instance* instance = nullptr;
   std::string context;  // "session=N client=ADDR instance=NAME"
   std::string peer;
+  std::uint64_t id = 0;
 };
 
 asio::awaitable<void> run_gateway_session(SessionEnv& env, Stream& client, RoutedSession routed);

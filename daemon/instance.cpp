@@ -76,6 +76,7 @@ struct Instance::Waiter {
   std::list<Waiter*>::iterator position;
   bool queued = false;
   std::string cause;  // what the client needs the server for (a wake's cause)
+  ClientIdentity client;
 };
 
 // ---- Instance ----
@@ -88,7 +89,10 @@ Instance::Instance(asio::any_io_executor executor, config::InstanceConfig config
       tuning_(tuning),
       metrics_(config_.name, config_.accounting),
       state_since_(Clock::now()),
-      idle_timer_(executor_) {}
+      idle_timer_(executor_),
+      schedule_timer_(executor_) {
+  load_schedule();
+}
 
 Instance::~Instance() { *alive_ = false; }
 
@@ -102,10 +106,15 @@ bool Instance::change_state(InstanceState next, const std::string& reason) {
   }
   state_ = next;
   state_since_ = Clock::now();
+  state_since_wall_ = std::chrono::system_clock::now();
+  if (next == InstanceState::kAsleep) asleep_since_ = state_since_wall_;
   // A stop that failed leaves it awake as it was: min_awake still counts from the wake.
   if (next == InstanceState::kAwake && previous != InstanceState::kSuspending) awake_since_ = state_since_;
   metrics_.set_state(to_string(next));
   for (InstanceObserver* observer : observers_) observer->on_state_change(*this, previous, next, reason);
+  if (next == InstanceState::kAsleep || next == InstanceState::kFailed || previous == InstanceState::kAdopting) {
+    reschedule();
+  }
   return true;
 }
 
@@ -119,6 +128,10 @@ Refusal Instance::refusal(Refusal::Kind kind, std::string detail, std::string hi
       return Refusal::make(kind, sqlstate::kTooManyConnections,
                            "too many clients waiting for instance \"" + config_.name + "\" to start", std::move(detail),
                            std::move(hint));
+    case Kind::kNotWokenForClient:
+      return Refusal::make(kind, sqlstate::kCannotConnectNow,
+                           "instance \"" + config_.name + "\" is asleep and is not woken for this client",
+                           std::move(detail), std::move(hint));
     case Kind::kBackingOff:
     case Kind::kWakeFailed:
     case Kind::kWakeTimedOut:
@@ -166,8 +179,8 @@ void Instance::on_lease_released() {
   if (sessions_ > 0) return;
   if (operation_ == Operation::kCloseIdleSessions) {
     operation_ = Operation::kNone;
-    if (may_suspend()) {
-      suspend_now("idle for " + format_duration(config_.idle_timeout));
+    if (may_suspend() && !held_until(Clock::now())) {
+      suspend_now(close_reason_.empty() ? "idle for " + format_duration(config_.idle_timeout) : close_reason_);
       return;
     }
   }
@@ -185,7 +198,7 @@ asio::awaitable<void> Instance::adopt() {
   const auto status = co_await backend_->status();
   if (status.state == backends::RunState::kRunning) {
     PGNAP_LOG(kInfo, context(), "adopted starting: the server is running but not accepting connections yet");
-    start_wake("found starting at start-up", "adoption");
+    start_wake("found starting at start-up", "adoption", WakeCause::kClient, {}, "found starting at start-up");
     co_return;
   }
   change_state(InstanceState::kAsleep, "adopted: not running when pgnap started");
@@ -198,10 +211,17 @@ asio::awaitable<void> Instance::adopt() {
   }
 }
 
-asio::awaitable<Admission> Instance::acquire(std::string_view database, std::string_view client,
-                                             std::string_view cause) {
+asio::awaitable<Admission> Instance::acquire(ClientIdentity client, std::string cause) {
   if (shutting_down_) co_return refusal(Refusal::Kind::kShuttingDown, "");
   if (state_ == InstanceState::kAwake) co_return Lease(this);
+  if (state_ != InstanceState::kWaking) {
+    if (const config::WakeIgnoreRule* rule = ignored(client)) {
+      metrics_.wake_ignored();
+      co_return refusal(Refusal::Kind::kNotWokenForClient, "It matches the wake rule " + rule->to_string() + ".",
+                        "Such clients are served while the instance is awake and never wake it ([instances." +
+                            config_.name + ".wake] ignore).");
+    }
+  }
 
   if (state_ == InstanceState::kFailed && Clock::now() < retry_at_) {
     // Fail fast while backing off, as PgBouncer does after a failed server login: a broken
@@ -221,7 +241,8 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   Waiter waiter(executor_);
   waiter.position = waiters_.insert(waiters_.end(), &waiter);
   waiter.queued = true;
-  waiter.cause = std::string(cause);
+  waiter.cause = cause;
+  waiter.client = client;
   metrics_.set_waiting(waiters_.size());
   // However the wait ends (served, refused, timed out, or the client left), it leaves the
   // queue and its duration is observed.
@@ -240,14 +261,13 @@ asio::awaitable<Admission> Instance::acquire(std::string_view database, std::str
   } unqueue{this, &waiter, Clock::now()};
 
   if (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed) {
-    start_wake("database \"" + std::string(database) + "\", client " + std::string(client) +
-                   ", cause: " + std::string(cause),
-               cause);
+    start_wake("database \"" + client.database + "\", client " + client.address + ", cause: " + cause, cause,
+               WakeCause::kClient, client);
   } else if (state_ == InstanceState::kWaking) {
     ++wake_clients_;
   } else if (state_ == InstanceState::kSuspending) {
     PGNAP_LOG(kDebug, context(),
-              "client " << client << " queued while suspending; it wakes the instance after the stop");
+              "client " << client.address << " queued while suspending; it wakes the instance after the stop");
   }
 
   // Each client waits at most wake_timeout. When that ends with the wake's own deadline
@@ -277,14 +297,19 @@ void Instance::finish_waiters(const std::function<Admission()>& outcome) {
   }
 }
 
-void Instance::start_wake(std::string reason, std::string_view cause) {
+void Instance::start_wake(std::string reason, std::string_view cause, WakeCause why, ClientIdentity client,
+                          std::string detail) {
   // While a stop (or a probe) is running, queued clients wait for it; its completion starts
   // the wake.
   if (operation_ != Operation::kNone && operation_ != Operation::kCloseIdleSessions) return;
   wake_deadline_ = Clock::now() + config_.wake_timeout;
   wake_requested_ = std::chrono::system_clock::now();
   wake_clients_ = static_cast<std::uint32_t>(waiters_.size());
+  wake_cause_ = why;
+  wake_client_ = std::move(client);
+  wake_detail_ = std::move(detail);
   if (!change_state(InstanceState::kWaking, reason)) return;
+  last_wake_ = InstanceStatus::LastWake{wake_requested_, wake_cause_, wake_client_, wake_detail_, ""};
   metrics_.wake_caused(cause);
   launch(Operation::kWake, run_wake(std::move(reason)));
 }
@@ -328,11 +353,18 @@ void Instance::on_operation_done(std::exception_ptr error) {
 void Instance::after_operation() {
   if (!waiters_.empty() && (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed)) {
     // Counted as caused by what the first of them needs.
-    start_wake(std::to_string(waiters_.size()) + " client(s) arrived while it was stopping", waiters_.front()->cause);
+    const Waiter& first = *waiters_.front();
+    start_wake(std::to_string(waiters_.size()) + " client(s) arrived while it was stopping", first.cause,
+               WakeCause::kClient, first.client);
+  } else if (manual_wake_pending_ && (state_ == InstanceState::kAsleep || state_ == InstanceState::kFailed)) {
+    start_wake("asked by " + manual_wake_who_ + " while it was stopping", "manual", WakeCause::kManual, {},
+               manual_wake_who_);
   } else if (state_ == InstanceState::kAwake) {
     finish_waiters([this] { return Admission(Lease(this)); });
     arm_idle_timer();
   }
+  manual_wake_pending_ = false;
+  reschedule();
 }
 
 asio::awaitable<void> Instance::run_wake(std::string reason) {
@@ -352,6 +384,7 @@ asio::awaitable<void> Instance::run_wake(std::string reason) {
               "ready after " << report.duration.count() << " ms (" << report.detail << "), " << waiters_.size()
                              << " client(s) waited");
     finish_waiters([this] { return Admission(Lease(this)); });
+    after_wake_ok();
     co_return;  // after_operation() arms the idle timer
   }
 
@@ -374,6 +407,7 @@ void Instance::record_wake(const backends::WakeReport& report, std::string_view 
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
                                                                           (wake_deadline_ - config_.wake_timeout));
   metrics_.wake_finished(outcome, static_cast<double>(took.count()) / 1000.0, report.started);
+  if (last_wake_) last_wake_->outcome = std::string(outcome);
   if (observers_.empty()) return;
   const InstanceObserver::Wake record{wake_requested_,
                                       std::chrono::system_clock::now(),
@@ -381,7 +415,10 @@ void Instance::record_wake(const backends::WakeReport& report, std::string_view 
                                       std::string(outcome),
                                       report.started,
                                       wake_clients_,
-                                      report.ok ? report.detail : report.detail.substr(0, 2000)};
+                                      report.ok ? report.detail : report.detail.substr(0, 2000),
+                                      wake_cause_,
+                                      wake_client_,
+                                      wake_detail_};
   for (InstanceObserver* observer : observers_) observer->on_wake(*this, record);
 }
 
@@ -470,6 +507,8 @@ asio::awaitable<void> Instance::run_reachability_check(std::string why) {
 void Instance::reconfigure(const config::InstanceConfig& next) {
   config_ = config::merge_live(config_, next);
   metrics_.set_accounting(config_.accounting);
+  load_schedule();
+  reschedule();
   // A new idle_timeout or min_awake counts from now for an idle instance.
   if (state_ == InstanceState::kAwake && waiters_.empty()) arm_idle_timer();
 }
@@ -478,6 +517,7 @@ void Instance::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   idle_timer_.cancel();
+  schedule_timer_.cancel();
   operation_cancel_.emit(asio::cancellation_type::terminal);
   finish_waiters([this] { return Admission(refusal(Refusal::Kind::kShuttingDown, "")); });
 }

@@ -44,6 +44,7 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 class Instance;
+struct InstanceSchedule;  // instance_control.cpp
 
 // A session's claim on an awake instance. Move-only; releasing it (or destroying it) tells
 // the instance the session is over.
@@ -186,8 +187,9 @@ class Instance {
   // the authenticating mode), "login" (a user to look up, or a first-ever login) — and is
   // counted for the wake it triggers. Cancelling the awaiting coroutine (the client went
   // away) leaves the queue; the wake carries on.
-  [[nodiscard]] asio::awaitable<Admission> acquire(std::string_view database, std::string_view client,
-                                                   std::string_view cause = "connect");
+  // A client that a wake rule ignores (`ignored()`) is refused with 57P03 while the instance
+  // sleeps or is stopping, and admitted while it wakes or is awake.
+  [[nodiscard]] asio::awaitable<Admission> acquire(ClientIdentity client, std::string cause = "connect");
 
   // A session could not connect although the instance was believed awake: it stopped
   // without pgnap. The next client wakes it again.
@@ -250,7 +252,22 @@ class Instance {
   void on_lease_released();
   // Awake, nobody waiting, nothing running, not shutting down: the idle timer may stop it.
   [[nodiscard]] bool may_suspend() const;
-  void start_wake(std::string reason, std::string_view cause);
+  // `cause` labels the metric (connect, query, login, adoption, manual, window,
+  // maintenance); `why` is what the ledger and `pgnap status` record.
+  void start_wake(std::string reason, std::string_view cause, WakeCause why, ClientIdentity client = {},
+                  std::string detail = {});
+  // instance_control.cpp: holds (wake --for, keep-warm windows, maintenance) and the schedule.
+  // The moment until which something keeps it awake regardless of its sessions, if later than `now`.
+  [[nodiscard]] std::optional<Clock::time_point> held_until(Clock::time_point now) const;
+  [[nodiscard]] std::string hold_reason(Clock::time_point now) const;
+  // Looks at the keep-warm windows and maintenance: wakes it when one is due, and arms the
+  // schedule timer for the next event.
+  void reschedule();
+  void on_schedule_timer();
+  void load_schedule();
+  [[nodiscard]] std::optional<std::chrono::system_clock::time_point> maintenance_due() const;
+  asio::awaitable<void> run_maintenance_command();
+  void after_wake_ok();
   // Runs `body` as the instance's operation, isolated from whoever triggered it.
   void launch(Operation operation, asio::awaitable<void> body);
   void on_operation_done(std::exception_ptr error);
@@ -275,6 +292,8 @@ class Instance {
   // one could be due (nullopt: none is waiting for that).
   std::optional<Clock::time_point> park_idle_sessions(Clock::time_point now);
   void close_idle_sessions();
+  // Every session left is a client a wake rule ignores (none is connecting).
+  [[nodiscard]] bool only_ignored_sessions() const;
 
   [[nodiscard]] Refusal refusal(Refusal::Kind kind, std::string detail, std::string hint = {}) const;
   [[nodiscard]] std::chrono::milliseconds backoff() const;
@@ -290,6 +309,7 @@ class Instance {
 
   InstanceState state_ = InstanceState::kAdopting;
   Clock::time_point state_since_{};
+  std::chrono::system_clock::time_point state_since_wall_{};
   Operation operation_ = Operation::kNone;
   asio::cancellation_signal operation_cancel_;  // the running operation
   bool shutting_down_ = false;
@@ -305,6 +325,24 @@ class Instance {
   std::chrono::system_clock::time_point wake_requested_{};
   std::uint32_t wake_clients_ = 0;
   std::vector<InstanceObserver*> observers_;
+  // The wake being started or running: what caused it (for the ledger and status).
+  WakeCause wake_cause_ = WakeCause::kClient;
+  ClientIdentity wake_client_;
+  std::string wake_detail_;
+  std::optional<InstanceStatus::LastWake> last_wake_;
+  // Holds: awake at least until then (wake --for, maintenance.stay_awake), and why.
+  Clock::time_point hold_until_{};
+  std::string hold_why_;
+  bool maintenance_running_ = false;
+  bool manual_wake_pending_ = false;  // asked while it was stopping: woken once the stop is done
+  std::string manual_wake_who_;
+  std::string close_reason_;  // why the idle sessions are being closed (a manual sleep says who asked)
+  // A manual sleep inside a keep-warm window: that window does not wake it again.
+  std::chrono::system_clock::time_point window_skipped_until_{};
+  // The schedule: keep-warm windows and maintenance, read in the instance's time zone.
+  asio::steady_timer schedule_timer_;
+  std::shared_ptr<const InstanceSchedule> schedule_;  // null: no windows, no maintenance
+  std::chrono::system_clock::time_point asleep_since_{};  // wall clock, for maintenance.every
   // Failed wakes in a row, the last reason, and when the next client may retry.
   std::uint32_t consecutive_failures_ = 0;
   std::string last_failure_;

@@ -68,8 +68,9 @@ void InstanceAuth::prepare(auth::Credential& credential) {
   credential.scram = auth::make_scram_verifier(credential.secret, random_bytes(16), auth::kDefaultIterations);
 }
 
-asio::awaitable<InstanceAuth::Lookup> InstanceAuth::lookup(const std::string& user, const std::string& database,
-                                                           const std::string& client) {
+asio::awaitable<InstanceAuth::Lookup> InstanceAuth::lookup(const ClientIdentity& client) {
+  const std::string& user = client.user;
+  const std::string& database = client.database;
   if (auto it = file_.find(user); it != file_.end()) {
     prepare(it->second);
     co_return Lookup{it->second, std::nullopt};
@@ -87,7 +88,7 @@ asio::awaitable<InstanceAuth::Lookup> InstanceAuth::lookup(const std::string& us
   if (instance_.state() == InstanceState::kAwake) co_return Lookup{};  // the query failed: nothing known
 
   // A user pgnap has never seen, while the instance sleeps: only PostgreSQL knows; wake it.
-  auto admitted = co_await instance_.acquire(database, client, "login");
+  auto admitted = co_await instance_.acquire(client, "login");
   if (auto* refusal = std::get_if<Refusal>(&admitted)) co_return Lookup{std::nullopt, std::move(*refusal)};
   const Lease lease = std::move(std::get<Lease>(admitted));
   const auto answer = co_await query(user, database);

@@ -53,10 +53,10 @@ class InstanceAuth final : public InstanceObserver {
     std::optional<Refusal> refusal;              // the wake needed to look the user up failed
   };
   // The credential of `user`: the auth_file's; else the auth_query's (asked now while awake,
-  // the cache while asleep, a wake for a user the cache does not know). `database` is where
-  // the auth_user connects; `client` labels the wake.
-  [[nodiscard]] asio::awaitable<Lookup> lookup(const std::string& user, const std::string& database,
-                                               const std::string& client);
+  // the cache while asleep, a wake for a user the cache does not know). The client's database
+  // is where the auth_user connects; the client is who the wake is for (and the wake rules'
+  // subject). `client` must outlive the call.
+  [[nodiscard]] asio::awaitable<Lookup> lookup(const ClientIdentity& client);
 
   // The ParameterStatus values of the last real login of `user` to `database`.
   [[nodiscard]] const Parameters* remembered(const std::string& user, const std::string& database) const;

@@ -5,12 +5,21 @@
 // has been idle that long (it keeps its client and gives back its server connection and
 // lease); those that cannot be parked, and every one in the transparent mode, are closed
 // once all are idle, and the instance suspends once they are gone.
+//
+// Sessions of clients a wake rule ignores (a monitor) never keep it awake: they count as idle
+// whatever they do, and are parked or closed with the others. A hold (`pgnap wake --for`, a
+// keep-warm window, a maintenance wake: instance_control.cpp) keeps it awake until it ends;
+// the usual rules apply from then on.
 #include <algorithm>
 
 #include "daemon/instance.h"
 #include "daemon/log.h"
 
 namespace pgnap::daemon {
+
+// A session asked to park while the instance goes to sleep has this long to detach before it is
+// closed (its park may be refused: a temporary table, ...).
+constexpr auto kParkSettle = std::chrono::seconds(2);
 
 using config::Duration;
 using config::format_duration;
@@ -26,15 +35,22 @@ void Instance::arm_idle_timer() {
   if (sessions_ > 0) {
     // Open sessions keep it awake, unless idle_session_timeout lets idle ones be closed: look
     // again once the newest of them could have been idle that long (on_idle_timer() then
-    // finds the exact moment, or looks again later).
+    // finds the exact moment, or looks again later). Ignored ones never keep it awake.
     const Duration rest = config_.effective_idle_session_timeout();
-    if (rest <= Duration(0)) {
+    if (rest <= Duration(0) && !only_ignored_sessions()) {
       idle_timer_.cancel();
       return;
     }
-    at = now + rest;
+    at = now + std::max(rest, Duration(0));
+    if (rest <= Duration(0)) at = std::max(now + config_.idle_timeout, awake_since_ + config_.min_awake);
   }
+  if (const auto held = held_until(now)) at = std::max(at, *held);
   check_idle_at(at);
+}
+
+bool Instance::only_ignored_sessions() const {
+  if (watched_.size() < sessions_) return false;  // one is still connecting
+  return std::all_of(watched_.begin(), watched_.end(), [](const SessionActivity* a) { return a->ignored; });
 }
 
 void Instance::check_idle_at(Clock::time_point at) {
@@ -51,7 +67,8 @@ std::optional<Clock::time_point> Instance::park_idle_sessions(Clock::time_point 
   std::size_t asked = 0;
   for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
     if (!a->may_be_parked() || a->parking || !a->at_rest) continue;
-    const auto due = a->last_traffic + rest;
+    // An ignored client's session at rest gives its server connection back at once.
+    const auto due = a->ignored ? now : a->last_traffic + rest;
     if (due > now) {
       next = next ? std::min(*next, due) : due;
     } else if (a->park()) {
@@ -68,9 +85,11 @@ std::optional<Clock::time_point> Instance::park_idle_sessions(Clock::time_point 
 std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
   const Duration rest = config_.effective_idle_session_timeout();
   // A session still connecting or authenticating is not watched yet: in use.
-  if (rest <= Duration(0) || watched_.size() < sessions_) return std::nullopt;
+  if (watched_.size() < sessions_) return std::nullopt;
+  if (rest <= Duration(0) && !only_ignored_sessions()) return std::nullopt;
   Clock::time_point idle_since = last_release_;
   for (const SessionActivity* a : watched_) {
+    if (a->ignored) continue;  // never keeps it awake
     // One being parked gives its lease back in a moment (or, refused, is looked at again).
     if (a->parking || a->may_be_parked()) return std::nullopt;
     if (!a->at_rest || (a->listening && !config_.close_listeners)) return std::nullopt;
@@ -81,13 +100,32 @@ std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
 
 void Instance::on_idle_timer() {
   const auto now = Clock::now();
+  if (operation_ == Operation::kCloseIdleSessions) {
+    // Sessions asked to park that refused (a temporary table, ...) after all: closed now.
+    for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
+      if (!a->parking && a->close) a->close();
+    }
+    return;
+  }
   // Parking comes first: a parked session is no longer a session of the instance.
   const auto next_park = park_idle_sessions(now);
   if (!may_suspend()) {
     if (next_park) check_idle_at(*next_park);
     return;
   }
+  if (const auto held = held_until(now)) {
+    // Held awake (wake --for, a keep-warm window, maintenance): look again when the hold ends.
+    check_idle_at(next_park ? std::min(*held, *next_park) : *held);
+    return;
+  }
   if (sessions_ == 0) {
+    // After a hold the usual rule: idle_timeout after the last session left (a wake no client
+    // asked for suspends as soon as its hold ends).
+    const auto due = std::max(last_release_ + config_.idle_timeout, awake_since_ + config_.min_awake);
+    if (due > now) {
+      check_idle_at(due);
+      return;
+    }
     suspend_now("idle for " + format_duration(config_.idle_timeout));
     return;
   }
@@ -107,8 +145,14 @@ void Instance::close_idle_sessions() {
   // Every session left is only open: close them (each says why to its client), and suspend
   // as soon as the last one is gone (on_lease_released).
   operation_ = Operation::kCloseIdleSessions;
+  close_reason_.clear();
   std::size_t closed = 0;
   for (SessionActivity* a : std::list<SessionActivity*>(watched_)) {
+    // An ignored client's session at rest is parked rather than closed, when it can be.
+    if (a->ignored && a->at_rest && !a->parking && a->may_be_parked() && a->park()) {
+      check_idle_at(Clock::now() + kParkSettle);  // in case it refuses
+      continue;
+    }
     if (a->close) {
       a->close();
       ++closed;

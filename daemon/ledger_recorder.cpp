@@ -14,7 +14,14 @@ accounting::UnixTime to_unix(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 LedgerRecorder::LedgerRecorder(asio::any_io_executor executor, accounting::Ledger& ledger, config::Duration heartbeat)
-    : ledger_(ledger), heartbeat_(heartbeat), timer_(std::move(executor)) {}
+    : ledger_(ledger), heartbeat_(heartbeat), timer_(std::move(executor)) {
+  // Called from the ledger's own thread as it closes: log::write is one write(2), safe there.
+  ledger_.on_close_loss([path = ledger_.path()](std::size_t lost, const std::string& error) {
+    PGNAP_LOG(kError, "ledger",
+              lost << " ledger write(s) kept in memory could not be written to " << path << " before pgnap stopped ("
+                   << error << "); their accounting is lost");
+  });
+}
 
 accounting::UnixTime LedgerRecorder::stamp(accounting::UnixTime t) {
   last_ = std::max(last_, t);
@@ -39,12 +46,40 @@ void LedgerRecorder::arm_heartbeat() {
 }
 
 void LedgerRecorder::report_write_failures() {
-  const auto failures = ledger_.failed_writes();
-  if (failures == failures_reported_) return;
   // Once per heartbeat at most: a full disk must not flood the log.
-  PGNAP_LOG(kError, "ledger",
-            (failures - failures_reported_) << " write(s) to " << ledger_.path() << " failed: " << ledger_.last_error()
-                                            << "; accounting for that time is lost");
+  const auto failures = ledger_.failed_writes();
+  const auto pending = ledger_.pending_writes();
+  const auto resumed = ledger_.resumed_writes();
+  const auto lost = ledger_.lost_writes();
+  if (failures != failures_reported_) {
+    PGNAP_LOG(kError, "ledger",
+              (failures - failures_reported_)
+                  << " ledger write(s) to " << ledger_.path() << " failed: " << ledger_.last_error()
+                  << "; kept in memory (" << pending << " pending), written when it accepts them again");
+    failing_ = true;
+  }
+  if (lost != lost_reported_ && !loss_logged_) {
+    // Said once per spell of failures; the recovery's line gives the total.
+    PGNAP_LOG(kError, "ledger",
+              (lost - lost_reported_) << " ledger write(s) to " << ledger_.path()
+                                      << " lost: more were kept in memory than the bound ("
+                                      << accounting::Ledger::kMaxPendingJobs
+                                      << " writes or 16 MiB; the oldest heartbeats go first), or SQLite refused them");
+    loss_logged_ = true;
+  }
+  if (failing_ && pending == 0) {
+    PGNAP_LOG(kWarning, "ledger",
+              "ledger writes resumed: " << (resumed - resumed_reported_) << " pending write(s) written"
+                                        << (lost != lost_reported_
+                                                ? "; " + std::to_string(lost - lost_reported_) + " lost"
+                                                : std::string()));
+    failing_ = false;
+  }
+  if (!failing_) {
+    resumed_reported_ = resumed;
+    lost_reported_ = lost;
+    loss_logged_ = false;
+  }
   failures_reported_ = failures;
 }
 
@@ -77,7 +112,28 @@ void LedgerRecorder::on_wake(const Instance& instance, const Wake& wake) {
   row.clients_waited = wake.clients_waited;
   row.started = wake.started;
   row.detail = wake.detail;
+  row.cause = std::string(to_string(wake.cause));
+  row.cause_detail = wake.cause_detail;
+  if (wake.cause == WakeCause::kClient) {
+    row.user = wake.client.user;
+    row.database = wake.client.database;
+    row.application_name = wake.client.application_name;
+    row.client_address = wake.client.address;
+  }
   ledger_.record_wake(row);
+}
+
+void LedgerRecorder::on_maintenance(const Instance& instance, const Maintenance& run) {
+  if (stopped_) return;
+  accounting::MaintenanceRow row;
+  row.instance = instance.name();
+  row.started_at = to_unix(run.started);
+  row.finished_at = std::max(row.started_at, to_unix(run.finished));
+  row.command = accounting::command_text(run.command);
+  row.exit_status = run.exit_status;
+  row.outcome = run.outcome;
+  row.output_tail = run.output_tail;
+  ledger_.record_maintenance(row);
 }
 
 }  // namespace pgnap::daemon

@@ -27,12 +27,15 @@ class LedgerRecorder final : public InstanceObserver {
   void on_state_change(const Instance& instance, InstanceState from, InstanceState to,
                        const std::string& reason) override;
   void on_wake(const Instance& instance, const Wake& wake) override;
+  void on_maintenance(const Instance& instance, const Maintenance& run) override;
 
  private:
   // Wall-clock time for the ledger, never earlier than the last one written: a clock step
   // backwards must not make intervals overlap.
   accounting::UnixTime stamp(accounting::UnixTime t);
   void arm_heartbeat();
+  // Once per heartbeat at most: writes the file refused (kept in memory), kept writes that
+  // went in once it accepted them again, and writes lost for the bound.
   void report_write_failures();
 
   accounting::Ledger& ledger_;
@@ -41,6 +44,10 @@ class LedgerRecorder final : public InstanceObserver {
   accounting::UnixTime last_ = 0;
   std::set<std::string, std::less<>> seen_;  // instances with an interval opened by this run
   std::uint64_t failures_reported_ = 0;
+  std::uint64_t resumed_reported_ = 0;
+  std::uint64_t lost_reported_ = 0;
+  bool failing_ = false;      // the last report said writes are kept in memory
+  bool loss_logged_ = false;  // this spell of failures has logged its first lost write
   bool stopped_ = false;
 };
 

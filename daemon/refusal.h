@@ -19,6 +19,7 @@ struct Refusal {
     kWakeTimedOut,    // 57P03: not ready within wake_timeout
     kConnectFailed,   // 57P03: ready, but connecting (or TLS to it) failed
     kPoolFull,        // 53300: every pooled server connection stayed in use for pool_wait_timeout
+    kNotWokenForClient,  // 57P03: asleep, and a wake rule says this client never wakes it
   };
   Kind kind = Kind::kWakeFailed;
   protocol::ErrorResponse error;  // severity FATAL

@@ -117,6 +117,7 @@ void Relay::on_client_message(const protocol::ScannedMessage& m) {
       unsynced_ = true;
   }
   activity_.at_rest = false;
+  activity_.busy = true;
 }
 
 void Relay::on_server_message(const protocol::ScannedMessage& m) {
@@ -125,6 +126,8 @@ void Relay::on_server_message(const protocol::ScannedMessage& m) {
     server_error_.clear();
     if (unanswered_ > 0) --unanswered_;
     activity_.at_rest = transaction_status_ == 'I' && unanswered_ == 0 && !unsynced_;
+    activity_.transaction_status = transaction_status_;
+    activity_.busy = unanswered_ > 0 || unsynced_;
   } else if (m.type == msg::kCommandComplete) {
     // The command tag: a LISTEN keeps the session's notifications coming; DISCARD ALL
     // (a pool's reset) ends them.

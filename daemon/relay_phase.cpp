@@ -57,6 +57,29 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
     relay.activity().park = [&relay] { return relay.request_park(); };
   }
   e.parked = false;
+  // Known to `pgnap status` while relayed: the authenticating mode's session is registered
+  // already (it outlives the relay); the transparent mode's, from here.
+  SessionEntry own;
+  SessionEntry* entry = e.entry;
+  if (entry == nullptr) {
+    own.id = e.id;
+    own.client = e.client;
+    own.connected_at = started;
+    own.ignored = instance->ignored(e.client) != nullptr;
+    instance->register_session(&own);
+    entry = &own;
+  }
+  entry->activity = &relay.activity();
+  relay.activity().ignored = entry->ignored;
+  struct Unregister {
+    Instance* instance;
+    SessionEntry* entry;
+    bool own;
+    ~Unregister() {
+      entry->activity = nullptr;
+      if (own) instance->unregister_session(entry);
+    }
+  } unregister{instance, entry, entry == &own};
   instance->watch_session(&relay.activity());
   relay.send_first_to_server(std::move(e.first_to_server));
   if (e.pooled_parameters != nullptr) relay.keep_server(e.pooled_parameters);

@@ -25,6 +25,11 @@ struct RelayedSession {
   Stream server;
   Endpoint connected_to;
   std::string context;  // "session=N client=ADDR instance=NAME"
+  // Who the client is (`pgnap status`, the wake rules). The authenticating mode registers the
+  // session with its instance for its whole life (`entry`); the transparent mode, here.
+  std::uint64_t id = 0;
+  ClientIdentity client;
+  SessionEntry* entry = nullptr;
   // The authenticating mode: the client holds a key pgnap issued (the session keeps its
   // cancel registration); the transparent mode registers the server's keys as they pass.
   bool key_issued_by_pgnap = false;

@@ -132,12 +132,11 @@ struct Admitted {
 // Step 3: admission (at once, or after the shared wake) and a connection to the server. A
 // server found dead although the instance was believed awake gets one fresh wake.
 asio::awaitable<std::optional<Admitted>> admit_and_connect(SessionEnv& env, Stream& client, Instance& instance,
-                                                           const std::string& context, const std::string& database,
-                                                           const std::string& peer) {
+                                                           const std::string& context, ClientIdentity who) {
   for (int attempt = 0;; ++attempt) {
     // operator|| flattens Admission (a variant) with client_gone's void: the result is one
     // of Lease, Refusal, or monostate when the client left first.
-    auto admitted = co_await (instance.acquire(database, peer) || client_gone(client.socket()));
+    auto admitted = co_await (instance.acquire(who, "connect") || client_gone(client.socket()));
     if (std::holds_alternative<std::monostate>(admitted)) {
       PGNAP_LOG(kDebug, context, "client left while waiting for the instance");
       co_return std::nullopt;
@@ -213,18 +212,23 @@ asio::awaitable<Established> establish(SessionEnv& env, Stream& client, std::uin
   const std::string icontext = context + " instance=" + instance->name();
   PGNAP_LOG(kDebug, icontext, "startup: user \"" << startup->startup.user() << "\", database \"" << database << "\"");
   if (instance->config().auth.mode == "gateway") {
-    co_return RoutedSession{std::move(*startup), instance, icontext, peer};
+    co_return RoutedSession{std::move(*startup), instance, icontext, peer, id};
   }
 
-  auto admitted = co_await admit_and_connect(env, client, *instance, icontext, database, peer);
+  ClientIdentity who{std::string(startup->startup.user()), database,
+                     std::string(startup->startup.get("application_name").value_or("")), peer};
+  auto admitted = co_await admit_and_connect(env, client, *instance, icontext, who);
   if (!admitted) co_return std::monostate{};
   Stream& server = admitted->server.stream;
   if (!co_await forward_startup(env, client, *instance, server, *startup, icontext)) co_return std::monostate{};
   PGNAP_LOG(kDebug, icontext,
             "connected to " << endpoint_to_string(admitted->server.endpoint) << (server.tls() ? " with TLS" : "")
                             << (client.tls() ? "; client has TLS" : ""));
-  co_return RelayedSession{
+  RelayedSession relayed{
       instance, std::move(admitted->lease), std::move(server), admitted->server.endpoint, icontext, false, {}};
+  relayed.id = id;
+  relayed.client = std::move(who);
+  co_return relayed;
 }
 
 }  // namespace

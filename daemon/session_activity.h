@@ -26,7 +26,10 @@ struct SessionActivity {
   // PostgreSQL's last ReadyForQuery said 'I' (not in a transaction) and everything the
   // client sent since has been answered: no query, COPY or extended-protocol batch in flight.
   bool at_rest = false;
-  bool listening = false;  // a LISTEN completed, or a notification arrived
+  bool busy = false;  // a query, COPY or extended-protocol batch in flight (not only "in a transaction")
+  char transaction_status = 'I';  // of the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' a failed one
+  bool listening = false;
+  bool ignored = false;  // a wake rule matches its client: it never keeps the instance awake  // a LISTEN completed, or a notification arrived
   // Ends the session with pgnap's "terminating idle connection" FATAL, now.
   std::function<void()> close;
   // Parking (gateway-auth instances): `park` asks the session to detach its server connection

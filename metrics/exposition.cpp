@@ -31,6 +31,7 @@ enum Family : std::size_t {
   kGatewayErrors,
   kCancelRequests,
   kLedgerWriteErrors,
+  kLedgerPendingWrites,
   kLimitHits,
   kTlsHandshakeFailures,
   kReloads,
@@ -38,6 +39,7 @@ enum Family : std::size_t {
   kWakes,
   kSuspends,
   kUnexpectedStops,
+  kWakesIgnored,
   kIdleSessionsClosed,
   kWakeDuration,
   kAsleepSeconds,
@@ -77,7 +79,10 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
     {"pgnap_cancel_requests_total", MetricType::Counter,
      "Cancel requests, by outcome: forwarded to the server serving the key's session, queued (the query was still "
      "queued while its instance woke: answered by pgnap with 57014), or unmatched."},
-    {"pgnap_ledger_write_errors_total", MetricType::Counter, "Ledger writes that failed (their accounting is lost)."},
+    {"pgnap_ledger_write_errors_total", MetricType::Counter,
+     "Ledger writes that failed, each counted once (kept in memory and written when the file accepts them again)."},
+    {"pgnap_ledger_pending_writes", MetricType::Gauge,
+     "Ledger writes kept in memory because the file refused them (a full disk), waiting to be written."},
     {"pgnap_limit_hits_total", MetricType::Counter,
      "Clients turned away or sessions ended by a limit: max_clients, login_timeout, max_message_size, "
      "connect_timeout (to an instance), max_waiting, queue_limit, queue_limit_total, pool_size (a client waited "
@@ -90,6 +95,8 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
      "Clean stops by pgnap, by reason (idle: idle_timeout; exit: suspend_on_exit)."},
     {"pgnap_instance_unexpected_stops_total", MetricType::Counter,
      "Times the instance was found down without pgnap having stopped it."},
+    {"pgnap_wakes_ignored_total", MetricType::Counter,
+     "Clients refused with 57P03 while the instance slept because a wake rule ignores them."},
     {"pgnap_idle_sessions_closed_total", MetricType::Counter,
      "Sessions pgnap closed because they were idle (idle_session_timeout) when the instance suspended."},
     {"pgnap_instance_wake_duration_seconds", MetricType::Histogram,
@@ -143,7 +150,8 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
      "Parked sessions whose state could not be restored (the client got a FATAL naming what)."},
     {"pgnap_session_parks_refused_total", MetricType::Counter,
      "Idle sessions not parked, by what they held that cannot be restored (temporary tables, advisory locks, "
-     "open cursors, listened channels, a multi-statement PREPARE, a PREPARE with standard_conforming_strings off; capture failed)."},
+     "open cursors, listened channels, a multi-statement PREPARE, a PREPARE with standard_conforming_strings off; "
+     "capture failed)."},
 };
 
 std::string number(double v) {
@@ -200,6 +208,7 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
   add(kCancelRequests, counter({{"outcome", "unmatched"}}, static_cast<double>(gateway.cancels_unmatched)));
   add(kCancelRequests, counter({{"outcome", "queued"}}, static_cast<double>(gateway.cancels_queued)));
   add(kLedgerWriteErrors, counter({}, static_cast<double>(gateway.ledger_write_errors)));
+  add(kLedgerPendingWrites, gauge({}, static_cast<double>(gateway.ledger_pending_writes)));
   for (const auto& [limit, n] : gateway.limit_hits)
     add(kLimitHits, counter({{"limit", limit}}, static_cast<double>(n)));
   add(kTlsHandshakeFailures, counter({}, static_cast<double>(gateway.tls_handshake_failures)));
@@ -223,6 +232,7 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
       add(kSuspends, counter(labels({{"reason", std::string(reason)}}), static_cast<double>(im->suspends(reason))));
     }
     add(kUnexpectedStops, counter(labels(), static_cast<double>(im->unexpected_stops())));
+    add(kWakesIgnored, counter(labels(), static_cast<double>(im->wakes_ignored())));
     add(kIdleSessionsClosed, counter(labels(), static_cast<double>(im->idle_sessions_closed())));
     add(kWakeDuration, histogram(labels(), im->wake_duration()));
 

@@ -78,6 +78,7 @@ class InstanceMetrics {
   void wake_finished(std::string_view outcome, double seconds, bool started);
   void suspended(std::string_view reason);
   void unexpected_stop() { ++unexpected_stops_; }
+  void wake_ignored() { ++wakes_ignored_; }
   void idle_sessions_closed(std::uint64_t n) { idle_sessions_closed_ += n; }
   void session_opened() {
     ++sessions_;
@@ -133,6 +134,7 @@ class InstanceMetrics {
   [[nodiscard]] std::uint64_t wakes(std::string_view outcome) const;
   [[nodiscard]] std::uint64_t suspends(std::string_view reason) const;
   [[nodiscard]] std::uint64_t unexpected_stops() const { return unexpected_stops_; }
+  [[nodiscard]] std::uint64_t wakes_ignored() const { return wakes_ignored_; }
   [[nodiscard]] std::uint64_t idle_sessions_closed() const { return idle_sessions_closed_; }
   [[nodiscard]] std::uint64_t sessions() const { return sessions_; }
   [[nodiscard]] std::uint64_t sessions_total() const { return sessions_total_; }
@@ -162,6 +164,7 @@ class InstanceMetrics {
   std::array<std::uint64_t, kWakeOutcomes.size()> wakes_{};
   std::array<std::uint64_t, kSuspendReasons.size()> suspends_{};
   std::uint64_t unexpected_stops_ = 0;
+  std::uint64_t wakes_ignored_ = 0;
   std::uint64_t idle_sessions_closed_ = 0;
   std::uint64_t sessions_ = 0;
   std::uint64_t sessions_total_ = 0;
@@ -191,6 +194,7 @@ struct GatewayMetrics {
   std::uint64_t cancels_unmatched = 0;
   std::uint64_t cancels_queued = 0;  // answered by pgnap: the query was still queued
   std::uint64_t ledger_write_errors = 0;
+  std::uint64_t ledger_pending_writes = 0;  // kept in memory while the ledger's file refuses them
 
   GatewayMetrics();
   void error(std::string_view sqlstate);

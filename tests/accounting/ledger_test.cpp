@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -281,7 +283,7 @@ TEST_F(LedgerTest, MigratesAVersionThreeFileForwardKeepingWhatItHeld) {
   sqlite3_stmt* s = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 4);
+  EXPECT_EQ(sqlite3_column_int(s, 0), kLedgerSchemaVersion);
   sqlite3_finalize(s);
   sqlite3_close(db);
 
@@ -442,6 +444,228 @@ TEST_F(LedgerTest, ReadingTheCachesOfAMissingFileIsAClearError) {
     EXPECT_NE(std::string(e.what()).find(dir_ + "/missing.db"), std::string::npos) << e.what();
   }
   EXPECT_THROW((void)read_session_parameters(dir_ + "/missing.db"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace pgnap::accounting
+
+// ---- Wake causes and maintenance runs (schema version 5) ----------------------------------------
+
+namespace pgnap::accounting {
+namespace {
+
+WakeRow client_wake(UnixTime at, std::string application, std::string address, std::string detail = {}) {
+  WakeRow w;
+  w.instance = "main";
+  w.requested_at = at;
+  w.finished_at = at + 0.5;
+  w.outcome = "ok";
+  w.duration_s = 0.5;
+  w.clients_waited = 1;
+  w.started = true;
+  w.detail = std::move(detail);
+  w.cause = "client";
+  w.user = "app";
+  w.database = "shop";
+  w.application_name = std::move(application);
+  w.client_address = std::move(address);
+  return w;
+}
+
+TEST_F(LedgerTest, MigratesAVersionFourFileForwardAndItsWakesReadAsAClients) {
+  // A ledger as version 4 left it: the tables of version 3, the caches, and one wake.
+  exec_sql(
+      path_,
+      "CREATE TABLE intervals (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, state TEXT NOT NULL, "
+      "started_at REAL NOT NULL, ended_at REAL, heartbeat_at REAL NOT NULL, start_reason TEXT NOT NULL DEFAULT '', "
+      "end_reason TEXT NOT NULL DEFAULT '');"
+      "CREATE INDEX intervals_by_instance ON intervals (instance, started_at);"
+      "CREATE INDEX intervals_open ON intervals (ended_at) WHERE ended_at IS NULL;"
+      "CREATE TABLE transitions (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, at REAL NOT NULL, from_state "
+      "TEXT NOT NULL, to_state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');"
+      "CREATE INDEX transitions_by_time ON transitions (at);"
+      "CREATE TABLE wakes (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, requested_at REAL NOT NULL, "
+      "finished_at REAL NOT NULL, outcome TEXT NOT NULL, duration_s REAL NOT NULL, clients_waited INTEGER NOT "
+      "NULL, started INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '');"
+      "CREATE INDEX wakes_by_time ON wakes (requested_at);"
+      "CREATE TABLE reported_counters (instance TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, "
+      "PRIMARY KEY (instance, name));"
+      "CREATE TABLE running_config (source TEXT PRIMARY KEY, started_at REAL NOT NULL, started_text TEXT NOT "
+      "NULL, reloaded_at REAL, reloaded_text TEXT);"
+      "CREATE TABLE credentials (instance TEXT NOT NULL, \"user\" TEXT NOT NULL, secret TEXT NOT NULL, "
+      "learned_at REAL NOT NULL, PRIMARY KEY (instance, \"user\"));"
+      "CREATE TABLE session_parameters (instance TEXT NOT NULL, \"user\" TEXT NOT NULL, \"database\" TEXT NOT "
+      "NULL, parameters TEXT NOT NULL, learned_at REAL NOT NULL, PRIMARY KEY (instance, \"user\", \"database\"));"
+      "INSERT INTO wakes (instance, requested_at, finished_at, outcome, duration_s, clients_waited, started, "
+      "detail) VALUES ('main', 100, 100.5, 'ok', 0.5, 2, 1, 'database \"shop\"');"
+      "INSERT INTO credentials VALUES ('main', 'app', 'md5c0ffee', 1);"
+      "PRAGMA user_version = 4;");
+  // An older pgnap may still write it: the report reads it unmigrated, wakes as a client's.
+  {
+    const auto before = read_ledger(path_, 0, 1e12);
+    ASSERT_EQ(before.wakes.size(), 1u);
+    EXPECT_EQ(before.wakes[0].cause, "client");
+    EXPECT_TRUE(before.maintenance.empty());
+  }
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_wake(client_wake(200, "uptime-monitor", "10.0.0.5:41000"));
+    ledger->record_maintenance({"main", 300, 312.5, "vacuumdb --all", 0, "ok", "vacuumdb: vacuuming database"});
+  }
+  const auto data = read_ledger(path_, 0, 1e12);
+  ASSERT_EQ(data.wakes.size(), 2u);
+  EXPECT_EQ(data.wakes[0].cause, "client");
+  EXPECT_EQ(data.wakes[0].application_name, "");
+  EXPECT_EQ(data.wakes[0].client_address, "");
+  EXPECT_EQ(data.wakes[0].detail, "database \"shop\"");
+  EXPECT_EQ(data.wakes[0].clients_waited, 2u);
+  EXPECT_EQ(data.wakes[1].application_name, "uptime-monitor");
+  EXPECT_EQ(data.wakes[1].client_address, "10.0.0.5:41000");
+  ASSERT_EQ(data.maintenance.size(), 1u);
+  EXPECT_EQ(data.maintenance[0].command, "vacuumdb --all");
+  EXPECT_EQ(read_credentials(path_).size(), 1u) << "the caches survive the migration";
+}
+
+TEST_F(LedgerTest, WakeCausesAndMaintenanceRunsRoundTrip) {
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->record_wake(client_wake(100, "caf\xc3\xa9", "[::1]:5000"));
+    WakeRow manual;
+    manual.instance = "main";
+    manual.requested_at = 200;
+    manual.finished_at = 201;
+    manual.outcome = "failed";
+    manual.cause = "manual";
+    manual.cause_detail = "uid 1000";
+    ledger->record_wake(manual);
+    ledger->record_maintenance({"main", 50, 80, "pg_repack -d 'my db'", -1, "timeout", "line 1\nline 2\n"});
+    ledger->record_maintenance({"blog", 500, 501, "true", 1, "failed", ""});
+  }
+  const auto data = read_ledger(path_, 0, 1e12);
+  ASSERT_EQ(data.wakes.size(), 2u);
+  EXPECT_EQ(data.wakes[0].user, "app");
+  EXPECT_EQ(data.wakes[0].database, "shop");
+  EXPECT_EQ(data.wakes[0].application_name, "caf\xc3\xa9");
+  EXPECT_EQ(data.wakes[0].client_address, "[::1]:5000");
+  EXPECT_EQ(data.wakes[1].cause, "manual");
+  EXPECT_EQ(data.wakes[1].cause_detail, "uid 1000");
+  EXPECT_EQ(data.wakes[1].application_name, "");
+  ASSERT_EQ(data.maintenance.size(), 2u);
+  EXPECT_EQ(data.maintenance[0].exit_status, -1) << "did not exit: stored as NULL, read as -1";
+  EXPECT_EQ(data.maintenance[0].outcome, "timeout");
+  EXPECT_EQ(data.maintenance[0].output_tail, "line 1\nline 2\n");
+  EXPECT_DOUBLE_EQ(data.maintenance[0].finished_at, 80);
+  EXPECT_EQ(data.maintenance[1].exit_status, 1);
+  // The window and the instance filter apply to runs by their start.
+  EXPECT_EQ(read_ledger(path_, 60, 1e12).maintenance.size(), 1u);
+  EXPECT_EQ(read_ledger(path_, 0, 1e12, "main").maintenance.size(), 1u);
+}
+
+TEST(CommandText, QuotesOnlyWhatAShellWouldReadDifferently) {
+  EXPECT_EQ(command_text({"vacuumdb", "--all", "--analyze-in-stages"}), "vacuumdb --all --analyze-in-stages");
+  EXPECT_EQ(command_text({"psql", "-c", "VACUUM (ANALYZE) t;", ""}), "psql -c 'VACUUM (ANALYZE) t;' ''");
+  EXPECT_EQ(command_text({"sh", "-c", "echo it's $HOME"}), "sh -c 'echo it'\\''s $HOME'");
+  EXPECT_EQ(command_text({"/usr/bin/pg_dump", "--file=/var/backups/db.sql", "user@host:5432"}),
+            "/usr/bin/pg_dump --file=/var/backups/db.sql user@host:5432");
+  EXPECT_EQ(command_text({}), "");
+}
+
+// ---- Writes the file refuses are kept and written later ------------------------------------------
+
+// The writer's connection may not grow the file beyond its current pages: from then on every
+// write that needs a new page fails with SQLITE_FULL, exactly as on a full disk.
+void fill_the_disk(Ledger& ledger) { ledger.exec_on_writer_for_test("PRAGMA max_page_count = 1"); }
+void free_the_disk(Ledger& ledger) { ledger.exec_on_writer_for_test("PRAGMA max_page_count = 1073741823"); }
+
+// A wake too large for the pages the file has: it needs new ones.
+WakeRow big_wake(UnixTime at) {
+  return client_wake(at, "app-" + std::to_string(static_cast<int>(at)), "unix", std::string(20000, 'x'));
+}
+
+TEST_F(LedgerTest, WritesAFullDiskRefusesAreKeptInOrderAndWrittenWhenItAcceptsThemAgain) {
+  auto ledger = Ledger::open(path_);
+  ledger->record_transition("main", "", "asleep", 10.0, "adopted");
+  ledger->flush();
+  fill_the_disk(*ledger);
+  for (int i = 1; i <= 4; ++i) ledger->record_wake(big_wake(100.0 * i));
+  ledger->record_transition("main", "asleep", "waking", 400.0, "client");
+  ledger->heartbeat(401.0);
+  ledger->heartbeat(402.0);  // coalesced with the one before while kept
+  ledger->flush();
+  EXPECT_EQ(ledger->pending_writes(), 6u) << "4 wakes, a transition, one heartbeat";
+  EXPECT_GE(ledger->failed_writes(), 6u);
+  EXPECT_NE(ledger->last_error().find("full"), std::string::npos) << ledger->last_error();
+  EXPECT_TRUE(read_ledger(path_, 0, 1e12).wakes.empty());
+
+  // Still full: a retry (flush ignores the backoff) keeps them, and counts nothing twice.
+  const auto failed = ledger->failed_writes();
+  ledger->flush();
+  EXPECT_EQ(ledger->pending_writes(), 6u);
+  EXPECT_EQ(ledger->failed_writes(), failed);
+  EXPECT_EQ(ledger->lost_writes(), 0u);
+
+  free_the_disk(*ledger);              // runs a flush first: still full then; now free
+  ledger->record_wake(big_wake(500));  // the next write, after the backoff, takes the kept ones first
+  for (int i = 0; i < 100 && ledger->pending_writes() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ledger->flush();
+  EXPECT_EQ(ledger->pending_writes(), 0u);
+  EXPECT_EQ(ledger->resumed_writes(), 6u);
+  EXPECT_EQ(ledger->lost_writes(), 0u);
+  const auto data = read_ledger(path_, 0, 1e12);
+  ASSERT_EQ(data.wakes.size(), 5u);
+  for (std::size_t i = 0; i < data.wakes.size(); ++i) {
+    EXPECT_DOUBLE_EQ(data.wakes[i].requested_at, 100.0 * static_cast<double>(i + 1));
+    EXPECT_EQ(data.wakes[i].detail.size(), 20000u);
+  }
+  // The transition went in after the wakes, in order: contiguous intervals, the heartbeat kept.
+  ASSERT_EQ(data.intervals.size(), 2u);
+  EXPECT_DOUBLE_EQ(data.intervals[0].end, 400.0);
+  EXPECT_TRUE(data.intervals[1].open);
+  EXPECT_DOUBLE_EQ(data.intervals[1].end, 402.0);
+}
+
+TEST_F(LedgerTest, BeyondTheBoundTheOldestHeartbeatGoesFirstThenTheOldestWrite) {
+  auto ledger = Ledger::open(path_);
+  ledger->flush();
+  fill_the_disk(*ledger);
+  ledger->record_wake(big_wake(1));
+  ledger->heartbeat(2);
+  for (std::size_t i = 0; i < Ledger::kMaxPendingJobs; ++i) {
+    ledger->record_wake(client_wake(10.0 + static_cast<double>(i), "small", "10.0.0.1:1"));
+  }
+  ledger->flush();
+  EXPECT_EQ(ledger->pending_writes(), Ledger::kMaxPendingJobs);
+  EXPECT_EQ(ledger->lost_writes(), 2u) << "the heartbeat, then the oldest wake";
+  free_the_disk(*ledger);
+  ledger->flush();
+  EXPECT_EQ(ledger->pending_writes(), 0u);
+  const auto data = read_ledger(path_, 0, 1e12);
+  ASSERT_EQ(data.wakes.size(), Ledger::kMaxPendingJobs);
+  EXPECT_DOUBLE_EQ(data.wakes.front().requested_at, 10.0);
+  EXPECT_DOUBLE_EQ(data.wakes.back().requested_at, 10.0 + static_cast<double>(Ledger::kMaxPendingJobs - 1));
+}
+
+TEST_F(LedgerTest, WhatTheFileStillRefusesWhenTheLedgerClosesIsReportedLost) {
+  std::size_t reported = 0;
+  std::string error;
+  {
+    auto ledger = Ledger::open(path_);
+    ledger->on_close_loss([&](std::size_t lost, const std::string& e) {
+      reported = lost;
+      error = e;
+    });
+    ledger->flush();
+    fill_the_disk(*ledger);
+    ledger->record_wake(big_wake(1));
+    ledger->record_wake(big_wake(2));
+    ledger->flush();
+    EXPECT_EQ(ledger->pending_writes(), 2u);
+  }
+  EXPECT_EQ(reported, 2u);
+  EXPECT_NE(error.find("full"), std::string::npos) << error;
+  EXPECT_TRUE(read_ledger(path_, 0, 1e12).wakes.empty());
 }
 
 }  // namespace

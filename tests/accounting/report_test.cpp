@@ -765,5 +765,233 @@ TEST(FormatHtml, WellFormedForEveryWindowLength) {
   EXPECT_EQ(count(empty, "<svg"), 0u);
 }
 
+// ---- wakes by cause, who woke it, maintenance ----
+
+WakeRow caused(std::string instance, UnixTime at, std::string cause, std::string application = {},
+               std::string address = {}) {
+  WakeRow w = wake(std::move(instance), at, "ok", 0.5, cause == "client" ? 1 : 0, true);
+  w.cause = std::move(cause);
+  w.application_name = std::move(application);
+  w.client_address = std::move(address);
+  return w;
+}
+
+MaintenanceRow run(std::string instance, UnixTime at, int exit_status, std::string outcome) {
+  return {std::move(instance), at, at + 30, "vacuumdb --all", exit_status, std::move(outcome), "done\n"};
+}
+
+// main: 12 client wakes (uptime-monitor 6 from one host on many ports, 2 without an
+// application_name over the Unix socket, four others once each), one manual, one by a
+// window, one for maintenance; two maintenance runs, the last failed with status 3.
+LedgerData woken_day() {
+  LedgerData d;
+  d.intervals = {interval("main", "asleep", kSince, kUntil)};
+  for (int i = 0; i < 6; ++i) {
+    d.wakes.push_back(caused("main", kSince + 1000 * i, "client", "uptime-monitor",
+                             "10.0.0.5:" + std::to_string(40000 + i)));
+  }
+  d.wakes.push_back(caused("main", kSince + 10000, "client", "", "unix"));
+  d.wakes.push_back(caused("main", kSince + 10001, "client", "", "unix"));
+  d.wakes.push_back(caused("main", kSince + 10002, "client", "psql", "[::1]:5432"));
+  d.wakes.push_back(caused("main", kSince + 10003, "client", "app-c", "10.0.0.8:1"));
+  d.wakes.push_back(caused("main", kSince + 10004, "client", "app-a", "10.0.0.6:1"));
+  d.wakes.push_back(caused("main", kSince + 10005, "client", "app-b", "10.0.0.7:1"));
+  d.wakes.push_back(caused("main", kSince + 20000, "manual"));
+  d.wakes.push_back(caused("main", kSince + 21000, "window"));
+  d.wakes.push_back(caused("main", kSince + 22000, "maintenance"));
+  d.wakes.push_back(caused("main", kUntil + 1, "client", "late", "10.9.9.9:1"));  // outside the window
+  d.maintenance = {run("main", kSince + 3600, 0, "ok"), run("main", kSince + 4 * 3600, 3, "failed"),
+                   run("main", kSince - 60, 0, "ok"),  // before the window
+                   run("retired", kSince + 7200, -1, "timeout")};
+  return d;
+}
+
+std::vector<std::pair<std::string, Accounting>> woken_config() { return {{"main", {}}, {"quiet", {}}}; }
+
+TEST(AddressWithoutPort, KeepsTheHostOnly) {
+  EXPECT_EQ(address_without_port("10.0.0.5:50312"), "10.0.0.5");
+  EXPECT_EQ(address_without_port("[::1]:50312"), "::1");
+  EXPECT_EQ(address_without_port("[2001:db8::7]:5432"), "2001:db8::7");
+  EXPECT_EQ(address_without_port("unix"), "unix");
+  EXPECT_EQ(address_without_port(""), "");
+  EXPECT_EQ(address_without_port("2001:db8::7"), "2001:db8::7");
+}
+
+TEST(BuildReport, CountsWakesByCauseAndRanksWhoWokeIt) {
+  const Report r = build_report(woken_day(), kSince, kUntil, woken_config());
+  const InstanceReport& main = find(r, "main");
+  EXPECT_EQ(main.wakes, 15u);
+  EXPECT_DOUBLE_EQ(main.wakes_per_day, 15.0);
+  EXPECT_EQ(main.wakes_client, 12u);
+  EXPECT_EQ(main.wakes_manual, 1u);
+  EXPECT_EQ(main.wakes_window, 1u);
+  EXPECT_EQ(main.wakes_maintenance, 1u);
+  // By count, then by name; the sixth and beyond summed.
+  std::vector<std::pair<std::string, std::uint64_t>> apps, addresses;
+  for (const auto& s : main.top_applications) apps.emplace_back(s.name, s.wakes);
+  for (const auto& s : main.top_addresses) addresses.emplace_back(s.name, s.wakes);
+  using P = std::pair<std::string, std::uint64_t>;
+  EXPECT_THAT(apps, ElementsAre(P{"uptime-monitor", 6}, P{"", 2}, P{"app-a", 1}, P{"app-b", 1}, P{"app-c", 1}));
+  EXPECT_EQ(main.other_applications_wakes, 1u);  // psql
+  EXPECT_THAT(addresses,
+              ElementsAre(P{"10.0.0.5", 6}, P{"unix", 2}, P{"10.0.0.6", 1}, P{"10.0.0.7", 1}, P{"10.0.0.8", 1}));
+  EXPECT_EQ(main.other_addresses_wakes, 1u);  // ::1
+
+  EXPECT_EQ(main.maintenance_runs, 2u);
+  EXPECT_EQ(main.maintenance_failed, 1u);
+  ASSERT_TRUE(main.last_maintenance.has_value());
+  EXPECT_EQ(main.last_maintenance->exit_status, 3);
+
+  // An instance only maintenance rows know is reported too.
+  const InstanceReport& retired = find(r, "retired");
+  EXPECT_EQ(retired.maintenance_runs, 1u);
+  EXPECT_EQ(retired.maintenance_failed, 1u);
+  EXPECT_EQ(find(r, "quiet").wakes_per_day, 0);
+
+  EXPECT_EQ(r.wakes_client, 12u);
+  EXPECT_EQ(r.wakes_maintenance, 1u);
+  EXPECT_EQ(r.maintenance_runs, 3u);
+  EXPECT_EQ(r.maintenance_failed, 2u);
+  EXPECT_DOUBLE_EQ(r.wakes_per_day, 15.0);
+  // Half a day: the same wakes are twice the rate.
+  EXPECT_DOUBLE_EQ(find(build_report(woken_day(), kSince, kSince + 43200, woken_config()), "main").wakes_per_day,
+                   2 * 15.0);  // every wake of the day falls in its first half
+}
+
+TEST(BuildReport, WakesOfAnOlderLedgerAreAClientsOfUnknownIdentity) {
+  const Report r = build_report(sample_day(), kSince, kUntil, sample_config());
+  const InstanceReport& main = find(r, "main");
+  EXPECT_EQ(main.wakes_client, main.wakes);
+  ASSERT_EQ(main.top_addresses.size(), 1u);
+  EXPECT_EQ(main.top_addresses[0].name, "");
+  EXPECT_EQ(main.top_addresses[0].wakes, main.wakes);
+}
+
+TEST(FormatTable, ShowsWakesByCauseWhoWokeItAndMaintenance) {
+  const std::string text = format_table(build_report(woken_day(), kSince, kUntil, woken_config()));
+  EXPECT_THAT(text, HasSubstr("Wakes by cause:\n  main     15 wakes, 15.0/day: 12 client, 1 manual, 1 window, "
+                              "1 maintenance\n"));
+  EXPECT_THAT(text, HasSubstr("Who woke them (top 5 application_names and addresses, among all client wakes):\n"));
+  EXPECT_THAT(text, HasSubstr("  main     application_name: uptime-monitor 6, (none) 2, app-a 1, app-b 1, app-c 1, "
+                              "others 1\n"));
+  EXPECT_THAT(text, HasSubstr("\n           address:          10.0.0.5 6, unix 2, 10.0.0.6 1, 10.0.0.7 1, "
+                              "10.0.0.8 1, others 1\n"));
+  EXPECT_THAT(text, HasSubstr("Maintenance runs:\n  main     2 runs, 1 failed; last 2026-11-01 04:00 UTC, exit "
+                              "status 3 (failed)\n  retired  1 run, 1 failed; last 2026-11-01 02:00 UTC, no exit "
+                              "status (timeout)\n"));
+  EXPECT_THAT(text, HasSubstr("1 maintenance\n\nWho woke"));  // quiet: no wakes, no runs: not listed
+
+  // Without wakes or runs, the sections are left out.
+  const std::string quiet = format_table(build_report(LedgerData{}, kSince, kUntil, woken_config()));
+  EXPECT_THAT(quiet, Not(HasSubstr("Wakes by cause")));
+  EXPECT_THAT(quiet, Not(HasSubstr("Who woke")));
+  EXPECT_THAT(quiet, Not(HasSubstr("Maintenance")));
+}
+
+TEST(FormatTable, AnApplicationNameCannotDrawOnTheTerminal) {
+  LedgerData d;
+  d.wakes = {caused("main", kSince, "client",
+                    "evil\x1b[2J\nnext\xc2\x9b"
+                    "1m",
+                    "10.0.0.1:1")};
+  const std::string text = format_table(build_report(d, kSince, kUntil, {{"main", {}}}));
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos);
+  EXPECT_THAT(text, HasSubstr("application_name: evil\xEF\xBF\xBD[2J next\xEF\xBF\xBD"
+                              "1m 1\n"));
+}
+
+TEST(FormatJson, WakeCausesWhoWokeItAndMaintenance) {
+  const std::string text = format_json(build_report(woken_day(), kSince, kUntil, woken_config()));
+  boost::json::error_code ec;
+  const boost::json::value doc = boost::json::parse(text, ec);
+  ASSERT_FALSE(ec) << ec.message() << "\n" << text;
+  const auto& main = doc.at("instances").as_array()[0].as_object();
+  EXPECT_EQ(main.at("wakes_per_day").to_number<double>(), 15.0);
+  const auto& causes = main.at("wake_causes").as_object();
+  EXPECT_EQ(causes.at("client").to_number<std::int64_t>(), 12);
+  EXPECT_EQ(causes.at("manual").to_number<std::int64_t>(), 1);
+  EXPECT_EQ(causes.at("window").to_number<std::int64_t>(), 1);
+  EXPECT_EQ(causes.at("maintenance").to_number<std::int64_t>(), 1);
+  const auto& who = main.at("client_wakes").as_object();
+  const auto& apps = who.at("by_application").as_array();
+  ASSERT_EQ(apps.size(), 5u);
+  EXPECT_EQ(apps[0].at("application_name").as_string(), "uptime-monitor");
+  EXPECT_EQ(apps[0].at("wakes").to_number<std::int64_t>(), 6);
+  EXPECT_EQ(apps[1].at("application_name").as_string(), "");
+  EXPECT_EQ(who.at("other_applications").to_number<std::int64_t>(), 1);
+  const auto& addresses = who.at("by_address").as_array();
+  EXPECT_EQ(addresses[0].at("address").as_string(), "10.0.0.5");
+  EXPECT_EQ(addresses[1].at("address").as_string(), "unix");
+  const auto& maintenance = main.at("maintenance").as_object();
+  EXPECT_EQ(maintenance.at("runs").to_number<std::int64_t>(), 2);
+  EXPECT_EQ(maintenance.at("failed").to_number<std::int64_t>(), 1);
+  EXPECT_EQ(maintenance.at("last_exit_status").to_number<std::int64_t>(), 3);
+  EXPECT_EQ(maintenance.at("last_outcome").as_string(), "failed");
+  EXPECT_EQ(maintenance.at("last_started_at").as_string(), "2026-11-01T04:00:00Z");
+
+  const auto& quiet = doc.at("instances").as_array()[1].as_object();
+  EXPECT_TRUE(quiet.at("client_wakes").at("by_application").as_array().empty());
+  EXPECT_TRUE(quiet.at("maintenance").at("last_exit_status").is_null());
+  EXPECT_TRUE(quiet.at("maintenance").at("last_outcome").is_null());
+  const auto& retired = doc.at("instances").as_array()[2].as_object();
+  EXPECT_TRUE(retired.at("maintenance").at("last_exit_status").is_null()) << "it did not exit";
+
+  const auto& total = doc.at("total").as_object();
+  EXPECT_EQ(total.at("wake_causes").at("client").to_number<std::int64_t>(), 12);
+  EXPECT_EQ(total.at("maintenance").at("runs").to_number<std::int64_t>(), 3);
+  EXPECT_EQ(total.at("wakes_per_day").to_number<double>(), 15.0);
+  EXPECT_TRUE(total.at("cost_saved").is_object());
+}
+
+TEST(FormatCsv, WakeCausesWhoWokeItAndMaintenanceAreColumns) {
+  const Report report = build_report(woken_day(), kSince, kUntil, woken_config());
+  const auto rows = parse_csv(format_csv(report));
+  ASSERT_EQ(rows.size(), report.instances.size() + 2);
+  const auto& header = rows.front();
+  for (const auto& row : rows) EXPECT_EQ(row.size(), header.size());
+  auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name;
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const auto& main = rows[1];
+  EXPECT_EQ(main[column("wake_causes_client")], "12");
+  EXPECT_EQ(main[column("wake_causes_maintenance")], "1");
+  EXPECT_EQ(main[column("wakes_per_day")], "15");
+  EXPECT_EQ(main[column("client_wakes_by_application_1")], "uptime-monitor");
+  EXPECT_EQ(main[column("client_wakes_by_application_1_wakes")], "6");
+  EXPECT_EQ(main[column("client_wakes_by_application_2")], "");
+  EXPECT_EQ(main[column("client_wakes_by_application_2_wakes")], "2");
+  EXPECT_EQ(main[column("client_wakes_by_address_5")], "10.0.0.8");
+  EXPECT_EQ(main[column("client_wakes_other_addresses")], "1");
+  EXPECT_EQ(main[column("maintenance_last_exit_status")], "3");
+  const auto& quiet = rows[2];
+  EXPECT_EQ(quiet[column("client_wakes_by_application_1")], "");
+  EXPECT_EQ(quiet[column("client_wakes_by_application_1_wakes")], "");
+  EXPECT_EQ(quiet[column("maintenance_last_exit_status")], "");
+  EXPECT_EQ(rows.back()[column("name")], "TOTAL");
+  EXPECT_EQ(rows.back()[column("wake_causes_client")], "12");
+  EXPECT_EQ(rows.back()[column("maintenance_runs")], "3");
+  EXPECT_EQ(rows.back()[column("client_wakes_by_application_1")], "");
+  // The columns that were there before keep their places: the new ones come after them.
+  EXPECT_LT(column("parts_wake_cost"), column("wake_causes_client"));
+  EXPECT_EQ(column("name"), 2u);
+}
+
+TEST(FormatHtml, ShowsWakesByCauseWhoWokeItAndMaintenance) {
+  const std::string html = format_html(build_report(woken_day(), kSince, kUntil, woken_config()));
+  EXPECT_EQ(xml_problem(html), "");
+  EXPECT_THAT(html, HasSubstr("<th>Wakes by cause</th><td>12 client, 1 manual, 1 window, 1 maintenance"));
+  EXPECT_THAT(html, HasSubstr("15.0 wakes a day"));
+  EXPECT_THAT(html, HasSubstr("<th>Woken by application_name</th><td>uptime-monitor 6, (none) 2, app-a 1"));
+  EXPECT_THAT(html, HasSubstr("(top 5, among all 12 client wakes)"));
+  EXPECT_THAT(html, HasSubstr("<th>Woken from address</th><td>10.0.0.5 6, unix 2"));
+  EXPECT_THAT(html, HasSubstr("<th>Maintenance runs</th><td>2 runs, 1 failed; last 2026-11-01 04:00 UTC, exit "
+                              "status 3 (failed)"));
+  EXPECT_THAT(html, HasSubstr("for uptime-monitor from 10.0.0.5"));  // a wake's tooltip
+  EXPECT_THAT(html, HasSubstr("15 wakes, 15.0/day"));
+}
+
 }  // namespace
 }  // namespace pgnap::accounting

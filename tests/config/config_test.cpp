@@ -593,6 +593,10 @@ TEST(ExampleConfigTest, DocsCompleteExampleLoads) {
   EXPECT_EQ(config.instances[0].name, "shop");
   EXPECT_EQ(config.instances[0].backend, "pg_ctl");
   EXPECT_TRUE(config.instances[0].accounting.power_watts.has_value());
+  EXPECT_EQ(config.instances[0].wake.ignore.size(), 2u);
+  EXPECT_EQ(config.instances[0].wake.time_zone, "Europe/Paris");
+  EXPECT_EQ(config.instances[0].maintenance.at, "03:00");
+  EXPECT_EQ(config.gateway.control_socket, "/run/pgnap/control.sock");
   EXPECT_EQ(config.instances[1].name, "reports");
   EXPECT_EQ(config.instances[1].backend, "exec");
   EXPECT_EQ(config.instances[1].exec.env.size(), 1u);

@@ -66,7 +66,8 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
       error_of(minimal_plus("[gateway]\nmax_client = 5\n")),
       "8:1: gateway.max_client: unknown key \"max_client\"; valid keys here: listen, "
       "max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
-      "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls");
+      "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls, "
+      "control_socket");
   EXPECT_EQ(error_of(minimal_plus("[metrics]\nport = 9\n")),
             "8:1: metrics.port: unknown key \"port\"; valid keys here: listen");
   EXPECT_EQ(error_of(minimal_with("idle_timout = \"5m\"")),
@@ -76,7 +77,7 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
             "park_custom_settings, tls, pool_size, "
             "min_pool_size, "
             "server_idle_timeout, server_lifetime, pool_wait_timeout, server_reset_query, pg_ctl, exec, systemd, "
-            "accounting, auth");
+            "accounting, auth, wake, maintenance");
   EXPECT_EQ(error_of(minimal_plus("bindir = \"/usr/bin\"\n")),
             "7:1: instances.main.pg_ctl.bindir: unknown key \"bindir\"; valid keys here: "
             "data_dir, bin_dir, os_user, log_file");
@@ -408,7 +409,8 @@ os_user = 0
           "3:15: gateway.max_clients: expected an integer between 1 and 1000000, got 0",
           "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
           "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
-          "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls",
+          "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls, "
+          "control_socket",
           "6:1: instances.main.address: required key \"address\" is missing",
           "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
           "\"30s\", \"10m\", \"2h\"), got \"10\"",

@@ -28,6 +28,11 @@ namespace {
 using namespace std::chrono_literals;
 using namespace boost::asio::experimental::awaitable_operators;
 namespace sqlstate = protocol::sqlstate;
+// Clients as named objects: a braced temporary as a coroutine's argument is destroyed twice by GCC 12.
+const ClientIdentity kClient_c{"u", "db", "", "c"};
+const ClientIdentity kClient_c1{"u", "db", "", "c1"};
+const ClientIdentity kClient_c2{"u", "db", "", "c2"};
+const ClientIdentity kClient_c3{"u", "db", "", "c3"};
 
 // gtest's ASSERT_* return from the function, which a coroutine cannot do.
 #define CO_ASSERT_TRUE(cond)                       \
@@ -143,7 +148,7 @@ TEST_F(InstanceTest, AdoptsARunningServerAsAwakeWithoutStartingIt) {
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
     EXPECT_EQ(instance->state(), InstanceState::kAwake);
-    auto a = co_await instance->acquire("db", "c1");
+    auto a = co_await instance->acquire(kClient_c1);
     EXPECT_TRUE(admitted(a));
   });
   EXPECT_EQ(backend->starts, 0);
@@ -162,7 +167,7 @@ TEST_F(InstanceTest, OneWakeForManyWaiters) {
       asio::co_spawn(
           executor,
           [&]() -> asio::awaitable<void> {
-            auto a = co_await instance->acquire("db", "c");
+            auto a = co_await instance->acquire(kClient_c);
             results.push_back(std::move(a));
             ++finished;
           },
@@ -191,7 +196,7 @@ TEST_F(InstanceTest, QueueBeyondMaxWaitingIsRefusedWith53300) {
       asio::co_spawn(
           executor,
           [&]() -> asio::awaitable<void> {
-            auto a = co_await instance->acquire("db", "c");
+            auto a = co_await instance->acquire(kClient_c);
             codes.emplace_back(code(a));
           },
           asio::detached);
@@ -210,7 +215,7 @@ TEST_F(InstanceTest, WakeThatHangsIsRefusedAtWakeTimeoutAndCleanedUp) {
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
     backend->start_hangs = true;
-    auto a = co_await instance->acquire("db", "c");
+    auto a = co_await instance->acquire(kClient_c);
     CO_ASSERT_FALSE(admitted(a));
     EXPECT_EQ(std::get<Refusal>(a).error.sqlstate, sqlstate::kCannotConnectNow);
     EXPECT_EQ(std::get<Refusal>(a).error.message, "instance \"main\" could not be started");
@@ -225,7 +230,7 @@ TEST_F(InstanceTest, FailedWakeReportsWhyThenBacksOffThenRetries) {
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
     backend->start_fails = true;
-    auto first = co_await instance->acquire("db", "c1");
+    auto first = co_await instance->acquire(kClient_c1);
     CO_ASSERT_FALSE(admitted(first));
     const auto& r = std::get<Refusal>(first);
     EXPECT_EQ(r.error.sqlstate, sqlstate::kCannotConnectNow);
@@ -233,7 +238,7 @@ TEST_F(InstanceTest, FailedWakeReportsWhyThenBacksOffThenRetries) {
     EXPECT_EQ(instance->state(), InstanceState::kFailed);
 
     // Within the backoff: refused at once with the same reason, and no new start.
-    auto second = co_await instance->acquire("db", "c2");
+    auto second = co_await instance->acquire(kClient_c2);
     CO_ASSERT_FALSE(admitted(second));
     EXPECT_NE(std::get<Refusal>(second).error.detail.find("shared_buffers"), std::string::npos);
     EXPECT_NE(std::get<Refusal>(second).error.hint.find("tries again"), std::string::npos);
@@ -242,7 +247,7 @@ TEST_F(InstanceTest, FailedWakeReportsWhyThenBacksOffThenRetries) {
     // The cause is fixed; after the backoff the next client wakes it.
     backend->start_fails = false;
     co_await sleep_for(150ms);
-    auto third = co_await instance->acquire("db", "c3");
+    auto third = co_await instance->acquire(kClient_c3);
     EXPECT_TRUE(admitted(third));
     EXPECT_EQ(backend->starts, 2);
   });
@@ -253,15 +258,15 @@ TEST_F(InstanceTest, BackoffDoublesPerConsecutiveFailure) {
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
     backend->start_fails = true;
-    (void)co_await instance->acquire("db", "c");
+    (void)co_await instance->acquire(kClient_c);
     co_await sleep_for(120ms);  // first backoff: 100 ms
-    (void)co_await instance->acquire("db", "c");
+    (void)co_await instance->acquire(kClient_c);
     EXPECT_EQ(backend->starts, 2);
     co_await sleep_for(120ms);  // second backoff: 200 ms, not over yet
-    (void)co_await instance->acquire("db", "c");
+    (void)co_await instance->acquire(kClient_c);
     EXPECT_EQ(backend->starts, 2);
     co_await sleep_for(120ms);
-    (void)co_await instance->acquire("db", "c");
+    (void)co_await instance->acquire(kClient_c);
     EXPECT_EQ(backend->starts, 3);
   });
 }
@@ -271,7 +276,7 @@ TEST_F(InstanceTest, SuspendsAfterIdleTimeoutOnceTheLastSessionLeaves) {
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
     {
-      auto a = co_await instance->acquire("db", "c");
+      auto a = co_await instance->acquire(kClient_c);
       CO_ASSERT_TRUE(admitted(a));
       co_await sleep_for(200ms);  // 4 x idle_timeout with a session attached
       EXPECT_EQ(backend->stops, 0) << "never suspend with a session attached";
@@ -295,7 +300,7 @@ TEST_F(InstanceTest, MinAwakeDelaysTheSuspend) {
   make(config);
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
-    { auto a = co_await instance->acquire("db", "c"); }
+    { auto a = co_await instance->acquire(kClient_c); }
     co_await sleep_for(100ms);
     // Awake for at most ~130 ms < min_awake: whatever the machine's speed, not stopped yet.
     EXPECT_EQ(backend->stops, 0);
@@ -309,9 +314,9 @@ TEST_F(InstanceTest, ClientArrivingWhileSuspendingIsServedAfterTheStop) {
   backend->stop_delay = 200ms;
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
-    { auto a = co_await instance->acquire("db", "c1"); }
+    { auto a = co_await instance->acquire(kClient_c1); }
     while (instance->state() != InstanceState::kSuspending) co_await sleep_for(2ms);
-    auto late = co_await instance->acquire("db", "c2");
+    auto late = co_await instance->acquire(kClient_c2);
     EXPECT_TRUE(admitted(late));
     EXPECT_EQ(backend->stops, 1);
     EXPECT_EQ(backend->starts, 2) << "the stop finishes, then a fresh start serves the client";
@@ -322,13 +327,13 @@ TEST_F(InstanceTest, AServerThatDiedIsWokenForTheNextClient) {
   make();
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
-    auto a = co_await instance->acquire("db", "c1");
+    auto a = co_await instance->acquire(kClient_c1);
     CO_ASSERT_TRUE(admitted(a));
     backend->running = false;  // killed behind pgnap's back
     instance->report_unreachable("connection refused");
     EXPECT_EQ(instance->state(), InstanceState::kAsleep);
     EXPECT_EQ(instance->metrics().unexpected_stops(), 1u);
-    auto b = co_await instance->acquire("db", "c2");
+    auto b = co_await instance->acquire(kClient_c2);
     EXPECT_TRUE(admitted(b));
     EXPECT_EQ(backend->starts, 2);
   });
@@ -340,7 +345,7 @@ TEST_F(InstanceTest, AClientThatGivesUpLeavesTheQueueAndTheWakeCompletes) {
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
     asio::steady_timer give_up(co_await asio::this_coro::executor, 30ms);
-    auto r = co_await (instance->acquire("db", "c") || give_up.async_wait(asio::as_tuple(asio::use_awaitable)));
+    auto r = co_await (instance->acquire(kClient_c) || give_up.async_wait(asio::as_tuple(asio::use_awaitable)));
     // Admission is a variant, which operator|| flattens: the timer is the third alternative.
     EXPECT_TRUE((std::holds_alternative<std::tuple<boost::system::error_code>>(r)));
     EXPECT_EQ(instance->waiting(), 0u);
@@ -362,7 +367,7 @@ TEST_F(InstanceTest, ShutdownReleasesWaitersWith57P01) {
       asio::co_spawn(
           executor,
           [&]() -> asio::awaitable<void> {
-            auto a = co_await instance->acquire("db", "c");
+            auto a = co_await instance->acquire(kClient_c);
             codes.emplace_back(code(a));
           },
           asio::detached);
@@ -370,7 +375,7 @@ TEST_F(InstanceTest, ShutdownReleasesWaitersWith57P01) {
     co_await sleep_for(20ms);
     instance->begin_shutdown();
     while (codes.size() < 3) co_await sleep_for(5ms);
-    auto late = co_await instance->acquire("db", "c");
+    auto late = co_await instance->acquire(kClient_c);
     EXPECT_EQ(code(late), sqlstate::kAdminShutdown);
   });
   EXPECT_EQ(codes, std::vector<std::string>(3, std::string(sqlstate::kAdminShutdown)));
@@ -409,7 +414,7 @@ TEST_F(InstanceTest, SessionsAtRestWithoutTrafficAreClosedThenItSuspends) {
     FakeSession one;
     FakeSession two;
     for (FakeSession* s : {&one, &two}) {
-      auto a = co_await instance->acquire("db", "c");
+      auto a = co_await instance->acquire(kClient_c);
       CO_ASSERT_TRUE(admitted(a));
       s->lease = std::move(std::get<Lease>(a));
       s->watch(*instance);
@@ -439,7 +444,7 @@ TEST_F(InstanceTest, ASessionInUseOrListeningKeepsEveryIdleSessionOpen) {
     FakeSession idle;
     FakeSession busy;
     for (FakeSession* s : {&idle, &busy}) {
-      auto a = co_await instance->acquire("db", "c");
+      auto a = co_await instance->acquire(kClient_c);
       CO_ASSERT_TRUE(admitted(a));
       s->lease = std::move(std::get<Lease>(a));
       s->watch(*instance);
@@ -497,7 +502,7 @@ TEST_F(InstanceTest, IdleSessionsThatCanParkAreParkedOneByOneAndThoseThatCannotA
     FakeParkingSession busy;
     FakeParkingSession temp;
     for (FakeParkingSession* s : {&quiet, &busy, &temp}) {
-      auto a = co_await instance->acquire("db", "c");
+      auto a = co_await instance->acquire(kClient_c);
       CO_ASSERT_TRUE(admitted(a));
       s->lease = std::move(std::get<Lease>(a));
       s->watch_parkable(*instance);
@@ -530,7 +535,7 @@ TEST_F(InstanceTest, IdleSessionTimeoutZeroNeverClosesSessions) {
   run([&]() -> asio::awaitable<void> {
     co_await instance->adopt();
     FakeSession s;
-    auto a = co_await instance->acquire("db", "c");
+    auto a = co_await instance->acquire(kClient_c);
     CO_ASSERT_TRUE(admitted(a));
     s.lease = std::move(std::get<Lease>(a));
     s.watch(*instance);

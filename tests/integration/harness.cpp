@@ -322,6 +322,12 @@ GatewayOptions GatewayOptions::for_cluster(const Cluster& cluster) {
   return o;
 }
 
+std::string control_socket_path(const GatewayOptions& o, const std::string& ledger_path) {
+  if (o.control_socket) return *o.control_socket;
+  const auto slash = ledger_path.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : ledger_path.substr(0, slash)) + "/control.sock";
+}
+
 std::string render_config(const GatewayOptions& o, const std::string& ledger_path) {
   std::ostringstream s;
   s << "# written by pgnap's integration-test harness\n"
@@ -329,6 +335,7 @@ std::string render_config(const GatewayOptions& o, const std::string& ledger_pat
     << "listen = [\"127.0.0.1:0\"]\n"
     << "login_timeout = " << toml_quote(o.login_timeout) << "\n"
     << "ledger = " << toml_quote(ledger_path) << "\n"
+    << "control_socket = " << toml_quote(control_socket_path(o, ledger_path)) << "\n"
     << "log_level = \"debug\"\n"
     << o.gateway_extra << "\n"
     << "[metrics]\n"
@@ -359,6 +366,7 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster) : dir_(false), 
   const std::string binary = pgnap_binary();
   if (::access(binary.c_str(), X_OK) != 0) fail("no pgnap binary at " + binary);
   ledger_ = options.ledger.empty() ? dir_.path() + "/ledger.db" : options.ledger;
+  control_socket_ = control_socket_path(options, ledger_);
   write_file(config_path(), render_config(options, ledger_));
 
   std::vector<std::string> argv = options.command_prefix;

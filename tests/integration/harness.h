@@ -165,6 +165,9 @@ struct GatewayOptions {
   int max_waiting = 200;
   std::string ledger;          // "" = ledger.db in the gateway's own directory (gone with it)
   std::string metrics_listen;  // [metrics] listen: "" disables, "127.0.0.1:0" for a free port
+  // [gateway] control_socket: nullopt = control.sock beside the ledger (in the test's own
+  // directory, so that parallel tests never share one); "" = none.
+  std::optional<std::string> control_socket;
   std::string gateway_extra;
   std::string instance_extra;
   std::string extra_toml;
@@ -179,6 +182,8 @@ struct GatewayOptions {
 
 // The TOML text for `options`, with the ledger at `ledger_path`.
 [[nodiscard]] std::string render_config(const GatewayOptions& options, const std::string& ledger_path);
+// The control socket `options` configures with the ledger at `ledger_path` ("" = none).
+[[nodiscard]] std::string control_socket_path(const GatewayOptions& options, const std::string& ledger_path);
 
 // The real pgnap binary running `pgnap run -c CONFIG` as a child, stderr and stdout to a log
 // file. The constructor returns once pgnap logged `listening on 127.0.0.1:PORT` (throws with
@@ -196,6 +201,8 @@ class Gateway {
   [[nodiscard]] std::string config_path() const { return dir_.path() + "/pgnap.toml"; }
   [[nodiscard]] std::string log_path() const { return dir_.path() + "/pgnap.log"; }
   [[nodiscard]] const std::string& ledger_path() const { return ledger_; }
+  // [gateway] control_socket as configured ("" = none).
+  [[nodiscard]] const std::string& control_socket() const { return control_socket_; }
   // The /metrics port pgnap logged ("metrics on http://127.0.0.1:PORT/metrics"); 0 if disabled.
   [[nodiscard]] std::uint16_t metrics_port() const { return metrics_port_; }
   [[nodiscard]] std::string conninfo(const std::string& dbname = "postgres") const;
@@ -229,6 +236,7 @@ class Gateway {
   std::uint16_t port_ = 0;
   std::uint16_t metrics_port_ = 0;
   std::string ledger_;
+  std::string control_socket_;
 };
 
 }  // namespace pgnap::it

@@ -102,6 +102,7 @@ TEST(Exposition, ListsEveryFamilyWithHelpTypeAndLabels) {
                              "pgnap_gateway_errors_total",
                              "pgnap_cancel_requests_total",
                              "pgnap_ledger_write_errors_total",
+                             "pgnap_ledger_pending_writes",
                              "pgnap_instance_state",
                              "pgnap_instance_wakes_total",
                              "pgnap_instance_suspends_total",
@@ -124,6 +125,7 @@ TEST(Exposition, ListsEveryFamilyWithHelpTypeAndLabels) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + family + " ")) << family;
   }
   EXPECT_THAT(text, HasSubstr("pgnap_build_info{version=\"9.9.9\"} 1"));
+  EXPECT_THAT(text, HasSubstr("\npgnap_ledger_pending_writes 0\n"));
   EXPECT_THAT(text, HasSubstr("pgnap_instance_state{db_instance=\"blog\",state=\"awake\"} 1"));
   EXPECT_THAT(text, HasSubstr("pgnap_instance_state{db_instance=\"blog\",state=\"asleep\"} 0"));
   EXPECT_THAT(text, HasSubstr("pgnap_instance_wakes_total{db_instance=\"blog\",outcome=\"ok\"} 1"));
