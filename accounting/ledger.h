@@ -118,6 +118,9 @@ struct LifetimeTotals {
   double awake_seconds = 0;
   std::uint64_t starts = 0;
   double start_seconds = 0;
+  // When it was last seen running (the end of its last waking/awake/suspending interval; 0 =
+  // never): an instance found asleep at start-up has slept since then (maintenance.every).
+  UnixTime last_awake_at = 0;
 };
 [[nodiscard]] std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& path);
 

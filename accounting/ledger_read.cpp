@@ -164,6 +164,12 @@ std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& pa
       }
     }
     {
+      Statement s(db,
+                  "SELECT instance, MAX(COALESCE(ended_at, heartbeat_at)) FROM intervals "
+                  "WHERE state IN ('waking', 'awake', 'suspending') GROUP BY instance");
+      while (s.step()) totals[s.text(0)].last_awake_at = s.real(1);
+    }
+    {
       Statement s(db, "SELECT instance, COUNT(*), SUM(duration_s) FROM wakes WHERE started = 1 GROUP BY instance");
       while (s.step()) {
         auto& t = totals[s.text(0)];

@@ -119,7 +119,13 @@ std::unique_ptr<Instance> Gateway::make_instance(const config::InstanceConfig& c
   auto pool = std::make_unique<ServerPool>(*instance, gateway_metrics_, env_.instance_tls);
   instance->add_observer(pool.get());
   pools_[instance.get()] = std::move(pool);
-  if (auto it = lifetime.find(config.name); it != lifetime.end()) instance->metrics().set_lifetime(it->second);
+  if (auto it = lifetime.find(config.name); it != lifetime.end()) {
+    instance->metrics().set_lifetime(it->second);
+    if (it->second.last_awake_at > 0) {
+      instance->set_last_awake(std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::duration<double>(it->second.last_awake_at))));
+    }
+  }
   if (auto it = reported.find(config.name); it != reported.end()) instance->metrics().set_reported_floor(it->second);
   return instance;
 }
@@ -160,6 +166,7 @@ std::string Gateway::render_metrics() {
   std::vector<const metrics::InstanceMetrics*> instances;
   for (const auto& instance : instances_) instances.push_back(&instance->metrics());
   gateway_metrics_.ledger_write_errors = ledger_->failed_writes();
+  gateway_metrics_.ledger_pending_writes = ledger_->pending_writes();
   const auto now = metrics::InstanceMetrics::Clock::now();
   std::string text = metrics::render_exposition(instances, gateway_metrics_, PGNAP_VERSION, now);
   // What was shown is now a floor for every later run (queued: the scrape never waits).

@@ -207,6 +207,10 @@ class Instance {
   void watch_session(SessionActivity* activity);
   void unwatch_session(SessionActivity* activity);
 
+  // When the ledger last saw it running (start-up): found asleep, it has slept since then, as
+  // maintenance.every counts.
+  void set_last_awake(std::chrono::system_clock::time_point at) { last_awake_ = at; }
+
   // Every session of the instance, connected (the authenticating mode, from its login) or
   // relayed (the transparent mode, from its admission) until it ends, for `pgnap status`.
   // `entry` must stay valid until unregister_session().
@@ -343,6 +347,7 @@ class Instance {
   asio::steady_timer schedule_timer_;
   std::shared_ptr<const InstanceSchedule> schedule_;  // null: no windows, no maintenance
   std::chrono::system_clock::time_point asleep_since_{};  // wall clock, for maintenance.every
+  std::optional<std::chrono::system_clock::time_point> last_awake_;  // from the ledger, at start-up
   // Failed wakes in a row, the last reason, and when the next client may retry.
   std::uint32_t consecutive_failures_ = 0;
   std::string last_failure_;

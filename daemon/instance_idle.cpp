@@ -24,7 +24,12 @@ constexpr auto kParkSettle = std::chrono::seconds(2);
 using config::Duration;
 using config::format_duration;
 
-void Instance::watch_session(SessionActivity* activity) { watched_.push_back(activity); }
+void Instance::watch_session(SessionActivity* activity) {
+  watched_.push_back(activity);
+  // An ignored client's session may be all that is left: the timer that counted it as in use
+  // (still connecting) looks again.
+  if (activity->ignored) arm_idle_timer();
+}
 
 void Instance::unwatch_session(SessionActivity* activity) { watched_.remove(activity); }
 

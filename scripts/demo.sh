@@ -244,6 +244,12 @@ Try it, from another terminal:
   The first query wakes it: SELECT 1; waits while pgnap logs "waking (..., cause: query)" and
   "ready after N ms", then answers.
 
+  Who keeps it awake, and why (every session, what it does, the next suspend):
+    $PGNAP status -c $CONFIG
+  Wake it for 10 minutes, or put it to sleep now:
+    $PGNAP wake main --for 10m -c $CONFIG
+    $PGNAP sleep main -c $CONFIG
+
 Watch pgnap's log below:
   waking        a query arrived while the cluster sleeps: pgnap starts it
   ready after   the cluster accepts connections: pgnap logs in to it for the session, and

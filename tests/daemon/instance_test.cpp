@@ -547,5 +547,131 @@ TEST_F(InstanceTest, IdleSessionTimeoutZeroNeverClosesSessions) {
   });
 }
 
+
+// ---- issue 16: wake rules, holds, manual control, status ----
+
+const ClientIdentity kMonitor{"monitor", "db", "uptime-kuma", "10.1.2.3:5000"};
+
+config::InstanceConfig config_ignoring_monitors() {
+  auto c = test_config();
+  config::WakeIgnoreRule by_app;
+  by_app.application_name = "uptime*";
+  c.wake.ignore.push_back(by_app);
+  return c;
+}
+
+TEST_F(InstanceTest, AnIgnoredClientIsRefusedWhileAsleepAndAdmittedWhileAwake) {
+  make(config_ignoring_monitors());
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    for (int i = 0; i < 5; ++i) {
+      auto refused = co_await instance->acquire(kMonitor, "connect");
+      CO_ASSERT_TRUE(std::holds_alternative<Refusal>(refused));
+      const Refusal& r = std::get<Refusal>(refused);
+      EXPECT_EQ(r.kind, Refusal::Kind::kNotWokenForClient);
+      EXPECT_EQ(r.error.sqlstate, "57P03");
+      EXPECT_EQ(r.error.message, "instance \"main\" is asleep and is not woken for this client");
+      EXPECT_NE(r.error.detail.find("application_name = \"uptime*\""), std::string::npos) << r.error.detail;
+    }
+    EXPECT_EQ(backend->starts, 0);
+    EXPECT_EQ(instance->metrics().wakes_ignored(), 5u);
+    auto woken = co_await instance->acquire(kClient_c, "connect");
+    CO_ASSERT_TRUE(admitted(woken));
+    auto served = co_await instance->acquire(kMonitor, "connect");
+    EXPECT_TRUE(admitted(served));
+    EXPECT_EQ(backend->starts, 1);
+  });
+}
+
+TEST_F(InstanceTest, AManualWakeHoldsItPastIdleTimeoutThenItSuspendsAndRecordsTheCause) {
+  make();
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    const auto outcome = co_await instance->wake_manually(400ms, "uid 1000");
+    EXPECT_TRUE(outcome.ok) << outcome.message;
+    EXPECT_EQ(instance->state(), InstanceState::kAwake);
+    const auto status = instance->status();
+    CO_ASSERT_TRUE(status.last_wake.has_value());
+    EXPECT_EQ(status.last_wake->cause, WakeCause::kManual);
+    EXPECT_EQ(status.last_wake->detail, "uid 1000");
+    CO_ASSERT_TRUE(!status.next.empty());
+    EXPECT_EQ(status.next.front().what, "stay awake until");
+    co_await sleep_for(200ms);  // past idle_timeout (50 ms), inside the hold
+    EXPECT_EQ(instance->state(), InstanceState::kAwake);
+    for (int i = 0; i < 100 && instance->state() != InstanceState::kAsleep; ++i) co_await sleep_for(20ms);
+    EXPECT_EQ(instance->state(), InstanceState::kAsleep);
+    EXPECT_EQ(backend->stops, 1);
+  });
+}
+
+TEST_F(InstanceTest, AManualSleepIsRefusedWhileASessionIsInUseAndNamesIt) {
+  make();
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    auto lease = co_await instance->acquire(kClient_c, "connect");
+    CO_ASSERT_TRUE(admitted(lease));
+    SessionActivity busy;
+    busy.busy = true;
+    busy.last_traffic = Clock::now();
+    SessionEntry entry;
+    entry.id = 42;
+    entry.client = kClient_c;
+    entry.connected_at = Clock::now();
+    entry.activity = &busy;
+    instance->register_session(&entry);
+    instance->watch_session(&busy);
+    const auto refused = instance->sleep_manually("uid 0");
+    EXPECT_FALSE(refused.ok);
+    EXPECT_EQ(refused.blocking, std::vector<std::uint64_t>{42});
+    const auto status = instance->status();
+    CO_ASSERT_TRUE(status.sessions.size() == 1);
+    EXPECT_EQ(status.sessions[0].state, "active");
+    EXPECT_TRUE(status.sessions[0].keeps_awake);
+    EXPECT_EQ(instance->state(), InstanceState::kAwake);
+    // At rest now: the sleep closes it and suspends once it has gone.
+    busy.busy = false;
+    busy.at_rest = true;
+    bool closed = false;
+    busy.close = [&] { closed = true; };
+    const auto accepted = instance->sleep_manually("uid 0");
+    EXPECT_TRUE(accepted.ok) << accepted.message;
+    EXPECT_TRUE(closed);
+    instance->unwatch_session(&busy);
+    instance->unregister_session(&entry);
+    std::get<Lease>(lease).release();
+    for (int i = 0; i < 50 && instance->state() != InstanceState::kAsleep; ++i) co_await sleep_for(20ms);
+    EXPECT_EQ(instance->state(), InstanceState::kAsleep);
+  });
+}
+
+TEST_F(InstanceTest, AnIgnoredClientsSessionNeverKeepsItAwake) {
+  auto c = config_ignoring_monitors();
+  c.idle_session_timeout = 0ms;  // open sessions keep it awake, except ignored ones
+  make(c);
+  run([&]() -> asio::awaitable<void> {
+    co_await instance->adopt();
+    auto woken = co_await instance->acquire(kClient_c, "connect");
+    CO_ASSERT_TRUE(admitted(woken));
+    std::get<Lease>(woken).release();
+    auto lease = co_await instance->acquire(kMonitor, "connect");
+    CO_ASSERT_TRUE(admitted(lease));
+    SessionActivity monitor;
+    monitor.busy = true;  // even running queries
+    monitor.ignored = true;
+    monitor.last_traffic = Clock::now();
+    bool closed = false;
+    monitor.close = [&] {
+      closed = true;
+      std::get<Lease>(lease).release();
+    };
+    instance->watch_session(&monitor);
+    for (int i = 0; i < 100 && !closed; ++i) co_await sleep_for(20ms);
+    EXPECT_TRUE(closed) << "the ignored session was not closed for the suspend";
+    instance->unwatch_session(&monitor);
+    for (int i = 0; i < 50 && instance->state() != InstanceState::kAsleep; ++i) co_await sleep_for(20ms);
+    EXPECT_EQ(instance->state(), InstanceState::kAsleep);
+  });
+}
+
 }  // namespace
 }  // namespace pgnap::daemon
