@@ -240,9 +240,13 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
   PGNAP_LOG(kDebug, s.routed.context,
             "attached to " << server.key.process_id << " at " << endpoint_to_string(endpoint)
                            << (attached.connection.reused ? " (pooled)" : ""));
-  RelayedSession relayed{&s.instance,      std::move(attached.lease), std::move(server.connection.stream),
-                         endpoint,         s.routed.context,          true,
-                         std::move(queued)};
+  RelayedSession relayed{.instance = &s.instance,
+                         .lease = std::move(attached.lease),
+                         .server = std::move(server.connection.stream),
+                         .connected_to = endpoint,
+                         .context = s.routed.context,
+                         .key_issued_by_pgnap = true,
+                         .first_to_server = std::move(queued)};
   relayed.pooled_parameters = &server.parameters;
   relayed.entry = &s.entry;
   s.entry.waiting = false;

@@ -25,17 +25,12 @@ struct RelayedSession {
   Stream server;
   Endpoint connected_to;
   std::string context;  // "session=N client=ADDR instance=NAME"
-  // Who the client is (`pgnap status`, the wake rules). The authenticating mode registers the
-  // session with its instance for its whole life (`entry`); the transparent mode, here.
-  std::uint64_t id = 0;
-  ClientIdentity client;
-  SessionEntry* entry = nullptr;
   // The authenticating mode: the client holds a key pgnap issued (the session keeps its
   // cancel registration); the transparent mode registers the server's keys as they pass.
   bool key_issued_by_pgnap = false;
   // Messages the client sent before the relay, to go to the server first (the
   // authenticating mode's queue): the relay sees them as if they had just arrived.
-  std::string first_to_server;
+  std::string first_to_server{};
   // Session pooling: the server connection outlives the client. The client's Terminate is
   // held back, the server's ParameterStatus values are tracked here, and `server_reusable`
   // says at the end whether the connection may serve another client (relay.h).
@@ -50,6 +45,12 @@ struct RelayedSession {
   Clock::time_point park_refused_at{};
   bool parked = false;
   std::optional<Clock::time_point> last_traffic{};
+  // (Last: the fields above are initialized in order where a session is relayed.)
+  // Who the client is (`pgnap status`, the wake rules). The authenticating mode registers the
+  // session with its instance for its whole life (`entry`); the transparent mode, here.
+  std::uint64_t id = 0;
+  ClientIdentity client{};
+  SessionEntry* entry = nullptr;
 };
 
 // Relays until either side ends, then says goodbye when pgnap ended it.

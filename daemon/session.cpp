@@ -196,7 +196,17 @@ asio::awaitable<bool> forward_startup(SessionEnv& env, Stream& client, Instance&
 // Nothing when the session ended; whatever had to be said to the client has been said.
 using Established = std::variant<std::monostate, RelayedSession, RoutedSession>;
 
-asio::awaitable<Established> establish(SessionEnv& env, Stream& client, std::uint64_t id) {
+// The transparent mode's session as its instance lists it (`pgnap status`), from its
+// admission (waiting for a wake, then relayed) to its end.
+struct Registration {
+  SessionEntry entry{};
+  Instance* instance = nullptr;
+  ~Registration() {
+    if (instance != nullptr) instance->unregister_session(&entry);
+  }
+};
+
+asio::awaitable<Established> establish(SessionEnv& env, Stream& client, std::uint64_t id, Registration& listed) {
   const std::string peer = peer_name(client.socket());
   const std::string context = "session=" + std::to_string(id) + " client=" + peer;
   const Keepalive keepalive{std::chrono::duration_cast<std::chrono::seconds>(env.gateway->tcp_keepalive_idle),
@@ -217,25 +227,38 @@ asio::awaitable<Established> establish(SessionEnv& env, Stream& client, std::uin
 
   ClientIdentity who{std::string(startup->startup.user()), database,
                      std::string(startup->startup.get("application_name").value_or("")), peer};
+  listed.entry.id = id;
+  listed.entry.client = who;
+  listed.entry.connected_at = Clock::now();
+  listed.entry.last_seen = listed.entry.connected_at;
+  listed.entry.ignored = instance->ignored(who) != nullptr;
+  listed.entry.waiting = true;
+  instance->register_session(&listed.entry);
+  listed.instance = instance;
   auto admitted = co_await admit_and_connect(env, client, *instance, icontext, who);
+  listed.entry.waiting = false;
   if (!admitted) co_return std::monostate{};
   Stream& server = admitted->server.stream;
   if (!co_await forward_startup(env, client, *instance, server, *startup, icontext)) co_return std::monostate{};
   PGNAP_LOG(kDebug, icontext,
             "connected to " << endpoint_to_string(admitted->server.endpoint) << (server.tls() ? " with TLS" : "")
                             << (client.tls() ? "; client has TLS" : ""));
-  RelayedSession relayed{
-      instance, std::move(admitted->lease), std::move(server), admitted->server.endpoint, icontext, false, {}};
-  relayed.id = id;
-  relayed.client = std::move(who);
-  co_return relayed;
+  co_return RelayedSession{.instance = instance,
+                          .lease = std::move(admitted->lease),
+                          .server = std::move(server),
+                          .connected_to = admitted->server.endpoint,
+                          .context = icontext,
+                          .id = id,
+                          .client = std::move(who),
+                          .entry = &listed.entry};
 }
 
 }  // namespace
 
 asio::awaitable<void> run_session(SessionEnv& env, Socket socket, std::uint64_t id) {
   Stream client(std::move(socket));
-  auto established = co_await establish(env, client, id);
+  Registration listed;
+  auto established = co_await establish(env, client, id, listed);
   if (auto* relayed = std::get_if<RelayedSession>(&established)) {
     co_await relay_session(env, client, *relayed);
   } else if (auto* routed = std::get_if<RoutedSession>(&established)) {
