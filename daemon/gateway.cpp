@@ -122,8 +122,9 @@ std::unique_ptr<Instance> Gateway::make_instance(const config::InstanceConfig& c
   if (auto it = lifetime.find(config.name); it != lifetime.end()) {
     instance->metrics().set_lifetime(it->second);
     if (it->second.last_awake_at > 0) {
-      instance->set_last_awake(std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::duration<double>(it->second.last_awake_at))));
+      instance->set_last_awake(
+          std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::duration<double>(it->second.last_awake_at))));
     }
   }
   if (auto it = reported.find(config.name); it != reported.end()) instance->metrics().set_reported_floor(it->second);

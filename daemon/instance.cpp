@@ -110,7 +110,8 @@ bool Instance::change_state(InstanceState next, const std::string& reason) {
   if (next == InstanceState::kAsleep) {
     asleep_since_ = state_since_wall_;
     // Found asleep at start-up: asleep since the ledger last saw it running.
-    if (previous == InstanceState::kAdopting && last_awake_ && *last_awake_ < asleep_since_) asleep_since_ = *last_awake_;
+    if (previous == InstanceState::kAdopting && last_awake_ && *last_awake_ < asleep_since_)
+      asleep_since_ = *last_awake_;
   }
   // A stop that failed leaves it awake as it was: min_awake still counts from the wake.
   if (next == InstanceState::kAwake && previous != InstanceState::kSuspending) awake_since_ = state_since_;

@@ -111,7 +111,7 @@ struct InstanceStatus {
 // The outcome of `pgnap wake` / `pgnap sleep`.
 struct ControlOutcome {
   bool ok = false;
-  std::string message;                 // what happened, for the operator
+  std::string message;                  // what happened, for the operator
   std::vector<std::uint64_t> blocking;  // sleep refused: the sessions in use (ids of InstanceStatus::sessions)
 };
 
@@ -129,7 +129,7 @@ class InstanceObserver {
     std::uint32_t clients_waited = 0;
     std::string detail;
     WakeCause cause = WakeCause::kClient;
-    ClientIdentity client;  // kClient: the client whose need started it
+    ClientIdentity client;     // kClient: the client whose need started it
     std::string cause_detail;  // kManual: who asked ("uid 1000"); kWindow: the window; kMaintenance: why
   };
   // A maintenance wake's command ended (or could not run).
@@ -137,8 +137,8 @@ class InstanceObserver {
     std::chrono::system_clock::time_point started;
     std::chrono::system_clock::time_point finished;
     std::vector<std::string> command;
-    int exit_status = -1;  // the command's exit status; -1 when it did not exit (killed, timed out, not run)
-    std::string outcome;   // ok | failed | timeout | not run
+    int exit_status = -1;     // the command's exit status; -1 when it did not exit (killed, timed out, not run)
+    std::string outcome;      // ok | failed | timeout | not run
     std::string output_tail;  // the last lines of its stdout and stderr together (bounded)
   };
   virtual ~InstanceObserver() = default;
@@ -319,7 +319,7 @@ class Instance {
   bool shutting_down_ = false;
   std::size_t sessions_ = 0;
   std::list<Waiter*> waiters_;
-  std::list<SessionEntry*> entries_;      // every session, for status()
+  std::list<SessionEntry*> entries_;     // every session, for status()
   std::list<SessionActivity*> watched_;  // sessions being relayed (sessions_ counts connecting ones too)
   Clock::time_point last_release_{};     // when the last session ended
   asio::steady_timer idle_timer_;
@@ -345,8 +345,8 @@ class Instance {
   std::chrono::system_clock::time_point window_skipped_until_{};
   // The schedule: keep-warm windows and maintenance, read in the instance's time zone.
   asio::steady_timer schedule_timer_;
-  std::shared_ptr<const InstanceSchedule> schedule_;  // null: no windows, no maintenance
-  std::chrono::system_clock::time_point asleep_since_{};  // wall clock, for maintenance.every
+  std::shared_ptr<const InstanceSchedule> schedule_;                 // null: no windows, no maintenance
+  std::chrono::system_clock::time_point asleep_since_{};             // wall clock, for maintenance.every
   std::optional<std::chrono::system_clock::time_point> last_awake_;  // from the ledger, at start-up
   // Failed wakes in a row, the last reason, and when the next client may retry.
   std::uint32_t consecutive_failures_ = 0;

@@ -12,8 +12,8 @@
 //
 // A hold keeps it awake until a moment, whatever its sessions do (instance_idle.cpp looks at
 // held_until()); the usual rules apply from then on.
-#include <algorithm>
 #include <unistd.h>
+#include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -155,7 +155,8 @@ void Instance::load_schedule() {
     PGNAP_LOG(kError, context(), error << "; reading the schedule in UTC");
   }
   schedule->windows = config::parse_windows(config_.wake.awake_during);
-  if (!config_.maintenance.at.empty()) schedule->maintenance_at = config::parse_time_of_day(config_.maintenance.at, nullptr);
+  if (!config_.maintenance.at.empty())
+    schedule->maintenance_at = config::parse_time_of_day(config_.maintenance.at, nullptr);
   if (maintenance && !config_.maintenance.command.empty() && !config_.maintenance.os_user.empty() && ::geteuid() == 0) {
     if (auto user = backends::lookup_user(config_.maintenance.os_user, error)) {
       schedule->maintenance_user = std::move(*user);
@@ -188,8 +189,7 @@ void Instance::on_schedule_timer() {
   const auto now_wall = SystemClock::now();
   auto next = now + kScheduleRecheck;
   const bool may_wake = waiters_.empty() && operation_ == Operation::kNone &&
-                        (state_ == InstanceState::kAsleep ||
-                         (state_ == InstanceState::kFailed && now >= retry_at_));
+                        (state_ == InstanceState::kAsleep || (state_ == InstanceState::kFailed && now >= retry_at_));
   if (state_ == InstanceState::kFailed && now < retry_at_) next = std::min(next, retry_at_);
 
   if (auto span = config::current_or_next_window(schedule_->windows, schedule_->zone, now_wall)) {
@@ -206,8 +206,8 @@ void Instance::on_schedule_timer() {
   if (auto due = maintenance_due()) {
     if (*due <= now_wall && may_wake && state_ == InstanceState::kAsleep) {
       const auto asleep_for = std::chrono::duration_cast<Duration>(now_wall - asleep_since_);
-      start_wake("maintenance: asleep for " + format_duration(asleep_for) + " (maintenance.every = " +
-                     format_duration(config_.maintenance.every) + ")",
+      start_wake("maintenance: asleep for " + format_duration(asleep_for) +
+                     " (maintenance.every = " + format_duration(config_.maintenance.every) + ")",
                  "maintenance", WakeCause::kMaintenance, {}, "asleep for " + format_duration(asleep_for));
     } else if (*due > now_wall) {
       next = std::min(next, to_steady(*due, now_wall, now));
@@ -262,8 +262,8 @@ asio::awaitable<void> Instance::run_maintenance_command() {
   maintenance_running_ = false;
   using End = backends::CommandResult::End;
   run.exit_status = result.end == End::kExited ? result.exit_code : -1;
-  run.outcome = result.ok()                      ? "ok"
-                : result.end == End::kTimedOut   ? "timeout"
+  run.outcome = result.ok()                       ? "ok"
+                : result.end == End::kTimedOut    ? "timeout"
                 : result.end == End::kSpawnFailed ? "not run"
                                                   : "failed";
   run.output_tail = tail_of(result.end == End::kSpawnFailed ? result.error : result.output);
@@ -271,11 +271,13 @@ asio::awaitable<void> Instance::run_maintenance_command() {
   if (result.ok()) {
     PGNAP_LOG(kInfo, context(),
               "maintenance: " << backends::format_command(run.command) << " " << result.describe() << " after "
-                              << format_duration(took) << (run.output_tail.empty() ? "" : "; output:\n" + run.output_tail));
+                              << format_duration(took)
+                              << (run.output_tail.empty() ? "" : "; output:\n" + run.output_tail));
   } else {
     PGNAP_LOG(kWarning, context(),
               "maintenance: " << backends::format_command(run.command) << " " << result.describe() << " after "
-                              << format_duration(took) << (run.output_tail.empty() ? "" : "; output:\n" + run.output_tail));
+                              << format_duration(took)
+                              << (run.output_tail.empty() ? "" : "; output:\n" + run.output_tail));
   }
   for (InstanceObserver* observer : observers_) observer->on_maintenance(*this, run);
   // Done: it sleeps once stay_awake has passed and nothing else keeps it awake.
@@ -337,15 +339,15 @@ InstanceStatus Instance::status() const {
         st.keeps_awake = true;
         st.why = "used " + ago(now - last) + " ago (idle_session_timeout = " + format_duration(rest) + ")";
       } else {
-        st.why = std::string("idle for longer than idle_session_timeout: ") +
-                 (a->park ? "parked" : "closed") + " when it would otherwise keep it awake";
+        st.why = std::string("idle for longer than idle_session_timeout: ") + (a->park ? "parked" : "closed") +
+                 " when it would otherwise keep it awake";
       }
     }
     if (e->ignored && st.keeps_awake) {
       st.keeps_awake = false;
       const config::WakeIgnoreRule* rule = ignored(e->client);
-      st.why = "ignored by the wake rule " + (rule != nullptr ? rule->to_string() : std::string("(changed)")) +
-               " (" + st.why + ")";
+      st.why = "ignored by the wake rule " + (rule != nullptr ? rule->to_string() : std::string("(changed)")) + " (" +
+               st.why + ")";
     }
     if (st.keeps_awake) ++in_use;
     s.sessions.push_back(std::move(st));
@@ -381,7 +383,8 @@ InstanceStatus Instance::status() const {
   if (auto due = maintenance_due()) {
     plan("maintenance", std::max(*due, now_wall),
          "asleep for maintenance.every = " + format_duration(config_.maintenance.every) +
-             (config_.maintenance.command.empty() ? "" : ", then " + backends::format_command(config_.maintenance.command)));
+             (config_.maintenance.command.empty() ? ""
+                                                  : ", then " + backends::format_command(config_.maintenance.command)));
   }
   std::sort(s.next.begin(), s.next.end(), [](const auto& x, const auto& y) { return x.at < y.at; });
   return s;
@@ -401,7 +404,8 @@ asio::awaitable<ControlOutcome> Instance::wake_manually(Duration hold, std::stri
   }
   window_skipped_until_ = {};
   PGNAP_LOG(kInfo, context(),
-            "manual wake asked by " << who << (hold > Duration(0) ? ", to stay awake for " + format_duration(hold) : ""));
+            "manual wake asked by " << who
+                                    << (hold > Duration(0) ? ", to stay awake for " + format_duration(hold) : ""));
   if (state_ == InstanceState::kAwake) {
     idle_timer_.cancel();
     arm_idle_timer();
@@ -442,8 +446,9 @@ asio::awaitable<ControlOutcome> Instance::wake_manually(Duration hold, std::stri
       co_return ControlOutcome{false, "instance \"" + config_.name + "\" could not be started: " + last_failure_, {}};
     }
     if (Clock::now() > deadline) {
-      co_return ControlOutcome{false, "instance \"" + config_.name + "\" is still " + std::string(to_string(state_)) +
-                                          "; see pgnap's log",
+      co_return ControlOutcome{false,
+                               "instance \"" + config_.name + "\" is still " + std::string(to_string(state_)) +
+                                   "; see pgnap's log",
                                {}};
     }
   }
@@ -457,7 +462,8 @@ ControlOutcome Instance::sleep_manually(const std::string& who) {
     case InstanceState::kFailed: return {true, name + " is not running (its last wake failed)", {}};
     case InstanceState::kSuspending: return {true, name + " is suspending", {}};
     case InstanceState::kWaking:
-    case InstanceState::kAdopting: return {false, name + " is " + std::string(to_string(state_)) + "; try again once it is awake", {}};
+    case InstanceState::kAdopting:
+      return {false, name + " is " + std::string(to_string(state_)) + "; try again once it is awake", {}};
     case InstanceState::kAwake: break;
   }
   if (shutting_down_) return {false, "the gateway is shutting down", {}};
@@ -470,8 +476,7 @@ ControlOutcome Instance::sleep_manually(const std::string& who) {
   for (const SessionEntry* e : entries_) {
     if (e->ignored || e->parked) continue;
     const SessionActivity* a = e->activity;
-    const bool in_use = e->waiting ||
-                        (a != nullptr && (!a->at_rest || (a->listening && !config_.close_listeners)));
+    const bool in_use = e->waiting || (a != nullptr && (!a->at_rest || (a->listening && !config_.close_listeners)));
     if (in_use) refused.blocking.push_back(e->id);
   }
   if (watched_.size() < sessions_ && refused.blocking.empty()) {

@@ -42,12 +42,16 @@ void Instance::arm_idle_timer() {
     // again once the newest of them could have been idle that long (on_idle_timer() then
     // finds the exact moment, or looks again later). Ignored ones never keep it awake.
     const Duration rest = config_.effective_idle_session_timeout();
-    if (rest <= Duration(0) && !only_ignored_sessions()) {
+    if (only_ignored_sessions()) {
+      // Only ignored clients left: idle_timeout after the last other session, as if none were open.
+      at = std::max({now, std::max(last_release_, awake_since_) + config_.idle_timeout,
+                     awake_since_ + config_.min_awake});
+    } else if (rest <= Duration(0)) {
       idle_timer_.cancel();
       return;
+    } else {
+      at = now + rest;
     }
-    at = now + std::max(rest, Duration(0));
-    if (rest <= Duration(0)) at = std::max(now + config_.idle_timeout, awake_since_ + config_.min_awake);
   }
   if (const auto held = held_until(now)) at = std::max(at, *held);
   check_idle_at(at);
@@ -92,7 +96,8 @@ std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
   // A session still connecting or authenticating is not watched yet: in use.
   if (watched_.size() < sessions_) return std::nullopt;
   if (rest <= Duration(0) && !only_ignored_sessions()) return std::nullopt;
-  Clock::time_point idle_since = last_release_;
+  // Never before idle_timeout after the wake (a wake with no client, then only ignored ones).
+  Clock::time_point idle_since = std::max(last_release_, awake_since_);
   for (const SessionActivity* a : watched_) {
     if (a->ignored) continue;  // never keeps it awake
     // One being parked gives its lease back in a moment (or, refused, is looked at again).

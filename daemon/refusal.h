@@ -12,13 +12,13 @@ namespace pgnap::daemon {
 
 struct Refusal {
   enum class Kind {
-    kShuttingDown,    // 57P01: the gateway is stopping
-    kTooManyWaiting,  // 53300: max_waiting clients already wait for the wake
-    kBackingOff,      // 57P03: the last wake failed and the retry delay has not passed
-    kWakeFailed,      // 57P03: the start command or the server failed
-    kWakeTimedOut,    // 57P03: not ready within wake_timeout
-    kConnectFailed,   // 57P03: ready, but connecting (or TLS to it) failed
-    kPoolFull,        // 53300: every pooled server connection stayed in use for pool_wait_timeout
+    kShuttingDown,       // 57P01: the gateway is stopping
+    kTooManyWaiting,     // 53300: max_waiting clients already wait for the wake
+    kBackingOff,         // 57P03: the last wake failed and the retry delay has not passed
+    kWakeFailed,         // 57P03: the start command or the server failed
+    kWakeTimedOut,       // 57P03: not ready within wake_timeout
+    kConnectFailed,      // 57P03: ready, but connecting (or TLS to it) failed
+    kPoolFull,           // 53300: every pooled server connection stayed in use for pool_wait_timeout
     kNotWokenForClient,  // 57P03: asleep, and a wake rule says this client never wakes it
   };
   Kind kind = Kind::kWakeFailed;

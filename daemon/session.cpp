@@ -244,13 +244,13 @@ asio::awaitable<Established> establish(SessionEnv& env, Stream& client, std::uin
             "connected to " << endpoint_to_string(admitted->server.endpoint) << (server.tls() ? " with TLS" : "")
                             << (client.tls() ? "; client has TLS" : ""));
   co_return RelayedSession{.instance = instance,
-                          .lease = std::move(admitted->lease),
-                          .server = std::move(server),
-                          .connected_to = admitted->server.endpoint,
-                          .context = icontext,
-                          .id = id,
-                          .client = std::move(who),
-                          .entry = &listed.entry};
+                           .lease = std::move(admitted->lease),
+                           .server = std::move(server),
+                           .connected_to = admitted->server.endpoint,
+                           .context = icontext,
+                           .id = id,
+                           .client = std::move(who),
+                           .entry = &listed.entry};
 }
 
 }  // namespace

@@ -26,10 +26,11 @@ struct SessionActivity {
   // PostgreSQL's last ReadyForQuery said 'I' (not in a transaction) and everything the
   // client sent since has been answered: no query, COPY or extended-protocol batch in flight.
   bool at_rest = false;
-  bool busy = false;  // a query, COPY or extended-protocol batch in flight (not only "in a transaction")
+  bool busy = false;              // a query, COPY or extended-protocol batch in flight (not only "in a transaction")
   char transaction_status = 'I';  // of the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' a failed one
   bool listening = false;
-  bool ignored = false;  // a wake rule matches its client: it never keeps the instance awake  // a LISTEN completed, or a notification arrived
+  bool ignored = false;  // a wake rule matches its client: it never keeps the instance awake  // a LISTEN completed, or
+                         // a notification arrived
   // Ends the session with pgnap's "terminating idle connection" FATAL, now.
   std::function<void()> close;
   // Parking (gateway-auth instances): `park` asks the session to detach its server connection
@@ -50,11 +51,10 @@ struct SessionEntry {
   ClientIdentity client;
   std::chrono::steady_clock::time_point connected_at{};
   std::chrono::steady_clock::time_point last_seen{};  // its last message while not relayed
-  const SessionActivity* activity = nullptr;  // while relayed
-  bool waiting = false;  // queued for a wake (its first query, in the authenticating mode)
+  const SessionActivity* activity = nullptr;          // while relayed
+  bool waiting = false;                               // queued for a wake (its first query, in the authenticating mode)
   bool parked = false;
   bool ignored = false;  // a wake rule matches it: it never keeps the instance awake
 };
-
 
 }  // namespace pgnap::daemon

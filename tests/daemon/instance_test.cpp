@@ -547,7 +547,6 @@ TEST_F(InstanceTest, IdleSessionTimeoutZeroNeverClosesSessions) {
   });
 }
 
-
 // ---- issue 16: wake rules, holds, manual control, status ----
 
 const ClientIdentity kMonitor{"monitor", "db", "uptime-kuma", "10.1.2.3:5000"};

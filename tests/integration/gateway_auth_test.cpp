@@ -133,9 +133,9 @@ TEST(GatewayAuthTest, TwoHundredClientsConnectedWhileAsleepEachQueryAfterOneStar
   ac.cluster().append_conf("max_connections = 250\n");
   auto options = file_options(ac);
   options.max_waiting = 300;
-  options.instance_extra += "pool_size = 210\n";  // every session holds its server connection at once
+  options.instance_extra += "pool_size = 210\n";            // every session holds its server connection at once
   options.instance_extra += "connect_timeout = \"60s\"\n";  // and 200 server logins at once, too
-  options.login_timeout = "60s";                  // 200 SCRAM logins at once, on a machine that may be busy
+  options.login_timeout = "60s";                            // 200 SCRAM logins at once, on a machine that may be busy
   Gateway gateway(options, &ac.cluster());
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
   warm_up(gateway, "alice", kAlicePassword);

@@ -3,17 +3,17 @@
 // holding an instance past its idle_timeout, `pgnap sleep` refused while a session is in use
 // and accepted once it is not, and a keep-warm window in a zone other than UTC waking the
 // instance at its start. The ledger's report counts each wake under its cause.
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
