@@ -367,6 +367,19 @@ asio::awaitable<void> accept_loop(std::shared_ptr<ControlServer::State> state) {
 
 }  // namespace
 
+int probe_control_socket(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return EINVAL;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe < 0) return errno;
+  const int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int error = rc == 0 ? 0 : errno;
+  ::close(probe);
+  return (rc == 0 || error == EAGAIN || error == EINPROGRESS) ? 0 : error;
+}
+
 ControlServer::ControlServer(asio::io_context& io, std::string path, ControlHandler& handler, Limits limits)
     : path_(std::move(path)), state_(std::make_shared<State>(io, path_, handler, limits)) {
   sockaddr_un addr{};
@@ -383,14 +396,8 @@ ControlServer::ControlServer(asio::io_context& io, std::string path, ControlHand
                                ": a file that is not a socket is in the way; remove it or set another "
                                "[gateway] control_socket");
     }
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.data(), path_.size());
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (probe < 0) throw std::runtime_error("cannot create a socket: " + errno_text(errno));
-    const int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-    const int error = rc == 0 ? 0 : errno;
-    ::close(probe);
-    if (rc == 0 || error == EAGAIN || error == EINPROGRESS) {
+    const int error = probe_control_socket(path_);
+    if (error == 0) {
       throw ControlSocketInUse("cannot create the control socket " + path_ +
                                ": another process answers on it (is another pgnap running with this "
                                "configuration?)");

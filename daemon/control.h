@@ -79,6 +79,10 @@ class ControlHandler {
 // "2026-11-01T08:00:00Z"; the epoch (an unset time) reads "".
 [[nodiscard]] std::string rfc3339(std::chrono::system_clock::time_point t);
 
+// Whether a process answers on the Unix socket `path`: 0 when one does (connected, or its
+// backlog is full), otherwise the errno of the attempt (ECONNREFUSED: a stale file; ENOENT: none).
+[[nodiscard]] int probe_control_socket(const std::string& path);
+
 // Another process answers on the socket file: another pgnap runs with this configuration.
 class ControlSocketInUse : public std::runtime_error {
  public:

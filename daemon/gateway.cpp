@@ -70,6 +70,12 @@ Gateway::Gateway(config::Config config)
   log::Level level = log::Level::kInfo;
   if (log::parse_level(config_.gateway.log_level, level)) log::set_level(level);
   tls_.load(config_.gateway.tls);
+  // Another pgnap running with this configuration answers on the control socket: refuse before
+  // the ledger is opened (opening it would close that pgnap's open intervals as crashed).
+  if (!config_.gateway.control_socket.empty() && probe_control_socket(config_.gateway.control_socket) == 0) {
+    throw std::runtime_error("another process answers on the control socket " + config_.gateway.control_socket +
+                             ": is another pgnap running with this configuration?");
+  }
   ledger_ = accounting::Ledger::open(config_.gateway.ledger);
   if (ledger_->recovered_intervals() > 0) {
     PGNAP_LOG(kWarning, "ledger",

@@ -64,7 +64,11 @@ std::uint16_t free_tcp_port() {
 
 // ---- Build-time facts ------------------------------------------------------------------------
 
-std::string pgnap_binary() { return PGNAP_BINARY; }
+std::string pgnap_binary() {
+  // `make test-sanitize` runs these tests against the sanitized build's pgnap.
+  if (const char* other = std::getenv("PGNAP_BINARY"); other != nullptr && *other != '\0') return other;
+  return PGNAP_BINARY;
+}
 std::string pg_bin_dir() { return PGNAP_PG_BIN_DIR; }
 std::string template_dir() { return PGNAP_IT_TEMPLATE_DIR; }
 std::string source_dir() { return PGNAP_SOURCE_DIR; }

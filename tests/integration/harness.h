@@ -46,7 +46,7 @@ namespace pgnap::it {
 
 // ---- Build-time facts (compile definitions from tests/integration/CMakeLists.txt) --------
 
-[[nodiscard]] std::string pgnap_binary();   // the pgnap built alongside the tests
+[[nodiscard]] std::string pgnap_binary();   // the pgnap built alongside the tests ($PGNAP_BINARY overrides)
 [[nodiscard]] std::string pg_bin_dir();     // PostgreSQL server binaries (initdb, pg_ctl, ...)
 [[nodiscard]] std::string template_dir();   // where the template cluster is kept
 [[nodiscard]] std::string source_dir();     // the repository (for examples/)
