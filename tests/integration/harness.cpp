@@ -408,13 +408,20 @@ Gateway::Gateway(GatewayOptions options, const Cluster* cluster) : dir_(false), 
 }
 
 Gateway::~Gateway() {
+  // A sanitized pgnap (`make test-sanitize` sets $PGNAP_BINARY to it): end it as its service
+  // manager would (SIGTERM: drain, exit 0), so that LeakSanitizer's check at exit runs and
+  // reports what pgnap left allocated; SIGKILL only if it is still draining a session the test
+  // left open after 5 s. A test that killed pgnap itself (kill9, terminate) is unaffected: it
+  // has been reaped.
+  static const bool sanitized_pgnap = [] {
 #if defined(__SANITIZE_ADDRESS__)
-  // Sanitizer build: end pgnap as its service manager would (SIGTERM: drain, exit 0), so that
-  // LeakSanitizer's check at exit runs and reports what pgnap left allocated; SIGKILL only if
-  // it is still draining a session the test left open after 5 s. A test that killed pgnap
-  // itself (kill9, terminate) is unaffected: it has been reaped.
-  if (running()) (void)terminate(SIGTERM, 5s);
+    return true;
+#else
+    const char* other = std::getenv("PGNAP_BINARY");
+    return other != nullptr && *other != '\0';
 #endif
+  }();
+  if (sanitized_pgnap && running()) (void)terminate(SIGTERM, 5s);
   kill9();
   // A sanitizer's report is on pgnap's stderr, its log; with abort_on_error (the Makefile's
   // ASAN_OPTIONS) it then dies of SIGABRT, which a test sends never.
