@@ -206,7 +206,7 @@ TEST(WakeRulesTest, TransparentIgnoredAddressIsRefusedWhileAsleepAndServedOnceWo
   Gateway gateway(options, &cluster);
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
 
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 20; ++i) {
     const auto c = connect(gateway.conninfo(), 30s);
     ASSERT_FALSE(c.ok()) << "attempt " << i << " was let in while asleep";
     EXPECT_EQ(c.server.sqlstate, "57P03") << c.error;
