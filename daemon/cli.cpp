@@ -457,7 +457,9 @@ void print_status_table(std::ostream& out, const json::object& reply) {
       for (const auto& p : next->as_array()) {
         if (!p.is_object()) continue;
         const auto& n = p.as_object();
-        out << "  next:       " << text_of(n, "what") << " at " << text_of(n, "at") << " (in "
+        const std::string what = text_of(n, "what");
+        // "suspend at T", but "stay awake until T".
+        out << "  next:       " << what << (what.ends_with(" until") ? " " : " at ") << text_of(n, "at") << " (in "
             << elapsed_ms(number_of(n, "in_ms")) << ")";
         if (const auto detail = text_of(n, "detail"); !detail.empty()) out << ", " << detail;
         out << "\n";

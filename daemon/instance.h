@@ -44,7 +44,7 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 class Instance;
-struct InstanceSchedule;  // instance_control.cpp
+struct InstanceSchedule;  // instance_schedule.h
 
 // A session's claim on an awake instance. Move-only; releasing it (or destroying it) tells
 // the instance the session is over.
@@ -260,7 +260,7 @@ class Instance {
   // maintenance); `why` is what the ledger and `pgnap status` record.
   void start_wake(std::string reason, std::string_view cause, WakeCause why, ClientIdentity client = {},
                   std::string detail = {});
-  // instance_control.cpp: holds (wake --for, keep-warm windows, maintenance) and the schedule.
+  // instance_schedule.cpp: holds (wake --for, keep-warm windows, maintenance) and the schedule.
   // The moment until which something keeps it awake regardless of its sessions, if later than `now`.
   [[nodiscard]] std::optional<Clock::time_point> held_until(Clock::time_point now) const;
   [[nodiscard]] std::string hold_reason(Clock::time_point now) const;

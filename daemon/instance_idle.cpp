@@ -8,7 +8,7 @@
 //
 // Sessions of clients a wake rule ignores (a monitor) never keep it awake: they count as idle
 // whatever they do, and are parked or closed with the others. A hold (`pgnap wake --for`, a
-// keep-warm window, a maintenance wake: instance_control.cpp) keeps it awake until it ends;
+// keep-warm window, a maintenance wake: instance_schedule.cpp) keeps it awake until it ends;
 // the usual rules apply from then on.
 #include <algorithm>
 
