@@ -245,6 +245,11 @@ struct GatewayConfig {
   // (mode 0660; docs/control.md). "" = none. When its directory is missing the gateway logs a
   // warning and runs without it.
   std::string control_socket = "/run/pgnap/control.sock";
+  // How relayed bytes go between clients and PostgreSQL (docs/operations.md, "The kernel
+  // relay"): "auto" moves plaintext TCP sessions into the kernel (a sockmap and a BPF
+  // program) when pgnap may load it, and relays in user space otherwise, saying why once;
+  // "kernel" refuses to start without it; "user" never tries.
+  std::string relay = "auto";
   bool operator==(const GatewayConfig&) const = default;
 };
 

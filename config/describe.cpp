@@ -294,6 +294,7 @@ std::string describe_config(const Config& config, std::chrono::system_clock::tim
   line(out, "ledger", gateway.ledger + " (heartbeat every " + format_duration(gateway.ledger_heartbeat) + ")");
   line(out, "log_level", gateway.log_level);
   line(out, "max_message_size", format_size(gateway.max_message_size));
+  line(out, "relay", gateway.relay);
   line(out, "queue_limit_total",
        format_size(gateway.queue_limit_total) + " (queued by all sessions while their instances wake)");
   line(out, "tcp_keepalive",

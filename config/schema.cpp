@@ -73,6 +73,7 @@ constexpr DurationValue kPositive{Duration(1), kMaxDuration};
 constexpr DurationValue kNonNegative{Duration(0), kMaxDuration};
 
 constexpr std::array<std::string_view, 4> kLogLevels{"debug", "info", "warning", "error"};
+constexpr std::array<std::string_view, 3> kRelayModes{"auto", "kernel", "user"};
 constexpr std::array<std::string_view, 3> kTlsModes{"disable", "allow", "require"};
 constexpr std::array<std::string_view, 3> kBackendTlsModes{"disable", "prefer", "require"};
 constexpr std::array<std::string_view, 2> kAuthModes{"passthrough", "gateway"};
@@ -252,6 +253,8 @@ const std::vector<KeyRow<GatewayConfig>> detail::kGatewayKeys = {
     key("tls", &GatewayConfig::tls, TableValue<TlsConfig>{kTlsKeys}),
     // The listening socket of the control commands is bound once, at start-up.
     key("control_socket", &GatewayConfig::control_socket, SocketPathValue{}, Presence::kOptional, Reload::kRestart),
+    // The BPF program is loaded once, at start-up.
+    key("relay", &GatewayConfig::relay, ChoiceValue{kRelayModes}, Presence::kOptional, Reload::kRestart),
 };
 
 const std::vector<KeyRow<MetricsConfig>> detail::kMetricsKeys = {

@@ -21,7 +21,9 @@
 #include "daemon/backend_factory.h"
 #include "daemon/control.h"
 #include "daemon/gateway.h"
+#include "daemon/kernel_relay.h"
 #include "daemon/log.h"
+#include "daemon/net.h"
 #include "daemon/tls.h"
 
 namespace pgnap::daemon {
@@ -247,6 +249,21 @@ std::optional<config::Config> load(const std::string& path) {
   }
 }
 
+// Whether this process could load the kernel relay's program: nullopt if so, else why not.
+std::optional<std::string> kernel_relay_refused() {
+  asio::io_context io;
+  std::string why;
+  if (KernelRelay::load(io.get_executor(), why)) return std::nullopt;
+  return why;
+}
+
+// The relay `pgnap run` would use with `config`, as this user on this kernel.
+std::string relay_description(const config::Config& config) {
+  if (config.gateway.relay == "user") return "user space (relay = \"user\")";
+  if (auto why = kernel_relay_refused()) return "user space (the kernel relay is unavailable: " + *why + ")";
+  return "kernel (sockmap) for plaintext TCP sessions at rest, user space otherwise";
+}
+
 // What `check` can verify beyond the file itself without touching any instance.
 std::vector<std::string> environment_problems(const config::Config& config) {
   std::vector<std::string> problems;
@@ -257,6 +274,10 @@ std::vector<std::string> environment_problems(const config::Config& config) {
   }
   for (const auto& instance : config.instances) {
     for (auto& p : backend_problems(instance)) problems.push_back(std::move(p));
+  }
+  if (auto refused = event_loop_refused()) problems.push_back(std::move(*refused));
+  if (config.gateway.relay == "kernel") {
+    if (auto why = kernel_relay_refused()) problems.push_back("relay = \"kernel\": " + *why);
   }
   return problems;
 }
@@ -297,6 +318,9 @@ int check(const std::string& path) {
   auto config = load(path);
   if (!config) return kExitConfig;
   std::cout << config::describe_config(*config);
+  // Not the file's: how this binary was built (cmake -DPGNAP_IO_URING).
+  std::cout << "\nBuild\n  event loop        " << event_loop_name() << "\n";
+  std::cout << "  relay             " << relay_description(*config) << "\n";
   compare_with_running(*config);
   const auto problems = environment_problems(*config);
   for (const auto& p : problems) std::cerr << "pgnap: " << p << "\n";
@@ -390,6 +414,12 @@ int control(const Args& args) {
 int run(const std::string& path) {
   auto config = load(path);
   if (!config) return kExitConfig;
+  // Before anything is opened: an io_uring build on a kernel that refuses io_uring would
+  // otherwise fail on its first socket with only "io_uring_queue_init: ...".
+  if (auto refused = event_loop_refused()) {
+    PGNAP_LOG(kError, "gateway", "cannot start: " << *refused);
+    return kExitConfig;
+  }
   try {
     Gateway gateway(std::move(*config));
     return gateway.run();

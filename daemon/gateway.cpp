@@ -26,6 +26,7 @@
 #include "daemon/cancel_forward.h"
 #include "daemon/instance_auth.h"
 #include "daemon/log.h"
+#include "daemon/net.h"
 #include "daemon/startup_reader.h"
 #include "daemon/stream.h"
 #include "daemon/systemd_notify.h"
@@ -106,6 +107,24 @@ Gateway::Gateway(config::Config config)
     const auto it = pools_.find(&instance);
     return it == pools_.end() ? nullptr : it->second.get();
   };
+  open_kernel_relay();
+}
+
+void Gateway::open_kernel_relay() {
+  const std::string& relay = config_.gateway.relay;
+  if (relay == "user") {
+    PGNAP_LOG(kInfo, "gateway", "relay: user space (relay = \"user\")");
+    return;
+  }
+  std::string why;
+  kernel_relay_ = KernelRelay::load(io_.get_executor(), why, &gateway_metrics_.relay);
+  if (kernel_relay_) {
+    env_.kernel = kernel_relay_.get();
+    PGNAP_LOG(kInfo, "gateway", "relay: kernel (sockmap) for plaintext TCP sessions at rest, user space otherwise");
+    return;
+  }
+  if (relay == "kernel") throw std::runtime_error("relay = \"kernel\", and the kernel relay is unavailable: " + why);
+  PGNAP_LOG(kInfo, "gateway", "relay: user space (the kernel relay is unavailable: " << why << ")");
 }
 
 Gateway::~Gateway() = default;
@@ -148,6 +167,7 @@ void Gateway::rebuild_router() {
 int Gateway::run() {
   // Writes to a closed socket or pipe must return EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
+  PGNAP_LOG(kInfo, "gateway", "event loop: " << event_loop_name());
   raise_descriptor_limit(config_.gateway.max_clients);
   open_listeners();
   open_control_socket();
@@ -474,6 +494,7 @@ asio::awaitable<void> Gateway::finish_shutdown() {
   if (metrics_endpoint_) metrics_endpoint_->stop();
   // Open until now, so that `pgnap status` shows the drain.
   if (control_) control_->stop();
+  if (kernel_relay_) kernel_relay_->stop();
   // Nothing is left to stop: let the signal handler end, and with it io_context::run().
   shutdown_finished_ = true;
   watchdog_.cancel();

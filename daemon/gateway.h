@@ -27,6 +27,7 @@
 #include "daemon/control.h"
 #include "daemon/instance.h"
 #include "daemon/instance_auth.h"
+#include "daemon/kernel_relay.h"
 #include "daemon/ledger_recorder.h"
 #include "daemon/metrics_endpoint.h"
 #include "daemon/router.h"
@@ -91,6 +92,8 @@ class Gateway : private ControlHandler {
   // The control socket, after the listeners: a missing directory or another failure is a
   // warning (the gateway runs without it); a live pgnap's socket throws ControlSocketInUse.
   void open_control_socket();
+  // [gateway] relay: loads the kernel relay's program, or says why sessions stay in user space.
+  void open_kernel_relay();
   // An instance clients may use (not removed by a reload), or nullptr.
   [[nodiscard]] Instance* active_instance(const std::string& name) const;
   // ControlHandler: `pgnap status`, `wake`, `sleep`, `reload`.
@@ -128,6 +131,7 @@ class Gateway : private ControlHandler {
   std::list<std::unique_ptr<Listener>> listeners_;
   bool socket_activated_ = false;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::unique_ptr<KernelRelay> kernel_relay_;  // none: [gateway] relay = "user", or it could not be loaded
   std::unique_ptr<ControlServer> control_;  // none when control_socket = "" or it could not be created
   std::list<SessionSlot> sessions_;
   std::size_t active_connections_ = 0;

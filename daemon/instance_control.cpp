@@ -79,6 +79,7 @@ const config::WakeIgnoreRule* Instance::ignored(const ClientIdentity& client) co
 // ---- status ----
 
 InstanceStatus Instance::status() const {
+  refresh_activities();
   const auto now = Clock::now();
   const auto now_wall = SystemClock::now();
   InstanceStatus s;
@@ -247,6 +248,7 @@ asio::awaitable<ControlOutcome> Instance::wake_manually(Duration hold, std::stri
 }
 
 ControlOutcome Instance::sleep_manually(const std::string& who) {
+  refresh_activities();
   PGNAP_LOG(kInfo, context(), "manual sleep asked by " << who);
   const std::string name = "instance \"" + config_.name + "\"";
   switch (state_) {

@@ -108,7 +108,14 @@ std::optional<Clock::time_point> Instance::idle_sessions_deadline() const {
   return std::max(idle_since + config_.idle_timeout, awake_since_ + config_.min_awake);
 }
 
+void Instance::refresh_activities() const {
+  for (const SessionActivity* a : watched_) {
+    if (a->refresh) a->refresh();
+  }
+}
+
 void Instance::on_idle_timer() {
+  refresh_activities();
   const auto now = Clock::now();
   if (operation_ == Operation::kCloseIdleSessions) {
     // Sessions asked to park that refused (a temporary table, ...) after all: closed now.

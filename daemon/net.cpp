@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -99,5 +100,33 @@ bool means_nothing_listening(const boost::system::error_code& ec) {
   return ec == asio::error::connection_refused || ec == asio::error::not_found ||
          ec == boost::system::errc::no_such_file_or_directory;
 }
+
+// BOOST_ASIO_HAS_IO_URING_AS_DEFAULT is Asio's own conclusion from BOOST_ASIO_HAS_IO_URING
+// and BOOST_ASIO_DISABLE_EPOLL (CMakeLists.txt, PGNAP_IO_URING): io_uring then carries every
+// socket, descriptor, timer and signal.
+#if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+std::string_view event_loop_name() { return "io_uring"; }
+
+std::optional<std::string> event_loop_refused() {
+  try {
+    // A timer makes the io_context set up its reactor: here, the ring (io_uring_queue_init).
+    asio::io_context io;
+    asio::steady_timer timer(io);
+  } catch (const boost::system::system_error& e) {
+    // e.what() adds " [system:1]" to "io_uring_queue_init: Operation not permitted".
+    const std::string what = e.what();
+    return "this pgnap is built to run its event loop on io_uring (PGNAP_IO_URING) and the kernel refused it (" +
+           what.substr(0, what.find(':')) + ": " + e.code().message() +
+           "): allow io_uring (seccomp filter, sysctl kernel.io_uring_disabled, Linux 5.10 or later) or use a "
+           "build with the default epoll event loop";
+  }
+  return std::nullopt;
+}
+#elif defined(BOOST_ASIO_HAS_EPOLL)
+std::string_view event_loop_name() { return "epoll"; }
+std::optional<std::string> event_loop_refused() { return std::nullopt; }
+#else
+#error "pgnap runs on Linux: Asio's event loop is epoll or io_uring"
+#endif
 
 }  // namespace pgnap::daemon

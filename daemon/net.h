@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,5 +60,14 @@ void tune_server_socket(Socket& socket);
 
 // Connection errors that mean nothing listens there: the server is down.
 [[nodiscard]] bool means_nothing_listening(const boost::system::error_code& ec);
+
+// The event loop Asio runs on in this build: "io_uring" (cmake -DPGNAP_IO_URING=ON) or
+// "epoll". Logged at start-up and printed by `pgnap check`.
+[[nodiscard]] std::string_view event_loop_name();
+
+// Whether this kernel lets the build's event loop start: for io_uring, a ring is set up (and
+// closed) as the gateway's would be. nullopt when it can; otherwise why not, for the operator
+// (io_uring refused by seccomp, kernel.io_uring_disabled or an old kernel).
+[[nodiscard]] std::optional<std::string> event_loop_refused();
 
 }  // namespace pgnap::daemon

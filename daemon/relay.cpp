@@ -53,16 +53,23 @@ Relay::Relay(Stream& client, Stream& server, std::uint32_t max_client_message,
                    types({msg::kBackendKeyData, msg::kReadyForQuery, msg::kErrorResponse, msg::kCommandComplete,
                           msg::kNotificationResponse, msg::kParameterStatus})),
       on_backend_key_(std::move(on_backend_key)),
-      counters_(counters) {}
+      counters_(counters),
+      max_client_message_(max_client_message) {}
 
 void Relay::close_idle() {
   idle_closed_ = true;
+  if (kernel_wake_) kernel_wake_();
   boost::system::error_code ec;
   client_.cancel(ec);
   server_.cancel(ec);
 }
 
 bool Relay::parkable() const {
+  if (in_kernel_) {
+    // activity_ is refreshed from the program; the walkers' positions are checked again when
+    // the session leaves the kernel (relay_phase.cpp asks parkable() after a park).
+    return may_park_ && activity_.at_rest && !activity_.listening && activity_.transaction_status == 'I';
+  }
   return may_park_ && activity_.at_rest && !activity_.listening && transaction_status_ == 'I' &&
          from_client_.at_boundary() && from_server_.at_boundary() && !to_client_pending_ && !client_terminated_ &&
          !parameters_unknown_;
@@ -72,6 +79,7 @@ bool Relay::request_park() {
   if (!parkable()) return false;
   park_requested_ = true;
   activity_.parking = true;
+  if (kernel_wake_) kernel_wake_();
   boost::system::error_code ec;
   client_.cancel(ec);
   server_.cancel(ec);
@@ -96,6 +104,7 @@ std::string_view to_string(RelayEnd::Why why) {
     case Why::kIdleClosed: return "closed while idle";
     case Why::kParked: return "parked";
     case Why::kShutdown: return "shutdown";
+    case Why::kToKernel: return "into the kernel relay";
   }
   return "?";
 }
@@ -151,8 +160,13 @@ void Relay::on_server_message(const protocol::ScannedMessage& m) {
   }
 }
 
-std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes bytes, std::size_t& forward) {
-  forward = bytes.size();
+std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes all, std::size_t& forward) {
+  forward = all.size();
+  // The rest of a message the kernel relay began to forward goes on unscanned.
+  std::uint64_t& skip = direction == Direction::kToServer ? skip_to_server_ : skip_to_client_;
+  const std::size_t skipped = static_cast<std::size_t>(std::min<std::uint64_t>(skip, all.size()));
+  skip -= skipped;
+  const protocol::Bytes bytes = all.subspan(skipped);
   if (direction == Direction::kToServer) {
     if (from_client_.scan(bytes, [this](const protocol::ScannedMessage& m) { on_client_message(m); }) ==
         protocol::ScanStatus::kOk) {
@@ -163,7 +177,7 @@ std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes byte
       constexpr std::uint8_t kTerminate[5] = {'X', 0, 0, 0, 4};
       if (bytes.size() >= 5 && from_client_.at_boundary() &&
           std::equal(bytes.end() - 5, bytes.end(), std::begin(kTerminate))) {
-        forward = bytes.size() - 5;
+        forward = all.size() - 5;
         terminate_held_ = true;
         return RelayEnd{RelayEnd::Why::kClientClosed, "Terminate (the server connection is kept)", {}};
       }
@@ -182,6 +196,7 @@ std::optional<RelayEnd> Relay::inspect(Direction direction, protocol::Bytes byte
 }
 
 RelayEnd Relay::cancelled() const {
+  if (to_kernel_ && !idle_closed_ && !park_requested_) return RelayEnd{RelayEnd::Why::kToKernel, {}, {}};
   if (park_requested_ && !idle_closed_) return RelayEnd{RelayEnd::Why::kParked, {}, {}};
   return RelayEnd{idle_closed_ ? RelayEnd::Why::kIdleClosed : RelayEnd::Why::kShutdown, {}, {}};
 }
@@ -214,7 +229,7 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       auto [wec] = co_await src.async_wait(Socket::wait_read, asio::as_tuple(asio::use_awaitable));
       if (wec == asio::error::operation_aborted) co_return cancelled();
     }
-    if (idle_closed_ || park_requested_) co_return cancelled();
+    if (idle_closed_ || park_requested_ || to_kernel_) co_return cancelled();
     const std::size_t n = src.read_some(asio::buffer(g_scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       reads_without_wait = 0;
@@ -250,9 +265,10 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       // direction until it is delivered.
       pending.assign(g_scratch.begin() + static_cast<std::ptrdiff_t>(written),
                      g_scratch.begin() + static_cast<std::ptrdiff_t>(n));
-      if (!to_server) to_client_pending_ = true;
+      bool& in_flight = to_server ? to_server_pending_ : to_client_pending_;
+      in_flight = true;
       auto [wec, _] = co_await asio::async_write(dst, asio::buffer(pending), asio::as_tuple(asio::use_awaitable));
-      if (!to_server) to_client_pending_ = false;
+      in_flight = false;
       if (wec == asio::error::operation_aborted) co_return cancelled();
       if (wec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, wec.message(), {}};
       std::vector<std::uint8_t>().swap(pending);  // give the memory back: idle sessions hold none
@@ -260,6 +276,12 @@ asio::awaitable<RelayEnd> Relay::pump(Direction direction) {
       continue;
     }
     if (n < g_scratch.size()) {
+      // The server's answer is through and the session at rest: its next bytes may go by the
+      // kernel. (The other pump, waiting, is cancelled by the || in run().)
+      if (!to_server && may_enter_kernel()) {
+        to_kernel_ = true;
+        co_return RelayEnd{RelayEnd::Why::kToKernel, {}, {}};
+      }
       drained = true;
       continue;
     }
@@ -319,11 +341,15 @@ asio::awaitable<RelayEnd> Relay::run() {
     auto r = co_await (pump_stream(Direction::kToServer) || pump_stream(Direction::kToClient));
     co_return r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
   }
-  boost::system::error_code ec;
-  client_.non_blocking(true, ec);
-  server_.non_blocking(true, ec);
-  auto r = co_await (pump(Direction::kToServer) || pump(Direction::kToClient));
-  co_return r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+  for (;;) {
+    boost::system::error_code ec;
+    client_.non_blocking(true, ec);
+    server_.non_blocking(true, ec);
+    auto r = co_await (pump(Direction::kToServer) || pump(Direction::kToClient));
+    RelayEnd end = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+    if (end.why != RelayEnd::Why::kToKernel) co_return end;
+    if (auto kernel_end = co_await kernel_phase()) co_return std::move(*kernel_end);
+  }
 }
 
 }  // namespace pgnap::daemon

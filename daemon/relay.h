@@ -19,6 +19,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "daemon/kernel_relay.h"
 #include "daemon/net.h"
 #include "daemon/session_activity.h"
 #include "daemon/stream.h"
@@ -38,6 +39,7 @@ struct RelayEnd {
     kIdleClosed,      // close_idle(): the instance closed the session so that it can sleep
     kParked,          // request_park(): stopped at rest, to detach the server (the session goes on)
     kShutdown,        // cancelled: the gateway is shutting down
+    kToKernel,        // (inside run() only) at rest: the session's bytes go into the kernel relay
   };
   Why why = Why::kClientClosed;
   std::string detail;  // for the log: the socket error, or what was wrong with the stream
@@ -82,6 +84,10 @@ class Relay {
   // Bytes of the client's stream that pgnap read before the relay (the authenticating
   // mode's queue, starting at a message boundary): run() scans and sends them first.
   void send_first_to_server(std::string bytes) { first_to_server_ = std::move(bytes); }
+  // The kernel relay (kernel_relay.h), for a session whose both sides are plaintext TCP: each
+  // time the session is at rest, its bytes go into the kernel until something needs pgnap
+  // (relay_kernel.cpp). Without it, or when it refuses the sockets, all is relayed here.
+  void use_kernel(KernelRelay* kernel) { kernel_ = kernel; }
   // Relays until either side closes or fails. Cancellation (shutdown) ends it.
   [[nodiscard]] asio::awaitable<RelayEnd> run();
 
@@ -122,6 +128,17 @@ class Relay {
   // A Terminate held back (keep_server) ends the client's direction: `forward` is then the
   // number of bytes before it, still to be sent.
   std::optional<RelayEnd> inspect(Direction direction, protocol::Bytes bytes, std::size_t& forward);
+  // The kernel relay (relay_kernel.cpp). `may_enter_kernel`: at rest, both streams between
+  // messages, nothing pending either way. `kernel_phase` arms both sockets, waits for them to
+  // come back, and hands the session back to the pumps (nullopt) or ends it.
+  [[nodiscard]] bool may_enter_kernel() const;
+  asio::awaitable<std::optional<RelayEnd>> kernel_phase();
+  // Both sockets back to user space: disarmed, what the kernel still sent awaited, the
+  // walkers' positions and counts taken over. False: the kernel did not let go in time.
+  asio::awaitable<bool> leave_kernel(std::string& why);
+  void resume_direction(Direction direction, const pgnap_walk& walk);
+  // While in the kernel: the session's use from the program's counts (activity().refresh).
+  void refresh_from_kernel();
   void on_client_message(const protocol::ScannedMessage& m);
   void on_server_message(const protocol::ScannedMessage& m);
   // The end of a pump that was cancelled (shutdown or close_idle) or whose peer closed.
@@ -140,6 +157,7 @@ class Relay {
   bool client_terminated_ = false;
   std::string server_error_;
   bool to_client_pending_ = false;  // a partial write to the client is in flight
+  bool to_server_pending_ = false;  // a partial write to the server is in flight
   // For activity_.at_rest: queries and Syncs sent and not yet answered by a ReadyForQuery,
   // and an extended-protocol batch sent without its Sync.
   std::uint32_t unanswered_ = 0;
@@ -153,6 +171,28 @@ class Relay {
   protocol::ParameterList* parameters_ = nullptr;
   bool terminate_held_ = false;      // the client's Terminate ended its stream, and was not forwarded
   bool parameters_unknown_ = false;  // a ParameterStatus too long to be read from the scanner's head
+
+  // The kernel relay (relay_kernel.cpp).
+  std::uint32_t max_client_message_;
+  KernelRelay* kernel_ = nullptr;
+  bool kernel_refused_ = false;  // a socket could not be enrolled: user space for good
+  bool to_kernel_ = false;       // a pump found the session at rest: both return kToKernel
+  bool in_kernel_ = false;
+  std::optional<KernelSocket> kernel_client_;
+  std::optional<KernelSocket> kernel_server_;
+  std::uint32_t kernel_epoch_ = 0;
+  struct KernelBase {
+    std::uint64_t client_redirected = 0;  // the program's counts when armed
+    std::uint64_t server_redirected = 0;
+    std::uint64_t client_taken = 0;  // what each socket had taken for sending when armed
+    std::uint64_t server_taken = 0;
+    char transaction_status = 'I';
+  } kernel_base_;
+  std::function<void()> kernel_wake_;  // ends the kernel phase's wait
+  // Bytes of a message the kernel began to forward, to be forwarded unscanned (the walker had
+  // already counted it) before the scanner takes over again.
+  std::uint64_t skip_to_server_ = 0;
+  std::uint64_t skip_to_client_ = 0;
 };
 
 }  // namespace pgnap::daemon

@@ -1,9 +1,12 @@
 #include "daemon/relay_phase.h"
 
+#include <sys/socket.h>
+
 #include <optional>
 
 #include <boost/asio/this_coro.hpp>
 
+#include "daemon/kernel_relay.h"
 #include "daemon/log.h"
 #include "daemon/relay.h"
 #include "protocol/encode.h"
@@ -15,6 +18,12 @@ namespace {
 namespace sqlstate = protocol::sqlstate;
 
 bool is_cancelled(const asio::cancellation_state& state) { return state.cancelled() != asio::cancellation_type::none; }
+
+bool is_tcp(const Socket& socket) {
+  boost::system::error_code ec;
+  const int family = socket.local_endpoint(ec).protocol().family();
+  return !ec && (family == AF_INET || family == AF_INET6);
+}
 
 // The end of a relayed session that pgnap ends itself (shutdown, a client breaking the
 // protocol, an idle close): a FATAL to the client when it can be said between messages,
@@ -45,6 +54,10 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
   };
   Relay relay(client, e.server, env.max_client_message(), on_key,
               {&instance->metrics().bytes_client_to_server, &instance->metrics().bytes_server_to_client});
+  // Plaintext TCP on both sides: at rest, the session's bytes may go by the kernel.
+  if (env.kernel != nullptr && !client.tls() && !e.server.tls() && is_tcp(client.socket()) && is_tcp(e.server.socket())) {
+    relay.use_kernel(env.kernel);
+  }
   PGNAP_LOG(kDebug, e.context, "relaying");
   const auto started = Clock::now();
   // The instance watches the session's traffic while it is relayed, and may close it when
@@ -148,7 +161,8 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
     case RelayEnd::Why::kParked:
     case RelayEnd::Why::kClientClosed:
     case RelayEnd::Why::kServerProtocol:
-    case RelayEnd::Why::kWriteFailed: break;
+    case RelayEnd::Why::kWriteFailed:
+    case RelayEnd::Why::kToKernel: break;
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
   PGNAP_LOG(kDebug, e.context,

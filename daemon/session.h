@@ -27,6 +27,8 @@
 
 namespace pgnap::daemon {
 
+class KernelRelay;
+
 class Instance;
 class InstanceAuth;
 class ServerPool;
@@ -53,6 +55,8 @@ struct SessionEnv {
   // theirs is in flight, so the drain ends them at once (their event timers are cancelled).
   bool draining = false;
   std::list<asio::steady_timer*> unattached_sessions;
+  // The kernel relay ([gateway] relay), nullptr when sessions are relayed in user space only.
+  KernelRelay* kernel = nullptr;
   // The largest message a client may send after its startup ([gateway] max_message_size).
   [[nodiscard]] std::uint32_t max_client_message() const {
     return static_cast<std::uint32_t>(std::min<std::uint64_t>(gateway->max_message_size, 0xffffffffu));

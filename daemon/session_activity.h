@@ -28,9 +28,11 @@ struct SessionActivity {
   bool at_rest = false;
   bool busy = false;              // a query, COPY or extended-protocol batch in flight (not only "in a transaction")
   char transaction_status = 'I';  // of the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' a failed one
-  bool listening = false;
-  bool ignored = false;  // a wake rule matches its client: it never keeps the instance awake  // a LISTEN completed, or
-                         // a notification arrived
+  bool listening = false;  // a LISTEN completed, or a notification arrived
+  bool ignored = false;    // a wake rule matches its client: it never keeps the instance awake
+  // Brings the fields above up to date before the instance reads them, when the relay does not
+  // see the traffic itself (its bytes are in the kernel relay); empty otherwise.
+  std::function<void()> refresh;
   // Ends the session with pgnap's "terminating idle connection" FATAL, now.
   std::function<void()> close;
   // Parking (gateway-auth instances): `park` asks the session to detach its server connection

@@ -35,6 +35,11 @@ enum Family : std::size_t {
   kLimitHits,
   kTlsHandshakeFailures,
   kReloads,
+  kRelayInfo,
+  kKernelRelayEntries,
+  kKernelRelayHandbacks,
+  kKernelRelaySessions,
+  kKernelRelayRefused,
   kState,
   kWakes,
   kSuspends,
@@ -89,6 +94,17 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
      "for a full pool), pool_wait_timeout (and was then refused)."},
     {"pgnap_tls_handshake_failures_total", MetricType::Counter, "Client TLS handshakes that failed."},
     {"pgnap_config_reloads_total", MetricType::Counter, "Configuration reloads (SIGHUP), by outcome."},
+    {"pgnap_relay_info", MetricType::Gauge,
+     "The relay in use, as a label: kernel (plaintext TCP sessions at rest move into the kernel) or user; "
+     "always 1."},
+    {"pgnap_kernel_relay_entries_total", MetricType::Counter,
+     "Times a session's bytes went into the kernel relay (at rest, after a query's answer)."},
+    {"pgnap_kernel_relay_handbacks_total", MetricType::Counter,
+     "Times a session's bytes came back from the kernel relay to user space (a message pgnap handles, a park, "
+     "an idle close, the shutdown, a closed connection)."},
+    {"pgnap_kernel_relay_sessions", MetricType::Gauge, "Sessions whose bytes are in the kernel relay now."},
+    {"pgnap_kernel_relay_refused_sockets_total", MetricType::Counter,
+     "Sockets the kernel relay's sockmap refused; their sessions are relayed in user space."},
     {"pgnap_instance_state", MetricType::Gauge, "1 for the instance's current lifecycle state, 0 for the others."},
     {"pgnap_instance_wakes_total", MetricType::Counter, "Wakes that finished, by outcome (ok, failed, timeout)."},
     {"pgnap_instance_suspends_total", MetricType::Counter,
@@ -214,6 +230,11 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
   add(kTlsHandshakeFailures, counter({}, static_cast<double>(gateway.tls_handshake_failures)));
   add(kReloads, counter({{"outcome", "ok"}}, static_cast<double>(gateway.reloads_ok)));
   add(kReloads, counter({{"outcome", "failed"}}, static_cast<double>(gateway.reloads_failed)));
+  add(kRelayInfo, gauge({{"relay", gateway.relay.relay}}, 1));
+  add(kKernelRelayEntries, counter({}, static_cast<double>(gateway.relay.kernel_entries)));
+  add(kKernelRelayHandbacks, counter({}, static_cast<double>(gateway.relay.kernel_handbacks)));
+  add(kKernelRelaySessions, gauge({}, static_cast<double>(gateway.relay.kernel_sessions)));
+  add(kKernelRelayRefused, counter({}, static_cast<double>(gateway.relay.kernel_refused)));
 
   for (const InstanceMetrics* im : instances) {
     const std::string& name = im->name();

@@ -182,8 +182,18 @@ inline constexpr std::array<std::string_view, 9> kLimits{"max_clients",       "l
                                                          "connect_timeout",   "max_waiting",   "queue_limit",
                                                          "queue_limit_total", "pool_size",     "pool_wait_timeout"};
 
+// The relay in use and, with the kernel relay, what it did (daemon/kernel_relay.h).
+struct RelayCounters {
+  std::string relay = "user";             // "kernel": plaintext TCP sessions go into the kernel when at rest
+  std::uint64_t kernel_entries = 0;       // times a session's bytes went into the kernel
+  std::uint64_t kernel_handbacks = 0;     // ... and came back to user space
+  std::uint64_t kernel_sessions = 0;      // sessions whose bytes are in the kernel now
+  std::uint64_t kernel_refused = 0;       // sockets the sockmap refused (those sessions stay in user space)
+};
+
 struct GatewayMetrics {
   std::uint64_t connections_total = 0;
+  RelayCounters relay;
   std::map<std::string, std::uint64_t, std::less<>> limit_hits;  // by kLimits name
   std::uint64_t tls_handshake_failures = 0;
   std::uint64_t reloads_ok = 0;

@@ -10,7 +10,7 @@ PACKAGES="
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpq-dev libsqlite3-dev prometheus-cpp-dev libtomlplusplus-dev
-  libssl-dev libsystemd-dev libgtest-dev libgmock-dev libabsl-dev tzdata
+  libssl-dev libsystemd-dev libbpf-dev liburing-dev libgtest-dev libgmock-dev libabsl-dev tzdata
   postgresql postgresql-client pgbouncer prometheus
   dbus-daemon systemd openssl iproute2
   python3-psycopg python3-psycopg-pool python3-psycopg2 python3-sqlalchemy python3-django
