@@ -77,8 +77,9 @@ static __inline __u8 pgnap_tag_byte(__u8 tag, __u8 i) {
 static __inline __u8 pgnap_tag_length(__u8 tag) { return tag == 1 ? 7 : 12; }
 
 /* The message whose header (and, for a CommandComplete, tag) has just been read counts. */
-static __inline void pgnap_walk_commit(struct pgnap_walk *w) {
+static __inline void pgnap_walk_commit(struct pgnap_walk *w, const struct pgnap_walk_cfg *cfg) {
   w->committed = 1;
+  if (cfg->side != PGNAP_SIDE_CLIENT) return; /* a server's messages count at 'Z' only */
   switch (w->type) {
     case 'Q': case 'F': w->sync_points++; break;
     case 'S':
@@ -131,7 +132,7 @@ static __inline int pgnap_walk_step(struct pgnap_walk *w, const struct pgnap_wal
         return PGNAP_WALK_MORE;
       }
     }
-    pgnap_walk_commit(w);
+    pgnap_walk_commit(w, cfg);
     if (w->remaining == 0) w->header_have = 0;
     return PGNAP_WALK_MORE;
   }

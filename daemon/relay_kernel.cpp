@@ -48,6 +48,12 @@ bool unread(Socket& socket) {
 // client holds it up as long as it would hold up a write of pgnap's own.
 constexpr auto kLeaveTimeout = std::chrono::seconds(30);
 
+// The program resets a socket's walker at its first segment after an arming; before that, the
+// walker it holds is the previous arming's: nothing has been walked since this one.
+void current_walk(KernelSocketState& state, std::uint32_t epoch) {
+  if (state.epoch != epoch) state.walk = pgnap_walk{};
+}
+
 }  // namespace
 
 bool Relay::may_enter_kernel() const {
@@ -179,6 +185,8 @@ asio::awaitable<bool> Relay::leave_kernel(std::string& why) {
       why = "the kernel relay's state could not be read";
       co_return false;
     }
+    current_walk(client_state, kernel_epoch_);
+    current_walk(server_state, kernel_epoch_);
     if (!client_state.busy && !server_state.busy) {
       // Everything the kernel redirected has reached the socket it went to (its send queue):
       // what pgnap writes from now on comes after it.
@@ -202,8 +210,6 @@ asio::awaitable<bool> Relay::leave_kernel(std::string& why) {
   if (counters_.bytes_to_client) *counters_.bytes_to_client += server_state.redirected - kernel_base_.server_redirected;
   kernel_base_.client_redirected = client_state.redirected;
   kernel_base_.server_redirected = server_state.redirected;
-  resume_direction(Direction::kToServer, client_state.walk);
-  resume_direction(Direction::kToClient, server_state.walk);
   // The counts since arming, when the session was at rest (nothing unanswered).
   const std::uint32_t sent = client_state.walk.sync_points;
   const std::uint32_t answered = server_state.walk.ready;
@@ -218,6 +224,10 @@ asio::awaitable<bool> Relay::leave_kernel(std::string& why) {
     const Clock::time_point last{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(last_ns))};
     activity_.last_traffic = std::max(activity_.last_traffic, last);
   }
+  // After the counts: a message replayed into a scanner counts there (a ReadyForQuery the walker
+  // had not read the status of yet).
+  resume_direction(Direction::kToServer, client_state.walk);
+  resume_direction(Direction::kToClient, server_state.walk);
   co_return true;
 }
 
@@ -257,6 +267,8 @@ void Relay::refresh_from_kernel() {
   if (!in_kernel_ || !kernel_->read(*kernel_client_, client_state) || !kernel_->read(*kernel_server_, server_state)) {
     return;
   }
+  current_walk(client_state, kernel_epoch_);
+  current_walk(server_state, kernel_epoch_);
   const std::uint32_t sent = client_state.walk.sync_points;
   const std::uint32_t answered = server_state.walk.ready;
   const bool unsynced = client_state.walk.unsynced != 0;

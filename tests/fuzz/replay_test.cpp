@@ -27,6 +27,7 @@ extern "C" int fuzz_config_one_input(const std::uint8_t* data, std::size_t size)
 extern "C" int fuzz_scram_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int fuzz_auth_file_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int fuzz_sql_text_one_input(const std::uint8_t* data, std::size_t size);
+extern "C" int fuzz_kernel_walk_one_input(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
@@ -46,6 +47,7 @@ constexpr Target kTargets[] = {
     {"scram", fuzz_scram_one_input},
     {"auth_file", fuzz_auth_file_one_input},
     {"sql_text", fuzz_sql_text_one_input},
+    {"kernel_walk", fuzz_kernel_walk_one_input},
 };
 
 const fs::path kFuzzDir = PGNAP_FUZZ_DIR;

@@ -133,7 +133,13 @@ const std::string& ensure_template() {
 
 // ---- Cluster ---------------------------------------------------------------------------------
 
-Cluster::Cluster(ClusterOptions options) : dir_(true), tcp_(options.tcp) {
+std::string test_relay() {
+  const char* relay = std::getenv("PGNAP_TEST_RELAY");
+  return relay == nullptr ? std::string() : std::string(relay);
+}
+
+Cluster::Cluster(ClusterOptions options)
+    : dir_(true), tcp_(options.tcp.value_or(test_relay() == "kernel")), tcp_direct_(options.tcp.value_or(false)) {
   const std::string& templ = ensure_template();
   const auto copy = run_command({"cp", "-a", templ, data_dir()}, 120s);
   if (copy.exit_code != 0) fail("copying the template cluster failed: " + copy.describe());
@@ -167,7 +173,7 @@ void Cluster::dump_on_failure() const {
 std::string Cluster::address() const { return tcp_ ? "127.0.0.1:" + std::to_string(port_) : socket_dir(); }
 
 std::string Cluster::conninfo_direct(const std::string& dbname) const {
-  return "host=" + (tcp_ ? std::string("127.0.0.1") : socket_dir()) + " port=" + std::to_string(port_) +
+  return "host=" + (tcp_direct_ ? std::string("127.0.0.1") : socket_dir()) + " port=" + std::to_string(port_) +
          " user=postgres dbname=" + dbname;
 }
 
@@ -340,8 +346,11 @@ std::string render_config(const GatewayOptions& o, const std::string& ledger_pat
     << "login_timeout = " << toml_quote(o.login_timeout) << "\n"
     << "ledger = " << toml_quote(ledger_path) << "\n"
     << "control_socket = " << toml_quote(control_socket_path(o, ledger_path)) << "\n"
-    << "log_level = \"debug\"\n"
-    << o.gateway_extra << "\n"
+    << "log_level = \"debug\"\n";
+  if (const std::string relay = o.relay.value_or(test_relay()); !relay.empty()) {
+    s << "relay = " << toml_quote(relay) << "\n";
+  }
+  s << o.gateway_extra << "\n"
     << "[metrics]\n"
     << "listen = " << toml_quote(o.metrics_listen) << "\n\n";
   if (!o.instances_toml.empty()) {

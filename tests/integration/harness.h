@@ -72,8 +72,15 @@ namespace pgnap::it {
 const std::string& ensure_template();
 
 struct ClusterOptions {
-  bool tcp = false;  // also listen on 127.0.0.1 with a free port chosen now
+  // Also listen on 127.0.0.1 with a free port chosen now, and be reached there by pgnap.
+  // Unset: when the suite runs the kernel relay (test_relay() == "kernel", which needs TCP on
+  // both sides of a session), else not.
+  std::optional<bool> tcp;
 };
+
+// The relay the suite runs pgnap with ([gateway] relay), from $PGNAP_TEST_RELAY: "kernel" or
+// "user" ("" when unset: pgnap's default, "auto"). `make test` sets it (kernel as root).
+[[nodiscard]] std::string test_relay();
 
 // A private copy of the template: DIR/data, socket directory DIR/sock (port 5432, or the TCP
 // port), server log DIR/server.log. Not started by the constructor. The destructor stops it
@@ -114,6 +121,7 @@ class Cluster {
  private:
   TempDir dir_;
   bool tcp_ = false;
+  bool tcp_direct_ = false;  // conninfo_direct() over TCP (asked for), else the socket directory
   std::uint16_t port_ = 5432;
   mutable bool dumped_ = false;
 };
@@ -168,6 +176,8 @@ struct GatewayOptions {
   // [gateway] control_socket: nullopt = control.sock beside the ledger (in the test's own
   // directory, so that parallel tests never share one); "" = none.
   std::optional<std::string> control_socket;
+  // [gateway] relay: nullopt = test_relay() (unset there: pgnap's default).
+  std::optional<std::string> relay;
   std::string gateway_extra;
   std::string instance_extra;
   std::string extra_toml;

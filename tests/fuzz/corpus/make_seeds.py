@@ -131,6 +131,40 @@ write("backend_messages", "login_password_failed",
                          (b"M", b'password authentication failed for user "x"'), (b"F", b"auth.c"),
                          (b"L", b"335"), (b"R", b"auth_failed"))))
 
+# fuzz_kernel_walk: 1 byte of flags (bit 0: server side; bits 1-2: stop mask none, the relay's,
+# from the input, both), 2 bytes choosing max_length (0: 0x7fffffff, 1: 0xffffffff, n: n + 1),
+# N, N segment sizes (each 1..256), how many segments go by before the hand-back, [32 bytes of
+# stop mask], then the stream.
+def walk_input(server, mask_mode, limit, segments, forward, stream, stop_types=b""):
+    out = bytes([(1 if server else 0) | (mask_mode << 1)]) + struct.pack("!H", limit)
+    out += bytes([len(segments)]) + bytes(n - 1 for n in segments) + bytes([forward])
+    if mask_mode >= 2:
+        mask = bytearray(32)
+        for t in stop_types:
+            mask[t // 8] |= 1 << (t % 8)
+        out += bytes(mask)
+    return out + stream
+
+ROW_DESCRIPTION = msg(b"T", b"\0\x01n\0" + u32(0) + b"\0\0" + u32(23) + b"\0\x04" + u32(0xFFFFFFFF) + b"\0\0")
+write("kernel_walk", "server_session_chunks",
+      walk_input(True, 1, 0, [3, 7, 1, 64, 5], 3,
+                 ROW_DESCRIPTION + msg(b"D", b"\0\x01" + u32(1) + b"1") + msg(b"C", b"SELECT 1\0") + msg(b"Z", b"T")
+                 + msg(b"C", b"COMMIT\0") + msg(b"Z", b"I") + msg(b"C", b"LISTEN\0") + msg(b"Z", b"I")))
+write("kernel_walk", "client_extended_bytewise",
+      walk_input(False, 1, 1000, [1], 17,
+                 msg(b"P", b"\0SELECT $1\0\0\0") + msg(b"B", b"\0\0\0\0\0\x01" + i32(1) + b"7\0\0")
+                 + msg(b"D", b"P\0") + msg(b"E", b"\0" + u32(0)) + msg(b"S") + msg(b"Q", b"SELECT 1;\0") + msg(b"X")))
+write("kernel_walk", "server_tags_split",
+      walk_input(True, 0, 0, [8, 3], 2,
+                 msg(b"C", b"SELECT 1\0") + msg(b"C", b"LISTENER\0") + msg(b"C", b"DISCARD PLANS\0")
+                 + msg(b"Z", b"I") + msg(b"C", b"DISCARD ALL\0") + msg(b"Z", b"I")))
+write("kernel_walk", "server_error_in_mask",
+      walk_input(True, 2, 0, [11], 1,
+                 ROW_DESCRIPTION + msg(b"C", b"SELECT 0\0") + ERROR_42P01 + msg(b"Z", b"E") + msg(b"Z"), b"E"))
+write("kernel_walk", "client_above_limit",
+      walk_input(False, 0, 30, [], 0,
+                 msg(b"Q", b"SELECT 1;\0") + msg(b"Q", b"SELECT 'longer than the limit';\0") + b"Q" + u32(3)))
+
 # fuzz_frontend_messages: 1 byte for the length limit (0: 1 GiB; n: 4 + 8n), then a
 # client-to-server stream. A 0x1f byte also cuts the stream into the encoders' strings.
 CLIENT_FIRST = b"n,,n=,r=rOprNGfwEbeRWgbNEkqO"
