@@ -166,7 +166,9 @@ void KernelRelay::drain_closed_events() {
 void KernelRelay::watch(const KernelSocket& socket, int fd, std::function<void()> wake) {
   waiting_[socket.cookie] = std::move(wake);
   epoll_event event{};
-  event.events = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+  // Once: the session unwatches on its first event, and until it runs (later on the loop) a
+  // closed socket would be reported again at every epoll_wait.
+  event.events = EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLONESHOT;
   event.data.u64 = socket.cookie;
   epoll_ctl(closed_epoll_, EPOLL_CTL_ADD, fd, &event);
 }
