@@ -3,8 +3,10 @@
 #
 #   make build   configure and build into $(BUILD_DIR) (the binary: $(BUILD_DIR)/pgnap)
 #   make test    build, then run unit and integration tests (ctest, $(TEST_JOBS) at a time: the
-#                integration tests mostly wait on PostgreSQL, so more than the cores)
-#   make test-sanitize  the same tests built with ASan+UBSan into $(SANITIZE_BUILD_DIR);
+#                integration tests mostly wait on PostgreSQL, so more than the cores), with the
+#                kernel relay when run as root ($(TEST_RELAY))
+#   make test-sanitize  the same tests built with ASan+UBSan into $(SANITIZE_BUILD_DIR), the
+#                integration tests with the user-space relay;
 #                any sanitizer report (a leak too) fails the test that caused it
 #                (build-sanitize: only its build)
 #   make demo    build, then run pgnap in front of a throwaway cluster (scripts/demo.sh)
@@ -18,6 +20,10 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 SANITIZE_BUILD_DIR ?= build-sanitize
 TEST_JOBS ?= 4
+# The relay the integration tests run pgnap with ($PGNAP_TEST_RELAY, tests/integration/harness.h):
+# as root the kernel relay (its clusters then listen on TCP, which it needs), else user space.
+# `make test-sanitize` runs them again with the user-space relay, so CI covers both.
+TEST_RELAY ?= $(shell [ "$$(id -u)" -eq 0 ] && echo kernel || echo user)
 
 .PHONY: all deps build test demo bench fuzz format format-check clean distclean
 
@@ -31,7 +37,7 @@ build: deps
 	cmake --build $(BUILD_DIR) -j$$(nproc)
 
 test: build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(TEST_JOBS)
+	PGNAP_TEST_RELAY=$(TEST_RELAY) ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(TEST_JOBS)
 
 # Every report is fatal (abort_on_error / halt_on_error), leaks included. lsan.supp is for
 # known leaks in system libraries only, each explained there.
@@ -44,7 +50,7 @@ SANITIZE_ENV = \
 # The sanitized build holds pgnap and the unit tests; the integration tests (which only drive
 # pgnap from outside) are the main build's, run against the sanitized pgnap ($PGNAP_BINARY):
 # the half of the build they would add buys nothing the sanitized daemon does not already show.
-SANITIZE_TARGETS = pgnap accounting_test auth_test backends_test config_test daemon_test metrics_test \
+SANITIZE_TARGETS = pgnap accounting_test auth_test backends_test bpf_test config_test daemon_test metrics_test \
   protocol_test fuzz_replay_test
 build-sanitize: deps
 	cmake -S . -B $(SANITIZE_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DPGNAP_SANITIZE=ON
@@ -60,7 +66,7 @@ SANITIZE_TEST_JOBS ?= 5
 test-sanitize: build-sanitize build
 	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j$(SANITIZE_TEST_JOBS) \
 	  -LE integration -E '_NOT_BUILT'
-	$(SANITIZE_ENV) PGNAP_BINARY=$(abspath $(SANITIZE_BUILD_DIR))/pgnap ctest --test-dir $(BUILD_DIR) \
+	$(SANITIZE_ENV) PGNAP_TEST_RELAY=user PGNAP_BINARY=$(abspath $(SANITIZE_BUILD_DIR))/pgnap ctest --test-dir $(BUILD_DIR) \
 	  --output-on-failure -j$(SANITIZE_TEST_JOBS) -L integration -E '$(SANITIZE_SKIP)'
 
 demo: build
