@@ -294,7 +294,6 @@ std::string describe_config(const Config& config, std::chrono::system_clock::tim
   line(out, "ledger", gateway.ledger + " (heartbeat every " + format_duration(gateway.ledger_heartbeat) + ")");
   line(out, "log_level", gateway.log_level);
   line(out, "max_message_size", format_size(gateway.max_message_size));
-  line(out, "relay", gateway.relay);
   line(out, "queue_limit_total",
        format_size(gateway.queue_limit_total) + " (queued by all sessions while their instances wake)");
   line(out, "tcp_keepalive",
@@ -305,6 +304,10 @@ std::string describe_config(const Config& config, std::chrono::system_clock::tim
   line(out, "control_socket",
        gateway.control_socket.empty() ? std::string("none (pgnap status, wake, sleep and reload cannot reach it)")
                                       : gateway.control_socket + " (pgnap status, wake, sleep, reload)");
+  line(out, "relay",
+       gateway.relay == "user"     ? std::string("user (every session relayed in user space)")
+       : gateway.relay == "kernel" ? std::string("kernel (plaintext TCP sessions at rest in the kernel; start fails without it)")
+                                   : std::string("auto (the kernel relay when pgnap may load it, else user space)"));
   out += "\nMetrics\n";
   line(out, "listen", config.metrics.listen.empty() ? "disabled" : config.metrics.listen + " (Prometheus /metrics)");
   out += '\n';

@@ -67,7 +67,7 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
       "8:1: gateway.max_client: unknown key \"max_client\"; valid keys here: listen, "
       "max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
       "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls, "
-      "control_socket");
+      "control_socket, relay");
   EXPECT_EQ(error_of(minimal_plus("[metrics]\nport = 9\n")),
             "8:1: metrics.port: unknown key \"port\"; valid keys here: listen");
   EXPECT_EQ(error_of(minimal_with("idle_timout = \"5m\"")),
@@ -410,7 +410,7 @@ os_user = 0
           "4:1: gateway.login_timout: unknown key \"login_timout\"; valid keys here: "
           "listen, max_clients, login_timeout, ledger, ledger_heartbeat, shutdown_timeout, log_level, "
           "max_message_size, tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count, queue_limit_total, tls, "
-          "control_socket",
+          "control_socket, relay",
           "6:1: instances.main.address: required key \"address\" is missing",
           "8:16: instances.main.idle_timeout: expected a duration with a unit (\"250ms\", "
           "\"30s\", \"10m\", \"2h\"), got \"10\"",

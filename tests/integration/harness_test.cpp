@@ -99,7 +99,7 @@ TEST(HarnessTest, ParsesAVerboseLibpqErrorWithAMultiLineDetail) {
 }
 
 TEST(HarnessTest, RawClientDecodesPostgresErrorResponses) {
-  Cluster cluster;
+  Cluster cluster({.tcp = false});  // its socket is .s.PGSQL.5432
   cluster.start();
   const std::string socket = cluster.socket_dir() + "/.s.PGSQL.5432";
   {
