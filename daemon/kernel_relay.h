@@ -5,7 +5,7 @@
 // kernel hands its bytes back. The relay (relay.cpp) decides when a session goes in and comes
 // back; docs/architecture.md ("The kernel relay") describes the protocol between the two.
 //
-// Needs CAP_BPF and CAP_NET_ADMIN (root has both) and Linux 5.17 or later (bpf_loop, sockmap
+// Needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (root has them) and Linux 5.17 or later (bpf_loop, sockmap
 // verdict programs for TCP). Without them pgnap relays in user space, as it says once.
 #pragma once
 

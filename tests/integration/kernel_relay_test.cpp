@@ -5,7 +5,7 @@
 //
 // The rest of the suite runs with the kernel relay too when $PGNAP_TEST_RELAY=kernel (`make
 // test` as root): relay, COPY, LISTEN, cancel, large rows, parking, pools, hostile input,
-// faults. Loading the BPF program needs root (CAP_BPF, CAP_NET_ADMIN).
+// faults. Loading the BPF program needs root (or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN).
 #include "tests/integration/harness.h"
 
 #include <gmock/gmock.h>
@@ -29,7 +29,7 @@ class KernelRelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) {
-      GTEST_SKIP() << "the kernel relay needs root (CAP_BPF and CAP_NET_ADMIN): run the suite as root to test it";
+      GTEST_SKIP() << "the kernel relay needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN): run the suite as root to test it";
     }
   }
 };
