@@ -55,7 +55,7 @@ std::unique_ptr<KernelRelay> KernelRelay::load(const asio::any_io_executor& exec
   if (const int err = bpf_object__load(relay->object_); err != 0) {
     errno = -err;
     why_not = errno == EPERM || errno == EACCES
-                  ? "loading the BPF program was refused (it needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; see docs/operations.md, "The kernel relay")"
+                  ? "loading the BPF program was refused (it needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; see docs/operations.md, \"The kernel relay\")"
                   : errno_text("the BPF program could not be loaded (Linux 5.17 or later is needed)");
     return nullptr;
   }
