@@ -191,7 +191,10 @@ int Gateway::run() {
 
 std::string Gateway::render_metrics() {
   std::vector<const metrics::InstanceMetrics*> instances;
-  for (const auto& instance : instances_) instances.push_back(&instance->metrics());
+  for (const auto& instance : instances_) {
+    instance->refresh_activities();  // sessions in the kernel relay: their bytes so far
+    instances.push_back(&instance->metrics());
+  }
   gateway_metrics_.ledger_write_errors = ledger_->failed_writes();
   gateway_metrics_.ledger_pending_writes = ledger_->pending_writes();
   const auto now = metrics::InstanceMetrics::Clock::now();

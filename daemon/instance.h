@@ -158,6 +158,8 @@ struct InstanceTuning {
 
 class Instance {
  public:
+  // Sessions whose bytes are in the kernel relay: their use read from it (SessionActivity::refresh).
+  void refresh_activities() const;
   Instance(asio::any_io_executor executor, config::InstanceConfig config, std::unique_ptr<backends::Backend> backend,
            InstanceTuning tuning = {});
   ~Instance();
@@ -298,8 +300,6 @@ class Instance {
   void close_idle_sessions();
   // Every session left is a client a wake rule ignores (none is connecting).
   [[nodiscard]] bool only_ignored_sessions() const;
-  // Sessions whose bytes are in the kernel relay: their use read from it (SessionActivity::refresh).
-  void refresh_activities() const;
 
   [[nodiscard]] Refusal refusal(Refusal::Kind kind, std::string detail, std::string hint = {}) const;
   [[nodiscard]] std::chrono::milliseconds backoff() const;

@@ -187,7 +187,11 @@ class Relay {
     std::uint64_t client_taken = 0;  // what each socket had taken for sending when armed
     std::uint64_t server_taken = 0;
     char transaction_status = 'I';
+    std::uint64_t client_counted = 0;  // redirected bytes already added to the byte counters
+    std::uint64_t server_counted = 0;
   } kernel_base_;
+  // Adds what the kernel redirected since the last count to the instance's byte counters.
+  void count_kernel_bytes(const KernelSocketState& client_state, const KernelSocketState& server_state);
   std::function<void()> kernel_wake_;  // ends the kernel phase's wait
   // Bytes of a message the kernel began to forward, to be forwarded unscanned (the walker had
   // already counted it) before the scanner takes over again.

@@ -87,7 +87,13 @@ asio::awaitable<std::optional<RelayEnd>> Relay::kernel_phase() {
     kernel_refused_ = true;
     co_return std::nullopt;
   }
-  kernel_base_ = {client_state.redirected, server_state.redirected, *client_taken, *server_taken, transaction_status_};
+  kernel_base_ = {.client_redirected = client_state.redirected,
+                  .server_redirected = server_state.redirected,
+                  .client_taken = *client_taken,
+                  .server_taken = *server_taken,
+                  .transaction_status = transaction_status_,
+                  .client_counted = client_state.redirected,
+                  .server_counted = server_state.redirected};
 
   ++kernel_epoch_;
   KernelControl to_server{.epoch = kernel_epoch_,
@@ -206,10 +212,7 @@ asio::awaitable<bool> Relay::leave_kernel(std::string& why) {
     (void)co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
     delay = std::min<std::chrono::microseconds>(delay * 2, std::chrono::milliseconds(10));
   }
-  if (counters_.bytes_to_server) *counters_.bytes_to_server += client_state.redirected - kernel_base_.client_redirected;
-  if (counters_.bytes_to_client) *counters_.bytes_to_client += server_state.redirected - kernel_base_.server_redirected;
-  kernel_base_.client_redirected = client_state.redirected;
-  kernel_base_.server_redirected = server_state.redirected;
+  count_kernel_bytes(client_state, server_state);
   // The counts since arming, when the session was at rest (nothing unanswered).
   const std::uint32_t sent = client_state.walk.sync_points;
   const std::uint32_t answered = server_state.walk.ready;
@@ -261,6 +264,13 @@ void Relay::resume_direction(Direction direction, const pgnap_walk& w) {
   (void)scanner.scan(protocol::as_bytes(prefix), on_message);
 }
 
+void Relay::count_kernel_bytes(const KernelSocketState& client_state, const KernelSocketState& server_state) {
+  if (counters_.bytes_to_server) *counters_.bytes_to_server += client_state.redirected - kernel_base_.client_counted;
+  if (counters_.bytes_to_client) *counters_.bytes_to_client += server_state.redirected - kernel_base_.server_counted;
+  kernel_base_.client_counted = client_state.redirected;
+  kernel_base_.server_counted = server_state.redirected;
+}
+
 void Relay::refresh_from_kernel() {
   KernelSocketState client_state;
   KernelSocketState server_state;
@@ -269,6 +279,7 @@ void Relay::refresh_from_kernel() {
   }
   current_walk(client_state, kernel_epoch_);
   current_walk(server_state, kernel_epoch_);
+  count_kernel_bytes(client_state, server_state);
   const std::uint32_t sent = client_state.walk.sync_points;
   const std::uint32_t answered = server_state.walk.ready;
   const bool unsynced = client_state.walk.unsynced != 0;
