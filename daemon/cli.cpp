@@ -249,19 +249,13 @@ std::optional<config::Config> load(const std::string& path) {
   }
 }
 
-// Whether this process could load the kernel relay's program: nullopt if so, else why not.
-std::optional<std::string> kernel_relay_refused() {
+// The relay `pgnap run` would use with `config`, as this user on this kernel (it loads the
+// program to find out).
+ConfiguredRelay trial_relay(const config::Config& config) {
   asio::io_context io;
-  std::string why;
-  if (KernelRelay::load(io.get_executor(), why)) return std::nullopt;
-  return why;
-}
-
-// The relay `pgnap run` would use with `config`, as this user on this kernel.
-std::string relay_description(const config::Config& config) {
-  if (config.gateway.relay == "user") return "user space (relay = \"user\")";
-  if (auto why = kernel_relay_refused()) return "user space (the kernel relay is unavailable: " + *why + ")";
-  return "kernel (sockmap) for plaintext TCP sessions at rest, user space otherwise";
+  auto relay = open_configured_relay(config.gateway.relay, io.get_executor());
+  relay.kernel.reset();  // closed while its io_context lives
+  return relay;
 }
 
 // What `check` can verify beyond the file itself without touching any instance.
@@ -277,7 +271,7 @@ std::vector<std::string> environment_problems(const config::Config& config) {
   }
   if (auto refused = event_loop_refused()) problems.push_back(std::move(*refused));
   if (config.gateway.relay == "kernel") {
-    if (auto why = kernel_relay_refused()) problems.push_back("relay = \"kernel\": " + *why);
+    if (auto refusal = trial_relay(config).refusal; !refusal.empty()) problems.push_back(std::move(refusal));
   }
   return problems;
 }
@@ -320,7 +314,7 @@ int check(const std::string& path) {
   std::cout << config::describe_config(*config);
   // Not the file's: how this binary was built (cmake -DPGNAP_IO_URING).
   std::cout << "\nBuild\n  event loop        " << event_loop_name() << "\n";
-  std::cout << "  relay             " << relay_description(*config) << "\n";
+  std::cout << "  relay             " << trial_relay(*config).description << "\n";
   compare_with_running(*config);
   const auto problems = environment_problems(*config);
   for (const auto& p : problems) std::cerr << "pgnap: " << p << "\n";

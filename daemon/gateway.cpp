@@ -111,20 +111,11 @@ Gateway::Gateway(config::Config config)
 }
 
 void Gateway::open_kernel_relay() {
-  const std::string& relay = config_.gateway.relay;
-  if (relay == "user") {
-    PGNAP_LOG(kInfo, "gateway", "relay: user space (relay = \"user\")");
-    return;
-  }
-  std::string why;
-  kernel_relay_ = KernelRelay::load(io_.get_executor(), why, &gateway_metrics_.relay);
-  if (kernel_relay_) {
-    env_.kernel = kernel_relay_.get();
-    PGNAP_LOG(kInfo, "gateway", "relay: kernel (sockmap) for plaintext TCP sessions at rest, user space otherwise");
-    return;
-  }
-  if (relay == "kernel") throw std::runtime_error("relay = \"kernel\", and the kernel relay is unavailable: " + why);
-  PGNAP_LOG(kInfo, "gateway", "relay: user space (the kernel relay is unavailable: " << why << ")");
+  auto relay = open_configured_relay(config_.gateway.relay, io_.get_executor(), &gateway_metrics_.relay);
+  if (!relay.refusal.empty()) throw std::runtime_error(relay.refusal);
+  PGNAP_LOG(kInfo, "gateway", "relay: " << relay.description);
+  kernel_relay_ = std::move(relay.kernel);
+  env_.kernel = kernel_relay_.get();
 }
 
 Gateway::~Gateway() = default;

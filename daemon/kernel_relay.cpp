@@ -275,4 +275,22 @@ std::optional<std::uint64_t> KernelRelay::bytes_taken(int fd) {
   return info.bytes_acked + static_cast<std::uint64_t>(unacknowledged);
 }
 
+ConfiguredRelay open_configured_relay(const std::string& mode, const asio::any_io_executor& executor,
+                                      metrics::RelayCounters* counters) {
+  ConfiguredRelay out;
+  if (mode == "user") {
+    out.description = "user space (relay = \"user\")";
+    return out;
+  }
+  std::string why;
+  out.kernel = KernelRelay::load(executor, why, counters);
+  if (out.kernel) {
+    out.description = "kernel (sockmap) for plaintext TCP sessions at rest, user space otherwise";
+    return out;
+  }
+  out.description = "user space (the kernel relay is unavailable: " + why + ")";
+  if (mode == "kernel") out.refusal = "relay = \"kernel\", and the kernel relay is unavailable: " + why;
+  return out;
+}
+
 }  // namespace pgnap::daemon

@@ -118,4 +118,15 @@ class KernelRelay {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
+// The relay `[gateway] relay` asks for, as this process may run it: the loaded kernel relay
+// (none: user space), what it is in words (the start-up log, `pgnap check`), and, for
+// relay = "kernel" when it cannot be loaded, why pgnap must not start.
+struct ConfiguredRelay {
+  std::unique_ptr<KernelRelay> kernel;
+  std::string description;
+  std::string refusal;
+};
+[[nodiscard]] ConfiguredRelay open_configured_relay(const std::string& mode, const asio::any_io_executor& executor,
+                                                    metrics::RelayCounters* counters = nullptr);
+
 }  // namespace pgnap::daemon

@@ -46,6 +46,16 @@ double gateway_metric(const Gateway& gateway, const std::string& series) {
   return scrape_metric(gateway.metrics_port(), series);
 }
 
+// A session through `gateway` that ran a statement and is at rest: its bytes are in the kernel
+// (with `in_kernel` sessions in all, counting it).
+PgConnPtr session_in_kernel(const Gateway& gateway, int in_kernel = 1) {
+  auto conn = connect_or_throw(gateway.conninfo(), 60s);
+  EXPECT_TRUE(query(conn.get(), "select 1").ok);
+  EXPECT_TRUE(wait_until([&] { return gateway_metric(gateway, "pgnap_kernel_relay_sessions") == in_kernel; }, 10s))
+      << gateway.log();
+  return conn;
+}
+
 // A value of `size` bytes PostgreSQL computes and the client can recompute: the row's number,
 // then a pattern that depends on it.
 std::string expected_value(int row, int size) {
@@ -209,11 +219,8 @@ TEST_F(KernelRelayTest, AMessageAboveTheLimitInTheKernelGetsTheErrorAndOtherSess
   auto options = kernel_options(cluster);
   options.gateway_extra = "max_message_size = \"1MB\"\n";
   Gateway gateway(options, &cluster);
-  auto bystander = connect_or_throw(gateway.conninfo(), 60s);
-  ASSERT_TRUE(query(bystander.get(), "select 1").ok);
-  auto conn = connect_or_throw(gateway.conninfo(), 60s);
-  ASSERT_TRUE(query(conn.get(), "select 1").ok);
-  ASSERT_TRUE(wait_until([&] { return gateway_metric(gateway, "pgnap_kernel_relay_sessions") == 2; }, 10s));
+  auto bystander = session_in_kernel(gateway, 1);
+  auto conn = session_in_kernel(gateway, 2);
 
   // The walker in the kernel finds the length above the limit and hands the segment to pgnap,
   // whose scanner says why (libpq keeps the FATAL's text: limits_test.cpp).
@@ -232,9 +239,7 @@ TEST_F(KernelRelayTest, AnIdleSessionInTheKernelIsClosedWith57P01AndTheInstanceS
   options.idle_timeout = "1s";
   options.instance_extra = "idle_session_timeout = \"2s\"\n";
   Gateway gateway(options, &cluster);
-  auto conn = connect_or_throw(gateway.conninfo(), 60s);
-  ASSERT_TRUE(query(conn.get(), "select 1").ok);
-  ASSERT_TRUE(wait_until([&] { return gateway_metric(gateway, "pgnap_kernel_relay_sessions") == 1; }, 10s));
+  auto conn = session_in_kernel(gateway);
   // The instance reads the session's idleness from the kernel, closes it, and sleeps.
   ASSERT_TRUE(wait_until([&] { return !cluster.is_running(); }, 30s, 100ms)) << gateway.log();
   // libpq keeps the FATAL's text, SQLSTATE included when verbose (as shutdown_test.cpp reads it).
@@ -249,9 +254,7 @@ TEST_F(KernelRelayTest, SigtermEndsASessionInTheKernelWith57P01) {
   auto options = kernel_options(cluster);
   options.gateway_extra = "shutdown_timeout = \"1s\"\n";
   Gateway gateway(options, &cluster);
-  auto conn = connect_or_throw(gateway.conninfo(), 60s);
-  ASSERT_TRUE(query(conn.get(), "select 1").ok);
-  ASSERT_TRUE(wait_until([&] { return gateway_metric(gateway, "pgnap_kernel_relay_sessions") == 1; }, 10s));
+  auto conn = session_in_kernel(gateway);
   EXPECT_EQ(gateway.terminate(SIGTERM, 20s), 0) << gateway.log();
   PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);
   EXPECT_FALSE(query(conn.get(), "select 1").ok);
