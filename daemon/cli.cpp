@@ -19,6 +19,7 @@
 #include "accounting/report.h"
 #include "config/config.h"
 #include "daemon/backend_factory.h"
+#include "daemon/build_info.h"
 #include "daemon/control.h"
 #include "daemon/gateway.h"
 #include "daemon/kernel_relay.h"
@@ -31,14 +32,14 @@ namespace pgnap::daemon {
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: pgnap run    -c FILE    run the gateway in the foreground\n"
-    "       pgnap check  -c FILE    validate the configuration and show what it would do\n"
-    "       pgnap report -c FILE [--since WHEN] [--until WHEN] [--instance NAME]\n"
+    "usage: pgnap run    [-c FILE]  run the gateway in the foreground\n"
+    "       pgnap check  [-c FILE]  validate the configuration and show what it would do\n"
+    "       pgnap report [-c FILE] [--since WHEN] [--until WHEN] [--instance NAME]\n"
     "                    [--format table|json|csv|html]\n"
-    "       pgnap status -c FILE [--format table|json]\n"
-    "       pgnap wake NAME [--for DURATION] -c FILE\n"
-    "       pgnap sleep NAME -c FILE\n"
-    "       pgnap reload -c FILE\n"
+    "       pgnap status [-c FILE] [--format table|json]\n"
+    "       pgnap wake NAME [--for DURATION] [-c FILE]\n"
+    "       pgnap sleep NAME [-c FILE]\n"
+    "       pgnap reload [-c FILE]\n"
     "       pgnap --help | --version\n";
 
 constexpr std::string_view kHelp =
@@ -81,10 +82,14 @@ constexpr std::string_view kHelp =
     "      --socket PATH                the control socket to use instead of the file's\n"
     "\n"
     "Options:\n"
-    "  -c, --config FILE   the configuration file (TOML; see docs/configuration.md)\n"
+    "  -c, --config FILE   the configuration file (TOML; man pgnap.toml); default:\n"
+    "                      ";
+// The rest of the help, after the default configuration file.
+constexpr std::string_view kHelpTail =
+    "\n"
     "  -v, --verbose       log at debug level (overrides log_level)\n"
     "  -h, --help          show this help\n"
-    "  -V, --version       show the version\n"
+    "  -V, --version       show the version and the git revision it was built from\n"
     "\n"
     "Signals to `run`: SIGHUP reloads the configuration; SIGTERM or SIGINT stops accepting,\n"
     "lets sessions finish for up to shutdown_timeout, then ends them with 57P01; a second one\n"
@@ -224,7 +229,7 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     return std::nullopt;
   }
   if ((args.command == "wake" || args.command == "sleep") && args.name.empty()) {
-    status = usage_error(args.command + " needs the name of an instance: pgnap " + args.command + " NAME -c FILE");
+    status = usage_error(args.command + " needs the name of an instance: pgnap " + args.command + " NAME [-c FILE]");
     return std::nullopt;
   }
   if (seen_for && !config::parse_duration(args.hold)) {
@@ -232,10 +237,7 @@ std::optional<Args> parse(int argc, char** argv, int& status) {
     return std::nullopt;
   }
   if (is_control_command(args.command) && !args.socket.empty()) return args;
-  if (args.config.empty()) {
-    status = usage_error(args.command + " needs a configuration file: -c FILE");
-    return std::nullopt;
-  }
+  if (args.config.empty()) args.config = default_config_file();
   return args;
 }
 
@@ -430,11 +432,11 @@ int run_cli(int argc, char** argv) {
   auto args = parse(argc, argv, status);
   if (!args) return status;
   if (args->command == "help") {
-    std::cout << kHelp;
+    std::cout << kHelp << default_config_file() << kHelpTail;
     return kExitOk;
   }
   if (args->command == "version") {
-    std::cout << "pgnap " << PGNAP_VERSION << "\n";
+    std::cout << "pgnap " << version() << " (git " << revision() << ")\n";
     return kExitOk;
   }
   if (args->command == "check") return check(args->config);

@@ -23,6 +23,7 @@
 
 #include "daemon/backend_address.h"
 #include "daemon/backend_factory.h"
+#include "daemon/build_info.h"
 #include "daemon/cancel_forward.h"
 #include "daemon/instance_auth.h"
 #include "daemon/log.h"
@@ -189,7 +190,7 @@ std::string Gateway::render_metrics() {
   gateway_metrics_.ledger_write_errors = ledger_->failed_writes();
   gateway_metrics_.ledger_pending_writes = ledger_->pending_writes();
   const auto now = metrics::InstanceMetrics::Clock::now();
-  std::string text = metrics::render_exposition(instances, gateway_metrics_, PGNAP_VERSION, now);
+  std::string text = metrics::render_exposition(instances, gateway_metrics_, {version(), revision()}, now);
   // What was shown is now a floor for every later run (queued: the scrape never waits).
   for (const auto& instance : instances_) {
     ledger_->record_reported(instance->name(), instance->metrics().counters(now));

@@ -76,7 +76,7 @@ enum Family : std::size_t {
   kFamilyCount,
 };
 constexpr FamilySpec kFamilies[kFamilyCount] = {
-    {"pgnap_build_info", MetricType::Gauge, "pgnap's version, as a label; always 1."},
+    {"pgnap_build_info", MetricType::Gauge, "pgnap's version and git revision, as labels; always 1."},
     {"pgnap_connections_total", MetricType::Counter, "Client connections accepted."},
     {"pgnap_gateway_errors_total", MetricType::Counter,
      "Errors sent to clients before they reached an instance, by SQLSTATE (08P01 bad startup packet or login "
@@ -207,7 +207,7 @@ ClientMetric histogram(Labels labels, const DurationHistogram& h) {
 }  // namespace
 
 std::string render_exposition(const std::vector<const InstanceMetrics*>& instances, const GatewayMetrics& gateway,
-                              std::string_view version, InstanceMetrics::Clock::time_point now) {
+                              const BuildInfo& build, InstanceMetrics::Clock::time_point now) {
   std::vector<MetricFamily> families(kFamilyCount);
   for (std::size_t f = 0; f < kFamilyCount; ++f) {
     families[f].name = kFamilies[f].name;
@@ -216,7 +216,7 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
   }
   auto add = [&](Family f, ClientMetric m) { families[f].metric.push_back(std::move(m)); };
 
-  add(kBuildInfo, gauge({{"version", std::string(version)}}, 1));
+  add(kBuildInfo, gauge({{"version", std::string(build.version)}, {"revision", std::string(build.revision)}}, 1));
   add(kConnections, counter({}, static_cast<double>(gateway.connections_total)));
   for (const auto& [code, n] : gateway.errors)
     add(kGatewayErrors, counter({{"sqlstate", code}}, static_cast<double>(n)));

@@ -10,8 +10,14 @@
 
 namespace pgnap::metrics {
 
+// What pgnap_build_info says of the running binary.
+struct BuildInfo {
+  std::string_view version;   // "0.2.0"
+  std::string_view revision;  // the git revision, "3f2a9c1d0b7e"
+};
+
 [[nodiscard]] std::string render_exposition(const std::vector<const InstanceMetrics*>& instances,
-                                            const GatewayMetrics& gateway, std::string_view version,
+                                            const GatewayMetrics& gateway, const BuildInfo& build,
                                             InstanceMetrics::Clock::time_point now = InstanceMetrics::Clock::now());
 
 }  // namespace pgnap::metrics

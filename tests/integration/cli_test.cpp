@@ -116,17 +116,26 @@ TEST_F(CliTest, CheckOfAMissingFileExitsOneNamingIt) {
 
 TEST_F(CliTest, UsageErrorsExitTwo) {
   for (const auto& args : std::vector<std::vector<std::string>>{
-           {"run"}, {"check"}, {"run", "-c"}, {"frobnicate"}, {"run", "--no-such-flag"}}) {
+           {}, {"run", "-c"}, {"frobnicate"}, {"run", "--no-such-flag"}, {"check", "extra"}}) {
     const auto r = pgnap(args);
     EXPECT_EQ(r.exit_code, 2) << ::testing::PrintToString(args) << ": " << r.describe();
     EXPECT_FALSE(r.err.empty()) << ::testing::PrintToString(args) << ": says nothing";
   }
 }
 
-TEST_F(CliTest, VersionPrintsTheVersion) {
+TEST_F(CliTest, VersionPrintsTheVersionAndTheGitRevision) {
   const auto r = pgnap({"--version"});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_THAT(r.out, HasSubstr(pgnap_version())) << r.describe();
+  EXPECT_EQ(r.out, "pgnap " + pgnap_version() + " (git " + pgnap_revision() + ")\n") << r.describe();
+  // This build's source is a git checkout: the revision is its commit, not "unknown".
+  EXPECT_THAT(pgnap_revision(), ::testing::MatchesRegex("[0-9a-f]{12}(-dirty)?")) << r.describe();
+}
+
+// Without -c every command reads the packaged configuration file, as the unit does.
+TEST_F(CliTest, WithoutDashCCommandsReadEtcPgnapPgnapToml) {
+  const auto r = pgnap({"check"});
+  EXPECT_THAT(r.out + r.err, HasSubstr("/etc/pgnap/pgnap.toml")) << r.describe();
+  EXPECT_NE(r.exit_code, 2) << r.describe();
 }
 
 TEST_F(CliTest, HelpExitsZeroAndNamesTheCommands) {

@@ -217,7 +217,7 @@ TEST_F(ControlTest, UsageErrorsExitWith2) {
   EXPECT_EQ(pgnap({"wake", "main", "--for", "soon", "-c", gateway_->config_path()}).exit_code, 2);
   EXPECT_EQ(pgnap({"sleep", "main", "--for", "5s", "-c", gateway_->config_path()}).exit_code, 2);
   EXPECT_EQ(pgnap({"status", "--format", "csv", "-c", gateway_->config_path()}).exit_code, 2);
-  EXPECT_EQ(pgnap({"status"}).exit_code, 2);
+  EXPECT_EQ(pgnap({"status", "extra-argument", "-c", gateway_->config_path()}).exit_code, 2);
 }
 
 }  // namespace

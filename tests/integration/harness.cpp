@@ -74,6 +74,15 @@ std::string template_dir() { return PGNAP_IT_TEMPLATE_DIR; }
 std::string source_dir() { return PGNAP_SOURCE_DIR; }
 std::string pgnap_version() { return PGNAP_IT_VERSION; }
 
+std::string pgnap_revision() {
+  const auto head = run_command({"git", "-C", PGNAP_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"});
+  if (head.exit_code != 0) return "unknown";
+  const auto changes = run_command({"git", "-C", PGNAP_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no"});
+  std::string revision = head.out.substr(0, head.out.find_first_of("\r\n"));
+  if (changes.exit_code != 0 || !changes.out.empty()) revision += "-dirty";
+  return revision;
+}
+
 // ---- The template cluster --------------------------------------------------------------------
 
 const std::string& ensure_template() {

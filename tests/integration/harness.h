@@ -51,6 +51,9 @@ namespace pgnap::it {
 [[nodiscard]] std::string template_dir();   // where the template cluster is kept
 [[nodiscard]] std::string source_dir();     // the repository (for examples/)
 [[nodiscard]] std::string pgnap_version();  // the project version pgnap --version must print
+// The git revision pgnap --version must print: the source tree's commit (12 hex digits),
+// "-dirty" when tracked files differ from it (cmake/revision.cmake).
+[[nodiscard]] std::string pgnap_revision();
 
 // ---- Quoting, for the config files and scripts the tests write -------------------------------
 

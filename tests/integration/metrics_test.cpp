@@ -66,7 +66,7 @@ TEST(MetricsTest, AWakeASessionAndASuspendShowInTheMetrics) {
   const auto before = scrape(gateway);
   EXPECT_EQ(value(before, state("asleep")), 1);
   EXPECT_EQ(value(before, "pgnap_instance_wakes_total{db_instance=\"main\",outcome=\"ok\"}"), 0);
-  EXPECT_EQ(value(before, "pgnap_build_info{version=\"" + pgnap_version() + "\"}"), 1);
+  EXPECT_EQ(value(before, "pgnap_build_info{version=\"" + pgnap_version() + "\",revision=\"" + pgnap_revision() + "\"}"), 1);
 
   {
     auto session = connect_or_throw(gateway.conninfo(), 60s);

@@ -96,7 +96,7 @@ TEST(Exposition, ListsEveryFamilyWithHelpTypeAndLabels) {
   GatewayMetrics g;
   ++g.connections_total;
   g.error("3D000");
-  const std::string text = render_exposition({&m}, g, "9.9.9");
+  const std::string text = render_exposition({&m}, g, {"9.9.9", "0123456789ab"});
   for (const char* family : {"pgnap_build_info",
                              "pgnap_connections_total",
                              "pgnap_gateway_errors_total",
@@ -124,7 +124,7 @@ TEST(Exposition, ListsEveryFamilyWithHelpTypeAndLabels) {
     EXPECT_THAT(text, HasSubstr(std::string("# HELP ") + family + " ")) << family;
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + family + " ")) << family;
   }
-  EXPECT_THAT(text, HasSubstr("pgnap_build_info{version=\"9.9.9\"} 1"));
+  EXPECT_THAT(text, HasSubstr("pgnap_build_info{version=\"9.9.9\",revision=\"0123456789ab\"} 1"));
   EXPECT_THAT(text, HasSubstr("\npgnap_ledger_pending_writes 0\n"));
   EXPECT_THAT(text, HasSubstr("pgnap_instance_state{db_instance=\"blog\",state=\"awake\"} 1"));
   EXPECT_THAT(text, HasSubstr("pgnap_instance_state{db_instance=\"blog\",state=\"asleep\"} 0"));
