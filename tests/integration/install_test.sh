@@ -1,10 +1,14 @@
 #!/bin/sh
 # `cmake --install` into a scratch DESTDIR puts every file where docs/operations.md says, the
 # installed units name the installed binary, and a second install keeps an edited config.
-# usage: install_test.sh BUILD_DIR PREFIX
+# usage: install_test.sh BUILD_DIR PREFIX UNIT_DIR LIB_DIR
+# (UNIT_DIR: where the units go, PREFIX/lib/systemd/system by default; LIB_DIR: the parent of
+# sysusers.d and tmpfiles.d, PREFIX/lib by default; `make deb` configures the tree for Debian.)
 set -eu
 build=$1
 prefix=$2
+unitdir=${3:-$prefix/lib/systemd/system}
+libdir=${4:-$prefix/lib}
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -12,10 +16,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 DESTDIR=$dest cmake --install "$build" >/dev/null
 for f in \
   "$prefix/bin/pgnap" \
-  "$prefix/lib/systemd/system/pgnap.service" \
-  "$prefix/lib/systemd/system/pgnap.socket" \
-  "$prefix/lib/sysusers.d/pgnap.conf" \
-  "$prefix/lib/tmpfiles.d/pgnap.conf" \
+  "$unitdir/pgnap.service" \
+  "$unitdir/pgnap.socket" \
+  "$libdir/sysusers.d/pgnap.conf" \
+  "$libdir/tmpfiles.d/pgnap.conf" \
+  "$prefix/share/man/man1/pgnap.1" \
+  "$prefix/share/man/man5/pgnap.toml.5" \
+  "$prefix/share/doc/pgnap/CHANGELOG.md" \
   "$prefix/share/doc/pgnap/README.md" \
   "$prefix/share/doc/pgnap/configuration.md" \
   "$prefix/share/doc/pgnap/operations.md" \
@@ -25,11 +32,14 @@ for f in \
   [ -e "$dest$f" ] || fail "cmake --install did not install $f"
 done
 [ -x "$dest$prefix/bin/pgnap" ] || fail "$prefix/bin/pgnap is not executable"
-grep -q "^ExecStart=$prefix/bin/pgnap run -c /etc/pgnap/pgnap.toml\$" "$dest$prefix/lib/systemd/system/pgnap.service" ||
+grep -q "^ExecStart=$prefix/bin/pgnap run -c /etc/pgnap/pgnap.toml\$" "$dest$unitdir/pgnap.service" ||
   fail "the installed unit does not run $prefix/bin/pgnap"
-if grep -q '@PGNAP_' "$dest$prefix/lib/systemd/system/"pgnap.*; then fail "placeholder left in an installed unit"; fi
+if grep -q '@PGNAP_' "$dest$unitdir/"pgnap.*; then fail "placeholder left in an installed unit"; fi
 "$dest$prefix/bin/pgnap" check -c "$dest$prefix/share/doc/pgnap/examples/pgnap.toml" >/dev/null ||
   fail "the installed binary rejects the installed example configuration"
+
+[ ! -e "$dest$prefix/share/doc/pgnap/CMakeLists.txt" ] || fail "docs/CMakeLists.txt was installed as documentation"
+grep -q '^\.TH "PGNAP" "1"' "$dest$prefix/share/man/man1/pgnap.1" || fail "pgnap.1 is not a man page"
 
 echo "# edited" >> "$dest/etc/pgnap/pgnap.toml"
 DESTDIR=$dest cmake --install "$build" >/dev/null
