@@ -10,6 +10,9 @@
 #                any sanitizer report (a leak too) fails the test that caused it
 #                (build-sanitize: only its build)
 #   make demo    build, then run pgnap in front of a throwaway cluster (scripts/demo.sh)
+#   make deb     build, then the Debian package of that build into dist/ (DEB_REVISION=1)
+#   make test-package  build two packages (revisions 1 and 2) and test them on this machine:
+#                lintian, install, upgrade, remove, purge (root; tests/package/deb_test.sh)
 #   make bench   build, then measure pgnap next to PostgreSQL direct and PgBouncer
 #                (bench/run.sh; about 40 minutes; writes docs/benchmarks.md)
 #   make fuzz    build the libFuzzer targets with clang, run them for FUZZ_SECONDS=90 (tests/fuzz/run.sh)
@@ -25,7 +28,7 @@ TEST_JOBS ?= 4
 # `make test-sanitize` runs them again with the user-space relay, so CI covers both.
 TEST_RELAY ?= $(shell [ "$$(id -u)" -eq 0 ] && echo kernel || echo user)
 
-.PHONY: all deps build test demo bench fuzz format format-check clean distclean
+.PHONY: all deps build test demo bench fuzz format format-check clean distclean deb test-package
 
 all: build
 
@@ -68,6 +71,32 @@ test-sanitize: build-sanitize build
 	  -LE integration -E '_NOT_BUILT'
 	$(SANITIZE_ENV) PGNAP_TEST_RELAY=user PGNAP_BINARY=$(abspath $(SANITIZE_BUILD_DIR))/pgnap ctest --test-dir $(BUILD_DIR) \
 	  --output-on-failure -j$(SANITIZE_TEST_JOBS) -L integration -E '$(SANITIZE_SKIP)'
+
+# The Debian package (debian/), built by dpkg-buildpackage and debhelper from the tree
+# `make build` made: debian/rules gives it Debian's install paths (/usr) and compiles nothing
+# again. The version is CHANGELOG.md's; DEB_REVISION is the package's revision of it. The
+# packages, .buildinfo and .changes land in dist/.
+DEB_REVISION ?= 1
+DEB_DIR ?= dist
+deb: build
+	scripts/debian-changelog.sh $(DEB_REVISION)
+	PGNAP_BUILD_DIR=$(abspath $(BUILD_DIR)) dpkg-buildpackage --build=binary --no-sign
+	mkdir -p $(DEB_DIR)
+	version=$$(dpkg-parsechangelog -SVersion) && \
+	  mv ../pgnap_$${version}_*.deb ../pgnap-dbgsym_$${version}_*.deb ../pgnap_$${version}_*.buildinfo \
+	     ../pgnap_$${version}_*.changes $(DEB_DIR)/ && \
+	  ls -l $(DEB_DIR)/*_$${version}_*
+
+# The package test (tests/package/deb_test.sh): lintian, then the package of this tree
+# installed, upgraded to a rebuild with the next Debian revision, removed and purged, on this
+# machine. Root only, and only where no pgnap package is installed (CI, a throwaway VM).
+PACKAGE_TEST_DIR ?= $(BUILD_DIR)/deb
+test-package: build
+	rm -rf $(PACKAGE_TEST_DIR)
+	$(MAKE) --no-print-directory deb DEB_REVISION=1 DEB_DIR=$(PACKAGE_TEST_DIR)
+	$(MAKE) --no-print-directory deb DEB_REVISION=2 DEB_DIR=$(PACKAGE_TEST_DIR)
+	scripts/debian-changelog.sh 1
+	tests/package/deb_test.sh $(PACKAGE_TEST_DIR)/pgnap_*-1_*.deb $(PACKAGE_TEST_DIR)/pgnap_*-2_*.deb
 
 demo: build
 	PGNAP=$(abspath $(BUILD_DIR))/pgnap scripts/demo.sh

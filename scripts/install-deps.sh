@@ -7,12 +7,13 @@
 set -eu
 
 PACKAGES="
-  build-essential cmake pkg-config clang libclang-rt-14-dev
+  build-essential cmake pkg-config clang libclang-rt-14-dev python3
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpq-dev libsqlite3-dev prometheus-cpp-dev libtomlplusplus-dev
   libssl-dev libsystemd-dev libbpf-dev liburing-dev libgtest-dev libgmock-dev libabsl-dev tzdata
   postgresql postgresql-client pgbouncer prometheus
   dbus-daemon systemd openssl iproute2
+  debhelper lintian man-db
   python3-psycopg python3-psycopg-pool python3-psycopg2 python3-sqlalchemy python3-django
   openjdk-17-jdk-headless libpostgresql-jdbc-java
   nodejs
