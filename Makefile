@@ -41,6 +41,11 @@ build: deps
 
 test: build
 	PGNAP_TEST_RELAY=$(TEST_RELAY) ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(TEST_JOBS)
+	@if [ "$$(id -u)" -eq 0 ]; then \
+	  $(MAKE) --no-print-directory test-package; \
+	else \
+	  echo "make test: NOT RUN: the package test (it installs the package): run 'sudo make test-package'"; \
+	fi
 
 # Every report is fatal (abort_on_error / halt_on_error), leaks included. lsan.supp is for
 # known leaks in system libraries only, each explained there.
@@ -63,14 +68,20 @@ build-sanitize: deps
 # of connections, the soak, a keep-warm window a minute ahead) and the packaging checks: they
 # run in `make test`, reach no code the smaller tests do not reach, and would add minutes
 # under ASan.
-SANITIZE_SKIP ?= soak|TwoThousandConnections|TwoHundredClients|AHundredParkedSessions|Serves500Requests|KeepWarmWindow|systemd_units|install_layout
+SANITIZE_SKIP ?= soak|TwoThousandConnections|TwoHundredClients|AHundredParkedSessions|Serves500Requests|KeepWarmWindow|systemd_units|install_layout|package_sources
 SANITIZE_TEST_JOBS ?= 5
 
+# The unit tests (CPU-bound) run beside the integration tests (which mostly wait on
+# PostgreSQL); their output follows once both are done.
 test-sanitize: build-sanitize build
-	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j$(SANITIZE_TEST_JOBS) \
-	  -LE integration -E '_NOT_BUILT'
+	@$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j2 \
+	  -LE integration -E '_NOT_BUILT' > $(SANITIZE_BUILD_DIR)/unit-tests.log 2>&1 & unit=$$!; \
+	integration=0; \
 	$(SANITIZE_ENV) PGNAP_TEST_RELAY=user PGNAP_BINARY=$(abspath $(SANITIZE_BUILD_DIR))/pgnap ctest --test-dir $(BUILD_DIR) \
-	  --output-on-failure -j$(SANITIZE_TEST_JOBS) -L integration -E '$(SANITIZE_SKIP)'
+	  --output-on-failure -j$(SANITIZE_TEST_JOBS) -L integration -E '$(SANITIZE_SKIP)' || integration=$$?; \
+	units=0; wait $$unit || units=$$?; \
+	echo "--- the sanitized unit tests ($(SANITIZE_BUILD_DIR)/unit-tests.log):"; cat $(SANITIZE_BUILD_DIR)/unit-tests.log; \
+	[ $$integration -eq 0 ] && [ $$units -eq 0 ]
 
 # The Debian package (debian/), built by dpkg-buildpackage and debhelper from the tree
 # `make build` made: debian/rules gives it Debian's install paths (/usr) and compiles nothing
