@@ -19,7 +19,7 @@ What the documents use, and what it becomes:
                          "Header: value." except a "meaning" column, which becomes the text
   `code` **b** *i*       \\fB, \\fB, \\fI (man's convention: literal text in bold)
   [text](target)         text; an http(s) target follows in angle brackets, a document of
-                         pgnap's names its file in /usr/share/doc/pgnap
+                         pgnap's is named as a file in /usr/share/doc/pgnap
   term / ": definition"  .TP term (a definition list, as in docs/cli.md)
   <!-- comment -->       nothing (notes for readers of the Markdown only)
 No other Markdown is used by these documents; anything else passes through as text.
@@ -81,7 +81,7 @@ def inline(text):
                     doc = target.split("#", 1)[0]
                     name = doc.rsplit("/", 1)[-1]
                     if name and not label.strip("`").endswith(name):
-                        out.append(" (" + escape(DOC_DIR + "/" + doc.lstrip("./").replace("../", "")) + ")")
+                        out.append(" (" + escape(name) + " in " + DOC_DIR + ")")
                 i += m.end()
                 continue
         out.append(escape(c))

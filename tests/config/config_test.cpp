@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -606,6 +607,63 @@ TEST(ExampleConfigTest, DocsCompleteExampleLoads) {
   EXPECT_EQ(config.instances[2].name, "main");
   EXPECT_EQ(config.instances[2].backend, "systemd");
   EXPECT_EQ(config.instances[2].systemd.unit, "postgresql@15-main.service");
+}
+
+// Every key the loader accepts has its row in docs/configuration.md, the source of the man page
+// pgnap.toml(5) (scripts/md2man.py): the key lists come from the loader itself, from the
+// "valid keys here" of an unknown key in each table.
+TEST(ExampleConfigTest, EveryKeyHasItsRowInConfigurationMd) {
+  std::ifstream file(PGNAP_SOURCE_DIR "/docs/configuration.md");
+  const std::string markdown((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(markdown.empty());
+  const std::string instance = "[instances.main]\naddress = \"127.0.0.1:5432\"\n";
+  const std::string pg_ctl = instance + "backend = \"pg_ctl\"\n[instances.main.pg_ctl]\ndata_dir = \"/d\"\n";
+  // Each document: a valid configuration with an unknown key in the table under test.
+  const std::vector<std::pair<std::string, std::string>> tables = {
+      {"gateway", "[gateway]\nno_such_key = 1\n" + pg_ctl},
+      {"gateway.tls", "[gateway.tls]\nno_such_key = 1\n" + pg_ctl},
+      {"metrics", "[metrics]\nno_such_key = 1\n" + pg_ctl},
+      {"instances.main", pg_ctl + "[instances.main.accounting]\n" + "[instances.main.auth]\n" +
+                             "[instances.main.wake]\n[instances.main.maintenance]\n" +
+                             "[instances.main.x]\n"},
+      {"instances.main.pg_ctl", pg_ctl + "no_such_key = 1\n"},
+      {"instances.main.exec", instance + "backend = \"exec\"\n[instances.main.exec]\nstart = [\"a\"]\n" +
+                                  "stop = [\"b\"]\nno_such_key = 1\n"},
+      {"instances.main.systemd",
+       instance + "backend = \"systemd\"\n[instances.main.systemd]\nunit = \"u\"\nno_such_key = 1\n"},
+      {"instances.main.accounting", pg_ctl + "[instances.main.accounting]\nno_such_key = 1\n"},
+      {"instances.main.auth", pg_ctl + "[instances.main.auth]\nno_such_key = 1\n"},
+      {"instances.main.wake", pg_ctl + "[instances.main.wake]\nno_such_key = 1\n"},
+      {"instances.main.maintenance", pg_ctl + "[instances.main.maintenance]\nno_such_key = 1\n"},
+  };
+  // Names of sub-tables, documented by their headings rather than by a row.
+  const std::vector<std::string> sub_tables = {"tls", "pg_ctl", "exec", "systemd", "accounting", "auth", "wake",
+                                               "maintenance"};
+  int keys = 0;
+  for (const auto& [table, text] : tables) {
+    std::string listed;
+    try {
+      (void)parse_config(text, "pgnap.toml", "/etc/pgnap");
+    } catch (const ConfigLoadError& e) {
+      for (const ConfigError& error : e.errors()) {
+        const std::size_t at = error.message.find("valid keys here: ");
+        if (at != std::string::npos) listed = error.message.substr(at + std::string_view("valid keys here: ").size());
+      }
+    }
+    ASSERT_FALSE(listed.empty()) << table << ": no unknown-key error listing the valid keys";
+    std::size_t begin = 0;
+    while (begin < listed.size()) {
+      std::size_t end = listed.find(", ", begin);
+      if (end == std::string::npos) end = listed.size();
+      const std::string key = listed.substr(begin, end - begin);
+      begin = end + 2;
+      if (std::find(sub_tables.begin(), sub_tables.end(), key) != sub_tables.end()) continue;
+      ++keys;
+      EXPECT_NE(markdown.find("| `" + key + "` |"), std::string::npos)
+          << table << "." << key << " has no row in docs/configuration.md (nor in man pgnap.toml)";
+    }
+  }
+  EXPECT_GT(keys, 80);
 }
 
 }  // namespace
