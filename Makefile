@@ -71,14 +71,23 @@ build-sanitize: deps
 SANITIZE_SKIP ?= soak|TwoThousandConnections|TwoHundredClients|AHundredParkedSessions|Serves500Requests|KeepWarmWindow|systemd_units|install_layout|package_sources
 SANITIZE_TEST_JOBS ?= 5
 
-# The unit tests (CPU-bound) run beside the integration tests (which mostly wait on
-# PostgreSQL); their output follows once both are done.
-test-sanitize: build-sanitize build
-	@$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j2 \
-	  -LE integration -E '_NOT_BUILT' > $(SANITIZE_BUILD_DIR)/unit-tests.log 2>&1 & unit=$$!; \
-	integration=0; \
+# The two halves, run on what is already built (CI builds the sanitized pgnap first and
+# compiles the sanitized unit tests while the integration tests run against that pgnap):
+#   test-sanitize-units        the unit tests of $(SANITIZE_BUILD_DIR)
+#   test-sanitize-integration  the main build's integration tests against the sanitized pgnap
+# test-sanitize builds both and runs them side by side (the unit tests are CPU-bound, the
+# integration tests mostly wait on PostgreSQL); the unit tests' output follows.
+.PHONY: test-sanitize-units test-sanitize-integration
+test-sanitize-units:
+	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_BUILD_DIR) --output-on-failure -j2 -LE integration -E '_NOT_BUILT'
+
+test-sanitize-integration:
 	$(SANITIZE_ENV) PGNAP_TEST_RELAY=user PGNAP_BINARY=$(abspath $(SANITIZE_BUILD_DIR))/pgnap ctest --test-dir $(BUILD_DIR) \
-	  --output-on-failure -j$(SANITIZE_TEST_JOBS) -L integration -E '$(SANITIZE_SKIP)' || integration=$$?; \
+	  --output-on-failure -j$(SANITIZE_TEST_JOBS) -L integration -E '$(SANITIZE_SKIP)'
+
+test-sanitize: build-sanitize build
+	@$(MAKE) --no-print-directory test-sanitize-units > $(SANITIZE_BUILD_DIR)/unit-tests.log 2>&1 & unit=$$!; \
+	integration=0; $(MAKE) --no-print-directory test-sanitize-integration || integration=$$?; \
 	units=0; wait $$unit || units=$$?; \
 	echo "--- the sanitized unit tests ($(SANITIZE_BUILD_DIR)/unit-tests.log):"; cat $(SANITIZE_BUILD_DIR)/unit-tests.log; \
 	[ $$integration -eq 0 ] && [ $$units -eq 0 ]
