@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "daemon/backend_address.h"
+#include "daemon/cancel_forward.h"
 #include "daemon/client_auth.h"
 #include "daemon/client_queue.h"
 #include "daemon/instance_auth.h"
@@ -226,7 +227,14 @@ std::string greeting(const GatewaySession& s) {
 // The relay, once a server is attached: it answers what the client queued, then everything.
 // At the end the connection goes back to the pool, which keeps it if it is at rest. True when
 // the session parked: its state is in `s.parked`, its client still connected.
-asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std::string queued) {
+//
+// A cancel that arrives before the queued messages reach the server (`cancelled`: already
+// during the attach) is held and forwarded to the backend once they are written: sent
+// earlier, it would find the backend idle, and PostgreSQL drops a cancel for an idle backend.
+asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std::string queued,
+                                     bool cancelled = false) {
+  auto cancel_held = std::make_shared<bool>(cancelled);
+  s.key->detached([cancel_held] { *cancel_held = true; });
   ServerSession& server = attached.connection.server;
   const std::string changes = parameter_changes(s.told, server.parameters);
   s.auth.remember(s.user, s.database, attached.connection.login_parameters);
@@ -236,7 +244,21 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
     co_return false;
   }
   const Endpoint endpoint = server.connection.endpoint;
-  s.key->attached(endpoint, server.key, attached.connection.cancels_in_flight);
+  const auto executor = co_await asio::this_coro::executor;
+  auto point_key_at_server = [&s, endpoint, server_key = server.key,
+                              in_flight = attached.connection.cancels_in_flight, cancel_held, executor] {
+    s.key->attached(endpoint, server_key, in_flight);
+    if (!std::exchange(*cancel_held, false)) return;
+    // The coroutine owns its arguments (co_spawn keeps the function object alive while it runs).
+    asio::co_spawn(
+        executor,
+        [cancels = s.env.cancels, metrics = s.env.metrics,
+         request = protocol::CancelRequest{s.key->key().process_id, s.key->key().secret_key},
+         context = s.routed.context]() -> asio::awaitable<void> {
+          co_await forward_cancel(*cancels, *metrics, request, context);
+        },
+        asio::detached);
+  };
   PGNAP_LOG(kDebug, s.routed.context,
             "attached to " << server.key.process_id << " at " << endpoint_to_string(endpoint)
                            << (attached.connection.reused ? " (pooled)" : ""));
@@ -246,7 +268,8 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
                          .connected_to = endpoint,
                          .context = s.routed.context,
                          .key_issued_by_pgnap = true,
-                         .first_to_server = std::move(queued)};
+                         .first_to_server = std::move(queued),
+                         .after_first_to_server = point_key_at_server};
   relayed.pooled_parameters = &server.parameters;
   relayed.entry = &s.entry;
   s.entry.waiting = false;
@@ -255,6 +278,7 @@ asio::awaitable<bool> relay_attached(GatewaySession& s, Attached& attached, std:
   bool parked = false;
   for (;;) {
     co_await relay_session(s.env, s.client, relayed);
+    relayed.after_first_to_server = {};  // once: a relay resumed after a refused park finds the key attached
     if (!relayed.parked) break;
     // Stopped at rest to park: no cancel may reach the backend while its state is read.
     s.key->detached({});
@@ -384,7 +408,8 @@ asio::awaitable<bool> serve_until_attached(GatewaySession& s) {
           }
           s.parked.clear();
         }
-        co_return co_await relay_attached(s, *attached, queue.take_all() + s.reader.take_buffered());
+        co_return co_await relay_attached(s, *attached, queue.take_all() + s.reader.take_buffered(),
+                                          cancel_requested);
       }
       if (auto* failure = std::get_if<LoginFailure>(&result)) {
         co_await end_with(s, *failure);

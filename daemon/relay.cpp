@@ -337,6 +337,7 @@ asio::awaitable<RelayEnd> Relay::run() {
     if (ec) co_return RelayEnd{RelayEnd::Why::kWriteFailed, ec.message(), {}};
     if (end) co_return std::move(*end);
   }
+  if (after_first_to_server_) std::exchange(after_first_to_server_, {})();
   if (client_stream_.tls() || server_stream_.tls()) {
     auto r = co_await (pump_stream(Direction::kToServer) || pump_stream(Direction::kToClient));
     co_return r.index() == 0 ? std::get<0>(r) : std::get<1>(r);

@@ -83,7 +83,13 @@ class Relay {
 
   // Bytes of the client's stream that pgnap read before the relay (the authenticating
   // mode's queue, starting at a message boundary): run() scans and sends them first.
-  void send_first_to_server(std::string bytes) { first_to_server_ = std::move(bytes); }
+  // `then` runs once they are written (at once when there are none): the authenticating mode
+  // points its cancel key at the server there, so that a cancel cannot reach the backend
+  // before the query it is for.
+  void send_first_to_server(std::string bytes, std::function<void()> then = {}) {
+    first_to_server_ = std::move(bytes);
+    after_first_to_server_ = std::move(then);
+  }
   // The kernel relay (kernel_relay.h), for a session whose both sides are plaintext TCP: each
   // time the session is at rest, its bytes go into the kernel until something needs pgnap
   // (relay_kernel.cpp). Without it, or when it refuses the sockets, all is relayed here.
@@ -164,6 +170,7 @@ class Relay {
   bool unsynced_ = false;
   SessionActivity activity_;
   std::string first_to_server_;
+  std::function<void()> after_first_to_server_;
   bool idle_closed_ = false;
   bool may_park_ = false;
   bool park_requested_ = false;

@@ -94,7 +94,7 @@ asio::awaitable<void> relay_session(SessionEnv& env, Stream& client, RelayedSess
     }
   } unregister{instance, entry, entry == &own};
   instance->watch_session(&relay.activity());
-  relay.send_first_to_server(std::move(e.first_to_server));
+  relay.send_first_to_server(std::move(e.first_to_server), std::move(e.after_first_to_server));
   if (e.pooled_parameters != nullptr) relay.keep_server(e.pooled_parameters);
   RelayEnd end;
   for (;;) {

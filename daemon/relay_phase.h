@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <functional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -31,6 +32,8 @@ struct RelayedSession {
   // Messages the client sent before the relay, to go to the server first (the
   // authenticating mode's queue): the relay sees them as if they had just arrived.
   std::string first_to_server{};
+  // Run once they are written to the server (Relay::send_first_to_server).
+  std::function<void()> after_first_to_server{};
   // Session pooling: the server connection outlives the client. The client's Terminate is
   // held back, the server's ParameterStatus values are tracked here, and `server_reusable`
   // says at the end whether the connection may serve another client (relay.h).
