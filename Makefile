@@ -70,7 +70,7 @@ build-sanitize: deps
 # of connections, the soak, a keep-warm window a minute ahead) and the packaging checks: they
 # run in `make test`, reach no code the smaller tests do not reach, and would add minutes
 # under ASan.
-SANITIZE_SKIP ?= soak|TwoThousandConnections|TwoHundredClients|AHundredParkedSessions|Serves500Requests|KeepWarmWindow|systemd_units|install_layout|package_sources
+SANITIZE_SKIP ?= soak|TwoThousandConnections|TwoHundredClients|AHundredParkedSessions|Serves500Requests|KeepWarmWindow|systemd_units|install_layout
 SANITIZE_TEST_JOBS ?= 5
 
 # The two halves, run on what is already built (CI builds the sanitized pgnap first and
