@@ -76,7 +76,9 @@ TEST_F(MultiInstanceTest, TrafficToOneInstanceDoesNotKeepTheOtherAwake) {
   Gateway gateway(options_, &app_);
   ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s, 2)) << gateway.log();
 
-  // Wake blog once, then keep app busy with short sessions for four idle_timeouts.
+  // Wake blog once, then keep app busy with short sessions for four idle_timeouts
+  // and at least a dozen sessions (whichever takes longer: a loaded machine makes
+  // each session slower, which must not change what the test checks).
   const auto blog = psql(gateway.conninfo("blog"), "select current_database()");
   ASSERT_EQ(blog.exit_code, 0) << blog.describe();
   EXPECT_EQ(blog.out, "blog\n");
@@ -84,7 +86,7 @@ TEST_F(MultiInstanceTest, TrafficToOneInstanceDoesNotKeepTheOtherAwake) {
 
   const auto until = std::chrono::steady_clock::now() + 4s;
   int sessions = 0;
-  while (std::chrono::steady_clock::now() < until) {
+  while (std::chrono::steady_clock::now() < until || sessions < 12) {
     auto c = connect(gateway.conninfo("app"), 30s);
     ASSERT_TRUE(c.ok()) << c.error;
     const auto q = query(c.conn.get(), "select current_database()");
@@ -94,7 +96,6 @@ TEST_F(MultiInstanceTest, TrafficToOneInstanceDoesNotKeepTheOtherAwake) {
     c.conn.reset();
     std::this_thread::sleep_for(150ms);
   }
-  EXPECT_GT(sessions, 10);
 
   // blog went to sleep meanwhile; app never did.
   EXPECT_TRUE(app_.is_running());
