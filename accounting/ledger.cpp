@@ -138,6 +138,25 @@ const char* const kMigrations[] = {
     );
     CREATE INDEX maintenance_by_time ON maintenance (started_at);
     )sql",
+    // 5 → 6: what the database's own processes used while awake (accounting/usage.h), per
+    // stretch of awake time and kind: the report's measured basis.
+    R"sql(
+    CREATE TABLE usage (
+      id                   INTEGER PRIMARY KEY,
+      instance             TEXT NOT NULL,
+      started_at           REAL NOT NULL,  -- the first reading of the stretch
+      ended_at             REAL NOT NULL,  -- the last
+      kind                 TEXT NOT NULL,  -- idle (no session in use) | busy
+      seconds              REAL NOT NULL,  -- time measured
+      cpu_seconds          REAL NOT NULL,  -- CPU used meanwhile
+      memory_seconds       REAL NOT NULL,  -- time with a memory reading
+      memory_byte_seconds  REAL NOT NULL,  -- memory integrated over it
+      samples              INTEGER NOT NULL,
+      cpu_source           TEXT NOT NULL,  -- proc | cgroup
+      memory_source        TEXT NOT NULL   -- pss | rss | cgroup | '' (none)
+    );
+    CREATE INDEX usage_by_time ON usage (ended_at);
+    )sql",
 };
 constexpr int kMigrationCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
 static_assert(kMigrationCount == kLedgerSchemaVersion);
@@ -570,13 +589,17 @@ void Ledger::close_all(UnixTime at, const std::string& reason) {
       bytes_of({&reason}));
 }
 
-std::array<std::pair<std::string_view, double>, 6> ReportedCounters::named() const {
+std::array<std::pair<std::string_view, double>, 10> ReportedCounters::named() const {
   return {{{"asleep_seconds", asleep_seconds},
            {"awake_seconds", awake_seconds},
            {"energy_kwh", energy_kwh},
            {"carbon_g", carbon_g},
            {"cost", cost},
-           {"embodied_g", embodied_g}}};
+           {"embodied_g", embodied_g},
+           {"measured_cpu_seconds", measured_cpu_seconds},
+           {"measured_memory_gb_hours", measured_memory_gb_hours},
+           {"measured_energy_kwh", measured_energy_kwh},
+           {"measured_carbon_g", measured_carbon_g}}};
 }
 
 }  // namespace pgnap::accounting

@@ -35,6 +35,8 @@
 #include <utility>
 #include <vector>
 
+#include "accounting/usage.h"
+
 struct sqlite3;
 
 namespace pgnap::accounting {
@@ -43,7 +45,7 @@ namespace pgnap::accounting {
 using UnixTime = double;
 [[nodiscard]] UnixTime unix_now();
 
-inline constexpr int kLedgerSchemaVersion = 5;
+inline constexpr int kLedgerSchemaVersion = 6;
 
 // ---- rows, as read back ----
 
@@ -90,6 +92,22 @@ struct MaintenanceRow {
 // anything but letters, digits and -_./=:,+@% (an empty one as ''): what to paste to run it.
 [[nodiscard]] std::string command_text(const std::vector<std::string>& argv);
 
+// What the database's processes used over a stretch of awake time (schema version 6): one
+// row per stretch and kind, written every few minutes while awake and when it suspends.
+struct UsageRow {
+  std::string instance;
+  UnixTime started_at = 0;
+  UnixTime ended_at = 0;
+  bool idle = true;  // no session was in use during the intervals summed (kind "idle"), else "busy"
+  UsageTotals totals;
+  std::string cpu_source;     // proc | cgroup
+  std::string memory_source;  // pss | rss | cgroup | "" (none)
+};
+
+// The report's measured rates come from the usage of the 30 days up to its end (or of its
+// whole window, when longer): a window the database slept through still has them.
+inline constexpr double kUsageLookbackSeconds = 30 * 86400.0;
+
 struct TransitionRow {
   std::string instance;
   UnixTime at = 0;
@@ -103,6 +121,7 @@ struct LedgerData {
   std::vector<WakeRow> wakes;               // requested within the window
   std::vector<TransitionRow> transitions;   // within the window
   std::vector<MaintenanceRow> maintenance;  // started within the window, by started_at
+  std::vector<UsageRow> usage;              // ending after min(since, until − kUsageLookbackSeconds), starting before until
 };
 
 // Reads what overlaps [since, until) (instance "" = all), opening the file read-only: works
@@ -121,6 +140,9 @@ struct LifetimeTotals {
   // When it was last seen running (the end of its last waking/awake/suspending interval; 0 =
   // never): an instance found asleep at start-up has slept since then (maintenance.every).
   UnixTime last_awake_at = 0;
+  // What its processes used while awake, over the last kUsageLookbackSeconds: the measured rates.
+  UsageTotals idle_usage;
+  UsageTotals busy_usage;
 };
 [[nodiscard]] std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& path);
 
@@ -132,7 +154,12 @@ struct ReportedCounters {
   double carbon_g = 0;
   double cost = 0;
   double embodied_g = 0;
-  [[nodiscard]] std::array<std::pair<std::string_view, double>, 6> named() const;
+  // The measured basis (accounting/savings.h MeasuredSavings), at the idle rates known then.
+  double measured_cpu_seconds = 0;
+  double measured_memory_gb_hours = 0;
+  double measured_energy_kwh = 0;
+  double measured_carbon_g = 0;
+  [[nodiscard]] std::array<std::pair<std::string_view, double>, 10> named() const;
 };
 [[nodiscard]] std::map<std::string, ReportedCounters> read_reported_counters(const std::string& path);
 
@@ -198,6 +225,7 @@ class Ledger {
                          const std::string& reason);
   void record_wake(const WakeRow& wake);
   void record_maintenance(const MaintenanceRow& run);
+  void record_usage(const UsageRow& usage);  // accounting/ledger_usage.cpp
   // What /metrics just showed for `instance` (kept as the highest value per counter).
   void record_reported(const std::string& instance, const ReportedCounters& counters);
   // The configuration text the gateway started with (`reload` false) or reloaded.

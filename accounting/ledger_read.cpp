@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -101,6 +102,7 @@ LedgerData read_ledger(const std::string& path, UnixTime since, UnixTime until, 
       s.bind(1, since).bind(2, until).bind(3, instance);
       while (s.step()) data.transitions.push_back({s.text(0), s.real(1), s.text(2), s.text(3), s.text(4)});
     }
+    detail::read_usage_rows(db, std::min(since, until - kUsageLookbackSeconds), until, instance, data.usage);
     exec(db, "COMMIT");
   } catch (const std::exception& e) {
     sqlite3_close(db);
@@ -143,6 +145,10 @@ std::map<std::string, ReportedCounters> read_reported_counters(const std::string
       else if (name == "carbon_g") c.carbon_g = v;
       else if (name == "cost") c.cost = v;
       else if (name == "embodied_g") c.embodied_g = v;
+      else if (name == "measured_cpu_seconds") c.measured_cpu_seconds = v;
+      else if (name == "measured_memory_gb_hours") c.measured_memory_gb_hours = v;
+      else if (name == "measured_energy_kwh") c.measured_energy_kwh = v;
+      else if (name == "measured_carbon_g") c.measured_carbon_g = v;
     }
     return out;
   });
@@ -177,6 +183,7 @@ std::map<std::string, LifetimeTotals> read_lifetime_totals(const std::string& pa
         t.start_seconds = s.real(2);
       }
     }
+    detail::read_usage_totals(db, unix_now() - kUsageLookbackSeconds, totals);
     exec(db, "COMMIT");
     return totals;
   });

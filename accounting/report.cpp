@@ -127,7 +127,8 @@ std::string address_without_port(const std::string& address) {
 }
 
 Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
-                    const std::vector<std::pair<std::string, Accounting>>& instances) {
+                    const std::vector<std::pair<std::string, Accounting>>& instances,
+                    const std::map<std::string, std::string>& not_measurable) {
   Report report;
   report.since = since;
   report.until = std::max(since, until);
@@ -151,6 +152,8 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
   for (const MaintenanceRow& m : data.maintenance) {
     if (!configured.contains(m.instance)) unknown.insert(m.instance);
   }
+  std::map<std::string, std::vector<const UsageRow*>> usage;
+  for (const UsageRow& u : data.usage) usage[u.instance].push_back(&u);
   for (const std::string& name : unknown) {
     InstanceReport r;
     r.name = name;  // default coefficients: the instance is no longer configured
@@ -194,6 +197,17 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
                      [](const MaintenanceRow& a, const MaintenanceRow& b) { return a.started_at < b.started_at; });
     summarise(r, ok_durations);
     r.wakes_per_day = per_day(r.wakes);
+    const auto why = not_measurable.find(r.name);
+    add_measured(r, usage[r.name], why == not_measurable.end() ? std::string() : why->second);
+    if (r.measured.available) {
+      ++report.instances_measured;
+      report.measured_cpu_seconds += r.measured.savings.cpu_seconds;
+      report.measured_memory_gb_hours += r.measured.savings.memory_gb_hours;
+      report.measured_energy_kwh += r.measured.savings.energy_kwh;
+      report.measured_carbon_g += r.measured.savings.carbon_g;
+    }
+    report.saved_energy_kwh += r.saved_energy_kwh;
+    report.saved_carbon_g += r.saved_carbon_g;
 
     report.hours_asleep += r.activity.hours_asleep;
     report.hours_awake += r.activity.hours_awake;
@@ -214,6 +228,9 @@ Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
     report.embodied_g += r.savings.embodied_g;
     report.cost_by_currency[r.accounting.currency] += r.savings.cost;
   }
+  report.basis = report.instances_measured == 0                        ? "model"
+                 : report.instances_measured == report.instances.size() ? "measured"
+                                                                        : "mixed";
   report.share_asleep = share(report.hours_asleep, report.hours_awake);
   report.wakes_per_day = per_day(report.wakes);
   set_percentiles(std::move(ok_durations), report.wake_p50_s, report.wake_p95_s);

@@ -30,6 +30,22 @@ inline constexpr std::size_t kTopWakeSources = 5;
 // "[::1]:50312" → "::1"; "unix" stays; "" (a wake recorded before schema version 5) too.
 [[nodiscard]] std::string address_without_port(const std::string& address);
 
+// The measured basis of one instance (docs/accounting.md, "Measured"): what its own processes
+// used while awake over the 30 days up to the report's end (or its window, when longer),
+// and what sleeping avoided at those rates over the window's hours asleep.
+struct MeasuredReport {
+  bool available = false;  // an idle-awake rate was measured: the measured figures hold
+  // What they rest on ("measured over 2.1 h idle-awake, 754 readings, /proc, PSS"), or why
+  // the model alone is reported ("nothing measured: ...", "never idle while awake: ...").
+  std::string note;
+  UsageTotals idle;  // summed over the usage rows
+  UsageTotals busy;
+  std::string cpu_source;     // of the latest row: proc | cgroup ("" when none)
+  std::string memory_source;  // pss | rss | cgroup ("" when none)
+  MeasuredRates rates;        // from `idle`
+  MeasuredSavings savings;    // zero unless available
+};
+
 struct InstanceReport {
   std::string name;
   Accounting accounting;
@@ -58,7 +74,13 @@ struct InstanceReport {
   std::uint64_t maintenance_runs = 0;
   std::uint64_t maintenance_failed = 0;  // outcome other than ok
   std::optional<MaintenanceRow> last_maintenance;
-  Savings savings;
+  Savings savings;  // the model's figures (basis "model")
+  MeasuredReport measured;
+  // The basis of the headline figures below: "measured" when available, else "model".
+  std::string basis = "model";
+  double saved_energy_kwh = 0;
+  double saved_carbon_g = 0;
+  double saved_cost = 0;
   std::vector<IntervalRow> intervals;            // clipped to the window, by start (for the timeline)
   std::vector<WakeRow> wake_rows;                // requested in the window, by requested_at
   std::vector<MaintenanceRow> maintenance_rows;  // started in the window, by started_at
@@ -92,12 +114,32 @@ struct Report {
   double carbon_g = 0;
   double embodied_g = 0;
   std::map<std::string, double> cost_by_currency;
+  // The measured basis, over the instances that have it; the headline figures of every
+  // instance summed, and their basis ("measured", "model", or "mixed").
+  std::size_t instances_measured = 0;
+  double measured_cpu_seconds = 0;
+  double measured_memory_gb_hours = 0;
+  double measured_energy_kwh = 0;
+  double measured_carbon_g = 0;
+  std::string basis = "model";
+  double saved_energy_kwh = 0;
+  double saved_carbon_g = 0;
 };
 
 // `instances`: name → coefficients, in configuration order; instances in the ledger but no
-// longer configured are reported with default coefficients.
+// longer configured are reported with default coefficients. `not_measurable`: instances
+// whose processes pgnap cannot read (a remote or cloud database), with why, for the
+// measured basis's note (config::measure_unavailable).
 [[nodiscard]] Report build_report(const LedgerData& data, UnixTime since, UnixTime until,
-                                  const std::vector<std::pair<std::string, Accounting>>& instances);
+                                  const std::vector<std::pair<std::string, Accounting>>& instances,
+                                  const std::map<std::string, std::string>& not_measurable = {});
+
+// The measured basis of `r` from the usage rows of its instance (accounting/report_measured.cpp).
+void add_measured(InstanceReport& r, const std::vector<const UsageRow*>& rows, const std::string& not_measurable);
+
+// "0.21% of a vCPU", "38.2 MB": the measured rates for people.
+[[nodiscard]] std::string utilisation_text(double vcpus);
+[[nodiscard]] std::string bytes_text(double bytes);
 
 [[nodiscard]] std::string format_table(const Report& report);
 [[nodiscard]] std::string format_json(const Report& report);

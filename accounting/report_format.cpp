@@ -170,7 +170,7 @@ struct Sources {
   std::string label;  // "application_name" or "address"
   std::vector<WakeSource> items;
 };
-using Value = std::variant<double, std::uint64_t, std::int64_t, std::string, Null, Sources>;
+using Value = std::variant<bool, double, std::uint64_t, std::int64_t, std::string, Null, Sources>;
 
 struct Group {
   std::string name;  // "" = the instance object itself; else a nested object / column prefix
@@ -180,6 +180,30 @@ struct Group {
 Value optional_number(const std::optional<double>& v) {
   if (v) return *v;
   return Null{};
+}
+
+// Physical quantities first, then what they are worth; all null when nothing was measured.
+std::vector<std::pair<std::string, Value>> measured_fields(const MeasuredReport& m) {
+  const auto measured = [&m](double v) { return m.available ? Value(v) : Value(Null{}); };
+  const auto text = [&m](const std::string& v) { return m.available && !v.empty() ? Value(v) : Value(Null{}); };
+  return {{"basis", std::string("measured")},
+          {"available", m.available},
+          {"note", m.note},
+          {"idle_cpu_utilisation", measured(m.rates.cpu_utilisation)},
+          {"idle_memory_bytes", measured(m.idle.memory_bytes())},
+          {"idle_seconds_measured", m.idle.seconds},
+          {"busy_cpu_utilisation", m.busy.seconds > 0 ? Value(m.busy.cpu_utilisation()) : Value(Null{})},
+          {"busy_memory_bytes", m.busy.memory_seconds > 0 ? Value(m.busy.memory_bytes()) : Value(Null{})},
+          {"busy_seconds_measured", m.busy.seconds},
+          {"cpu_source", text(m.cpu_source)},
+          {"memory_source", text(m.idle.memory_seconds > 0 ? m.memory_source : std::string())},
+          {"cpu_seconds_avoided", measured(m.savings.cpu_seconds)},
+          {"memory_gb_hours_freed", measured(m.savings.memory_gb_hours)},
+          {"start_cpu_seconds", measured(m.savings.start_cpu_seconds)},
+          {"watts", measured(m.savings.watts)},
+          {"energy_saved_kwh", measured(m.savings.energy_kwh)},
+          {"carbon_saved_g", measured(m.savings.carbon_g)},
+          {"cost_saved", measured(m.savings.cost)}};
 }
 
 std::vector<Group> instance_fields(const InstanceReport& r) {
@@ -205,7 +229,20 @@ std::vector<Group> instance_fields(const InstanceReport& r) {
         {"cost_saved", r.savings.cost},
         {"currency", a.currency},
         {"embodied_saved_g", r.savings.embodied_g},
-        {"wakes_per_day", r.wakes_per_day}}},
+        {"wakes_per_day", r.wakes_per_day},
+        {"basis", r.basis}}},
+      // The headline: the measured figures when there are, else the model's (docs/accounting.md).
+      {"saved",
+       {{"basis", r.basis},
+        {"energy_kwh", r.saved_energy_kwh},
+        {"carbon_g", r.saved_carbon_g},
+        {"cost", r.saved_cost}}},
+      {"model",
+       {{"basis", std::string("model")},
+        {"energy_saved_kwh", r.savings.energy_kwh},
+        {"carbon_saved_g", r.savings.carbon_g},
+        {"cost_saved", r.savings.cost}}},
+      {"measured", measured_fields(r.measured)},
       {"grid", {{"intensity_g_per_kwh", a.grid_intensity}, {"source", a.grid_source}, {"year", a.grid_year}}},
       {"coefficients",
        {{"vcpus", a.vcpus},
@@ -269,7 +306,17 @@ std::vector<Group> total_fields(const Report& r) {
             {"energy_saved_kwh", r.energy_kwh},
             {"carbon_saved_g", r.carbon_g},
             {"embodied_saved_g", r.embodied_g},
-            {"wakes_per_day", r.wakes_per_day}}},
+            {"wakes_per_day", r.wakes_per_day},
+            {"basis", r.basis}}},
+          {"saved", {{"basis", r.basis}, {"energy_kwh", r.saved_energy_kwh}, {"carbon_g", r.saved_carbon_g}}},
+          {"model", {{"basis", std::string("model")}, {"energy_saved_kwh", r.energy_kwh}, {"carbon_saved_g", r.carbon_g}}},
+          {"measured",
+           {{"basis", std::string("measured")},
+            {"instances", static_cast<std::uint64_t>(r.instances_measured)},
+            {"cpu_seconds_avoided", r.measured_cpu_seconds},
+            {"memory_gb_hours_freed", r.measured_memory_gb_hours},
+            {"energy_saved_kwh", r.measured_energy_kwh},
+            {"carbon_saved_g", r.measured_carbon_g}}},
           {"wake_causes",
            {{"client", r.wakes_client},
             {"manual", r.wakes_manual},
@@ -280,6 +327,7 @@ std::vector<Group> total_fields(const Report& r) {
 
 std::string json_value(const Value& v) {
   struct Visitor {
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
     std::string operator()(double d) const { return number(d); }
     std::string operator()(std::uint64_t n) const { return std::to_string(n); }
     std::string operator()(std::int64_t n) const { return std::to_string(n); }
@@ -366,6 +414,51 @@ void csv_cells(const Value& v, std::vector<std::string>& out) {
     out.push_back(have ? csv_field(sources->items[i].name) : "");
     out.push_back(have ? std::to_string(sources->items[i].wakes) : "");
   }
+}
+
+// Rows aligned in columns (the first to the left, the others to the right), two spaces apart.
+std::string aligned(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) line += "  ";
+      line += pad(row[i], widths[i], i == 0);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+// The measured basis: the physical quantities first (what the database used while idle-awake,
+// and what sleeping avoided of it), then the headline figures with the basis each rests on.
+std::string measured_section(const Report& report) {
+  std::string out =
+      "\nWhat sleeping avoided (measured: the database's own processes while awake and idle; "
+      "else the model):\n";
+  std::vector<std::vector<std::string>> rows = {{"instance", "idle CPU", "idle memory", "CPU-s avoided", "GB-h freed",
+                                                 "kWh saved", "gCO2e saved", "money saved", "basis"}};
+  for (const InstanceReport& r : report.instances) {
+    const MeasuredReport& m = r.measured;
+    const auto dash = [&m](const std::string& text) { return m.available ? text : std::string("-"); };
+    rows.push_back({r.name, dash(utilisation_text(m.rates.cpu_utilisation)), dash(bytes_text(m.idle.memory_bytes())),
+                    dash(fixed(m.savings.cpu_seconds, 1)), dash(fixed(m.savings.memory_gb_hours, 2)),
+                    fixed(r.saved_energy_kwh, 3), fixed(r.saved_carbon_g, 1), money(r.saved_cost, r.accounting.currency),
+                    r.basis});
+  }
+  out += aligned(rows);
+  std::size_t name_width = 0;
+  for (const InstanceReport& r : report.instances) name_width = std::max(name_width, display_width(r.name));
+  for (const InstanceReport& r : report.instances) {
+    out += "  " + pad(r.name, name_width, true) + "  " + r.measured.note + "\n";
+  }
+  return out;
 }
 
 // The table's sections about wakes and maintenance, below the figures.
@@ -466,7 +559,7 @@ std::string format_table(const Report& report) {
   std::vector<std::string> header = {"instance", "asleep h", "awake h"};
   if (any_failed_hours) header.push_back("failed h");
   for (const char* h :
-       {"% asleep", "wakes (failed)", "wake p50 / p95 s", "waited", "kWh saved", "gCO2e saved", "money saved"}) {
+       {"% asleep", "wakes (failed)", "wake p50 / p95 s", "waited", "kWh (model)", "gCO2e (model)", "money (model)"}) {
     header.push_back(h);
   }
   if (any_embodied) header.push_back("embodied gCO2e");
@@ -521,6 +614,7 @@ std::string format_table(const Report& report) {
     emit(rows[i]);
   }
 
+  if (!report.instances.empty()) out += measured_section(report);
   out += wake_sections(report);
   out += "\nGrid intensity used:\n";
   std::size_t name_width = 0;

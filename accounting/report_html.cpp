@@ -6,6 +6,7 @@
 // numeric character references only), so it can be checked and post-processed as XHTML.
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <ctime>
 #include <set>
@@ -264,6 +265,7 @@ svg.timeline{display:block;width:100%;min-width:640px;height:auto}
 .tl{fill:var(--muted);font-size:12px}
 .wake line{stroke:var(--tick);stroke-width:1.6}
 .wake-failed path{stroke:var(--failed);stroke-width:2.2;fill:none;stroke-linecap:round}
+p.capacity{margin:10px 0 0;font-size:14px;color:var(--muted)}
 table.figures{border-collapse:collapse;width:100%;margin-top:14px;font-size:14px}
 table.figures th{text-align:left;font-weight:500;color:var(--muted);padding:6px 14px 6px 0;
 width:34%;border-top:1px solid var(--line);vertical-align:top}
@@ -286,6 +288,58 @@ std::string row(const std::string& name, const std::string& value_html) {
 }
 
 std::string note(const std::string& text) { return " <span class=\"note\">" + escape_xml(text) + "</span>"; }
+
+// The measured basis: what the database used while idle-awake, what sleeping avoided of it,
+// and what that is worth; or why there is nothing measured.
+std::string measured_rows(const InstanceReport& r) {
+  const MeasuredReport& m = r.measured;
+  const Accounting& a = r.accounting;
+  if (!m.available) return row("Measured", escape_xml("-") + note("(" + m.note + ")"));
+  std::string out;
+  out += row("Measured while idle-awake",
+             escape_xml(utilisation_text(m.rates.cpu_utilisation) + ", " + bytes_text(m.idle.memory_bytes())) +
+                 note("(" + m.note + ")"));
+  if (m.busy.seconds > 0) {
+    out += row("Measured while in use",
+               escape_xml(utilisation_text(m.busy.cpu_utilisation()) + ", " + bytes_text(m.busy.memory_bytes())) +
+                   note("(over " + fixed(m.busy.seconds / 3600, 2) + " h; for comparison, not counted)"));
+  }
+  out += row("CPU time avoided", escape_xml(fixed(m.savings.cpu_seconds, 1) + " CPU-seconds") +
+                                     note("(idle rate × " + fixed(r.activity.hours_asleep, 2) + " h asleep; starts used " +
+                                          fixed(m.savings.start_cpu_seconds, 1) + " s of one vCPU)"));
+  out += row("Memory freed", escape_xml(fixed(m.savings.memory_gb_hours, 3) + " GB-hours") +
+                                 note("(" + bytes_text(m.idle.memory_bytes()) + " for " +
+                                      fixed(r.activity.hours_asleep, 2) + " h)"));
+  const std::string neg = fixed(m.savings.energy_kwh, 3).front() == '-' ? " class=\"neg\"" : "";
+  out += row("Energy saved (measured)", "<span" + neg + ">" + escape_xml(fixed(m.savings.energy_kwh, 3) + " kWh") +
+                                            "</span>" +
+                                            note("(" + fixed(m.savings.watts * 1000, 1) + " mW while idle-awake, PUE " +
+                                                 number(a.pue) + ")"));
+  out += row("Carbon saved (measured)", "<span" + neg + ">" + escape_xml(fixed(m.savings.carbon_g, 1) + " gCO2e") +
+                                            "</span>" + note("at " + grid_text(a)));
+  out += row("Money saved (measured)",
+             escape_xml(money(m.savings.cost, a.currency)) +
+                 note(a.price_per_gb_hour == 0 ? "(no price_per_gb_hour configured)"
+                                               : "(" + number(a.price_per_gb_hour) + " " + a.currency + " per GB-hour)"));
+  return out;
+}
+
+// Memory freed while asleep, as capacity the owner can use: shown next to the timeline.
+std::string capacity(const InstanceReport& r) {
+  const MeasuredReport& m = r.measured;
+  if (!m.available) {
+    std::string why = m.note;
+    if (!why.empty()) why[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(why[0])));
+    return "<p class=\"capacity\">" + escape_xml("Basis: model. " + why + ".") + "</p>\n";
+  }
+  const double recorded = r.activity.hours_asleep + r.activity.hours_awake;
+  const double share = recorded > 0 ? r.activity.hours_asleep / recorded : 0;
+  return "<p class=\"capacity\">" +
+         escape_xml("Basis: measured. While asleep, " + bytes_text(m.idle.memory_bytes()) + " of memory and " +
+                    utilisation_text(m.rates.cpu_utilisation) + " were free for " + fixed(share * 100, 1) +
+                    "% of the recorded time: room for another site of that size on the same machine.") +
+         "</p>\n";
+}
 
 std::string figures(const InstanceReport& r) {
   const Accounting& a = r.accounting;
@@ -323,12 +377,13 @@ std::string figures(const InstanceReport& r) {
   if (r.maintenance_runs > 0) out += row("Maintenance runs", escape_xml(maintenance_text(r)));
   const std::string neg = fixed(s.energy_kwh, 3).front() == '-' ? " class=\"neg\"" : "";
   // The parts in Wh: a wake's share is usually far below what 3 decimals of a kWh show.
-  out += row("Energy saved", "<span" + neg + ">" + escape_xml(fixed(s.energy_kwh, 3) + " kWh") + "</span>" +
+  out += measured_rows(r);
+  out += row("Energy saved (model)", "<span" + neg + ">" + escape_xml(fixed(s.energy_kwh, 3) + " kWh") + "</span>" +
                                  note("(asleep " + fixed(s.idle_energy_kwh * 1000, 2) + " Wh minus wakes " +
                                       fixed(s.wake_energy_kwh * 1000, 2) + " Wh)"));
-  out += row("Carbon saved", "<span" + neg + ">" + escape_xml(fixed(s.carbon_g, 1) + " gCO2e") + "</span>" +
+  out += row("Carbon saved (model)", "<span" + neg + ">" + escape_xml(fixed(s.carbon_g, 1) + " gCO2e") + "</span>" +
                                  note("at " + grid_text(a)));
-  out += row("Money saved",
+  out += row("Money saved (model)",
              escape_xml(money(s.cost, a.currency)) +
                  note(a.price_per_hour == 0 ? "(no price_per_hour configured)"
                                             : "(" + number(a.price_per_hour) + " " + a.currency + "/h; wakes billed " +
@@ -374,10 +429,20 @@ std::string format_html(const Report& report) {
 
   out += "<div class=\"cards\">\n";
   out += card(fixed(report.hours_asleep, 1), "h", "asleep, against " + fixed(report.hours_awake, 1) + " h awake");
-  out += card(fixed(report.energy_kwh, 3), "kWh", "energy saved", report.energy_kwh > 0);
-  out += card(fixed(report.carbon_g, 1), "gCO2e", "carbon saved", report.carbon_g > 0);
+  if (report.instances_measured > 0) {
+    // The physical quantities first: true whatever the carbon model.
+    out += card(fixed(report.measured_cpu_seconds, 1), "CPU-s", "CPU time not used while asleep (measured)");
+    out += card(fixed(report.measured_memory_gb_hours, 2), "GB-h", "memory freed while asleep (measured)");
+  }
+  out += card(fixed(report.saved_energy_kwh, 3), "kWh", "energy saved (basis: " + report.basis + ")",
+              report.saved_energy_kwh > 0);
+  out += card(fixed(report.saved_carbon_g, 1), "gCO2e", "carbon saved (basis: " + report.basis + ")",
+              report.saved_carbon_g > 0);
+  if (report.basis != "model") {
+    out += card(fixed(report.energy_kwh, 3), "kWh", "energy saved by the configured model, for comparison");
+  }
   for (const auto& [currency, amount] : report.cost_by_currency) {
-    out += card(fixed(amount, 2), currency, "money saved");
+    out += card(fixed(amount, 2), currency, "money saved (model)");
   }
   if (report.embodied_g != 0) {
     out += card(fixed(report.embodied_g, 1), "gCO2e", "embodied carbon, reported apart");
@@ -402,10 +467,11 @@ std::string format_html(const Report& report) {
     out += "<section class=\"instance\">\n<h2>" + escape_xml(r.name) + "</h2>\n";
     out += "<p class=\"sub\">" +
            escape_xml("asleep " + fixed(r.share_asleep * 100, 1) + "% · " +
-                      wakes_per_day_text(r.wakes, r.wakes_per_day) + " · " + fixed(r.savings.energy_kwh, 3) + " kWh, " +
-                      fixed(r.savings.carbon_g, 1) + " gCO2e saved") +
+                      wakes_per_day_text(r.wakes, r.wakes_per_day) + " · " + fixed(r.saved_energy_kwh, 3) + " kWh, " +
+                      fixed(r.saved_carbon_g, 1) + " gCO2e saved (" + r.basis + ")") +
            "</p>\n";
     out += "<div class=\"scroll\">\n" + timeline(report, start, r, i) + "</div>\n";
+    out += capacity(r);
     out += figures(r);
     out += "</section>\n";
   }
@@ -422,7 +488,11 @@ std::string format_html(const Report& report) {
       "energy saved × grid intensity (Green Software Foundation SCI: O = E × I), money saved = hours "
       "asleep × hourly price − starts × minimum billed time. These are attributional estimates of "
       "order of magnitude, not meter readings: on a shared server, stopping PostgreSQL frees "
-      "capacity for others but does not switch hardware off.");
+      "capacity for others but does not switch hardware off. The measured basis counts instead what "
+      "the database's own processes used while awake and idle (CPU time and memory, read from /proc or "
+      "its cgroup), avoided for every hour asleep: CPU at utilisation × (max − min) W per vCPU (Cloud "
+      "Carbon Footprint's form without the vCPUs' own idle draw, which a running machine keeps) and "
+      "memory at W per GB; it never claims the machine's own idle power.");
   out +=
       "</p>\n<p>Default power coefficients: <a href=\"https://www.cloudcarbonfootprint.org/docs/methodology/\">"
       "Cloud Carbon Footprint methodology</a> (AWS averages: 0.74 W per vCPU idle, 3.5 W per vCPU "

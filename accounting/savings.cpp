@@ -55,4 +55,23 @@ Savings savings(const Accounting& a, const Activity& activity) {
   return s;
 }
 
+MeasuredSavings measured_savings(const Accounting& a, const MeasuredRates& rates, const Activity& activity) {
+  const double hours_asleep = std::max(0.0, activity.hours_asleep);
+  const double start_hours = std::max(0.0, activity.start_seconds) / 3600.0;
+  const double utilisation = std::max(0.0, rates.cpu_utilisation);
+  const double memory_gb = std::max(0.0, rates.memory_gb);
+  // The CCF range per vCPU; a configuration with busy below idle claims nothing for CPU.
+  const double range = std::max(0.0, a.busy_watts_per_vcpu - a.idle_watts_per_vcpu);
+
+  MeasuredSavings m;
+  m.cpu_seconds = utilisation * hours_asleep * 3600.0;
+  m.memory_gb_hours = memory_gb * hours_asleep;
+  m.start_cpu_seconds = start_hours * 3600.0;
+  m.watts = utilisation * range + memory_gb * a.watts_per_gb;
+  m.energy_kwh = a.pue * (m.watts * hours_asleep - range * start_hours) / 1000.0;
+  m.carbon_g = m.energy_kwh * a.grid_intensity;
+  m.cost = m.memory_gb_hours * a.price_per_gb_hour;
+  return m;
+}
+
 }  // namespace pgnap::accounting

@@ -55,4 +55,31 @@ struct Savings {
 
 [[nodiscard]] Savings savings(const Accounting& a, const Activity& activity);
 
+// ---- The measured basis (docs/accounting.md, "Measured") ----
+//
+// What the database's own processes used while awake and idle (no session in use), measured
+// (accounting/usage.h), is what each hour asleep avoids. Energy follows Cloud Carbon
+// Footprint's form, W = min + utilisation × (max − min) per vCPU, applied to the difference
+// the database makes on a machine that keeps running: the min term (the vCPUs' own idle
+// draw) is there whether PostgreSQL runs or not, so only utilisation × (max − min) is
+// claimed, plus its memory × W/GB. A start is charged one vCPU fully busy for its measured
+// duration. Never the VPS's idle power, residual_watts or power_watts: those are the model's.
+struct MeasuredRates {
+  double cpu_utilisation = 0;  // vCPUs in use while idle-awake (CPU-seconds per second)
+  double memory_gb = 0;        // memory held while idle-awake, GB (10^9 bytes)
+};
+
+struct MeasuredSavings {
+  double cpu_seconds = 0;        // CPU time not used while asleep: utilisation × seconds asleep
+  double memory_gb_hours = 0;    // memory freed while asleep: GB × hours asleep
+  double start_cpu_seconds = 0;  // what the starts cost: one vCPU for their measured duration
+  double watts = 0;              // the idle-awake database's draw: u × (max − min) + GB × W/GB
+  double energy_kwh = 0;         // PUE × (watts × hours asleep − (max − min) × start hours) / 1000
+  double carbon_g = 0;           // energy × grid intensity
+  double cost = 0;               // memory_gb_hours × price_per_gb_hour
+};
+
+[[nodiscard]] MeasuredSavings measured_savings(const Accounting& a, const MeasuredRates& rates,
+                                               const Activity& activity);
+
 }  // namespace pgnap::accounting

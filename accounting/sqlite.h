@@ -8,7 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <map>
 #include <string>
+#include <vector>
+
+#include "accounting/ledger.h"
 
 namespace pgnap::accounting::detail {
 
@@ -93,6 +97,12 @@ auto with_read_only(const std::string& path, F body) -> decltype(body(static_cas
     throw std::runtime_error("ledger " + path + ": " + e.what());
   }
 }
+
+// The usage rows (schema version 6) ending after `after` and starting before `until`
+// (instance "" = all), appended to `out` (accounting/ledger_usage.cpp).
+void read_usage_rows(sqlite3* db, double after, double until, const std::string& instance, std::vector<UsageRow>& out);
+// Per instance, the idle and busy usage of the rows ending after `after`, summed into `out`.
+void read_usage_totals(sqlite3* db, double after, std::map<std::string, LifetimeTotals>& out);
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back if the body throws.
 template <typename F>

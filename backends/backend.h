@@ -64,6 +64,11 @@ class Backend {
   // How long a clean stop may take before pgnap gives up on it (the driver's own timeout).
   [[nodiscard]] virtual std::chrono::milliseconds stop_budget() const { return std::chrono::seconds(60); }
 
+  // The cgroup (v2, relative to its root: "/system.slice/x.service") the server runs in, when
+  // the driver knows it (systemd); "" otherwise. Read while awake, for measuring
+  // (accounting/usage.h).
+  [[nodiscard]] virtual asio::awaitable<std::string> cgroup() { co_return std::string(); }
+
   // The commands this driver runs, for `pgnap check` and logs.
   [[nodiscard]] virtual std::vector<std::string> describe() const = 0;
 };

@@ -228,38 +228,63 @@ std::vector<std::string> SystemdBackend::describe() const {
   return lines;
 }
 
-asio::awaitable<Status> SystemdBackend::status() {
+asio::awaitable<std::optional<std::string>> SystemdBackend::unit_property(const char* interface, const char* property,
+                                                                          std::string& error) {
   Bus bus;
-  if (auto why = bus.open()) co_return Status{RunState::kUnknown, *why};
+  if (auto why = bus.open()) {
+    error = *why;
+    co_return std::nullopt;
+  }
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  std::string error;
 
   Reply load;
   sd_bus_slot* raw = nullptr;
   int r = sd_bus_call_method_async(bus.get(), &raw, kDestination, kManagerPath, kManager, "LoadUnit", &Reply::on_reply,
                                    &load, "s", options_.unit.c_str());
   Slot load_slot(raw);
-  if (r < 0) co_return Status{RunState::kUnknown, "LoadUnit: " + errno_text(r)};
-  if (!co_await bus.drive([&] { return load.done; }, deadline, error)) co_return Status{RunState::kUnknown, error};
+  if (r < 0) {
+    error = "LoadUnit: " + errno_text(r);
+    co_return std::nullopt;
+  }
+  if (!co_await bus.drive([&] { return load.done; }, deadline, error)) co_return std::nullopt;
   if (!load.error_name.empty()) {
-    co_return Status{RunState::kUnknown, method_failure(load, options_.unit, "inspect")};
+    error = method_failure(load, options_.unit, "inspect");
+    co_return std::nullopt;
   }
 
-  Reply state;
+  Reply value;
   r = sd_bus_call_method_async(bus.get(), &raw, kDestination, load.object_path.c_str(),
-                               "org.freedesktop.DBus.Properties", "Get", &Reply::on_reply, &state, "ss",
-                               "org.freedesktop.systemd1.Unit", "ActiveState");
-  Slot state_slot(raw);
-  if (r < 0) co_return Status{RunState::kUnknown, "Get ActiveState: " + errno_text(r)};
-  if (!co_await bus.drive([&] { return state.done; }, deadline, error)) co_return Status{RunState::kUnknown, error};
-  if (!state.error_name.empty()) {
-    co_return Status{RunState::kUnknown, method_failure(state, options_.unit, "inspect")};
+                               "org.freedesktop.DBus.Properties", "Get", &Reply::on_reply, &value, "ss", interface,
+                               property);
+  Slot value_slot(raw);
+  if (r < 0) {
+    error = std::string("Get ") + property + ": " + errno_text(r);
+    co_return std::nullopt;
   }
+  if (!co_await bus.drive([&] { return value.done; }, deadline, error)) co_return std::nullopt;
+  if (!value.error_name.empty()) {
+    error = method_failure(value, options_.unit, "inspect");
+    co_return std::nullopt;
+  }
+  co_return value.string_value;
+}
+
+asio::awaitable<Status> SystemdBackend::status() {
+  std::string error;
+  const auto state = co_await unit_property("org.freedesktop.systemd1.Unit", "ActiveState", error);
+  if (!state) co_return Status{RunState::kUnknown, error};
   // active, reloading, activating: a server process exists (or is being started).
   // inactive, failed, deactivating: none, or on its way out (a start queues behind the stop).
-  const std::string& s = state.string_value;
+  const std::string& s = *state;
   const bool running = s == "active" || s == "reloading" || s == "activating";
   co_return Status{running ? RunState::kRunning : RunState::kStopped, options_.unit + " is " + s};
+}
+
+asio::awaitable<std::string> SystemdBackend::cgroup() {
+  std::string error;
+  // A service's cgroup, relative to the cgroup v2 root ("/system.slice/postgresql@15-main.service").
+  const auto group = co_await unit_property("org.freedesktop.systemd1.Service", "ControlGroup", error);
+  co_return group.value_or(std::string());
 }
 
 asio::awaitable<Outcome> SystemdBackend::start(Clock::time_point deadline) { return run_job("StartUnit", deadline); }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,12 +31,16 @@ class SystemdBackend final : public Backend {
   [[nodiscard]] asio::awaitable<Outcome> stop(Clock::time_point deadline) override;
   [[nodiscard]] std::vector<std::string> describe() const override;
   [[nodiscard]] std::chrono::milliseconds stop_budget() const override { return options_.stop_timeout; }
+  [[nodiscard]] asio::awaitable<std::string> cgroup() override;
 
   // The D-Bus calls this driver makes, for `pgnap check` and tests.
   [[nodiscard]] std::vector<std::string> calls() const;
 
  private:
   [[nodiscard]] asio::awaitable<Outcome> run_job(const char* method, Clock::time_point deadline);
+  // A string property of the unit (LoadUnit, then Properties.Get); nullopt with `error` set.
+  [[nodiscard]] asio::awaitable<std::optional<std::string>> unit_property(const char* interface, const char* property,
+                                                                          std::string& error);
   SystemdOptions options_;
 };
 

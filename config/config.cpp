@@ -27,6 +27,11 @@ std::string join_errors(const std::vector<ConfigError>& errors) {
 
 }  // namespace
 
+std::string measure_unavailable(const InstanceConfig& instance) {
+  if (instance.backend != "exec" || !instance.exec.cgroup.empty() || !instance.exec.pid_file.empty()) return {};
+  return "an exec instance with neither pid_file nor cgroup (a remote or cloud database pgnap cannot read)";
+}
+
 std::string systemd_unit_name(const std::string& name) {
   static const char* kSuffixes[] = {".service", ".socket", ".target", ".mount", ".timer", ".scope", ".slice"};
   for (const char* suffix : kSuffixes) {

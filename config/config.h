@@ -66,6 +66,10 @@ struct ExecConfig {
   Duration start_timeout{0};                             // 0 = the instance's wake_timeout
   Duration stop_timeout = std::chrono::seconds(60);
   Duration status_timeout = std::chrono::seconds(10);
+  // Where the server's processes can be found, for measuring them (accounting.measure):
+  // PostgreSQL's postmaster.pid, or the cgroup v2 directory it runs in. "" = not measured.
+  std::string pid_file;
+  std::string cgroup;
   bool operator==(const ExecConfig&) const = default;
 };
 
@@ -78,6 +82,12 @@ struct SystemdConfig {
   Duration stop_timeout = std::chrono::seconds(90);
   bool operator==(const SystemdConfig&) const = default;
 };
+
+// Why the processes of `instance` cannot be measured (accounting.measure): an exec instance
+// with neither pid_file nor cgroup, a database pgnap does not run on this machine; "" when
+// they can (pg_ctl, systemd, exec with either).
+struct InstanceConfig;
+[[nodiscard]] std::string measure_unavailable(const InstanceConfig& instance);
 
 // [instances.NAME.accounting]: the savings model's coefficients (accounting/savings.h,
 // docs/accounting.md).
@@ -98,6 +108,12 @@ struct AccountingConfig {
   std::string currency = "USD";
   std::chrono::milliseconds wake_billed_minimum{0};  // billed per start (RDS: 10 minutes)
   double embodied_g_per_hour = 0;                    // embodied gCO2e per hour of the hardware share; 0 = off
+  // Measuring what the instance's own processes use while it is awake (accounting/usage.h):
+  // the report's `measured` basis. Possible for pg_ctl, systemd, and exec with a pid_file or
+  // cgroup; elsewhere the model alone is reported.
+  bool measure = true;
+  Duration measure_interval = std::chrono::seconds(10);
+  double price_per_gb_hour = 0;  // what a GB of memory costs per hour (the measured basis's money); 0 = none
   bool operator==(const AccountingConfig&) const = default;
 };
 

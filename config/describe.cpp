@@ -277,6 +277,28 @@ void describe_wake(std::string& out, const InstanceConfig& instance, std::chrono
   for (const auto& [name, value] : m.env) line(out, "maintenance env", name + "=" + shell_word(value));
 }
 
+// What the measured basis of the report reads while the instance is awake (accounting.measure).
+void describe_measure(std::string& out, const InstanceConfig& instance) {
+  const AccountingConfig& a = instance.accounting;
+  if (!a.measure) {
+    line(out, "measured", "off (accounting.measure = false): the report uses the model alone");
+    return;
+  }
+  const std::string every = ", every " + format_duration(a.measure_interval) + " while awake";
+  if (instance.backend == "pg_ctl") {
+    line(out, "measured",
+         "the postmaster (" + instance.pg_ctl.data_dir + "/postmaster.pid) and its children, from /proc" + every);
+  } else if (instance.backend == "systemd") {
+    line(out, "measured", "the cgroup of " + systemd_unit_name(instance.systemd.unit) + every);
+  } else if (!instance.exec.cgroup.empty()) {
+    line(out, "measured", "the cgroup " + instance.exec.cgroup + every);
+  } else if (!instance.exec.pid_file.empty()) {
+    line(out, "measured", "the process in " + instance.exec.pid_file + " and its children, from /proc" + every);
+  } else {
+    line(out, "measured", "nothing (exec without pid_file or cgroup): the report uses the model alone");
+  }
+}
+
 }  // namespace
 
 std::string describe_config(const Config& config) { return describe_config(config, std::chrono::system_clock::now()); }
@@ -335,6 +357,7 @@ std::string describe_config(const Config& config, std::chrono::system_clock::tim
     describe_pool(out, instance);
     describe_parking(out, instance);
     describe_wake(out, instance, now);
+    describe_measure(out, instance);
     if (instance.backend == "pg_ctl") describe_pg_ctl(out, instance);
     if (instance.backend == "exec") describe_exec(out, instance);
     if (instance.backend == "systemd") describe_systemd(out, instance);

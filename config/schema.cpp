@@ -128,6 +128,8 @@ const std::vector<KeyRow<ExecConfig>> kExecKeys = {
     key("start_timeout", &ExecConfig::start_timeout, kPositive),
     key("stop_timeout", &ExecConfig::stop_timeout, kPositive),
     key("status_timeout", &ExecConfig::status_timeout, kPositive),
+    key("pid_file", &ExecConfig::pid_file, PathValue{.allow_empty = true}),
+    key("cgroup", &ExecConfig::cgroup, PathValue{.allow_empty = true}),
 };
 
 const std::vector<KeyRow<SystemdConfig>> kSystemdKeys = {
@@ -152,6 +154,10 @@ const std::vector<KeyRow<AccountingConfig>> kAccountingKeys = {
     key("currency", &AccountingConfig::currency, CurrencyValue{}),
     key("wake_billed_minimum", &AccountingConfig::wake_billed_minimum, kNonNegative),
     key("embodied_g_per_hour", &AccountingConfig::embodied_g_per_hour, at_least(0)),
+    key("measure", &AccountingConfig::measure, BoolValue{}),
+    key("measure_interval", &AccountingConfig::measure_interval,
+        DurationValue{std::chrono::seconds(1), std::chrono::hours(1)}),
+    key("price_per_gb_hour", &AccountingConfig::price_per_gb_hour, at_least(0)),
 };
 
 // One rule of wake.ignore: each key it sets narrows it.

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -346,9 +347,12 @@ int report(const Args& args) {
   if (until <= since) return usage_error("--until must be later than --since");
 
   std::vector<std::pair<std::string, accounting::Accounting>> instances;
+  std::map<std::string, std::string> not_measurable;
   for (const auto& instance : config->instances) {
-    if (args.instance.empty() || instance.name == args.instance)
+    if (args.instance.empty() || instance.name == args.instance) {
       instances.emplace_back(instance.name, instance.accounting);
+      if (auto why = config::measure_unavailable(instance); !why.empty()) not_measurable[instance.name] = why;
+    }
   }
   if (!args.instance.empty() && instances.empty()) {
     // No longer configured: its history is still in the ledger (default coefficients).
@@ -363,7 +367,7 @@ int report(const Args& args) {
       for (const auto& w : data.wakes) since = std::min(since, w.requested_at);
       if (since >= until) since = until - 86400;
     }
-    auto result = accounting::build_report(data, since, until, instances);
+    auto result = accounting::build_report(data, since, until, instances, not_measurable);
     if (!args.instance.empty()) {
       std::erase_if(result.instances, [&](const auto& i) { return i.name != args.instance; });
     }

@@ -136,6 +136,9 @@ std::unique_ptr<Instance> Gateway::make_instance(const config::InstanceConfig& c
   auto pool = std::make_unique<ServerPool>(*instance, gateway_metrics_, env_.instance_tls);
   instance->add_observer(pool.get());
   pools_[instance.get()] = std::move(pool);
+  auto sampler = std::make_unique<UsageSampler>(*instance, *ledger_, usage_reader_);
+  instance->add_observer(sampler.get());
+  samplers_[instance.get()] = std::move(sampler);
   if (auto it = lifetime.find(config.name); it != lifetime.end()) {
     instance->metrics().set_lifetime(it->second);
     if (it->second.last_awake_at > 0) {
@@ -428,6 +431,7 @@ asio::awaitable<void> Gateway::handle_signals() {
 
 void Gateway::exit_now(int status) {
   // Even a forced exit closes the ledger's intervals: the time up to now is known.
+  for (auto& [instance, sampler] : samplers_) sampler->flush();
   recorder_->stop("pgnap stopped (forced)");
   ledger_->flush();
   unlink_sockets();
@@ -485,6 +489,7 @@ asio::awaitable<void> Gateway::finish_shutdown() {
   // The pools' idle connections close before any suspend_on_exit stop, as before a suspend.
   for (auto& [instance, pool] : pools_) pool->shut_down();
   for (auto& instance : instances_) co_await instance->suspend_for_exit();
+  for (auto& [instance, sampler] : samplers_) sampler->flush();
   recorder_->stop("pgnap stopped");
   if (metrics_endpoint_) metrics_endpoint_->stop();
   // Open until now, so that `pgnap status` shows the drain.

@@ -29,6 +29,7 @@
 #include "daemon/instance_auth.h"
 #include "daemon/kernel_relay.h"
 #include "daemon/ledger_recorder.h"
+#include "daemon/usage_sampler.h"
 #include "daemon/metrics_endpoint.h"
 #include "daemon/router.h"
 #include "daemon/server_pool.h"
@@ -114,6 +115,8 @@ class Gateway : private ControlHandler {
   // Declared first: destroyed last, after everything that holds its handlers.
   asio::io_context io_;
   config::Config config_;
+  // The thread the samplers read /proc and cgroup files on, off the event loop.
+  boost::asio::thread_pool usage_reader_{1};
   // Before the instances: they report to the recorder until they are destroyed.
   std::unique_ptr<accounting::Ledger> ledger_;
   std::unique_ptr<LedgerRecorder> recorder_;
@@ -123,6 +126,8 @@ class Gateway : private ControlHandler {
   std::map<const Instance*, std::unique_ptr<InstanceAuth>> auths_;
   // Each instance's server connection pool; destroyed before the instances too.
   std::map<const Instance*, std::unique_ptr<ServerPool>> pools_;
+  // Each instance's usage sampler (the report's measured basis); the same.
+  std::map<const Instance*, std::unique_ptr<UsageSampler>> samplers_;
   Router router_;
   CancelRegistry cancels_;
   metrics::GatewayMetrics gateway_metrics_;

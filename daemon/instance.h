@@ -208,6 +208,11 @@ class Instance {
   // `activity` must stay valid until unwatch_session().
   void watch_session(SessionActivity* activity);
   void unwatch_session(SessionActivity* activity);
+  // Whether a session was in use at any moment since `since` (the measured basis splits idle
+  // from busy by it, daemon/usage_sampler.h): one in flight or with traffic since then, one
+  // still connecting, a client waiting, a session that ended since, or a maintenance command
+  // running. Ignored clients never count.
+  [[nodiscard]] bool in_use_since(Clock::time_point since) const;
 
   // When the ledger last saw it running (start-up): found asleep, it has slept since then, as
   // maintenance.every counts.

@@ -33,6 +33,15 @@ void Instance::watch_session(SessionActivity* activity) {
 
 void Instance::unwatch_session(SessionActivity* activity) { watched_.remove(activity); }
 
+bool Instance::in_use_since(Clock::time_point since) const {
+  if (maintenance_running_ || !waiters_.empty() || last_release_ >= since) return true;
+  if (watched_.size() < sessions_) return true;  // one is still connecting or authenticating
+  refresh_activities();
+  return std::any_of(watched_.begin(), watched_.end(), [since](const SessionActivity* a) {
+    return !a->ignored && (!a->at_rest || a->parking || a->last_traffic >= since);
+  });
+}
+
 void Instance::arm_idle_timer() {
   if (!may_suspend()) return;
   const auto now = Clock::now();

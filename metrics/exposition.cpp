@@ -53,6 +53,13 @@ enum Family : std::size_t {
   kCarbonSaved,
   kCostSaved,
   kEmbodiedSaved,
+  kSavingsBasis,
+  kMeasuredIdleCpu,
+  kMeasuredIdleMemory,
+  kMeasuredCpuAvoided,
+  kMeasuredMemoryFreed,
+  kMeasuredEnergySaved,
+  kMeasuredCarbonSaved,
   kSessions,
   kSessionsTotal,
   kWaiting,
@@ -130,6 +137,24 @@ constexpr FamilySpec kFamilies[kFamilyCount] = {
      "Net money saved (hours asleep x price - starts x minimum billed time), in the labelled currency."},
     {"pgnap_embodied_carbon_saved_grams_total", MetricType::Counter,
      "Embodied carbon attributed to the hours asleep, gCO2e (0 unless embodied_g_per_hour is set)."},
+    {"pgnap_savings_basis", MetricType::Gauge,
+     "1 for the basis pgnap report's headline uses for the instance now: measured (an idle-awake rate was "
+     "measured) or model (the configured coefficients)."},
+    {"pgnap_measured_idle_cpu_utilisation", MetricType::Gauge,
+     "vCPUs the instance's own processes used while awake and idle (CPU-seconds per second), measured over the "
+     "last 30 days; absent until measured."},
+    {"pgnap_measured_idle_memory_bytes", MetricType::Gauge,
+     "Memory the instance's own processes held while awake and idle (PSS or the cgroup's memory.current), "
+     "measured over the last 30 days; absent until measured."},
+    {"pgnap_measured_cpu_seconds_avoided_total", MetricType::Counter,
+     "CPU time the instance did not use while asleep: the measured idle rate x seconds asleep (ledger lifetime)."},
+    {"pgnap_measured_memory_freed_byte_seconds_total", MetricType::Counter,
+     "Memory freed while asleep, bytes x seconds: the measured idle memory x seconds asleep (3.6e12 per GB-hour)."},
+    {"pgnap_measured_energy_saved_joules_total", MetricType::Counter,
+     "Energy saved on the measured basis: CPU at utilisation x (max - min) W per vCPU plus memory x W/GB, times "
+     "PUE, over the hours asleep, net of starts."},
+    {"pgnap_measured_carbon_saved_grams_total", MetricType::Counter,
+     "Carbon saved on the measured basis, gCO2e (measured energy x grid intensity)."},
     {"pgnap_client_sessions", MetricType::Gauge, "Client sessions relayed to the instance now."},
     {"pgnap_client_sessions_total", MetricType::Counter, "Client sessions relayed to the instance."},
     {"pgnap_waiting_clients", MetricType::Gauge, "Clients waiting for the instance to wake now."},
@@ -265,6 +290,17 @@ std::string render_exposition(const std::vector<const InstanceMetrics*>& instanc
     add(kCarbonSaved, counter(labels(), held.carbon_g));
     add(kCostSaved, counter(labels({{"currency", a.currency}}), held.cost));
     add(kEmbodiedSaved, counter(labels(), held.embodied_g));
+    const auto rates = im->measured_rates();
+    add(kSavingsBasis, gauge(labels({{"basis", "measured"}}), rates ? 1 : 0));
+    add(kSavingsBasis, gauge(labels({{"basis", "model"}}), rates ? 0 : 1));
+    if (rates) {
+      add(kMeasuredIdleCpu, gauge(labels(), rates->cpu_utilisation));
+      add(kMeasuredIdleMemory, gauge(labels(), rates->memory_gb * 1e9));
+      add(kMeasuredCpuAvoided, counter(labels(), held.measured_cpu_seconds));
+      add(kMeasuredMemoryFreed, counter(labels(), held.measured_memory_gb_hours * 3.6e12));
+      add(kMeasuredEnergySaved, counter(labels(), held.measured_energy_kwh * 3.6e6));
+      add(kMeasuredCarbonSaved, counter(labels(), held.measured_carbon_g));
+    }
 
     add(kSessions, gauge(labels(), static_cast<double>(im->sessions())));
     add(kSessionsTotal, counter(labels(), static_cast<double>(im->sessions_total())));

@@ -37,6 +37,12 @@ InstanceMetrics::InstanceMetrics(std::string name, Accounting accounting)
 
 void InstanceMetrics::set_lifetime(const Lifetime& lifetime) { lifetime_ = lifetime; }
 
+std::optional<MeasuredRates> InstanceMetrics::measured_rates() const {
+  const UsageTotals& idle = lifetime_.idle_usage;
+  if (!(idle.seconds > 0) || idle.samples == 0) return std::nullopt;
+  return MeasuredRates{idle.cpu_utilisation(), idle.memory_bytes() / 1e9};
+}
+
 void InstanceMetrics::set_state(std::string_view state, Clock::time_point now) {
   if (!state_.empty()) {
     const double seconds = std::chrono::duration<double>(now - state_since_).count();
@@ -102,6 +108,15 @@ ReportedCounters InstanceMetrics::counters(Clock::time_point now) const {
   held_.carbon_g = std::max(held_.carbon_g, s.carbon_g);
   held_.cost = std::max(held_.cost, s.cost);
   held_.embodied_g = std::max(held_.embodied_g, s.embodied_g);
+  // The measured basis at the idle rates known now, over every hour asleep; held like the rest.
+  if (const auto rates = measured_rates()) {
+    const MeasuredSavings m = accounting::measured_savings(
+        accounting_, *rates, Activity{a.asleep_seconds / 3600.0, a.awake_seconds / 3600.0, a.starts, a.start_seconds});
+    held_.measured_cpu_seconds = std::max(held_.measured_cpu_seconds, m.cpu_seconds);
+    held_.measured_memory_gb_hours = std::max(held_.measured_memory_gb_hours, m.memory_gb_hours);
+    held_.measured_energy_kwh = std::max(held_.measured_energy_kwh, m.energy_kwh);
+    held_.measured_carbon_g = std::max(held_.measured_carbon_g, m.carbon_g);
+  }
   return held_;
 }
 

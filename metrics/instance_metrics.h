@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,9 @@ namespace pgnap::metrics {
 using accounting::Accounting;
 using accounting::Activity;
 using accounting::LifetimeTotals;
+using accounting::MeasuredRates;
+using accounting::MeasuredSavings;
+using accounting::UsageTotals;
 using accounting::Power;
 using accounting::power_of;
 using accounting::ReportedCounters;
@@ -130,6 +134,17 @@ class InstanceMetrics {
   [[nodiscard]] ReportedCounters counters(Clock::time_point now = Clock::now()) const;
   // What an earlier run last showed (from the ledger): the counters start no lower.
   void set_reported_floor(const ReportedCounters& floor) { held_ = floor; }
+
+  // The measured basis (docs/accounting.md, "Measured"): what the instance's processes used
+  // while awake, from the ledger's last 30 days at start-up (set_lifetime) plus what this run
+  // measured (the sampler adds it as it flushes to the ledger).
+  void add_usage(const UsageTotals& idle, const UsageTotals& busy) {
+    lifetime_.idle_usage += idle;
+    lifetime_.busy_usage += busy;
+  }
+  [[nodiscard]] const UsageTotals& idle_usage() const { return lifetime_.idle_usage; }
+  // The idle rates, once an idle-awake stretch has been measured.
+  [[nodiscard]] std::optional<MeasuredRates> measured_rates() const;
 
   [[nodiscard]] std::uint64_t wakes(std::string_view outcome) const;
   [[nodiscard]] std::uint64_t suspends(std::string_view reason) const;

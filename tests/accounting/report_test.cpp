@@ -485,8 +485,33 @@ TEST(XmlChecker, CatchesWhatItMust) {
 }
 
 // A report with every kind of row, and an instance whose name needs quoting everywhere.
+UsageRow usage_row(std::string instance, UnixTime start, UnixTime end, bool idle, double seconds, double cpu_seconds,
+                   double memory_bytes, std::uint64_t samples) {
+  UsageRow u;
+  u.instance = std::move(instance);
+  u.started_at = start;
+  u.ended_at = end;
+  u.idle = idle;
+  u.totals.seconds = seconds;
+  u.totals.cpu_seconds = cpu_seconds;
+  u.totals.memory_seconds = seconds;
+  u.totals.memory_byte_seconds = memory_bytes * seconds;
+  u.totals.samples = samples;
+  u.cpu_source = "proc";
+  u.memory_source = "pss";
+  return u;
+}
+
+// main's awake hour of sample_day(), measured: an hour idle at 0.15% of a vCPU and 40 MB,
+// and ten minutes busy at 2% and 60 MB.
+std::vector<UsageRow> main_usage() {
+  return {usage_row("main", kSince + 7201, kSince + 10201, true, 3600, 5.4, 40e6, 360),
+          usage_row("main", kSince + 10201, kSince + 10800, false, 600, 12, 60e6, 60)};
+}
+
 Report rich_report() {
   LedgerData d = sample_day();
+  d.usage = main_usage();
   const std::string odd = "a,b \"c\" <d> & e\x01\xff";
   d.intervals.push_back(interval(odd, "asleep", kSince, kSince + 600));
   d.wakes.push_back(wake(odd, kSince + 600, "ok", 0.3, 1, true));
@@ -689,6 +714,11 @@ TEST(FormatTable, AlignedWithWindowTotalsAndGridSources) {
   for (auto nl = text.find('\n'); nl != std::string::npos; start = nl + 1, nl = text.find('\n', start)) {
     lines.push_back(text.substr(start, nl - start));
   }
+  // The first table: from its header to the blank line after it (the measured section follows).
+  const auto header = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("instance", 0) == 0; });
+  ASSERT_NE(header, lines.end());
+  lines.erase(std::find(header, lines.end(), std::string()), lines.end());
+  lines.erase(lines.begin(), header);
   std::vector<std::size_t> widths;
   for (const auto& l : lines) {
     if (l.rfind("instance", 0) == 0 || l.rfind("TOTAL", 0) == 0) widths.push_back(l.size());
@@ -991,6 +1021,154 @@ TEST(FormatHtml, ShowsWakesByCauseWhoWokeItAndMaintenance) {
                               "status 3 (failed)"));
   EXPECT_THAT(html, HasSubstr("for uptime-monitor from 10.0.0.5"));  // a wake's tooltip
   EXPECT_THAT(html, HasSubstr("15 wakes, 15.0/day"));
+}
+
+}  // namespace
+}  // namespace pgnap::accounting
+
+// ---- the measured basis ----
+
+namespace pgnap::accounting {
+namespace {
+
+TEST(BuildReport, MeasuredBasisFromTheIdleUsageRows) {
+  LedgerData d = sample_day();
+  d.usage = main_usage();
+  const Report report = build_report(d, kSince, kUntil, sample_config());
+  const InstanceReport& main = find(report, "main");
+  ASSERT_TRUE(main.measured.available) << main.measured.note;
+  // 5.4 CPU-s over 3600 s = 0.0015 vCPU; 40e6 B over the same hour = 0.04 GB. The busy rows are
+  // kept apart (2% and 60 MB) and never used for what sleeping avoided.
+  EXPECT_DOUBLE_EQ(main.measured.rates.cpu_utilisation, 0.0015);
+  EXPECT_DOUBLE_EQ(main.measured.rates.memory_gb, 0.04);
+  EXPECT_DOUBLE_EQ(main.measured.busy.cpu_utilisation(), 0.02);
+  const MeasuredSavings expected = measured_savings(main.accounting, {0.0015, 0.04}, main.activity);
+  EXPECT_DOUBLE_EQ(main.measured.savings.energy_kwh, expected.energy_kwh);
+  // 0.0015 × 22.9986 h × 3600 = 124.19 CPU-s; 0.04 GB × 22.9986 h = 0.92 GB-h
+  EXPECT_NEAR(main.measured.savings.cpu_seconds, 0.0015 * 82795, 1e-9);
+  EXPECT_NEAR(main.measured.savings.memory_gb_hours, 0.04 * 82795 / 3600, 1e-12);
+  EXPECT_EQ(main.basis, "measured");
+  EXPECT_EQ(main.saved_energy_kwh, main.measured.savings.energy_kwh);
+  EXPECT_THAT(main.measured.note, HasSubstr("measured over 60.0 min idle-awake"));
+  EXPECT_THAT(main.measured.note, HasSubstr("360 readings"));
+  EXPECT_THAT(main.measured.note, HasSubstr("memory as PSS"));
+  // The model's figures are still there, apart.
+  EXPECT_GT(main.savings.energy_kwh, main.measured.savings.energy_kwh);
+
+  const InstanceReport& blog = find(report, "blog");
+  EXPECT_FALSE(blog.measured.available);
+  EXPECT_EQ(blog.basis, "model");
+  EXPECT_EQ(blog.saved_energy_kwh, blog.savings.energy_kwh);
+  EXPECT_THAT(blog.measured.note, HasSubstr("nothing measured"));
+
+  EXPECT_EQ(report.instances_measured, 1u);
+  EXPECT_EQ(report.basis, "mixed");
+  EXPECT_DOUBLE_EQ(report.measured_cpu_seconds, main.measured.savings.cpu_seconds);
+  double saved = 0;
+  for (const InstanceReport& r : report.instances) saved += r.saved_energy_kwh;
+  EXPECT_DOUBLE_EQ(report.saved_energy_kwh, saved);
+}
+
+TEST(BuildReport, NeverIdleWhileAwakeKeepsTheModelAndSaysSo) {
+  LedgerData d = sample_day();
+  d.usage = {main_usage()[1]};  // busy only
+  const InstanceReport main = find(build_report(d, kSince, kUntil, sample_config()), "main");
+  EXPECT_FALSE(main.measured.available);
+  EXPECT_EQ(main.basis, "model");
+  EXPECT_EQ(main.saved_energy_kwh, main.savings.energy_kwh);
+  EXPECT_THAT(main.measured.note, ::testing::StartsWith("never idle while awake"));
+  EXPECT_THAT(main.measured.note, HasSubstr("10.0 min measured busy"));
+  EXPECT_EQ(main.measured.savings.energy_kwh, 0);
+}
+
+TEST(BuildReport, WhatCannotBeMeasuredSaysWhy) {
+  auto config = sample_config();
+  config[1].second.measure = false;  // blog
+  const Report report = build_report(sample_day(), kSince, kUntil, config, {{"main", "a remote database"}});
+  EXPECT_EQ(find(report, "main").measured.note, "nothing to measure: a remote database; the model alone is reported");
+  EXPECT_THAT(find(report, "blog").measured.note, ::testing::StartsWith("measurement is off"));
+  EXPECT_EQ(report.basis, "model");
+}
+
+TEST(FormatJson, MeasuredModelAndSavedCarryTheirBasis) {
+  const Report report = rich_report();
+  const auto doc = boost::json::parse(format_json(report));
+  const auto& main = doc.at("instances").at(0).as_object();
+  EXPECT_EQ(main.at("basis").as_string(), "measured");
+  EXPECT_EQ(main.at("saved").at("basis").as_string(), "measured");
+  EXPECT_EQ(main.at("model").at("basis").as_string(), "model");
+  EXPECT_EQ(main.at("model").at("energy_saved_kwh").to_number<double>(), main.at("energy_saved_kwh").to_number<double>());
+  const auto& m = main.at("measured").as_object();
+  EXPECT_EQ(m.at("basis").as_string(), "measured");
+  EXPECT_TRUE(m.at("available").as_bool());
+  EXPECT_DOUBLE_EQ(m.at("idle_cpu_utilisation").to_number<double>(), 0.0015);
+  EXPECT_DOUBLE_EQ(m.at("idle_memory_bytes").to_number<double>(), 40e6);
+  EXPECT_EQ(m.at("cpu_source").as_string(), "proc");
+  EXPECT_EQ(m.at("memory_source").as_string(), "pss");
+  for (const char* f : {"idle_seconds_measured", "busy_cpu_utilisation", "busy_memory_bytes", "busy_seconds_measured",
+                        "cpu_seconds_avoided", "memory_gb_hours_freed", "start_cpu_seconds", "watts",
+                        "energy_saved_kwh", "carbon_saved_g", "cost_saved"}) {
+    expect_number(m, f);
+  }
+  EXPECT_DOUBLE_EQ(main.at("saved").at("energy_kwh").to_number<double>(), m.at("energy_saved_kwh").to_number<double>());
+
+  // An instance without a measurement: the same fields, null, and the note says why.
+  const auto& blog = doc.at("instances").at(1).as_object();
+  EXPECT_EQ(blog.at("basis").as_string(), "model");
+  EXPECT_FALSE(blog.at("measured").at("available").as_bool());
+  EXPECT_TRUE(blog.at("measured").at("idle_cpu_utilisation").is_null());
+  EXPECT_TRUE(blog.at("measured").at("energy_saved_kwh").is_null());
+  EXPECT_FALSE(blog.at("measured").at("note").as_string().empty());
+
+  const auto& total = doc.at("total").as_object();
+  EXPECT_EQ(total.at("basis").as_string(), "mixed");
+  EXPECT_EQ(total.at("measured").at("instances").to_number<std::int64_t>(), 1);
+  EXPECT_NEAR(total.at("measured").at("cpu_seconds_avoided").to_number<double>(), report.measured_cpu_seconds, 1e-9);
+}
+
+TEST(FormatCsv, MeasuredColumnsWithTheirBasis) {
+  const auto rows = parse_csv(format_csv(rich_report()));
+  const auto& header = rows.front();
+  auto column = [&header](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name;
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  EXPECT_EQ(rows[1][column("measured_available")], "true");
+  EXPECT_EQ(rows[1][column("measured_basis")], "measured");
+  EXPECT_EQ(rows[1][column("saved_basis")], "measured");
+  EXPECT_EQ(rows[1][column("model_basis")], "model");
+  EXPECT_EQ(rows[2][column("measured_available")], "false");
+  EXPECT_EQ(rows[2][column("measured_idle_cpu_utilisation")], "");
+  EXPECT_EQ(rows.back()[column("basis")], "mixed");
+  EXPECT_NE(rows.back()[column("measured_cpu_seconds_avoided")], "");
+}
+
+TEST(FormatTable, PhysicalQuantitiesFirstThenEachFiguresBasis) {
+  const std::string text = format_table(rich_report());
+  const auto section = text.find("What sleeping avoided");
+  ASSERT_NE(section, std::string::npos);
+  const std::string rest = text.substr(section);
+  EXPECT_THAT(rest, HasSubstr("0.15% of a vCPU"));
+  EXPECT_THAT(rest, HasSubstr("40.0 MB"));
+  EXPECT_THAT(rest, HasSubstr("CPU-s avoided"));
+  EXPECT_THAT(rest, HasSubstr("GB-h freed"));
+  EXPECT_THAT(rest, HasSubstr("measured over 60.0 min idle-awake"));
+  EXPECT_THAT(rest, HasSubstr("model"));
+  EXPECT_THAT(text, HasSubstr("kWh (model)"));
+}
+
+TEST(FormatHtml, ShowsTheBasisAndMemoryFreedAsCapacity) {
+  const Report report = rich_report();
+  const std::string html = format_html(report);
+  EXPECT_EQ(xml_problem(html), "");
+  EXPECT_THAT(html, HasSubstr("GB-h"));
+  EXPECT_THAT(html, HasSubstr("energy saved (basis: mixed)"));
+  EXPECT_THAT(html, HasSubstr("Basis: measured. While asleep, 40.0 MB of memory"));
+  EXPECT_THAT(html, HasSubstr("room for another site"));
+  EXPECT_THAT(html, HasSubstr("Basis: model. Nothing measured"));
+  EXPECT_THAT(html, HasSubstr("Energy saved (measured)"));
+  EXPECT_THAT(html, HasSubstr("Energy saved (model)"));
 }
 
 }  // namespace

@@ -218,5 +218,50 @@ TEST(Savings, GridIntensityScalesCarbonOnly) {
   expect_near_rel(s.carbon_g, 2.3796864);
 }
 
+// ---- the measured basis ----
+
+// docs/accounting.md's measured worked example: an idle PostgreSQL measured at 0.15% of a vCPU
+// and 40 MB, asleep 20 hours, woken 6 times for 0.8 s each, default coefficients.
+TEST(MeasuredSavings, WorkedExampleFromTheDocs) {
+  const Accounting a;
+  const MeasuredSavings m = measured_savings(a, MeasuredRates{0.0015, 0.04}, Activity{20, 4, 6, 4.8});
+  // CPU-seconds avoided = 0.0015 × 20 h × 3600 = 108 s; memory freed = 0.04 GB × 20 h = 0.8 GB-h
+  expect_near_rel(m.cpu_seconds, 108);
+  expect_near_rel(m.memory_gb_hours, 0.8);
+  expect_near_rel(m.start_cpu_seconds, 4.8);
+  // watts = 0.0015 × (3.5 − 0.74) + 0.04 × 0.392 = 0.00414 + 0.01568 = 0.01982 W
+  expect_near_rel(m.watts, 0.01982);
+  // energy = 1.135 × (0.01982 W × 20 h − 2.76 W × 4.8 s / 3600) / 1000
+  //        = 1.135 × (0.3964 − 0.00368) / 1000 = 1.135 × 0.39272 / 1000 = 0.0004457372 kWh
+  expect_near_rel(m.energy_kwh, 0.0004457372);
+  // carbon = 0.0004457372 kWh × 473 g/kWh = 0.2108336956 g
+  expect_near_rel(m.carbon_g, 0.2108336956);
+  EXPECT_EQ(m.cost, 0);  // no price_per_gb_hour
+}
+
+TEST(MeasuredSavings, NeverClaimsTheMachinesIdlePowerNorTheModelsKeys) {
+  Accounting a;
+  // What describes a whole machine or VM is the model's alone: none of it changes the measured figures.
+  a.power_watts = 40;
+  a.residual_watts = 3;
+  a.vcpus = 8;
+  a.memory_gb = 16;
+  const MeasuredSavings with = measured_savings(a, MeasuredRates{0.002, 0.05}, Activity{10, 1, 0, 0});
+  const MeasuredSavings without = measured_savings(Accounting{}, MeasuredRates{0.002, 0.05}, Activity{10, 1, 0, 0});
+  EXPECT_EQ(with.energy_kwh, without.energy_kwh);
+  // At 0 % CPU and no memory nothing is saved, whatever min watts per vCPU say.
+  const MeasuredSavings nothing = measured_savings(a, MeasuredRates{0, 0}, Activity{10, 1, 0, 0});
+  EXPECT_EQ(nothing.watts, 0);
+  EXPECT_EQ(nothing.energy_kwh, 0);
+}
+
+TEST(MeasuredSavings, MoneyIsTheMemoryFreedAtItsPrice) {
+  Accounting a;
+  a.price_per_gb_hour = 0.0041;  // a 2 GB VPS at 6 a month: 6 / 730 / 2
+  const MeasuredSavings m = measured_savings(a, MeasuredRates{0.0015, 0.04}, Activity{20, 4, 6, 4.8});
+  // 0.8 GB-h × 0.0041 = 0.00328
+  expect_near_rel(m.cost, 0.00328);
+}
+
 }  // namespace
 }  // namespace pgnap::accounting

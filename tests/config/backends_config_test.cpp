@@ -34,6 +34,8 @@ os_user = "pgnap"
 start_timeout = "15m"
 stop_timeout = "5m"
 status_timeout = "30s"
+pid_file = "/srv/pg/data/postmaster.pid"
+cgroup = "/sys/fs/cgroup/system.slice/docker-1234.scope"
 )");
   const ExecConfig& e = config.instances.at(0).exec;
   EXPECT_THAT(e.start, ElementsAre("/usr/bin/aws", "rds", "start-db-instance", "--db-instance-identifier", "shop"));
@@ -45,6 +47,8 @@ status_timeout = "30s"
   EXPECT_EQ(e.start_timeout, std::chrono::minutes(15));
   EXPECT_EQ(e.stop_timeout, std::chrono::minutes(5));
   EXPECT_EQ(e.status_timeout, seconds(30));
+  EXPECT_EQ(e.pid_file, "/srv/pg/data/postmaster.pid");
+  EXPECT_EQ(e.cgroup, "/sys/fs/cgroup/system.slice/docker-1234.scope");
 }
 
 TEST(ExecConfigTest, DefaultsAndStartTimeoutFollowsWakeTimeout) {

@@ -80,6 +80,9 @@ price_per_hour = 0.017
 currency = "EUR"
 wake_billed_minimum = "10m"
 embodied_g_per_hour = 2.5
+measure = false
+measure_interval = "30s"
+price_per_gb_hour = 0.004
 
 [instances.main]
 databases = ["*"]
@@ -146,6 +149,9 @@ data_dir = "/srv/pg/main"
   EXPECT_EQ(a.currency, "EUR");
   EXPECT_EQ(a.wake_billed_minimum, minutes(10));
   EXPECT_DOUBLE_EQ(a.embodied_g_per_hour, 2.5);
+  EXPECT_FALSE(a.measure);
+  EXPECT_EQ(a.measure_interval, seconds(30));
+  EXPECT_DOUBLE_EQ(a.price_per_gb_hour, 0.004);
 
   const InstanceConfig& main = config.instances[1];
   EXPECT_EQ(main.name, "main");
@@ -200,6 +206,9 @@ TEST(ConfigTest, MinimalConfigGetsEveryDocumentedDefault) {
   EXPECT_EQ(a.currency, "USD");
   EXPECT_EQ(a.wake_billed_minimum, seconds(0));
   EXPECT_DOUBLE_EQ(a.embodied_g_per_hour, 0);
+  EXPECT_TRUE(a.measure);
+  EXPECT_EQ(a.measure_interval, seconds(10));
+  EXPECT_DOUBLE_EQ(a.price_per_gb_hour, 0);
 
   // [instances.NAME.auth] and queue_limit_total: see auth_config_test.cpp.
   EXPECT_EQ(i.auth, AuthConfig{});

@@ -85,7 +85,7 @@ TEST(ConfigErrorTest, UnknownKeysAtEveryLevelListTheValidOnes) {
             "8:1: instances.main.accounting.vcpu: unknown key \"vcpu\"; valid keys here: vcpus, "
             "memory_gb, idle_watts_per_vcpu, busy_watts_per_vcpu, watts_per_gb, residual_watts, "
             "power_watts, busy_power_watts, pue, grid_intensity, grid_source, grid_year, price_per_hour, currency, "
-            "wake_billed_minimum, embodied_g_per_hour");
+            "wake_billed_minimum, embodied_g_per_hour, measure, measure_interval, price_per_gb_hour");
 }
 
 TEST(ConfigErrorTest, WrongTypes) {

@@ -17,7 +17,12 @@ using Clock = InstanceMetrics::Clock;
 
 TEST(InstanceMetrics, AccruesTimePerStateIncludingTheOpenOne) {
   InstanceMetrics m("main", Accounting{});
-  m.set_lifetime({100, 50, 3, 1.5});
+  Lifetime lifetime;
+  lifetime.asleep_seconds = 100;
+  lifetime.awake_seconds = 50;
+  lifetime.starts = 3;
+  lifetime.start_seconds = 1.5;
+  m.set_lifetime(lifetime);
   const auto t0 = Clock::time_point{} + 1000s;
   m.set_state("asleep", t0);
   m.set_state("waking", t0 + 10s);
@@ -59,7 +64,10 @@ TEST(InstanceMetrics, SavingsCountersHoldInsteadOfGoingDown) {
 
 TEST(InstanceMetrics, CountersStartNoLowerThanAnEarlierRunShowed) {
   InstanceMetrics m("main", Accounting{});
-  m.set_lifetime({100, 10, 0, 0});
+  Lifetime lifetime;
+  lifetime.asleep_seconds = 100;
+  lifetime.awake_seconds = 10;
+  m.set_lifetime(lifetime);
   // The earlier run showed more than the ledger kept (a crash lost part of a heartbeat).
   m.set_reported_floor({104, 11, 1e-3, 0.5, 0, 0});
   const auto t0 = Clock::time_point{} + 1000s;
@@ -82,6 +90,41 @@ TEST(InstanceMetrics, HistogramBucketsAndCounts) {
   EXPECT_EQ(h.buckets[0], 1u);
   EXPECT_EQ(h.buckets[5], 1u);  // le=0.5
   EXPECT_DOUBLE_EQ(h.sum, 700.305);
+}
+
+TEST(Exposition, TheMeasuredBasisOnceAnIdleRateIsKnown) {
+  InstanceMetrics m("main", Accounting{});
+  GatewayMetrics g;
+  std::string text = render_exposition({&m}, g, {"1", "r"});
+  EXPECT_THAT(text, HasSubstr("pgnap_savings_basis{db_instance=\"main\",basis=\"model\"} 1"));
+  EXPECT_THAT(text, HasSubstr("pgnap_savings_basis{db_instance=\"main\",basis=\"measured\"} 0"));
+  EXPECT_THAT(text, Not(HasSubstr("pgnap_measured_idle_memory_bytes{")));
+
+  // An hour asleep, then 100 s measured idle-awake: 0.2 CPU-s (0.2% of a vCPU) at 30 MB.
+  const auto t0 = Clock::time_point{} + 1000s;
+  m.set_state("asleep", t0);
+  m.set_state("awake", t0 + 3600s);
+  UsageTotals idle;
+  idle.seconds = 100;
+  idle.cpu_seconds = 0.2;
+  idle.memory_seconds = 100;
+  idle.memory_byte_seconds = 100 * 30e6;
+  idle.samples = 10;
+  m.add_usage(idle, UsageTotals{});
+  ASSERT_TRUE(m.measured_rates());
+  EXPECT_DOUBLE_EQ(m.measured_rates()->cpu_utilisation, 0.002);
+  const ReportedCounters c = m.counters(t0 + 3600s);
+  // 0.002 vCPU × 3600 s asleep = 7.2 CPU-s; 0.03 GB × 1 h = 0.03 GB-h
+  EXPECT_DOUBLE_EQ(c.measured_cpu_seconds, 7.2);
+  EXPECT_DOUBLE_EQ(c.measured_memory_gb_hours, 0.03);
+  text = render_exposition({&m}, g, {"1", "r"});
+  EXPECT_THAT(text, HasSubstr("pgnap_savings_basis{db_instance=\"main\",basis=\"measured\"} 1"));
+  EXPECT_THAT(text, HasSubstr("pgnap_measured_idle_cpu_utilisation{db_instance=\"main\"} 0.002"));
+  EXPECT_THAT(text, HasSubstr("pgnap_measured_idle_memory_bytes{db_instance=\"main\"} 30000000"));
+  EXPECT_THAT(text, HasSubstr("# TYPE pgnap_measured_cpu_seconds_avoided_total counter"));
+  EXPECT_THAT(text, HasSubstr("# TYPE pgnap_measured_memory_freed_byte_seconds_total counter"));
+  EXPECT_THAT(text, HasSubstr("# TYPE pgnap_measured_energy_saved_joules_total counter"));
+  EXPECT_THAT(text, HasSubstr("# TYPE pgnap_measured_carbon_saved_grams_total counter"));
 }
 
 TEST(Exposition, ListsEveryFamilyWithHelpTypeAndLabels) {
