@@ -265,6 +265,42 @@ std::string_view to_string(MemorySource source) {
   return "unknown";
 }
 
+std::optional<std::string> parse_conf_setting(std::string_view text, std::string_view name) {
+  std::optional<std::string> value;
+  while (!text.empty()) {
+    const std::size_t nl = text.find('\n');
+    std::string_view line = trim(text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.size() <= name.size() || line.substr(0, name.size()) != name) continue;
+    line = trim(line.substr(name.size()));
+    if (line.empty() || line.front() != '=') continue;  // another setting with this prefix
+    line = trim(line.substr(1));
+    std::string v;
+    if (!line.empty() && line.front() == '\'') {
+      // Quoted: up to the closing quote; '' is a quote.
+      std::size_t i = 1;
+      bool closed = false;
+      for (; i < line.size(); ++i) {
+        if (line[i] != '\'') {
+          v.push_back(line[i]);
+        } else if (i + 1 < line.size() && line[i + 1] == '\'') {
+          v.push_back('\'');
+          ++i;
+        } else {
+          closed = true;
+          break;
+        }
+      }
+      if (!closed) continue;
+    } else {
+      const std::size_t end = line.find_first_of(" \t#");
+      v = std::string(line.substr(0, end));
+    }
+    value = std::move(v);  // the last one wins, as in PostgreSQL
+  }
+  return value;
+}
+
 std::optional<std::uint64_t> parse_schedstat_ns(std::string_view text) {
   const std::size_t end = text.find_first_of(" \n");
   const std::string_view first = text.substr(0, end);

@@ -52,6 +52,12 @@ struct Statm {
 // PostgreSQL's postmaster.pid: its first line is the postmaster's pid.
 [[nodiscard]] std::optional<int> parse_postmaster_pid(std::string_view text);
 
+// A setting of postgresql.conf ("data_directory = '/var/lib/postgresql/15/main'  # comment"):
+// the value of its last uncommented line, quotes removed ('' inside quotes is one quote);
+// nullopt when the file does not set it. For Debian's layout, where pg_ctl's -D is the
+// configuration directory and postmaster.pid is elsewhere (external_pid_file, data_directory).
+[[nodiscard]] std::optional<std::string> parse_conf_setting(std::string_view text, std::string_view name);
+
 // cgroup v2 cpu.stat: "usage_usec N", in microseconds.
 [[nodiscard]] std::optional<std::uint64_t> parse_cgroup_cpu_usage_usec(std::string_view text);
 

@@ -27,6 +27,28 @@ std::optional<std::string> read_small_file(const std::string& path) {
 
 }  // namespace
 
+std::optional<int> postmaster_pid(const UsageTarget& target, std::string& error) {
+  auto from = [](const std::string& path) -> std::optional<int> {
+    const auto text = read_small_file(path);
+    return text ? accounting::parse_postmaster_pid(*text) : std::nullopt;
+  };
+  if (auto pid = from(target.pid_file)) return pid;
+  std::string tried = target.pid_file;
+  if (!target.config_dir.empty()) {
+    if (const auto conf = read_small_file(target.config_dir + "/postgresql.conf")) {
+      for (const auto& [setting, file] : {std::pair{"external_pid_file", ""}, std::pair{"data_directory", "/postmaster.pid"}}) {
+        if (const auto value = accounting::parse_conf_setting(*conf, setting); value && !value->empty()) {
+          const std::string path = *value + file;
+          if (auto pid = from(path)) return pid;
+          tried += ", " + path;
+        }
+      }
+    }
+  }
+  error = "cannot read the postmaster's pid from " + tried;
+  return std::nullopt;
+}
+
 UsageRead read_usage(const UsageTarget& target) {
   const auto started = std::chrono::steady_clock::now();
   UsageRead out;
@@ -39,11 +61,8 @@ UsageRead read_usage(const UsageTarget& target) {
     }
     if (!out.reading) out.error = "cannot read " + target.cgroup_dir + "/cpu.stat";
   } else {
-    const auto text = read_small_file(target.pid_file);
-    const auto pid = text ? accounting::parse_postmaster_pid(*text) : std::nullopt;
-    if (!pid) {
-      out.error = "cannot read the postmaster's pid from " + target.pid_file;
-    } else {
+    const auto pid = postmaster_pid(target, out.error);
+    if (pid) {
       out.reading = accounting::read_process_tree("/proc", *pid, ::sysconf(_SC_CLK_TCK), ::sysconf(_SC_PAGESIZE));
       if (!out.reading) out.error = "cannot read /proc/" + std::to_string(*pid) + "/stat";
     }
@@ -82,15 +101,17 @@ void UsageSampler::stop() {
 
 asio::awaitable<std::optional<UsageTarget>> UsageSampler::target() {
   const config::InstanceConfig& config = instance_.config();
-  if (config.backend == "pg_ctl") co_return UsageTarget{"", config.pg_ctl.data_dir + "/postmaster.pid"};
+  if (config.backend == "pg_ctl") {
+    co_return UsageTarget{"", config.pg_ctl.data_dir + "/postmaster.pid", config.pg_ctl.data_dir};
+  }
   if (config.backend == "exec") {
-    if (!config.exec.cgroup.empty()) co_return UsageTarget{config.exec.cgroup, ""};
-    if (!config.exec.pid_file.empty()) co_return UsageTarget{"", config.exec.pid_file};
+    if (!config.exec.cgroup.empty()) co_return UsageTarget{config.exec.cgroup, "", ""};
+    if (!config.exec.pid_file.empty()) co_return UsageTarget{"", config.exec.pid_file, ""};
     co_return std::nullopt;
   }
   const std::string group = co_await instance_.backend().cgroup();
   if (group.empty()) co_return std::nullopt;
-  co_return UsageTarget{"/sys/fs/cgroup" + group, ""};
+  co_return UsageTarget{"/sys/fs/cgroup" + group, "", ""};
 }
 
 asio::awaitable<void> UsageSampler::run(std::uint64_t generation) {

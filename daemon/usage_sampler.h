@@ -29,6 +29,10 @@ namespace pgnap::daemon {
 struct UsageTarget {
   std::string cgroup_dir;  // /sys/fs/cgroup/system.slice/postgresql@15-main.service
   std::string pid_file;    // <data_dir>/postmaster.pid
+  // pg_ctl's -D, when it may be a configuration directory (Debian's /etc/postgresql/15/main):
+  // without a postmaster.pid there, its postgresql.conf's external_pid_file, then
+  // data_directory's postmaster.pid.
+  std::string config_dir;
 };
 
 // One reading of `target` (blocking file reads: for the reader thread), or why there is none.
@@ -38,6 +42,8 @@ struct UsageRead {
   std::chrono::microseconds took{0};
 };
 [[nodiscard]] UsageRead read_usage(const UsageTarget& target);
+// The postmaster's pid as `target` leads to it (the same fallbacks), or why not.
+[[nodiscard]] std::optional<int> postmaster_pid(const UsageTarget& target, std::string& error);
 
 class UsageSampler final : public InstanceObserver {
  public:

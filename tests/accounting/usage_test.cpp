@@ -633,3 +633,28 @@ TEST(UsageTotals, PlusEqualsAddsEveryField) {
 
 }  // namespace
 }  // namespace pgnap::accounting
+
+namespace pgnap::accounting {
+namespace {
+
+TEST(UsageParse, ConfSettingAsPostgresqlReadsIt) {
+  const std::string conf =
+      "# data_directory = '/commented'\n"
+      "data_directory_x = '/other'\n"
+      "data_directory = '/var/lib/postgresql/15/main'\t\t# use data in another directory\n"
+      "external_pid_file = '/var/run/postgresql/15-main.pid'  # write an extra PID file\n"
+      "port = 5433\n"
+      "cluster_name = 'it''s'\n"
+      "broken = 'unterminated\n";
+  EXPECT_EQ(parse_conf_setting(conf, "data_directory"), "/var/lib/postgresql/15/main");
+  EXPECT_EQ(parse_conf_setting(conf, "external_pid_file"), "/var/run/postgresql/15-main.pid");
+  EXPECT_EQ(parse_conf_setting(conf, "port"), "5433");
+  EXPECT_EQ(parse_conf_setting(conf, "cluster_name"), "it's");
+  EXPECT_FALSE(parse_conf_setting(conf, "broken"));
+  EXPECT_FALSE(parse_conf_setting(conf, "hba_file"));
+  // The last setting wins, as in PostgreSQL.
+  EXPECT_EQ(parse_conf_setting("port = 1\nport = 2\n", "port"), "2");
+}
+
+}  // namespace
+}  // namespace pgnap::accounting
