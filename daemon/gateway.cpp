@@ -489,7 +489,7 @@ asio::awaitable<void> Gateway::finish_shutdown() {
   // The pools' idle connections close before any suspend_on_exit stop, as before a suspend.
   for (auto& [instance, pool] : pools_) pool->shut_down();
   for (auto& instance : instances_) co_await instance->suspend_for_exit();
-  for (auto& [instance, sampler] : samplers_) sampler->flush();
+  for (auto& [instance, sampler] : samplers_) sampler->stop();
   recorder_->stop("pgnap stopped");
   if (metrics_endpoint_) metrics_endpoint_->stop();
   // Open until now, so that `pgnap status` shows the drain.

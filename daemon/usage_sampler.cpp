@@ -129,9 +129,10 @@ asio::awaitable<void> UsageSampler::run(std::uint64_t generation) {
   while (current() && instance_.config().accounting.measure) {
     // The interval this reading closes was busy if a session was in use at any moment of it.
     const bool busy = instance_.in_use_since(last_reading_);
-    const UsageTarget target = *where;
-    const UsageRead read = co_await asio::co_spawn(
-        reader_, [target]() -> asio::awaitable<UsageRead> { co_return read_usage(target); }, asio::use_awaitable);
+    // Named, not written inside the co_await: GCC 12 destroys a capturing lambda created in a
+    // co_await expression twice (free(): invalid pointer).
+    auto read_on_reader = [target = *where]() -> asio::awaitable<UsageRead> { co_return read_usage(target); };
+    const UsageRead read = co_await asio::co_spawn(reader_, std::move(read_on_reader), asio::use_awaitable);
     if (!current()) co_return;
     const auto now = Clock::now();
     last_reading_ = now;

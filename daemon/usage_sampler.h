@@ -58,13 +58,15 @@ class UsageSampler final : public InstanceObserver {
   void on_state_change(const Instance& instance, InstanceState from, InstanceState to,
                        const std::string& reason) override;
   void on_wake(const Instance&, const Wake&) override {}
-  // Writes what was measured since the last write (the gateway stops).
+  // Writes what was measured since the last write.
   void flush();
+  // Stops sampling (and its timer, so the event loop can end), writing what was measured: the
+  // instance left the awake state, or the gateway stops.
+  void stop();
 
  private:
   asio::awaitable<void> run(std::uint64_t generation);
   [[nodiscard]] asio::awaitable<std::optional<UsageTarget>> target();
-  void stop();
 
   Instance& instance_;
   accounting::Ledger& ledger_;

@@ -16,28 +16,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Sample lines "name{labels} value" → value, keyed by "name{labels}" as exposed.
-std::map<std::string, double> samples(const std::string& exposition) {
-  std::map<std::string, double> out;
-  std::size_t start = 0;
-  while (start < exposition.size()) {
-    const std::size_t end = exposition.find('\n', start);
-    const std::string line = exposition.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!line.empty() && line[0] != '#') {
-      const auto space = line.rfind(' ');
-      if (space != std::string::npos) out[line.substr(0, space)] = std::stod(line.substr(space + 1));
-    }
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return out;
-}
 
 std::map<std::string, double> scrape(const Gateway& gateway) {
   const auto r = http_get(gateway.metrics_port(), "/metrics");
   EXPECT_EQ(r.status, 200) << r.error << r.body;
   EXPECT_THAT(r.headers, HasSubstr("text/plain; version=0.0.4"));
-  return samples(r.body);
+  return metric_samples(r.body);
 }
 
 double value(const std::map<std::string, double>& s, const std::string& key) {

@@ -355,6 +355,55 @@ std::size_t count_lines_containing(const std::string& text, std::string_view nee
   return count;
 }
 
+std::map<std::string, double> metric_samples(const std::string& exposition) {
+  std::map<std::string, double> out;
+  std::size_t start = 0;
+  while (start < exposition.size()) {
+    const std::size_t end = exposition.find('\n', start);
+    const std::string line = exposition.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!line.empty() && line[0] != '#') {
+      const auto space = line.rfind(' ');
+      if (space != std::string::npos) out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows(1);
+  std::string field;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rows.back().push_back(std::move(field));
+      field.clear();
+    } else if (c == '\n') {
+      rows.back().push_back(std::move(field));
+      field.clear();
+      rows.emplace_back();
+    } else if (c != '\r') {
+      field += c;
+    }
+  }
+  if (!field.empty() || !rows.back().empty()) rows.back().push_back(field);
+  if (rows.back().empty()) rows.pop_back();
+  return rows;
+}
+
 std::size_t count_lines_with_all(const std::string& text, std::initializer_list<std::string_view> needles) {
   std::size_t count = 0;
   std::istringstream in(text);

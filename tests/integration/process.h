@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,6 +79,12 @@ void append_file(const std::string& path, const std::string& content);
 // How many lines of `text` contain every one of `needles`.
 [[nodiscard]] std::size_t count_lines_with_all(const std::string& text,
                                                std::initializer_list<std::string_view> needles);
+
+// A Prometheus text exposition's samples: "name{labels}" as exposed → value.
+[[nodiscard]] std::map<std::string, double> metric_samples(const std::string& exposition);
+// RFC 4180 rows (pgnap report --format csv): quoted fields may hold commas, doubled quotes and
+// line breaks.
+[[nodiscard]] std::vector<std::vector<std::string>> parse_csv(const std::string& text);
 
 // Live processes whose parent is `parent`.
 [[nodiscard]] std::vector<pid_t> child_processes(pid_t parent);
