@@ -10,14 +10,15 @@
 //   StopUnit(s name, s mode) -> o     JobRemoved(u id, o job, s unit, s "done" | "failed")
 //   LoadUnit(s name) -> o             the unit's object path
 // and, on that object, org.freedesktop.systemd1.Unit's ActiveState ("active" when --status
-// exits 0, else "inactive") through org.freedesktop.DBus.Properties.Get. Another unit name
+// exits 0, else "inactive") and org.freedesktop.systemd1.Service's ControlGroup (--cgroup, ""
+// by default) through org.freedesktop.DBus.Properties.Get. Another unit name
 // gets org.freedesktop.systemd1.NoSuchUnit, as from systemd. With --deny, StartUnit and
 // StopUnit answer org.freedesktop.DBus.Error.AccessDenied, as systemd does when polkit says no.
 //
 // Each call is logged on stdout ("fake-systemd: StartUnit x.service replace"), so a test can
 // count them; "fake-systemd: ready" once the name is owned.
 //
-// usage: fake_systemd --unit NAME --start SH --stop SH --status SH [--deny]
+// usage: fake_systemd --unit NAME --start SH --stop SH --status SH [--cgroup PATH] [--deny]
 //   (SH: a shell command line, run with /bin/sh -c)
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
@@ -42,6 +43,7 @@ struct Fake {
   std::string start;
   std::string stop;
   std::string status;
+  std::string cgroup;
   bool deny = false;
   std::uint32_t next_job = 1;
 };
@@ -116,6 +118,19 @@ int get_active_state(sd_bus*, const char*, const char*, const char*, sd_bus_mess
   return sd_bus_message_append(reply, "s", state);
 }
 
+int get_control_group(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+                      sd_bus_error*) {
+  auto& fake = *static_cast<Fake*>(userdata);
+  std::printf("fake-systemd: Get ControlGroup of %s: %s\n", fake.unit.c_str(), fake.cgroup.c_str());
+  return sd_bus_message_append(reply, "s", fake.cgroup.c_str());
+}
+
+const sd_bus_vtable kServiceVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("ControlGroup", "s", get_control_group, 0, 0),
+    SD_BUS_VTABLE_END,
+};
+
 const sd_bus_vtable kManagerVtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD("Subscribe", "", "", on_subscribe, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -133,7 +148,7 @@ const sd_bus_vtable kUnitVtable[] = {
 };
 
 int usage() {
-  std::fprintf(stderr, "usage: fake_systemd --unit NAME --start SH --stop SH --status SH [--deny]\n");
+  std::fprintf(stderr, "usage: fake_systemd --unit NAME --start SH --stop SH --status SH [--cgroup PATH] [--deny]\n");
   return 2;
 }
 
@@ -158,6 +173,7 @@ int main(int argc, char** argv) {
     else if (a == "--start") fake.start = argv[++i];
     else if (a == "--stop") fake.stop = argv[++i];
     else if (a == "--status") fake.status = argv[++i];
+    else if (a == "--cgroup") fake.cgroup = argv[++i];
     else return usage();
   }
   if (fake.unit.empty() || fake.start.empty() || fake.stop.empty() || fake.status.empty()) return usage();
@@ -175,6 +191,9 @@ int main(int argc, char** argv) {
   r = sd_bus_add_object_vtable(fake.bus, nullptr, fake.unit_path.c_str(), "org.freedesktop.systemd1.Unit", kUnitVtable,
                                &fake);
   if (r < 0) return fatal("add the Unit object", r);
+  r = sd_bus_add_object_vtable(fake.bus, nullptr, fake.unit_path.c_str(), "org.freedesktop.systemd1.Service",
+                               kServiceVtable, &fake);
+  if (r < 0) return fatal("add the Service interface", r);
   r = sd_bus_request_name(fake.bus, "org.freedesktop.systemd1", 0);
   if (r < 0) return fatal("request the name org.freedesktop.systemd1", r);
   std::printf("fake-systemd: ready, serving %s at %s%s\n", fake.unit.c_str(), fake.unit_path.c_str(),

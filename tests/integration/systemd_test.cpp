@@ -9,9 +9,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <boost/json.hpp>
 
 namespace pgnap::it {
 namespace {
@@ -85,11 +89,13 @@ class FakeSystemd {
     std::string start;
     std::string stop;
     std::string status;
+    std::string cgroup{};  // the unit's ControlGroup, relative to the cgroup v2 root
   };
 
   FakeSystemd(const PrivateSystemBus& bus, const std::string& unit, const Commands& commands, bool deny = false) {
     std::vector<std::string> argv{PGNAP_FAKE_SYSTEMD, "--unit",      unit,       "--start",      commands.start,
                                   "--stop",           commands.stop, "--status", commands.status};
+    if (!commands.cgroup.empty()) argv.insert(argv.end(), {"--cgroup", commands.cgroup});
     if (deny) argv.push_back("--deny");
     process_ = std::make_unique<BackgroundProcess>("fake systemd", argv, dir_.path() + "/fake-systemd.log", bus.env());
     if (!process_->wait_for_log("fake-systemd: ready", 10s)) {
@@ -232,6 +238,85 @@ TEST(SystemdTest, ABusWithoutSystemdIsReported) {
   EXPECT_EQ(c.server.sqlstate, "57P03") << c.error;
   EXPECT_THAT(c.server.detail, HasSubstr("systemd did not answer on the system bus"));
   EXPECT_THAT(c.server.detail, HasSubstr("org.freedesktop.DBus.Error.ServiceUnknown"));
+}
+
+// A cgroup v2 directory of the test's own, as systemd makes one per unit: under the v2 root
+// (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid hierarchy). Removed at the end, once
+// the processes in it are gone.
+class TestCgroup {
+ public:
+  TestCgroup() {
+    for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+      if (::access((std::string(root) + "/cgroup.controllers").c_str(), R_OK) != 0) continue;
+      relative_ = "/pgnap-it-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+      dir_ = root + relative_;
+      std::error_code ec;
+      if (std::filesystem::create_directory(dir_, ec)) return;
+      dir_.clear();
+    }
+  }
+  ~TestCgroup() {
+    // The cluster (declared after, destroyed before) has stopped; its last processes may take a moment.
+    for (int i = 0; i < 50 && !dir_.empty() && ::rmdir(dir_.c_str()) != 0; ++i) {
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  TestCgroup(const TestCgroup&) = delete;
+  TestCgroup& operator=(const TestCgroup&) = delete;
+  [[nodiscard]] bool ok() const { return !dir_.empty(); }
+  [[nodiscard]] const std::string& dir() const { return dir_; }
+  [[nodiscard]] const std::string& relative() const { return relative_; }  // as systemd's ControlGroup
+
+ private:
+  static inline int counter_ = 0;
+  std::string dir_;
+  std::string relative_;
+};
+
+// The systemd backend's measured basis: pgnap asks systemd for the unit's ControlGroup and
+// reads its cpu.stat (and memory.current, where the memory controller is enabled) while the
+// instance is awake. The fake unit's start command puts itself into a real cgroup before it
+// runs pg_ctl, so the postmaster and every process it forks are charged there, as systemd
+// does for a service.
+TEST(SystemdTest, TheUnitsCgroupIsMeasuredWhileAwake) {
+  TestCgroup cgroup;
+  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a cgroup v2 directory (needs root and a cgroup2 mount)";
+  Cluster cluster;
+  PrivateSystemBus bus;
+  FakeSystemd::Commands commands = FakeSystemd::for_cluster(cluster);
+  commands.start = "echo $$ > " + sh_quote(cgroup.dir() + "/cgroup.procs") + " && " + commands.start;
+  commands.cgroup = cgroup.relative();
+  FakeSystemd systemd(bus, kUnit, commands);
+  std::string toml = systemd_instance("main", R"(["*"])", cluster.address(), kUnit);
+  const std::string one_second = "idle_timeout = \"1s\"";
+  toml.replace(toml.find(one_second), one_second.size(), "idle_timeout = \"3s\"");
+  toml += "[instances.main.accounting]\nmeasure_interval = \"1s\"\n";
+  Gateway gateway(on_bus(bus, toml), &cluster);
+  ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
+
+  const auto r = psql(gateway.conninfo(), "select 'measured'");
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_TRUE(gateway.wait_for_log("asleep (was awake", 30s)) << gateway.log();
+  EXPECT_GE(systemd.count("Get ControlGroup of postgresql@15-pgnaptest.service: " + cgroup.relative()), 1u)
+      << systemd.log();
+  ASSERT_EQ(gateway.terminate(), 0) << gateway.log();
+
+  const auto report = run_command({pgnap_binary(), "report", "-c", gateway.config_path(), "--format", "json"});
+  ASSERT_EQ(report.exit_code, 0) << report.describe();
+  const auto main = boost::json::parse(report.out).at("instances").at(0).as_object();
+  const auto& m = main.at("measured").as_object();
+  ASSERT_TRUE(m.at("available").as_bool()) << boost::json::serialize(m) << gateway.log();
+  EXPECT_EQ(main.at("basis").as_string(), "measured");
+  EXPECT_EQ(m.at("cpu_source").as_string(), "cgroup");
+  EXPECT_GT(m.at("idle_cpu_utilisation").to_number<double>(), 0) << boost::json::serialize(m);
+  if (std::filesystem::exists(cgroup.dir() + "/memory.current")) {
+    EXPECT_EQ(m.at("memory_source").as_string(), "cgroup");
+    EXPECT_GT(m.at("idle_memory_bytes").to_number<double>(), 1e6);
+  } else {
+    // No memory controller in this hierarchy (systemd's hybrid one): said, and counted as 0.
+    EXPECT_TRUE(m.at("memory_source").is_null());
+    EXPECT_THAT(std::string(m.at("note").as_string()), HasSubstr("memory unreadable"));
+  }
 }
 
 }  // namespace
