@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/json.hpp>
+
 namespace pgnap::it {
 namespace {
 
@@ -147,6 +149,13 @@ ServerError refused(const Gateway& gateway, const std::string& dbname, Millis ti
 
 // pgnap's pg_ctl-free path through user commands: status says stopped, start wakes it (and
 // sees the instance's env), idle stops it, the next client starts it again.
+// `pgnap report --format json`'s object for the only instance, read once pgnap has stopped.
+boost::json::object reported_instance(const Gateway& gateway) {
+  const auto r = run_command({pgnap_binary(), "report", "-c", gateway.config_path(), "--format", "json"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  return boost::json::parse(r.out).at("instances").at(0).as_object();
+}
+
 TEST(ExecBackendTest, ScriptsStartStopAndRestartARealCluster) {
   Cluster cluster;
   Scripts scripts(cluster);
@@ -173,6 +182,39 @@ TEST(ExecBackendTest, ScriptsStartStopAndRestartARealCluster) {
   EXPECT_EQ(scripts.count("start pgnap-exec-marker-7f3a"), 2u) << scripts.calls();
   EXPECT_EQ(cluster.ready_count(), 2);
   EXPECT_EQ(count_lines_with_all(gateway.log(), {"instance=main", "ready after"}), 2u) << gateway.log();
+
+  // Without pid_file or cgroup pgnap cannot know the server's processes: the report keeps the
+  // model for it, and says why.
+  ASSERT_EQ(gateway.terminate(), 0) << gateway.log();
+  const auto main = reported_instance(gateway);
+  EXPECT_EQ(main.at("basis").as_string(), "model");
+  EXPECT_FALSE(main.at("measured").at("available").as_bool());
+  EXPECT_THAT(std::string(main.at("measured").at("note").as_string()),
+              HasSubstr("nothing to measure: an exec instance with neither pid_file nor cgroup"));
+}
+
+
+// An exec instance is measured when its pid_file says where the postmaster is (the scripts run
+// pg_ctl on a local cluster). Without one, see ScriptsStartStopAndRestartARealCluster.
+TEST(ExecBackendTest, APidFileLetsItsProcessesBeMeasured) {
+  Cluster cluster;
+  Scripts scripts(cluster);
+  ExecInstance i = scripted(cluster, scripts);
+  i.idle_timeout = "3s";
+  i.exec_extra += "pid_file = " + toml_quote(cluster.data_dir() + "/postmaster.pid") + "\n";
+  Gateway gateway(with_instances(exec_toml(i) + "[instances.main.accounting]\nmeasure_interval = \"1s\"\n"), &cluster);
+  ASSERT_TRUE(gateway.wait_for_log("adopted asleep", 10s)) << gateway.log();
+  const auto r = psql(gateway.conninfo(), "select 1");
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_TRUE(gateway.wait_for_log("asleep (was awake", 30s)) << gateway.log();
+  ASSERT_EQ(gateway.terminate(), 0) << gateway.log();
+
+  const auto main = reported_instance(gateway);
+  const auto& m = main.at("measured").as_object();
+  ASSERT_TRUE(m.at("available").as_bool()) << boost::json::serialize(m) << gateway.log();
+  EXPECT_EQ(main.at("basis").as_string(), "measured");
+  EXPECT_EQ(m.at("cpu_source").as_string(), "proc");
+  EXPECT_GT(m.at("idle_memory_bytes").to_number<double>(), 1e6);
 }
 
 TEST(ExecBackendTest, AFailingStartCommandsOutputAndStatusReachTheClient) {
