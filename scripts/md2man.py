@@ -162,7 +162,7 @@ def convert(lines, args):
         if line.startswith("# "):
             i += 1
             continue
-        if not seen_description and stripped and not line.startswith("## "):
+        if not seen_description and stripped and not line.startswith("## ") and not stripped.startswith("<!--"):
             out.append(".SH DESCRIPTION")
             seen_description = True
         if line.startswith("## ") or line.startswith("### ") or line.startswith("#### "):

@@ -40,6 +40,11 @@ if grep -q '@PGNAP_' "$dest$unitdir/"pgnap.*; then fail "placeholder left in an 
 
 [ ! -e "$dest$prefix/share/doc/pgnap/CMakeLists.txt" ] || fail "docs/CMakeLists.txt was installed as documentation"
 grep -q '^\.TH "PGNAP" "1"' "$dest$prefix/share/man/man1/pgnap.1" || fail "pgnap.1 is not a man page"
+# Every section has a body: a heading straight after another is one left empty.
+for page in "$dest$prefix/share/man/man1/pgnap.1" "$dest$prefix/share/man/man5/pgnap.toml.5"; do
+  empty=$(awk '/^\.SH/ { if (previous ~ /^\.SH/) print previous; } { previous = $0 }' "$page")
+  [ -z "$empty" ] || fail "$(basename "$page") has an empty section: $empty"
+done
 
 echo "# edited" >> "$dest/etc/pgnap/pgnap.toml"
 DESTDIR=$dest cmake --install "$build" >/dev/null
