@@ -104,6 +104,12 @@ void read_usage_rows(sqlite3* db, double after, double until, const std::string&
 // Per instance, the idle and busy usage of the rows ending after `after`, summed into `out`.
 void read_usage_totals(sqlite3* db, double after, std::map<std::string, LifetimeTotals>& out);
 
+// Brings the ledger's schema to kLedgerSchemaVersion, or throws for a newer one
+// (accounting/ledger_schema.cpp).
+void migrate(sqlite3* db, const std::string& path);
+// Ends the intervals a crash left open at their last heartbeat; how many.
+std::size_t close_crashed_intervals(sqlite3* db);
+
 // BEGIN IMMEDIATE ... COMMIT, rolled back if the body throws.
 template <typename F>
 void transaction(sqlite3* db, F body) {
