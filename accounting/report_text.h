@@ -1,6 +1,7 @@
-// Internal to the report formats (report_format.cpp, report_html.cpp): numbers, times and
-// escaping, all locale-independent (std::to_chars, gmtime_r), so a report reads the same on
-// every machine and the JSON/CSV parse everywhere.
+// Internal to the report formats: numbers, times and escaping, defined in report_text.cpp and
+// used by report_format.cpp, report_table.cpp, report_html.cpp and report_measured.cpp. All
+// locale-independent (std::to_chars, gmtime_r), so a report reads the same on every machine
+// and the JSON/CSV parse everywhere.
 #pragma once
 
 #include <cstdint>
