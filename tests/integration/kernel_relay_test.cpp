@@ -138,15 +138,31 @@ TEST_F(KernelRelayTest, SessionsGoIntoTheKernelAndBackWithoutALostOrReorderedByt
   }
   for (int c = 0; c < kClients; ++c) EXPECT_EQ(failures[c], "") << "client " << c << "\n" << gateway.log();
 
-  // Each client went in after its login and after each of its errors, and came back for each.
+  // The sessions went in and came back. How often is not fixed: a client that sends its next
+  // query before pgnap has armed (a slow, sanitized pgnap; a fast machine) keeps its session
+  // in user space until a later rest, and an error meanwhile comes back without a hand-back.
+  // One client alone, below, pins the count down.
   const double entries = gateway_metric(gateway, "pgnap_kernel_relay_entries_total");
   const double handbacks = gateway_metric(gateway, "pgnap_kernel_relay_handbacks_total");
-  const int errors_per_client = (kRounds + 3) / 7;
-  EXPECT_GE(handbacks, kClients * errors_per_client) << gateway.log();
+  EXPECT_GE(handbacks, kClients) << gateway.log();
   EXPECT_GE(entries, handbacks);
   EXPECT_EQ(gateway_metric(gateway, "pgnap_kernel_relay_refused_sockets_total"), 0);
   EXPECT_TRUE(wait_until([&] { return gateway_metric(gateway, "pgnap_kernel_relay_sessions") == 0; }, 10s))
       << "the clients are gone: no session is left in the kernel";
+
+  // Alone, a session is back in the kernel after each error, before its next query, and each
+  // error brings it back exactly once.
+  auto conn = connect_or_throw(gateway.conninfo(), 60s);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(wait_until([&] { return gateway_metric(gateway, "pgnap_kernel_relay_sessions") == 1; }, 10s))
+        << "error " << i << ": the session did not go back into the kernel\n" << gateway.log();
+    const double before = gateway_metric(gateway, "pgnap_kernel_relay_handbacks_total");
+    const auto failed = query(conn.get(), "select 1 / 0");
+    EXPECT_EQ(failed.error.sqlstate, "22012");
+    EXPECT_EQ(gateway_metric(gateway, "pgnap_kernel_relay_handbacks_total"), before + 1) << "error " << i;
+    const auto after = query(conn.get(), "select 'after " + std::to_string(i) + "'");
+    EXPECT_EQ(after.value, "after " + std::to_string(i)) << after.error.message;
+  }
 }
 
 TEST_F(KernelRelayTest, CopyBothWaysAndListenWorkWithTheSessionInTheKernel) {
